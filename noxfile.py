@@ -34,7 +34,7 @@ def _install_locked(session: nox.Session, *locks: str) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Run the test suite (docker-marked tests need an engine; .ci/run starts one)."""
-    session.install("setuptools>=68")
+    session.install("setuptools>=77")
     _install_locked(session, "test.txt")
     session.run("pytest", *session.posargs, env={"PYTHONDONTWRITEBYTECODE": "1"})
 
@@ -42,7 +42,7 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff, strict mypy, and actionlint over the CI workflow."""
-    session.install("setuptools>=68")
+    session.install("setuptools>=77")
     _install_locked(session, "lint.txt")
     session.run("ruff", "check", "toolchain", "tests", "benchmarks", "noxfile.py")
     session.run("ruff", "format", "--check", "toolchain", "tests", "benchmarks", "noxfile.py")
@@ -53,7 +53,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
     """Regenerate the demo benchmark from scikit-image's bundled photographs and verify it."""
-    session.install("setuptools>=68")
+    session.install("setuptools>=77")
     _install_locked(session, "requirements.txt")
     out = session.posargs[0] if session.posargs else str(ROOT / "demo-out")
     session.run("benchmark-regen", "demo", "--out", out, *session.posargs[1:])

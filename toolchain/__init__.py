@@ -1,0 +1,67 @@
+"""benchmark-regen: reproducibility-locked regeneration of image benchmarks.
+
+The public API mirrors the CLI::
+
+    import toolchain
+
+    @toolchain.recipe(name="my-bench", version="1.0", seed=2024)
+    def transform(pixels, rng):
+        return pixels
+
+    result = toolchain.generate_benchmark("original/", transform, "out/")
+    report = toolchain.verify_benchmark("out/")
+
+Importing this package does not import numpy: the determinism guard needs to
+run before numpy loads, so the heavy modules load on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from toolchain import errors
+from toolchain.recipes import Recipe, load_recipe, recipe
+
+if TYPE_CHECKING:
+    from toolchain.demo import run_demo
+    from toolchain.fingerprint import runtime_fingerprint
+    from toolchain.generate import GenerateResult, generate_benchmark
+    from toolchain.manifest import Manifest, load_manifest
+    from toolchain.verify import VerifyReport, verify_benchmark
+
+__all__ = [
+    "GenerateResult",
+    "Manifest",
+    "Recipe",
+    "VerifyReport",
+    "__version__",
+    "errors",
+    "generate_benchmark",
+    "load_manifest",
+    "load_recipe",
+    "recipe",
+    "run_demo",
+    "runtime_fingerprint",
+    "verify_benchmark",
+]
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "GenerateResult": "toolchain.generate",
+    "generate_benchmark": "toolchain.generate",
+    "Manifest": "toolchain.manifest",
+    "load_manifest": "toolchain.manifest",
+    "VerifyReport": "toolchain.verify",
+    "verify_benchmark": "toolchain.verify",
+    "run_demo": "toolchain.demo",
+    "runtime_fingerprint": "toolchain.fingerprint",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'toolchain' has no attribute {name!r}")
+    return getattr(import_module(module), name)

@@ -1,0 +1,1 @@
+"""Private plumbing of benchmark-regen: no stability guarantee, not part of the API."""

@@ -1,0 +1,191 @@
+"""The determinism guard: every process that computes pixels runs pinned.
+
+Environment variables that change numerical results must be in place *before*
+numpy (and its BLAS) is loaded, so they cannot be set from inside a process
+that has already imported numpy. The guard therefore works on process
+boundaries:
+
+* the ``benchmark-regen`` console script re-executes itself once with the
+  pinned environment (:func:`reexec_pinned`), before importing numpy;
+* the library computes pixels in-process only when the process was started
+  pinned (:func:`process_is_pinned`); otherwise it spawns worker processes
+  whose environment is pinned from the start (:func:`pinned_spawn_context`).
+
+Each pinned setting, and why, is listed in :data:`PINNED` and in
+``docs/determinism.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import multiprocessing
+import multiprocessing.context
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from typing import NamedTuple
+
+from toolchain.errors import DeterminismError
+
+__all__ = [
+    "MARKER",
+    "PINNED",
+    "PinnedSetting",
+    "apply_process_settings",
+    "pinned_environ",
+    "pinned_spawn_context",
+    "probe_simd_dispatch",
+    "process_is_pinned",
+    "reexec_pinned",
+]
+
+MARKER = "BENCHMARK_REGEN_PINNED"
+"""Set in a pinned process's environment to the digest of the pinned values."""
+
+
+class PinnedSetting(NamedTuple):
+    value: str
+    reason: str
+
+
+_CORETYPE = {"x86_64": "Haswell", "amd64": "Haswell", "aarch64": "ARMV8", "arm64": "ARMV8"}
+
+PINNED: Mapping[str, PinnedSetting] = {
+    "OPENBLAS_NUM_THREADS": PinnedSetting(
+        "1", "a threaded GEMM splits sums differently, changing float results"
+    ),
+    "OMP_NUM_THREADS": PinnedSetting("1", "same for any OpenMP-threaded BLAS or library"),
+    "MKL_NUM_THREADS": PinnedSetting("1", "same for Intel MKL"),
+    "BLIS_NUM_THREADS": PinnedSetting("1", "same for BLIS"),
+    "VECLIB_MAXIMUM_THREADS": PinnedSetting("1", "same for Apple Accelerate"),
+    "NUMEXPR_NUM_THREADS": PinnedSetting("1", "same for numexpr, used by some corruption code"),
+    "MKL_CBWR": PinnedSetting(
+        "COMPATIBLE", "MKL otherwise picks code paths by CPU, changing results across machines"
+    ),
+    "OPENBLAS_CORETYPE": PinnedSetting(
+        _CORETYPE.get(platform.machine().lower(), ""),
+        "OpenBLAS otherwise picks its GEMM kernel by CPU; kernels round differently",
+    ),
+    "PYTHONHASHSEED": PinnedSetting("0", "set and dict iteration order must not vary by run"),
+    "LC_ALL": PinnedSetting("C.UTF-8", "number formatting and sorting must not follow the locale"),
+    "LANG": PinnedSetting("C.UTF-8", "same, for programs that read LANG only"),
+    "TZ": PinnedSetting("UTC", "nothing may depend on the local time zone"),
+}
+NPY_FEATURES = "NPY_DISABLE_CPU_FEATURES"
+NPY_REASON = (
+    "numpy's runtime SIMD dispatch changes results (e.g. AVX-512 exp/sin differ by an ULP), "
+    "so every dispatched feature is disabled and only the compiled baseline runs"
+)
+UMASK = 0o022
+UMASK_REASON = "output files get the same permission bits everywhere"
+
+_PROBE = """
+import json
+try:
+    from numpy._core import _multiarray_umath as m
+except ImportError:
+    from numpy.core import _multiarray_umath as m
+print(json.dumps({"dispatch": list(m.__cpu_dispatch__),
+                  "features": sorted(k for k, v in m.__cpu_features__.items() if v)}))
+"""
+
+
+def probe_simd_dispatch(python: str | None = None) -> list[str]:
+    """Names of numpy's dispatched SIMD targets that this CPU supports.
+
+    Feature names differ between numpy versions (``AVX2`` in 1.x, ``X86_V3`` in
+    2.4), so they are read from the numpy that will run, in a clean subprocess.
+    """
+    env = {k: v for k, v in os.environ.items() if k != NPY_FEATURES}
+    env["OPENBLAS_NUM_THREADS"] = "1"
+    try:
+        out = subprocess.run(
+            [python or sys.executable, "-c", _PROBE],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout
+        info = json.loads(out)
+    except (subprocess.SubprocessError, OSError, json.JSONDecodeError) as e:
+        raise DeterminismError(
+            f"cannot probe numpy's SIMD features: {e}",
+            hint="check that numpy imports in this Python",
+        ) from None
+    present = set(info["features"])
+    return [f for f in info["dispatch"] if f in present]
+
+
+def _marker(env: Mapping[str, str]) -> str:
+    keys = sorted([*PINNED, NPY_FEATURES])
+    blob = json.dumps({k: env.get(k, "") for k in keys}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def pinned_environ(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default ``os.environ``) with every pinned setting applied and marked."""
+    env = dict(os.environ if base is None else base)
+    for name, setting in PINNED.items():
+        if setting.value:
+            env[name] = setting.value
+        else:
+            env.pop(name, None)
+    if env.get(MARKER) and env.get(MARKER) == _marker(env) and NPY_FEATURES in env:
+        return env  # already pinned by a parent: keep its probe result
+    env[NPY_FEATURES] = " ".join(probe_simd_dispatch())
+    env[MARKER] = _marker(env)
+    return env
+
+
+def process_is_pinned() -> bool:
+    """True when this process was started with the pinned environment."""
+    marker = os.environ.get(MARKER)
+    return bool(marker) and marker == _marker(os.environ) and all(
+        os.environ.get(k, "") == s.value for k, s in PINNED.items()
+    )
+
+
+def apply_process_settings() -> None:
+    """Settings that live in the process, not the environment: umask, time zone."""
+    os.umask(UMASK)
+    time.tzset()
+
+
+def reexec_pinned(argv: list[str]) -> None:
+    """Replace this process with a pinned copy of itself, unless it already is pinned.
+
+    Must run before numpy is imported. ``argv`` are the arguments after the
+    program name; the copy runs ``python -m toolchain ARGS``.
+    """
+    if process_is_pinned():
+        apply_process_settings()
+        return
+    if "numpy" in sys.modules:  # pragma: no cover - a programming error
+        raise DeterminismError("numpy was imported before the determinism guard ran")
+    env = pinned_environ()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "toolchain", *argv], env)
+
+
+@contextlib.contextmanager
+def pinned_spawn_context() -> Iterator[multiprocessing.context.SpawnContext]:
+    """A ``spawn`` multiprocessing context whose children start pinned.
+
+    ``os.environ`` is pinned while the caller starts its pool inside the
+    ``with`` block, and restored afterwards.
+    """
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(pinned_environ(saved))
+    try:
+        yield multiprocessing.get_context("spawn")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

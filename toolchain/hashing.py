@@ -1,0 +1,88 @@
+"""Digests: the canonical pixel hash, the file hash, and the root hash.
+
+These three functions *are* the reproducibility contract, and ``docs/manifest.md``
+specifies them byte for byte so that an auditor can recompute them without us.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = ["PIXELS_DOMAIN", "ROOT_DOMAIN", "Digest", "file_digest", "pixel_digest", "root_digest"]
+
+PIXELS_DOMAIN = b"benchmark-regen/pixels/v1\n"
+ROOT_DOMAIN = b"benchmark-regen/root/v1\n"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Digest:
+    """A SHA-256 digest, written ``sha256:<64 lowercase hex>``."""
+
+    hex: str
+
+    def __post_init__(self) -> None:
+        if not _HEX64.fullmatch(self.hex):
+            raise ValueError(f"not a lowercase hex SHA-256 digest: {self.hex!r}")
+
+    @classmethod
+    def parse(cls, text: str) -> Digest:
+        """Parse the canonical ``sha256:<hex>`` form; raises ``ValueError`` otherwise."""
+        algo, sep, hexpart = text.partition(":")
+        if algo != "sha256" or not sep:
+            raise ValueError(f"expected 'sha256:<hex>', got {text!r}")
+        return cls(hex=hexpart)
+
+    @classmethod
+    def of(cls, data: bytes) -> Digest:
+        return cls(hex=hashlib.sha256(data).hexdigest())
+
+    def __str__(self) -> str:
+        return f"sha256:{self.hex}"
+
+    @property
+    def short(self) -> str:
+        """The first 12 hex digits, for humans."""
+        return self.hex[:12]
+
+
+def pixel_header(dtype: str, shape: tuple[int, ...]) -> bytes:
+    """The canonical prefix hashed before the C-order pixel bytes."""
+    return PIXELS_DOMAIN + f"{dtype} {'x'.join(str(n) for n in shape)}\n".encode("ascii")
+
+
+def pixel_digest(pixels: npt.NDArray[np.uint8]) -> Digest:
+    """SHA-256 over ``domain || "<dtype> <H>x<W>x<C>\\n" || C-order bytes``.
+
+    This is independent of the image file format and of the PNG encoder: two
+    outputs with the same pixel digest are the same benchmark sample.
+    """
+    h = hashlib.sha256(pixel_header(pixels.dtype.name, tuple(pixels.shape)))
+    h.update(memoryview(pixels if pixels.flags.c_contiguous else pixels.copy(order="C")))
+    return Digest(hex=h.hexdigest())
+
+
+def file_digest(data: bytes) -> Digest:
+    """SHA-256 of a file's bytes (depends on the encoder, unlike :func:`pixel_digest`)."""
+    return Digest.of(data)
+
+
+def root_digest(entries: Iterable[tuple[str, Digest]]) -> Digest:
+    """The root hash over ``(sample id, pixel digest)`` pairs, sorted by sample id.
+
+    ``sha256(ROOT_DOMAIN || for each entry sorted by id (UTF-8 bytes):
+    id || 0x00 || pixel hex || 0x0a)``. Ids take part so that renaming or
+    swapping two samples changes the root.
+    """
+    h = hashlib.sha256(ROOT_DOMAIN)
+    for sample_id, digest in sorted(entries, key=lambda e: e[0].encode("utf-8")):
+        h.update(sample_id.encode("utf-8") + b"\x00" + digest.hex.encode("ascii") + b"\n")
+    return Digest(hex=h.hexdigest())

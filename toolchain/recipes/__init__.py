@@ -1,0 +1,350 @@
+"""Recipes: plain Python functions that turn one original sample into one benchmark sample.
+
+::
+
+    import toolchain
+
+    @toolchain.recipe(name="my-bench", version="1.0", seed=2024, select="1/2")
+    def transform(pixels, rng, *, sigma=8.0):
+        return pixels
+
+``pixels`` is the canonically decoded original, ``uint8`` of shape (H, W, C).
+``rng`` is a ``numpy.random.Generator`` whose stream depends only on the recipe
+seed and the sample id. Keyword-only parameters with defaults are the recipe's
+parameters, set with ``--param name=value``.
+
+A recipe is named on the command line as a built-in name, ``path/to/file.py:NAME``
+or ``package.module:NAME``.
+
+Built-in recipes (in this package):
+
+* ``gaussian-noise``: half of the original with independent Gaussian-like noise.
+* ``adversarial``: a PGD perturbation against a small seeded numpy model (real BLAS).
+* ``identity``: every sample unchanged (a control for decoder and encoder drift).
+
+Built-in recipes draw randomness only from the raw output of the PCG64 bit
+generator (``rng.bit_generator.random_raw``), which NEP 19 keeps stable across
+numpy versions, and compute with integer or exactly representable float
+arithmetic wherever no BLAS call is the point.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import random
+import re
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from toolchain.errors import ParamError, RecipeError
+from toolchain.hashing import Digest
+from toolchain.manifest import RecipeIdentity, Scalar
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    Pixels = npt.NDArray[np.uint8]
+
+__all__ = [
+    "BUILTIN_RECIPES",
+    "Recipe",
+    "load_recipe",
+    "parse_params",
+    "recipe",
+    "sample_seed_sequence",
+]
+
+BUILTIN_RECIPES: Mapping[str, str] = {
+    "gaussian-noise": "toolchain.recipes.gaussian_noise:gaussian_noise",
+    "adversarial": "toolchain.recipes.adversarial:adversarial",
+    "identity": "toolchain.recipes.identity:identity",
+}
+
+Select = None | int | Fraction | str | Callable[[str], bool]
+_SAMPLE_DOMAIN = b"benchmark-regen/sample/v1\x00"
+_SELECT_DOMAIN = b"benchmark-regen/select/v1\x00"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def sample_seed_sequence(seed: int, sample_id: str) -> np.random.SeedSequence:
+    """The sample's ``SeedSequence``: entropy = recipe seed, spawn key = hash of the id."""
+    import numpy as np
+
+    d = hashlib.sha256(_SAMPLE_DOMAIN + sample_id.encode("utf-8")).digest()
+    key = tuple(int.from_bytes(d[i : i + 4], "little") for i in range(0, 16, 4))
+    return np.random.SeedSequence(entropy=seed, spawn_key=key)
+
+
+def _source_digest(fn: Callable[..., Any]) -> Digest:
+    try:
+        path = inspect.getsourcefile(fn)
+        data = Path(path).read_bytes() if path else inspect.getsource(fn).encode()
+    except (OSError, TypeError):
+        data = fn.__code__.co_code
+    # A checkout with CRLF line endings must hash like one with LF.
+    return Digest.of(data.replace(b"\r\n", b"\n"))
+
+
+def _normalize_select(select: Select) -> tuple[str, int | Fraction | Callable[[str], bool] | None]:
+    if select is None or select == "all":
+        return "all", None
+    if callable(select):
+        return f"callable:{getattr(select, '__qualname__', 'select')}", select
+    if isinstance(select, bool):
+        raise RecipeError("select= must be a count, a fraction, 'all' or a callable")
+    if isinstance(select, int):
+        if select < 0:
+            raise RecipeError("select= count must be non-negative")
+        return f"count:{select}", select
+    if isinstance(select, float):
+        select = Fraction(str(select))
+    if isinstance(select, str):
+        try:
+            select = Fraction(select)
+        except (ValueError, ZeroDivisionError):
+            raise RecipeError(f"select={select!r} is not a count, fraction or 'all'") from None
+    if isinstance(select, Fraction):
+        if not 0 <= select <= 1:
+            raise RecipeError(f"select= fraction {select} is outside 0..1")
+        return f"fraction:{select.numerator}/{select.denominator}", select
+    raise RecipeError(f"select= of type {type(select).__name__} is not understood")
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Recipe:
+    """A named, versioned, seeded transform. Make one with :func:`recipe`."""
+
+    name: str
+    version: str
+    seed: int
+    fn: Callable[..., Any]
+    defaults: Mapping[str, Scalar | float]
+    params: Mapping[str, Scalar | float] = field(default_factory=dict)
+    select: Select = None
+    ref: str = ""
+    """How a worker process loads this recipe again: ``module:NAME`` or ``file.py:NAME``."""
+
+    def with_params(self, overrides: Mapping[str, Scalar | float]) -> Recipe:
+        unknown = sorted(set(overrides) - set(self.defaults))
+        if unknown:
+            known = ", ".join(sorted(self.defaults)) or "none"
+            raise ParamError(
+                f"recipe {self.name!r} has no parameter {unknown[0]!r} (it has: {known})"
+            )
+        return replace(self, params={**self.params, **overrides})
+
+    @property
+    def effective_params(self) -> dict[str, Scalar | float]:
+        return {**self.defaults, **self.params}
+
+    def identity(self) -> RecipeIdentity:
+        params: dict[str, Scalar] = {}
+        for k, v in sorted(self.effective_params.items()):
+            params[k] = repr(v) if isinstance(v, float) else v
+        return RecipeIdentity(
+            name=self.name,
+            version=self.version,
+            seed=self.seed,
+            params=params,
+            select=_normalize_select(self.select)[0],
+            source=_source_digest(self.fn),
+        )
+
+    def choose(self, ids: Iterable[str]) -> list[str]:
+        """The selected sample ids, sorted. Independent of the listing order."""
+        ordered = sorted(ids, key=lambda s: s.encode("utf-8"))
+        _, rule = _normalize_select(self.select)
+        if rule is None:
+            return ordered
+        if callable(rule):
+            return [s for s in ordered if rule(s)]
+        n = len(ordered)
+        if isinstance(rule, Fraction):
+            k = (2 * rule.numerator * n + rule.denominator) // (2 * rule.denominator)
+        else:
+            k = min(rule, n)
+        salt = _SELECT_DOMAIN + str(self.seed).encode() + b"\x00"
+        ranked = sorted(ordered, key=lambda s: hashlib.sha256(salt + s.encode("utf-8")).digest())
+        chosen = set(ranked[:k])
+        return [s for s in ordered if s in chosen]
+
+    def apply(self, sample_id: str, pixels: Pixels) -> Any:
+        """Run the transform on one sample, with every random state seeded for it."""
+        import numpy as np
+
+        ss = sample_seed_sequence(self.seed, sample_id)
+        own, legacy, stdlib = ss.spawn(3)
+        # Third-party code (ImageNet-C-style corruptions) uses the global states.
+        np.random.seed(legacy.generate_state(1, np.uint32)[0])
+        random.seed(int(stdlib.generate_state(1, np.uint64)[0]))
+        rng = np.random.Generator(np.random.PCG64(own))
+        return self.fn(pixels, rng, **self.effective_params)
+
+    def __call__(self, pixels: Pixels, rng: np.random.Generator, **params: Any) -> Any:
+        return self.fn(pixels, rng, **{**self.effective_params, **params})
+
+    def __repr__(self) -> str:
+        return f"<Recipe {self.name}@{self.version} seed={self.seed}>"
+
+
+def recipe(
+    *, name: str, version: str, seed: int, select: Select = None
+) -> Callable[[Callable[..., Any]], Recipe]:
+    """Decorator that turns ``fn(pixels, rng, *, param=default, ...)`` into a :class:`Recipe`."""
+    if not _NAME.fullmatch(name):
+        raise RecipeError(f"recipe name {name!r} must be 1-64 of letters, digits, '.', '_', '-'")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise RecipeError(f"recipe seed must be a non-negative integer, got {seed!r}")
+    _normalize_select(select)
+
+    def wrap(fn: Callable[..., Any]) -> Recipe:
+        sig = inspect.signature(fn)
+        positional = [
+            p
+            for p in sig.parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        if len(positional) != 2:
+            raise RecipeError(f"recipe {name!r}: the function must take (pixels, rng, *, ...)")
+        defaults: dict[str, Scalar | float] = {}
+        for p in sig.parameters.values():
+            if p.kind is p.KEYWORD_ONLY:
+                if p.default is p.empty or not isinstance(p.default, str | int | float | bool):
+                    raise RecipeError(
+                        f"recipe {name!r}: parameter {p.name!r} needs a str, int, float "
+                        "or bool default"
+                    )
+                defaults[p.name] = p.default
+        module = fn.__module__
+        if module == "__main__":
+            main_file = getattr(sys.modules["__main__"], "__file__", None)
+            ref = f"{Path(main_file).resolve()}:{fn.__name__}" if main_file else ""
+        else:
+            ref = f"{module}:{fn.__name__}"
+        return Recipe(
+            name=name,
+            version=str(version),
+            seed=seed,
+            fn=fn,
+            defaults=defaults,
+            select=select,
+            ref=ref,
+        )
+
+    return wrap
+
+
+def _load_file(path: Path) -> Any:
+    modname = "benchmark_regen_recipe_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    if modname in sys.modules:
+        return sys.modules[modname]
+    spec = importlib.util.spec_from_file_location(modname, path)
+    if spec is None or spec.loader is None:
+        raise RecipeError(f"cannot load recipe file {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = module
+    try:
+        spec.loader.exec_module(module)
+    except RecipeError:
+        raise
+    except Exception as e:
+        del sys.modules[modname]
+        raise RecipeError(
+            f"recipe file {path.name} failed to import: {type(e).__name__}: {e}"
+        ) from None
+    return module
+
+
+def load_recipe(spec: str) -> Recipe:
+    """Load a recipe by built-in name, ``path/to/file.py:NAME`` or ``package.module:NAME``."""
+    if not isinstance(spec, str) or not spec or "\x00" in spec or len(spec) > 4096:
+        raise RecipeError(f"bad recipe reference {spec!r}")
+    target = BUILTIN_RECIPES.get(spec, spec)
+    where, sep, attr = target.rpartition(":")
+    if not sep:
+        where, attr = target, ""
+    if where.endswith(".py") or "/" in where or Path(where).suffix == ".py":
+        path = Path(where).resolve()
+        if not path.is_file():
+            raise RecipeError(f"recipe file {where!r} does not exist")
+        module = _load_file(path)
+        ref_base = str(path)
+    else:
+        if not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", where):
+            names = ", ".join(sorted(BUILTIN_RECIPES))
+            raise RecipeError(
+                f"unknown recipe {spec!r}",
+                hint=f"use a built-in name ({names}), path/to/file.py:NAME or package.module:NAME",
+            )
+        try:
+            module = importlib.import_module(where)
+        except ImportError as e:
+            raise RecipeError(f"cannot import recipe module {where!r}: {e}") from None
+        except Exception as e:
+            raise RecipeError(f"recipe module {where!r} failed to import: {e}") from None
+        ref_base = where
+    if not attr:
+        found = [n for n, v in vars(module).items() if isinstance(v, Recipe)]
+        if len(found) != 1:
+            raise RecipeError(
+                f"{where} defines {len(found)} recipes; name one as {where}:NAME",
+            )
+        attr = found[0]
+    obj = getattr(module, attr, None)
+    if not isinstance(obj, Recipe):
+        raise RecipeError(
+            f"{where}:{attr} is not a recipe",
+            hint="decorate the function with @toolchain.recipe(name=..., version=..., seed=...)",
+        )
+    return replace(obj, ref=f"{ref_base}:{attr}")
+
+
+def _parse_scalar(name: str, text: str, default: Scalar | float) -> Scalar | float:
+    try:
+        if isinstance(default, bool):
+            low = text.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if isinstance(default, int):
+            return int(text, 10)
+        if isinstance(default, float):
+            value = float(text)
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ValueError
+            return value
+    except ValueError:
+        raise ParamError(
+            f"--param {name}={text!r}: expected {type(default).__name__}"
+            f" (the default is {default!r})"
+        ) from None
+    return text
+
+
+def parse_params(recipe_: Recipe, pairs: Iterable[str]) -> dict[str, Scalar | float]:
+    """Parse ``name=value`` strings against the recipe's parameter defaults."""
+    out: dict[str, Scalar | float] = {}
+    for pair in pairs:
+        if not isinstance(pair, str) or "=" not in pair or "\x00" in pair or len(pair) > 4096:
+            raise ParamError(f"--param {pair!r}: expected name=value")
+        name, _, text = pair.partition("=")
+        name = name.strip()
+        if name not in recipe_.defaults:
+            known = ", ".join(sorted(recipe_.defaults)) or "none"
+            raise ParamError(
+                f"recipe {recipe_.name!r} has no parameter {name!r} (it has: {known})"
+            )
+        if name in out:
+            raise ParamError(f"--param {name} is given twice")
+        out[name] = _parse_scalar(name, text, recipe_.defaults[name])
+    return out

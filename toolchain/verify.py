@@ -1,0 +1,155 @@
+"""``verify``: recompute every hash of a benchmark folder against its manifest.
+
+A folder verifies only when the manifest parses, its root hash matches its
+entries, every listed file exists and decodes to exactly the listed pixels
+(and has the listed file bytes), and no unlisted file is present. Anything
+else is reported per sample; the verdict is ``ok`` only when all of it holds.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from toolchain._internal.atomic import TMP_PREFIX
+from toolchain.decode import decode
+from toolchain.errors import DecodeError
+from toolchain.hashing import Digest, file_digest, pixel_digest
+from toolchain.manifest import MANIFEST_NAME, Manifest, load_manifest
+
+__all__ = ["AUXILIARY_FILES", "Problem", "SampleProblem", "VerifyReport", "verify_benchmark"]
+
+AUXILIARY_FILES = frozenset({MANIFEST_NAME, "metadata.jsonl", "manifest.sig", "coverage.json"})
+"""Files a benchmark folder may hold besides its samples."""
+
+
+class Problem(enum.StrEnum):
+    PIXELS_DIFFER = "pixels-differ"
+    FILE_DIFFERS = "file-differs"
+    MISSING = "missing"
+    UNDECODABLE = "undecodable"
+    EXTRA = "extra"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SampleProblem:
+    path: str
+    problem: Problem
+    sample: str | None = None
+    detail: str = ""
+
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "detail": self.detail,
+            "path": self.path,
+            "problem": str(self.problem),
+            "sample": self.sample,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyReport:
+    """The outcome of :func:`verify_benchmark`."""
+
+    out: Path
+    manifest: Manifest
+    checked: int
+    problems: tuple[SampleProblem, ...] = field(default=())
+    root_consistent: bool = True
+    partial: bool = False
+    """The folder holds a partial result (``diff apply --partial``)."""
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.root_consistent
+            and not self.problems
+            and not self.partial
+            and self.manifest.shard is None
+        )
+
+    def by_kind(self, kind: Problem) -> list[SampleProblem]:
+        return [p for p in self.problems if p.problem is kind]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "checked": self.checked,
+            "ok": self.ok,
+            "partial": self.partial,
+            "problems": [p.to_json() for p in self.problems],
+            "root": str(self.manifest.root),
+            "root_consistent": self.root_consistent,
+            "samples": len(self.manifest.entries),
+            "shard": self.manifest.shard,
+        }
+
+
+def _walk_files(out: Path) -> list[str]:
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(out):
+        dirnames.sort()
+        rel_dir = Path(dirpath).relative_to(out).as_posix()
+        for fn in sorted(filenames):
+            found.append(fn if rel_dir == "." else f"{rel_dir}/{fn}")
+    return found
+
+
+def _check_entry(out: Path, path: str, pixels: Digest, file: Digest) -> tuple[Problem, str] | None:
+    target = out / path
+    try:
+        data = target.read_bytes()
+    except FileNotFoundError:
+        return Problem.MISSING, "file is missing"
+    except OSError as e:
+        return Problem.MISSING, f"cannot read: {e.strerror}"
+    try:
+        got = pixel_digest(decode(data))
+    except DecodeError as e:
+        return Problem.UNDECODABLE, e.message
+    if got != pixels:
+        return Problem.PIXELS_DIFFER, f"pixels {got.short} != manifest {pixels.short}"
+    if file_digest(data) != file:
+        return Problem.FILE_DIFFERS, "same pixels, different PNG bytes (another encoder)"
+    return None
+
+
+def verify_benchmark(
+    out: str | os.PathLike[str],
+    *,
+    manifest: str | os.PathLike[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> VerifyReport:
+    """Check the benchmark in ``out`` against ``manifest`` (default ``out/manifest.json``).
+
+    Returns a report; ``report.ok`` is the verdict. Raises
+    :class:`~toolchain.errors.ManifestError` when the manifest itself is unreadable.
+    """
+    out_path = Path(out)
+    m = load_manifest(Path(manifest) if manifest else out_path / MANIFEST_NAME)
+    problems: list[SampleProblem] = []
+    listed = {e.path for e in m.entries}
+    for i, entry in enumerate(m.entries, 1):
+        found = _check_entry(out_path, entry.path, entry.pixels, entry.file)
+        if found:
+            problems.append(
+                SampleProblem(path=entry.path, sample=entry.id, problem=found[0], detail=found[1])
+            )
+        if progress:
+            progress(i, len(m.entries))
+    partial = (out_path / "coverage.json").exists()
+    for rel in _walk_files(out_path) if out_path.is_dir() else []:
+        if rel in listed or rel in AUXILIARY_FILES:
+            continue
+        detail = "left over by an interrupted write" if Path(rel).name.startswith(TMP_PREFIX) else ""
+        problems.append(SampleProblem(path=rel, problem=Problem.EXTRA, detail=detail or "not in the manifest"))
+    return VerifyReport(
+        out=out_path,
+        manifest=m,
+        checked=len(m.entries),
+        problems=tuple(problems),
+        root_consistent=m.root_is_consistent(),
+        partial=partial,
+    )
