@@ -1,0 +1,99 @@
+"""Shared fixtures: small real originals, the demo folder, CLI runner, docker gate."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from toolchain.demo import demo_original
+
+REQUIRE_DOCKER = os.environ.get("BENCHMARK_REGEN_REQUIRE_DOCKER") == "1"
+
+# A small, fast subset of the real demo photographs (both PNG and JPEG, L, RGB, RGBA).
+SMALL_DEMO = (
+    "camera.png",
+    "coins.png",
+    "horse.png",
+    "logo.png",
+    "retina.jpg",
+    "rocket.jpg",
+    "chelsea.png",
+    "microaneurysms.png",
+)
+
+
+@pytest.fixture(scope="session")
+def demo_dir() -> Path:
+    return demo_original()
+
+
+@pytest.fixture(scope="session")
+def small_original(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> Path:
+    """Eight real photographs in a two-level tree, read-only for the tests."""
+    root = tmp_path_factory.mktemp("small-original")
+    for i, name in enumerate(SMALL_DEMO):
+        sub = root / ("class_a" if i % 2 else "class_b")
+        sub.mkdir(exist_ok=True)
+        shutil.copy2(demo_dir / name, sub / name)
+    return root
+
+
+def make_image(path: Path, *, mode: str = "RGB", size: tuple[int, int] = (40, 32), seed: int = 0,
+               fmt: str | None = None) -> bytes:
+    """Write a small deterministic image and return its bytes."""
+    rng = np.random.default_rng(seed)
+    channels = {"L": 1, "RGB": 3, "RGBA": 4}.get(mode, 3)
+    arr = rng.integers(0, 256, size=(size[1], size[0], channels), dtype=np.uint8)
+    img = Image.fromarray(arr[:, :, 0] if channels == 1 else arr)
+    if mode == "P":
+        img = img.convert("RGB").quantize(16)
+    buf = io.BytesIO()
+    img.save(buf, format=fmt or {".png": "PNG", ".jpg": "JPEG", ".webp": "WEBP"}[path.suffix])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buf.getvalue())
+    return buf.getvalue()
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def cwd_tmp(tmp_path: Path) -> Iterator[Path]:
+    old = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        yield tmp_path
+    finally:
+        os.chdir(old)
+
+
+def docker_engine_answers() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=5)
+        client.ping()
+        client.close()
+        return True
+    except Exception:
+        return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if any("docker" in item.keywords for item in items) and not docker_engine_answers():
+        if REQUIRE_DOCKER:
+            return  # the tests run and fail loudly: CI promised an engine
+        skip = pytest.mark.skip(reason="no Docker engine answers (set DOCKER_HOST, or run .ci/run)")
+        for item in items:
+            if "docker" in item.keywords:
+                item.add_marker(skip)
