@@ -15,6 +15,8 @@ place; anything else is a bug and is reported as one.
     │   ├── ParamError                 a --param value is malformed or unknown
     │   ├── ManifestError              a manifest is malformed or inconsistent
     │   ├── DiffFormatError            a .bdiff container is corrupt or truncated
+    │   ├── KeyFileError               a signing / public key file is unusable
+    │   ├── SignatureError             a manifest signature is missing, malformed or wrong
     │   └── ShardSpecError             a --shard value is malformed
     ├── OutputError                    exit 4: the output cannot be written
     ├── DeterminismError               exit 4: the pinned environment is not in force
@@ -38,11 +40,13 @@ __all__ = [
     "ExitCode",
     "InputError",
     "Interrupted",
+    "KeyFileError",
     "ManifestError",
     "OutputError",
     "ParamError",
     "RecipeError",
     "ShardSpecError",
+    "SignatureError",
     "SourceError",
 ]
 
@@ -145,6 +149,18 @@ class DiffFormatError(InputError):
         super().__init__(prefix + message, hint=hint)
         self.offset = offset
         self.entry = entry
+
+
+class KeyFileError(InputError):
+    """A key file is missing, unreadable, or not an Ed25519 key of the expected kind."""
+
+
+class SignatureError(InputError):
+    """A manifest signature is missing, malformed, made by another key, or does not match.
+
+    ``verify --pubkey`` reports it as a failed check (exit 1); commands that must
+    refuse to act on an unsigned input (``diff apply --pubkey``) let it propagate.
+    """
 
 
 class ShardSpecError(InputError):
