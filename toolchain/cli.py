@@ -196,20 +196,36 @@ def generate(
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--manifest", type=click.Path(path_type=Path),
               help="Manifest to check against (default: DIRECTORY/manifest.json).")
+@click.option("--pubkey", type=click.Path(path_type=Path), default=None,
+              help="Publisher's Ed25519 public key: the manifest must carry a valid signature.")
+@click.option("--signature", type=click.Path(path_type=Path), default=None,
+              help="Signature file (default: manifest.sig beside the manifest).")
 @json_option
 @quiet_option
-def verify(directory: Path, manifest: Path | None, as_json: bool, quiet: bool) -> None:
+def verify(
+    directory: Path,
+    manifest: Path | None,
+    pubkey: Path | None,
+    signature: Path | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
     """Recompute every hash of a benchmark folder; exit 0 only if it is bit-exact.
 
     \b
     Examples:
       benchmark-regen verify ./bench
       benchmark-regen verify ./bench --manifest published-manifest.json --json
+      benchmark-regen verify ./bench --pubkey publisher.pub
     """
     from toolchain.verify import verify_benchmark
 
+    if signature is not None and pubkey is None:
+        raise click.BadParameter("needs --pubkey to check it against", param_hint="--signature")
     with _progress("verify", quiet=quiet or as_json) as progress:
-        report = verify_benchmark(directory, manifest=manifest, progress=progress)
+        report = verify_benchmark(
+            directory, manifest=manifest, progress=progress, pubkey=pubkey, signature=signature
+        )
     if as_json:
         _emit_json(report.to_json())
     else:
@@ -222,10 +238,65 @@ def verify(directory: Path, manifest: Path | None, as_json: bool, quiet: bool) -
             _echo("this folder holds a partial result: it is not the full benchmark")
         if report.manifest.shard is not None:
             _echo(f"this is shard {report.manifest.shard}: merge the shards to verify the whole")
+        if report.signature_problem is not None:
+            _echo(f"signature: {report.signature_problem}")
+        elif report.signature is not None:
+            _echo(f"signature: valid, by {report.signature.keyid}")
         verdict = _style("OK", fg="green", bold=True) if report.ok else _style("FAILED", fg="red", bold=True)
         _echo(f"{verdict}: {report.checked} samples checked, {len(report.problems)} problems")
         _echo(f"root {report.manifest.root}")
     sys.exit(ExitCode.OK if report.ok else ExitCode.CHECK_FAILED)
+
+
+@cli.group(epilog=EPILOG_EXIT_CODES)
+def key() -> None:
+    """Manage the Ed25519 keys that sign manifests (docs/signing.md)."""
+
+
+@key.command("generate", epilog=EPILOG_EXIT_CODES)
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Private key file to create (mode 0600); the public key goes to OUT.pub.")
+@json_option
+def key_generate(out: Path, as_json: bool) -> None:
+    """Create a new signing key pair; existing files are never overwritten.
+
+    \b
+    Examples:
+      benchmark-regen key generate --out publisher.key
+    """
+    from toolchain.sign import generate_key
+
+    pair = generate_key(out)
+    if as_json:
+        _emit_json(pair.to_json())
+        return
+    _echo(f"private key {pair.private} (keep it secret)")
+    _echo(f"public key  {pair.public} (publish it)")
+    _echo(f"keyid       {pair.keyid}")
+
+
+@cli.command(epilog=EPILOG_EXIT_CODES)
+@click.argument("manifest", type=click.Path(path_type=Path))
+@click.option("--key", "key_path", required=True, type=click.Path(path_type=Path),
+              help="Ed25519 private key (PEM) from `key generate`.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Where to write the signature (default: manifest.sig beside MANIFEST).")
+@json_option
+def sign(manifest: Path, key_path: Path, out: Path | None, as_json: bool) -> None:
+    """Sign a manifest: an in-toto statement about its root hash, in a DSSE envelope.
+
+    \b
+    Examples:
+      benchmark-regen sign ./bench/manifest.json --key publisher.key
+      benchmark-regen verify ./bench --pubkey publisher.key.pub
+    """
+    from toolchain.sign import sign_manifest
+
+    target = sign_manifest(manifest, key_path, out=out)
+    if as_json:
+        _emit_json({"manifest": str(manifest), "signature": str(target)})
+        return
+    _echo(f"signed {manifest} -> {target}")
 
 
 @cli.command(epilog=EPILOG_EXIT_CODES)

@@ -16,9 +16,15 @@ from pathlib import Path
 
 from toolchain._internal.atomic import TMP_PREFIX
 from toolchain.decode import decode
-from toolchain.errors import DecodeError
+from toolchain.errors import DecodeError, SignatureError
 from toolchain.hashing import Digest, file_digest, pixel_digest
-from toolchain.manifest import MANIFEST_NAME, Manifest, load_manifest
+from toolchain.manifest import MANIFEST_NAME, Manifest, load_manifest, parse_manifest
+from toolchain.sign import (
+    SIGNATURE_NAME,
+    SignatureCheck,
+    check_manifest_signature,
+    read_manifest_bytes,
+)
 
 __all__ = ["AUXILIARY_FILES", "Problem", "SampleProblem", "VerifyReport", "verify_benchmark"]
 
@@ -61,6 +67,10 @@ class VerifyReport:
     root_consistent: bool = True
     partial: bool = False
     """The folder holds a partial result (``diff apply --partial``)."""
+    signature: SignatureCheck | None = None
+    """The verified signature, when a public key was given and it checked out."""
+    signature_problem: str | None = None
+    """Why the signature check failed, when a public key was given (the verdict fails)."""
 
     @property
     def ok(self) -> bool:
@@ -69,12 +79,21 @@ class VerifyReport:
             and not self.problems
             and not self.partial
             and self.manifest.shard is None
+            and self.signature_problem is None
         )
 
     def by_kind(self, kind: Problem) -> list[SampleProblem]:
         return [p for p in self.problems if p.problem is kind]
 
     def to_json(self) -> dict[str, object]:
+        doc = self._to_json()
+        if self.signature is not None:
+            doc["signature"] = self.signature.to_json()
+        elif self.signature_problem is not None:
+            doc["signature"] = {"ok": False, "problem": self.signature_problem}
+        return doc
+
+    def _to_json(self) -> dict[str, object]:
         return {
             "checked": self.checked,
             "ok": self.ok,
@@ -121,14 +140,33 @@ def verify_benchmark(
     *,
     manifest: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    pubkey: str | os.PathLike[str] | None = None,
+    signature: str | os.PathLike[str] | None = None,
 ) -> VerifyReport:
     """Check the benchmark in ``out`` against ``manifest`` (default ``out/manifest.json``).
 
     Returns a report; ``report.ok`` is the verdict. Raises
     :class:`~toolchain.errors.ManifestError` when the manifest itself is unreadable.
+
+    With ``pubkey``, the manifest must also carry a valid signature by that key
+    (``signature``, default ``manifest.sig`` beside the manifest); otherwise the
+    report fails with ``signature_problem`` saying why (``docs/signing.md``).
     """
     out_path = Path(out)
-    m = load_manifest(Path(manifest) if manifest else out_path / MANIFEST_NAME)
+    manifest_path = Path(manifest) if manifest else out_path / MANIFEST_NAME
+    sig_check: SignatureCheck | None = None
+    sig_problem: str | None = None
+    if pubkey is None:
+        m = load_manifest(manifest_path)
+    else:
+        # Read the bytes once: the bytes whose signature is checked are the bytes parsed.
+        data = read_manifest_bytes(manifest_path)
+        m = parse_manifest(data)
+        sig_path = Path(signature) if signature else manifest_path.with_name(SIGNATURE_NAME)
+        try:
+            sig_check = check_manifest_signature(data, sig_path, pubkey)
+        except SignatureError as e:
+            sig_problem = e.diagnostics()
     problems: list[SampleProblem] = []
     listed = {e.path for e in m.entries}
     for i, entry in enumerate(m.entries, 1):
@@ -152,4 +190,6 @@ def verify_benchmark(
         problems=tuple(problems),
         root_consistent=m.root_is_consistent(),
         partial=partial,
+        signature=sig_check,
+        signature_problem=sig_problem,
     )
