@@ -374,3 +374,7 @@ def list_recipes(as_json: bool) -> None:
     for row in rows:
         params = ", ".join(f"{k}={v}" for k, v in row["params"].items()) or "-"  # type: ignore[attr-defined]
         _echo(f"{row['name']:<16} v{row['version']}  seed {row['seed']}  select {row['select']}  {params}")
+
+from toolchain._cli_compare import compare  # noqa: E402  (it imports this module)
+
+cli.add_command(compare)

@@ -84,6 +84,11 @@ def decode_image(data: bytes) -> Image.Image:
                 "not a JPEG, PNG or WebP image (unidentified content)",
                 hint="remove the file from the original, or replace it with a good copy",
             ) from None
+        except (OSError, ValueError, SyntaxError, EOFError) as e:
+            raise DecodeError(
+                f"cannot read the image header: {e}",
+                hint="the file is truncated or corrupt: replace it with a good copy",
+            ) from None
         w, h = img.size
         if w <= 0 or h <= 0 or w * h > MAX_PIXELS:
             raise DecodeError(

@@ -18,6 +18,7 @@ Each pinned setting, and why, is listed in :data:`PINNED` and in
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -95,6 +96,7 @@ print(json.dumps({"dispatch": list(m.__cpu_dispatch__),
 """
 
 
+@functools.cache
 def probe_simd_dispatch(python: str | None = None) -> list[str]:
     """Names of numpy's dispatched SIMD targets that this CPU supports.
 

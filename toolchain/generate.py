@@ -24,6 +24,7 @@ from pathlib import Path
 from toolchain._internal.atomic import atomic_write
 from toolchain._internal.executor import run_ordered
 from toolchain.decode import decode
+from toolchain.determinism import process_is_pinned
 from toolchain.encode import check_pixels, encode_png, output_path_for
 from toolchain.errors import DecodeError, Error, Interrupted, OutputError, RecipeError, SourceError
 from toolchain.hashing import Digest, file_digest, pixel_digest
@@ -136,6 +137,16 @@ class _SampleJob:
         )
 
 
+def _loadable(rec: Recipe) -> bool:
+    """Can a fresh process load this very recipe from its reference?"""
+    if not rec.ref:
+        return False
+    try:
+        return load_recipe(rec.ref).fn.__code__ is rec.fn.__code__
+    except RecipeError:
+        return False
+
+
 def plan_outputs(ids: Sequence[str]) -> list[_Task]:
     """Map sample ids to output paths; refuse two ids that would share an output."""
     tasks: list[_Task] = []
@@ -221,18 +232,20 @@ def generate_benchmark(
     chosen = rec.choose(listing.ids)
     tasks = plan_outputs(chosen)
     _prepare_out(out_path, overwrite=overwrite)
+    loadable = _loadable(rec)
+    if not loadable and (workers > 1 or not process_is_pinned()):
+        raise RecipeError(
+            f"recipe {rec.name!r} is defined where the pinned worker processes cannot import "
+            "it (inside a function, or in an interactive session)",
+            hint="define it at the top level of a .py file and pass path/to/file.py:NAME",
+        )
     job = _SampleJob(
         source=source,
-        recipe_ref=rec.ref,
+        recipe_ref=rec.ref if loadable else "",
         params=dict(rec.params),
         out=out_path.resolve(),
-        inline_recipe=None if rec.ref else rec,
+        inline_recipe=None if loadable else rec,
     )
-    if not rec.ref and workers > 1:
-        raise RecipeError(
-            f"recipe {rec.name!r} was defined where worker processes cannot import it",
-            hint="define it in a .py file and pass path/to/file.py:NAME, or use workers=1",
-        )
     entries: list[ManifestEntry] = []
     try:
         with run_ordered(job, tasks, workers=workers) as run:

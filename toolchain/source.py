@@ -113,6 +113,12 @@ class Source:
     def close(self) -> None:
         """Release any open handle (a no-op for folders)."""
 
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 @dataclass(eq=False)
 class FolderSource(Source):
@@ -220,27 +226,11 @@ class TarSource(Source):
                     f"cannot read tar {self.path.name!r}: {e}",
                     hint="check that the archive is complete (compare its checksum)",
                 ) from None
-            index: dict[str, tarfile.TarInfo] = {}
-            for m in members:
-                name = m.name[2:] if m.name.startswith("./") else m.name
-                if m.isdir() or not _is_sample_name(name):
-                    continue
-                check_sample_id(name)
-                if not m.isreg():
-                    raise SourceError(
-                        f"tar member {name!r} is a link or special file, not a regular file",
-                        hint="store the image itself in the archive",
-                    )
-                if name in index:
-                    raise SourceError(f"tar member {name!r} appears twice in the archive")
-                if m.size > MAX_SAMPLE_BYTES:
-                    raise SourceError(
-                        f"member is {m.size} bytes, over the {MAX_SAMPLE_BYTES}-byte limit",
-                        sample=name,
-                    )
-                index[name] = m
-            self._index = index
-            self._ignored = sum(1 for m in members if m.isreg()) - len(index)
+            try:
+                self._index, self._ignored = _index_members(members)
+            except SourceError:
+                self.close()
+                raise
         return self._tar
 
     def listing(self) -> Listing:
@@ -269,6 +259,33 @@ class TarSource(Source):
         if self._tar is not None:
             self._tar.close()
             self._tar = None
+
+
+def _index_members(members: list[tarfile.TarInfo]) -> tuple[dict[str, tarfile.TarInfo], int]:
+    """Index a tar's sample members by id; refuse unsafe names, links and duplicates."""
+    index: dict[str, tarfile.TarInfo] = {}
+    ignored = 0
+    for m in members:
+        if m.isdir():
+            continue
+        name = m.name[2:] if m.name.startswith("./") else m.name
+        check_sample_id(name)  # every member: a '../x.txt' is refused too, not skipped
+        if not _is_sample_name(name):
+            ignored += 1
+            continue
+        if not m.isreg():
+            raise SourceError(
+                f"tar member {name!r} is a link or special file, not a regular file",
+                hint="store the image itself in the archive",
+            )
+        if name in index:
+            raise SourceError(f"tar member {name!r} appears twice in the archive")
+        if m.size > MAX_SAMPLE_BYTES:
+            raise SourceError(
+                f"member is {m.size} bytes, over the {MAX_SAMPLE_BYTES}-byte limit", sample=name
+            )
+        index[name] = m
+    return index, ignored
 
 
 def open_source(path: str | os.PathLike[str]) -> Source:

@@ -278,7 +278,7 @@ def load_recipe(spec: str) -> Recipe:
         module = _load_file(path)
         ref_base = str(path)
     else:
-        if not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", where):
+        if not sep or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", where):
             names = ", ".join(sorted(BUILTIN_RECIPES))
             raise RecipeError(
                 f"unknown recipe {spec!r}",

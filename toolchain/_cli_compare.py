@@ -1,0 +1,88 @@
+"""The ``compare`` command: build, call, report, exit (registered in ``toolchain.cli``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from toolchain.cli import EPILOG_EXIT_CODES, _echo, _emit_json, _style, json_option
+from toolchain.errors import ExitCode
+
+__all__ = ["compare"]
+
+
+@click.command("compare", epilog=EPILOG_EXIT_CODES)
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--matrix", is_flag=True, help="Compare every PATH with the reference: a compatibility table."
+)
+@click.option(
+    "--reference",
+    type=click.Path(exists=True, path_type=Path),
+    help="With --matrix: the reference benchmark (default: the first PATH).",
+)
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="Also write an HTML report (index.html and images) into DIR.",
+)
+@json_option
+def _compare(
+    paths: tuple[Path, ...],
+    matrix: bool,
+    reference: Path | None,
+    report_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Say which samples differ between benchmarks, and why.
+
+    Each PATH is a benchmark folder (pixels are then measured) or a manifest.
+    Exit 0 when everything is identical, 1 otherwise.
+
+    \b
+    Examples:
+      benchmark-regen compare ./bench-old ./bench-new
+      benchmark-regen compare old/manifest.json new/manifest.json --json
+      benchmark-regen compare --matrix .matrix/locked/demo .matrix/np126-pil10/demo \\
+          --report report/
+    """
+    from toolchain.compare import Comparison, MatrixResult, compare_benchmarks, compare_matrix
+    from toolchain.report import comparison_lines, matrix_lines, write_report
+
+    result: Comparison | MatrixResult
+    if reference is not None and not matrix:
+        raise click.BadParameter("only with --matrix", param_hint="--reference")
+    if matrix:
+        if len(paths) + (reference is not None) < 2:
+            raise click.UsageError("--matrix needs at least two benchmarks")
+        result = compare_matrix(paths, reference=reference)
+    elif len(paths) != 2:
+        raise click.UsageError(f"compare takes two benchmarks A and B, got {len(paths)}")
+    else:
+        result = compare_benchmarks(paths[0], paths[1])
+    index = None if report_dir is None else write_report(result, report_dir)
+    if as_json:
+        doc = result.to_json()
+        if index is not None:
+            doc["report"] = str(index)
+        _emit_json(doc)
+    else:
+        lines = (
+            matrix_lines(result) if isinstance(result, MatrixResult) else comparison_lines(result)
+        )
+        for line in lines:
+            _echo(line)
+        if index is not None:
+            _echo(f"report: {index}")
+        if result.identical:
+            _echo(_style("IDENTICAL", fg="green", bold=True))
+        else:
+            _echo(_style("DIFFERENT", fg="red", bold=True))
+    sys.exit(ExitCode.OK if result.identical else ExitCode.CHECK_FAILED)
+
+
+compare: click.Command = _compare
