@@ -72,3 +72,71 @@ def lock(session: nox.Session) -> None:
     session.run(*common, "--extra", "demo", "-o", str(LOCKS / "requirements.txt"), env=env)
     session.run(*common, "--extra", "demo", "--group", "test", "-o", str(LOCKS / "test.txt"), env=env)
     session.run(*common, "--group", "lint", "-o", str(LOCKS / "lint.txt"), env=env)
+
+
+# -- version matrix (GitHub issue #5) --------------------------------------------------
+# Each combination is a constraints file lockfiles/matrix/<name>.in on top of
+# pyproject.toml's [demo] extra, compiled into a hashed <name>.txt. "locked" is
+# the project's own lockfile, the reference every other combination is held to.
+MATRIX = LOCKS / "matrix"
+MATRIX_OUT = ROOT / ".matrix"
+MATRIX_COMBOS = ["locked", *sorted(p.stem for p in MATRIX.glob("*.in"))]
+
+
+def _matrix_lock(combo: str) -> Path:
+    return LOCKS / "requirements.txt" if combo == "locked" else MATRIX / f"{combo}.txt"
+
+
+@nox.session(python=PYTHON, default=False)
+def matrix_lock(session: nox.Session) -> None:
+    """Compile the version-matrix lockfiles from lockfiles/matrix/*.in (deterministic)."""
+    session.install("uv")
+    for src in sorted(MATRIX.glob("*.in")):
+        session.run(
+            "uv", "pip", "compile", "pyproject.toml", "--extra", "demo", "-c", str(src),
+            "--generate-hashes", "--no-header", "--python-version", PYTHON,
+            "--python-platform", PLATFORM, "--exclude-newer", EXCLUDE_NEWER, "--quiet",
+            "-o", str(src.with_suffix(".txt")),
+            env={"UV_CUSTOM_COMPILE_COMMAND": "nox -s matrix_lock"},
+        )  # fmt: skip
+
+
+@nox.session(python=PYTHON, default=False)
+@nox.parametrize("combo", MATRIX_COMBOS, ids=MATRIX_COMBOS)
+def matrix(session: nox.Session, combo: str) -> None:
+    """Regenerate the demo and adversarial benchmarks under one library combination.
+
+    Writes .matrix/<combo>/{demo,adversarial}/ (outputs and manifest), then
+    queues matrix_report, which compares every combination with "locked".
+    """
+    session.install("setuptools>=77")
+    session.install("--require-hashes", "--only-binary", ":all:", "-r", str(_matrix_lock(combo)))
+    session.install("--no-deps", "--no-build-isolation", ".")
+    out = MATRIX_OUT / combo
+    session.run("benchmark-regen", "env", "--json", silent=True)  # fails early if broken
+    session.run("benchmark-regen", "demo", "--quiet", "--out", str(out / "demo"))
+    original = session.run(
+        "python", "-c", "from toolchain.demo import demo_original; print(demo_original())",
+        silent=True,
+    )  # fmt: skip
+    assert isinstance(original, str)
+    session.run(
+        "benchmark-regen", "generate", "--recipe", "adversarial", "--quiet", "--overwrite",
+        "--original", original.strip(), "--out", str(out / "adversarial"), *session.posargs,
+    )  # fmt: skip
+    session.notify("matrix_report")
+
+
+@nox.session(python=PYTHON, default=False)
+def matrix_report(session: nox.Session) -> None:
+    """Print the compatibility table of .matrix/ and write .matrix/report/index.html."""
+    session.install("setuptools>=77")
+    _install_locked(session, "requirements.txt")
+    combos = [c for c in MATRIX_COMBOS if (MATRIX_OUT / c).is_dir()]
+    for bench in ("demo", "adversarial"):
+        session.run(
+            "benchmark-regen", "compare", "--matrix",
+            *(str(MATRIX_OUT / c / bench) for c in combos),
+            "--report", str(MATRIX_OUT / "report" / bench),
+            success_codes=[0, 1],  # 1 = some combination is not bit-exact: the finding
+        )  # fmt: skip
