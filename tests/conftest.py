@@ -46,8 +46,14 @@ def small_original(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> 
     return root
 
 
-def make_image(path: Path, *, mode: str = "RGB", size: tuple[int, int] = (40, 32), seed: int = 0,
-               fmt: str | None = None) -> bytes:
+def make_image(
+    path: Path,
+    *,
+    mode: str = "RGB",
+    size: tuple[int, int] = (40, 32),
+    seed: int = 0,
+    fmt: str | None = None,
+) -> bytes:
     """Write a small deterministic image and return its bytes."""
     rng = np.random.default_rng(seed)
     channels = {"L": 1, "RGB": 3, "RGBA": 4}.get(mode, 3)

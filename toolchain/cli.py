@@ -102,14 +102,18 @@ workers_option = click.option(
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 
 
-def _param_pairs(_ctx: click.Context, _p: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+def _param_pairs(
+    _ctx: click.Context, _p: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
     for pair in value:
         if "=" not in pair:
             raise click.BadParameter(f"{pair!r} is not of the form name=value")
     return value
 
 
-@click.group(cls=_Group, epilog=EPILOG_EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=_Group, epilog=EPILOG_EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.version_option(toolchain.__version__, prog_name="benchmark-regen")
 def cli() -> None:
     """Regenerate image benchmarks bit for bit, and prove it.
@@ -124,14 +128,33 @@ def cli() -> None:
 
 
 @cli.command(epilog=EPILOG_EXIT_CODES)
-@click.option("--recipe", "recipe_ref", required=True, metavar="R",
-              help="Built-in name, path/to/file.py:NAME, or package.module:NAME.")
-@click.option("--original", required=True, type=click.Path(exists=True, path_type=Path),
-              help="Your copy of the original: a folder of images, or a .tar of one.")
-@click.option("--out", required=True, type=click.Path(path_type=Path),
-              help="Output folder (empty, or an old benchmark with --overwrite).")
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", callback=_param_pairs,
-              help="Set a recipe parameter; repeatable.")
+@click.option(
+    "--recipe",
+    "recipe_ref",
+    required=True,
+    metavar="R",
+    help="Built-in name, path/to/file.py:NAME, or package.module:NAME.",
+)
+@click.option(
+    "--original",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Your copy of the original: a folder of images, or a .tar of one.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output folder (empty, or an old benchmark with --overwrite).",
+)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    callback=_param_pairs,
+    help="Set a recipe parameter; repeatable.",
+)
 @workers_option
 @click.option("--overwrite", is_flag=True, help="Replace an existing benchmark in --out.")
 @click.option("--original-name", default="", help="Provenance: the original dataset's name.")
@@ -194,12 +217,23 @@ def generate(
 
 @cli.command(epilog=EPILOG_EXIT_CODES)
 @click.argument("directory", type=click.Path(path_type=Path))
-@click.option("--manifest", type=click.Path(path_type=Path),
-              help="Manifest to check against (default: DIRECTORY/manifest.json).")
-@click.option("--pubkey", type=click.Path(path_type=Path), default=None,
-              help="Publisher's Ed25519 public key: the manifest must carry a valid signature.")
-@click.option("--signature", type=click.Path(path_type=Path), default=None,
-              help="Signature file (default: manifest.sig beside the manifest).")
+@click.option(
+    "--manifest",
+    type=click.Path(path_type=Path),
+    help="Manifest to check against (default: DIRECTORY/manifest.json).",
+)
+@click.option(
+    "--pubkey",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Publisher's Ed25519 public key: the manifest must carry a valid signature.",
+)
+@click.option(
+    "--signature",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Signature file (default: manifest.sig beside the manifest).",
+)
 @json_option
 @quiet_option
 def verify(
@@ -242,7 +276,11 @@ def verify(
             _echo(f"signature: {report.signature_problem}")
         elif report.signature is not None:
             _echo(f"signature: valid, by {report.signature.keyid}")
-        verdict = _style("OK", fg="green", bold=True) if report.ok else _style("FAILED", fg="red", bold=True)
+        verdict = (
+            _style("OK", fg="green", bold=True)
+            if report.ok
+            else _style("FAILED", fg="red", bold=True)
+        )
         _echo(f"{verdict}: {report.checked} samples checked, {len(report.problems)} problems")
         _echo(f"root {report.manifest.root}")
     sys.exit(ExitCode.OK if report.ok else ExitCode.CHECK_FAILED)
@@ -254,8 +292,12 @@ def key() -> None:
 
 
 @key.command("generate", epilog=EPILOG_EXIT_CODES)
-@click.option("--out", required=True, type=click.Path(path_type=Path),
-              help="Private key file to create (mode 0600); the public key goes to OUT.pub.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Private key file to create (mode 0600); the public key goes to OUT.pub.",
+)
 @json_option
 def key_generate(out: Path, as_json: bool) -> None:
     """Create a new signing key pair; existing files are never overwritten.
@@ -277,10 +319,19 @@ def key_generate(out: Path, as_json: bool) -> None:
 
 @cli.command(epilog=EPILOG_EXIT_CODES)
 @click.argument("manifest", type=click.Path(path_type=Path))
-@click.option("--key", "key_path", required=True, type=click.Path(path_type=Path),
-              help="Ed25519 private key (PEM) from `key generate`.")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Where to write the signature (default: manifest.sig beside MANIFEST).")
+@click.option(
+    "--key",
+    "key_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Ed25519 private key (PEM) from `key generate`.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to write the signature (default: manifest.sig beside MANIFEST).",
+)
 @json_option
 def sign(manifest: Path, key_path: Path, out: Path | None, as_json: bool) -> None:
     """Sign a manifest: an in-toto statement about its root hash, in a DSSE envelope.
@@ -321,8 +372,13 @@ def env(as_json: bool) -> None:
 
 
 @cli.command(epilog=EPILOG_EXIT_CODES)
-@click.option("--out", type=click.Path(path_type=Path), default=Path("demo-out"),
-              show_default=True, help="Where to write the demo benchmark.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("demo-out"),
+    show_default=True,
+    help="Where to write the demo benchmark.",
+)
 @workers_option
 @json_option
 @quiet_option
@@ -343,16 +399,24 @@ def demo(out: Path, workers: int, as_json: bool, quiet: bool) -> None:
     else:
         m = result.generated.manifest
         _echo(f"original   {result.original}")
-        _echo(f"           {m.provenance.samples_in_original} photographs (PNG and JPEG), "
-              "decoded canonically")
-        _echo(f"recipe     {m.recipe}: seeded half, Gaussian-like noise, "
-              "randomness from (seed, sample id) only")
+        _echo(
+            f"           {m.provenance.samples_in_original} photographs (PNG and JPEG), "
+            "decoded canonically"
+        )
+        _echo(
+            f"recipe     {m.recipe}: seeded half, Gaussian-like noise, "
+            "randomness from (seed, sample id) only"
+        )
         _echo(f"generated  {len(m.entries)} lossless PNGs into {out}")
-        _echo(f"verified   {'bit-exact' if result.verified.ok else 'NOT bit-exact'}: "
-              "every file re-decoded and re-hashed against manifest.json")
+        _echo(
+            f"verified   {'bit-exact' if result.verified.ok else 'NOT bit-exact'}: "
+            "every file re-decoded and re-hashed against manifest.json"
+        )
         _echo(f"root       {_style(str(result.generated.root), bold=True)}")
-        _echo("Anyone with the same photographs gets this root hash, on any machine: "
-              f"`benchmark-regen verify {out}` proves it.")
+        _echo(
+            "Anyone with the same photographs gets this root hash, on any machine: "
+            f"`benchmark-regen verify {out}` proves it."
+        )
     sys.exit(ExitCode.OK if result.verified.ok else ExitCode.CHECK_FAILED)
 
 
@@ -362,18 +426,26 @@ def list_recipes(as_json: bool) -> None:
     """List the built-in recipes and their parameters."""
     from toolchain.recipes import BUILTIN_RECIPES, load_recipe
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in sorted(BUILTIN_RECIPES):
         r = load_recipe(name)
         ident = r.identity()
-        rows.append({"name": name, "version": r.version, "seed": r.seed,
-                     "select": ident.select, "params": dict(ident.params)})
+        rows.append(
+            {
+                "name": name,
+                "version": r.version,
+                "seed": r.seed,
+                "select": ident.select,
+                "params": dict(ident.params),
+            }
+        )
     if as_json:
         _emit_json(rows)
         return
     for row in rows:
-        params = ", ".join(f"{k}={v}" for k, v in row["params"].items()) or "-"  # type: ignore[attr-defined]
-        _echo(f"{row['name']:<16} v{row['version']}  seed {row['seed']}  select {row['select']}  {params}")
+        params = ", ".join(f"{k}={v}" for k, v in row["params"].items()) or "-"
+        _echo(f"{row['name']:<16} v{row['version']}  seed {row['seed']}  {row['select']}  {params}")
+
 
 from toolchain._cli_compare import compare  # noqa: E402  (it imports this module)
 

@@ -25,7 +25,7 @@ import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from toolchain.errors import DecodeError
 
@@ -79,7 +79,7 @@ def decode_image(data: bytes) -> Image.Image:
             raise DecodeError(str(e), hint="absurd dimensions: refused before decoding") from None
         except Image.DecompressionBombWarning as e:
             raise DecodeError(str(e), hint="absurd dimensions: refused before decoding") from None
-        except Image.UnidentifiedImageError:
+        except UnidentifiedImageError:
             raise DecodeError(
                 "not a JPEG, PNG or WebP image (unidentified content)",
                 hint="remove the file from the original, or replace it with a good copy",

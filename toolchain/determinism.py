@@ -148,8 +148,10 @@ def pinned_environ(base: Mapping[str, str] | None = None) -> dict[str, str]:
 def process_is_pinned() -> bool:
     """True when this process was started with the pinned environment."""
     marker = os.environ.get(MARKER)
-    return bool(marker) and marker == _marker(os.environ) and all(
-        os.environ.get(k, "") == s.value for k, s in PINNED.items()
+    return (
+        bool(marker)
+        and marker == _marker(os.environ)
+        and all(os.environ.get(k, "") == s.value for k, s in PINNED.items())
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import importlib
 import json
 import os
 import platform
@@ -68,13 +69,11 @@ def _numpy_info() -> dict[str, str]:
 
     info = {"numpy": np.__version__}
     try:
-        from numpy._core import _multiarray_umath as m
+        m = importlib.import_module("numpy._core._multiarray_umath")
     except ImportError:  # numpy 1.x
-        from numpy.core import _multiarray_umath as m  # type: ignore[no-redef]
+        m = importlib.import_module("numpy.core._multiarray_umath")
     info["numpy.simd.baseline"] = " ".join(m.__cpu_baseline__)
-    info["numpy.simd.in_use"] = " ".join(
-        f for f in m.__cpu_dispatch__ if m.__cpu_features__.get(f)
-    )
+    info["numpy.simd.in_use"] = " ".join(f for f in m.__cpu_dispatch__ if m.__cpu_features__.get(f))
     with contextlib.suppress(Exception):
         cfg = np.show_config(mode="dicts")
         blas = cfg["Build Dependencies"]["blas"]

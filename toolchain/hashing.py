@@ -66,7 +66,7 @@ def pixel_digest(pixels: npt.NDArray[np.uint8]) -> Digest:
     outputs with the same pixel digest are the same benchmark sample.
     """
     h = hashlib.sha256(pixel_header(pixels.dtype.name, tuple(pixels.shape)))
-    h.update(memoryview(pixels if pixels.flags.c_contiguous else pixels.copy(order="C")))
+    h.update((pixels if pixels.flags.c_contiguous else pixels.copy(order="C")).data)
     return Digest(hex=h.hexdigest())
 
 

@@ -294,15 +294,15 @@ def parse_manifest(data: bytes) -> Manifest:
     raw_entries = _get(doc, "entries", list, "manifest")
     entries = tuple(_parse_entry(e, i) for i, e in enumerate(raw_entries))
     seen_paths: set[str] = set()
-    for i, e in enumerate(entries):
-        if i and entries[i - 1].id.encode("utf-8") >= e.id.encode("utf-8"):
+    for i, entry in enumerate(entries):
+        if i and entries[i - 1].id.encode("utf-8") >= entry.id.encode("utf-8"):
             raise ManifestError(
-                f"entries[{i}]: id {e.id!r} is duplicated or out of order",
+                f"entries[{i}]: id {entry.id!r} is duplicated or out of order",
                 hint="a manifest lists each sample once, sorted by id",
             )
-        if e.path in seen_paths:
-            raise ManifestError(f"entries[{i}]: output path {e.path!r} appears twice")
-        seen_paths.add(e.path)
+        if entry.path in seen_paths:
+            raise ManifestError(f"entries[{i}]: output path {entry.path!r} appears twice")
+        seen_paths.add(entry.path)
     count = _get(doc, "sample_count", int, "manifest")
     if count != len(entries):
         raise ManifestError(f"sample_count is {count} but there are {len(entries)} entries")

@@ -181,8 +181,12 @@ def verify_benchmark(
     for rel in _walk_files(out_path) if out_path.is_dir() else []:
         if rel in listed or rel in AUXILIARY_FILES:
             continue
-        detail = "left over by an interrupted write" if Path(rel).name.startswith(TMP_PREFIX) else ""
-        problems.append(SampleProblem(path=rel, problem=Problem.EXTRA, detail=detail or "not in the manifest"))
+        detail = (
+            "left over by an interrupted write" if Path(rel).name.startswith(TMP_PREFIX) else ""
+        )
+        problems.append(
+            SampleProblem(path=rel, problem=Problem.EXTRA, detail=detail or "not in the manifest")
+        )
     return VerifyReport(
         out=out_path,
         manifest=m,

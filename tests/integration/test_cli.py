@@ -24,8 +24,21 @@ def test_version_and_help(runner: CliRunner) -> None:
 
 def test_generate_then_verify_json(runner: CliRunner, small_original: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    r = runner.invoke(cli, ["generate", "--recipe", "gaussian-noise", "--original", str(small_original),
-                            "--out", str(out), "--param", "sigma=4", "--json"])
+    r = runner.invoke(
+        cli,
+        [
+            "generate",
+            "--recipe",
+            "gaussian-noise",
+            "--original",
+            str(small_original),
+            "--out",
+            str(out),
+            "--param",
+            "sigma=4",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     doc = json.loads(r.output)
     assert doc["root"].startswith("sha256:") and doc["samples"] == 4
@@ -35,10 +48,26 @@ def test_generate_then_verify_json(runner: CliRunner, small_original: Path, tmp_
     assert json.loads(r.output)["ok"] is True and json.loads(r.output)["root"] == doc["root"]
 
 
-def test_verify_failure_exit_code_and_listing(runner: CliRunner, small_original: Path, tmp_path: Path) -> None:
+def test_verify_failure_exit_code_and_listing(
+    runner: CliRunner, small_original: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
-    assert runner.invoke(cli, ["generate", "--recipe", "identity", "--original", str(small_original),
-                               "--out", str(out), "-q"]).exit_code == 0
+    assert (
+        runner.invoke(
+            cli,
+            [
+                "generate",
+                "--recipe",
+                "identity",
+                "--original",
+                str(small_original),
+                "--out",
+                str(out),
+                "-q",
+            ],
+        ).exit_code
+        == 0
+    )
     victim = sorted(out.rglob("*.png"))[0]
     victim.unlink()
     r = runner.invoke(cli, ["verify", str(out)])
@@ -49,8 +78,18 @@ def test_verify_failure_exit_code_and_listing(runner: CliRunner, small_original:
 def test_undecodable_input_exit_code_3(runner: CliRunner, tmp_path: Path) -> None:
     data = make_image(tmp_path / "orig/cat/x.jpg")
     (tmp_path / "orig/cat/x.jpg").write_bytes(data[:100])
-    r = runner.invoke(cli, ["generate", "--recipe", "identity", "--original", str(tmp_path / "orig"),
-                            "--out", str(tmp_path / "out")])
+    r = runner.invoke(
+        cli,
+        [
+            "generate",
+            "--recipe",
+            "identity",
+            "--original",
+            str(tmp_path / "orig"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
     assert r.exit_code == 3
     assert "sample 'cat/x.jpg'" in r.output and "truncated or corrupt" in r.output
     assert "Traceback" not in r.output
@@ -66,9 +105,12 @@ def test_undecodable_input_exit_code_3(runner: CliRunner, tmp_path: Path) -> Non
         (["--recipe", "adversarial", "--param", "eps=big"], 2, "expected int"),
     ],
 )
-def test_bad_arguments(runner: CliRunner, small_original: Path, tmp_path: Path, args: list[str],
-                       code: int, words: str) -> None:
-    r = runner.invoke(cli, ["generate", *args, "--original", str(small_original), "--out", str(tmp_path / "o")])
+def test_bad_arguments(
+    runner: CliRunner, small_original: Path, tmp_path: Path, args: list[str], code: int, words: str
+) -> None:
+    r = runner.invoke(
+        cli, ["generate", *args, "--original", str(small_original), "--out", str(tmp_path / "o")]
+    )
     assert r.exit_code == code, r.output
     assert words in r.output and "Traceback" not in r.output
 
@@ -85,6 +127,18 @@ def test_env_json_is_a_pinned_fingerprint(runner: CliRunner) -> None:
 
 
 def test_no_color_and_plain_output(runner: CliRunner, small_original: Path, tmp_path: Path) -> None:
-    r = runner.invoke(cli, ["generate", "--recipe", "identity", "--original", str(small_original),
-                            "--out", str(tmp_path / "o")], env={"NO_COLOR": "1"}, color=True)
+    r = runner.invoke(
+        cli,
+        [
+            "generate",
+            "--recipe",
+            "identity",
+            "--original",
+            str(small_original),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        env={"NO_COLOR": "1"},
+        color=True,
+    )
     assert r.exit_code == 0 and "\x1b[" not in r.output and "root sha256:" in r.output

@@ -18,8 +18,12 @@ def test_manifest_doc_snippet_recomputes_the_root(small_original: Path, tmp_path
     script = tmp_path / "audit.py"
     script.write_text(snippet)
     result = generate_benchmark(small_original, "gaussian-noise", tmp_path / "bench")
-    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "bench")],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "bench")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split()[0] == str(result.root)
     assert len(snippet.strip().splitlines()) <= 25

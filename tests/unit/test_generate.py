@@ -28,9 +28,12 @@ def test_generate_writes_pngs_metadata_and_manifest(small_original: Path, tmp_pa
 
 
 @pytest.mark.parametrize("workers", [1, 2, 3])
-def test_root_is_the_same_for_any_worker_count(small_original: Path, tmp_path: Path, workers: int) -> None:
-    result = generate_benchmark(small_original, "adversarial", tmp_path / "o", workers=workers,
-                                params={"steps": 2})
+def test_root_is_the_same_for_any_worker_count(
+    small_original: Path, tmp_path: Path, workers: int
+) -> None:
+    result = generate_benchmark(
+        small_original, "adversarial", tmp_path / "o", workers=workers, params={"steps": 2}
+    )
     assert str(result.root) == ADVERSARIAL_SMALL_STEPS2
 
 
@@ -50,7 +53,9 @@ def test_same_root_when_tree_created_in_another_order(small_original: Path, tmp_
     assert a.manifest.entries == b.manifest.entries
 
 
-def test_recipe_using_global_numpy_random_is_deterministic(tmp_path: Path, small_original: Path) -> None:
+def test_recipe_using_global_numpy_random_is_deterministic(
+    tmp_path: Path, small_original: Path
+) -> None:
     recipe_file = tmp_path / "glob.py"
     recipe_file.write_text(
         "import random\nimport numpy as np\nimport toolchain\n"

@@ -10,7 +10,9 @@ from toolchain.hashing import Digest, pixel_digest, root_digest
 
 def test_pixel_digest_matches_the_documented_formula() -> None:
     px = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
-    expected = hashlib.sha256(b"benchmark-regen/pixels/v1\nuint8 2x3x4\n" + px.tobytes()).hexdigest()
+    expected = hashlib.sha256(
+        b"benchmark-regen/pixels/v1\nuint8 2x3x4\n" + px.tobytes()
+    ).hexdigest()
     assert pixel_digest(px).hex == expected
 
 
@@ -33,12 +35,20 @@ def test_root_digest_is_order_independent_but_id_sensitive() -> None:
     assert root_digest([("x", a), ("y", b)]) == root_digest([("y", b), ("x", a)])
     assert root_digest([("x", a), ("y", b)]) != root_digest([("x", b), ("y", a)])
     expected = hashlib.sha256(
-        b"benchmark-regen/root/v1\n" + b"x\x00" + a.hex.encode() + b"\n" + b"y\x00" + b.hex.encode() + b"\n"
+        b"benchmark-regen/root/v1\n"
+        + b"x\x00"
+        + a.hex.encode()
+        + b"\n"
+        + b"y\x00"
+        + b.hex.encode()
+        + b"\n"
     ).hexdigest()
     assert root_digest([("y", b), ("x", a)]).hex == expected
 
 
-@pytest.mark.parametrize("bad", ["", "sha256:", "sha256:XYZ", "md5:" + "0" * 64, "sha256:" + "A" * 64])
+@pytest.mark.parametrize(
+    "bad", ["", "sha256:", "sha256:XYZ", "md5:" + "0" * 64, "sha256:" + "A" * 64]
+)
 def test_digest_parse_rejects_malformed(bad: str) -> None:
     with pytest.raises(ValueError):
         Digest.parse(bad)

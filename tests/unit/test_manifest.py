@@ -23,8 +23,9 @@ def _entry(i: int) -> ManifestEntry:
 
 def _manifest(n: int = 3) -> Manifest:
     return Manifest.build(
-        recipe=RecipeIdentity(name="r", version="1", seed=1, params={"k": "1.5", "n": 2},
-                              source=Digest.of(b"src")),
+        recipe=RecipeIdentity(
+            name="r", version="1", seed=1, params={"k": "1.5", "n": 2}, source=Digest.of(b"src")
+        ),
         entries=[_entry(i) for i in reversed(range(n))],
         fingerprint={"numpy": "2.4.6", "pillow": "13.0.0"},
         provenance=Provenance(original_name="orig", samples_used=n, samples_in_original=2 * n + 1),

@@ -21,10 +21,18 @@ def test_builtin_recipes_load_with_identity() -> None:
 
 
 def test_sample_rng_depends_only_on_seed_and_id() -> None:
-    a = np.random.Generator(np.random.PCG64(sample_seed_sequence(1, "x/a.png"))).bit_generator.random_raw(4)
-    b = np.random.Generator(np.random.PCG64(sample_seed_sequence(1, "x/a.png"))).bit_generator.random_raw(4)
-    c = np.random.Generator(np.random.PCG64(sample_seed_sequence(1, "x/b.png"))).bit_generator.random_raw(4)
-    d = np.random.Generator(np.random.PCG64(sample_seed_sequence(2, "x/a.png"))).bit_generator.random_raw(4)
+    a = np.random.Generator(
+        np.random.PCG64(sample_seed_sequence(1, "x/a.png"))
+    ).bit_generator.random_raw(4)
+    b = np.random.Generator(
+        np.random.PCG64(sample_seed_sequence(1, "x/a.png"))
+    ).bit_generator.random_raw(4)
+    c = np.random.Generator(
+        np.random.PCG64(sample_seed_sequence(1, "x/b.png"))
+    ).bit_generator.random_raw(4)
+    d = np.random.Generator(
+        np.random.PCG64(sample_seed_sequence(2, "x/a.png"))
+    ).bit_generator.random_raw(4)
     assert (a == b).all() and not (a == c).all() and not (a == d).all()
 
 
@@ -90,8 +98,12 @@ def test_params_parse_by_default_type() -> None:
 
 @pytest.mark.parametrize(
     ("pairs", "match"),
-    [(["eps"], "name=value"), (["nope=1"], "no parameter 'nope'"), (["eps=x"], "expected int"),
-     (["eps=1", "eps=2"], "given twice")],
+    [
+        (["eps"], "name=value"),
+        (["nope=1"], "no parameter 'nope'"),
+        (["eps=x"], "expected int"),
+        (["eps=1", "eps=2"], "given twice"),
+    ],
 )
 def test_bad_params(pairs: list[str], match: str) -> None:
     with pytest.raises(ParamError, match=match):
@@ -103,7 +115,9 @@ def test_bad_float_param() -> None:
         parse_params(load_recipe("gaussian-noise"), ["sigma=nan"])
 
 
-@pytest.mark.parametrize("spec", ["no-such-recipe", "os.path:join", "missing_mod_xyz:r", "./nope.py:r", ""])
+@pytest.mark.parametrize(
+    "spec", ["no-such-recipe", "os.path:join", "missing_mod_xyz:r", "./nope.py:r", ""]
+)
 def test_bad_recipe_references(spec: str) -> None:
     with pytest.raises(RecipeError):
         load_recipe(spec)

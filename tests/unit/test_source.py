@@ -14,7 +14,10 @@ from toolchain.source import FolderSource, TarSource, check_sample_id, open_sour
 
 def test_listing_is_sorted_and_skips_hidden_and_non_images(tmp_path: Path) -> None:
     for name in ["b/z.png", "a/y.JPG", "a/x.webp", ".hidden/q.png", "a/.dot.png"]:
-        make_image(tmp_path / name, fmt={"png": "PNG", "JPG": "JPEG", "webp": "WEBP"}[name.rsplit(".", 1)[1]])
+        make_image(
+            tmp_path / name,
+            fmt={"png": "PNG", "JPG": "JPEG", "webp": "WEBP"}[name.rsplit(".", 1)[1]],
+        )
     (tmp_path / "README.txt").write_text("not an image")
     listing = open_source(tmp_path).listing()
     assert listing.ids == ("a/x.webp", "a/y.JPG", "b/z.png")
@@ -32,8 +35,18 @@ def test_listing_does_not_depend_on_creation_order(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "/abs.png", "../up.png", "a/../b.png", "a\\b.png", "a\x00.png", "a//b.png", "./a.png",
-            "e\u0301.png"]
+    "bad",
+    [
+        "",
+        "/abs.png",
+        "../up.png",
+        "a/../b.png",
+        "a\\b.png",
+        "a\x00.png",
+        "a//b.png",
+        "./a.png",
+        "e\u0301.png",
+    ],
 )
 def test_unsafe_ids_are_refused(bad: str) -> None:
     with pytest.raises(SourceError, match="unsafe sample id"):

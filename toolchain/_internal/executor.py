@@ -85,9 +85,12 @@ def run_ordered(
         _init_worker(job)
         yield OrderedRun((_run_task(t) for t in tasks), runtime_fingerprint())
         return
-    with pinned_spawn_context() as ctx, ctx.Pool(
-        processes=min(workers, max(1, len(tasks))), initializer=_init_worker, initargs=(job,)
-    ) as pool:
+    with (
+        pinned_spawn_context() as ctx,
+        ctx.Pool(
+            processes=min(workers, max(1, len(tasks))), initializer=_init_worker, initargs=(job,)
+        ) as pool,
+    ):
         try:
             fingerprint = pool.apply(_worker_fingerprint)
             chunk = max(1, min(16, len(tasks) // (workers * 8)))

@@ -68,7 +68,7 @@ BUILTIN_RECIPES: Mapping[str, str] = {
     "identity": "toolchain.recipes.identity:identity",
 }
 
-Select = None | int | Fraction | str | Callable[[str], bool]
+Select = None | int | float | Fraction | str | Callable[[str], bool]
 _SAMPLE_DOMAIN = b"benchmark-regen/sample/v1\x00"
 _SELECT_DOMAIN = b"benchmark-regen/select/v1\x00"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -335,15 +335,17 @@ def parse_params(recipe_: Recipe, pairs: Iterable[str]) -> dict[str, Scalar | fl
     """Parse ``name=value`` strings against the recipe's parameter defaults."""
     out: dict[str, Scalar | float] = {}
     for pair in pairs:
-        if not isinstance(pair, str) or "=" not in pair or "\x00" in pair or len(pair) > 4096:
+        if isinstance(pair, str) and len(pair) > 4096:
+            raise ParamError(
+                f"--param {pair[:32]!r}...: {len(pair)} characters, over the 4096 limit"
+            )
+        if not isinstance(pair, str) or "=" not in pair or "\x00" in pair:
             raise ParamError(f"--param {pair!r}: expected name=value")
         name, _, text = pair.partition("=")
         name = name.strip()
         if name not in recipe_.defaults:
             known = ", ".join(sorted(recipe_.defaults)) or "none"
-            raise ParamError(
-                f"recipe {recipe_.name!r} has no parameter {name!r} (it has: {known})"
-            )
+            raise ParamError(f"recipe {recipe_.name!r} has no parameter {name!r} (it has: {known})")
         if name in out:
             raise ParamError(f"--param {name} is given twice")
         out[name] = _parse_scalar(name, text, recipe_.defaults[name])

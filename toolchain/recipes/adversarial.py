@@ -33,7 +33,9 @@ CLASSES = 10
 _MODEL_KEY = (0x6D6F64, 0x656C)  # spawn key of the model weights: "mod", "el"
 
 
-def _uniform(bitgen: np.random.PCG64, shape: tuple[int, int], scale_log2: int) -> npt.NDArray[np.float32]:
+def _uniform(
+    bitgen: np.random.PCG64, shape: tuple[int, int], scale_log2: int
+) -> npt.NDArray[np.float32]:
     """Uniform weights in [-2**-scale_log2, 2**-scale_log2) from 24-bit integers."""
     raw = bitgen.random_raw(shape[0] * shape[1]).astype(np.uint64) >> np.uint64(40)
     centred = raw.astype(np.int64) - (1 << 23)
