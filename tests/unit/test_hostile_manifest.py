@@ -102,8 +102,14 @@ def test_each_field_removed(path: tuple[Any, ...]) -> None:
 @pytest.mark.parametrize(
     ("mutate", "words"),
     [
-        (lambda d: d.__setitem__("format", "benchmark-regen.manifest/v2"), "unknown manifest format"),
-        (lambda d: d.__setitem__("format", "benchmark-regen.manifest/v0"), "unknown manifest format"),
+        (
+            lambda d: d.__setitem__("format", "benchmark-regen.manifest/v2"),
+            "unknown manifest format",
+        ),
+        (
+            lambda d: d.__setitem__("format", "benchmark-regen.manifest/v0"),
+            "unknown manifest format",
+        ),
         (lambda d: d["entries"].append(d["entries"][0]), "duplicated or out of order"),
         (lambda d: d["entries"].reverse(), "duplicated or out of order"),
         (lambda d: d["entries"][1].__setitem__("path", "c/0.png"), "appears twice"),
@@ -144,8 +150,18 @@ def test_named_bad_manifests(mutate: Any, words: str) -> None:
         (b"", "not valid JSON"),
         (b"null", "top level must be a JSON object"),
     ],
-    ids=["deep-list", "deep-object", "huge-int", "float", "nan", "inf", "bom", "truncated",
-         "empty", "null"],
+    ids=[
+        "deep-list",
+        "deep-object",
+        "huge-int",
+        "float",
+        "nan",
+        "inf",
+        "bom",
+        "truncated",
+        "empty",
+        "null",
+    ],
 )
 def test_named_bad_bytes(data: bytes, words: str) -> None:
     with pytest.raises(ManifestError, match=words):
