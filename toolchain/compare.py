@@ -376,7 +376,8 @@ def compare_sides(a: Side, b: Side, *, pixels: bool = True) -> Comparison:
         x, y = ea.get(sid), eb.get(sid)
         status, cause, keys = _classify(x, y, same_recipe=not recipe_diff, fp_keys=list(fp_diff))
         stats = None
-        if pixels and status is Status.PIXELS_DIFFER and x is not None and y is not None:
+        measurable = pixels and a.folder is not None and b.folder is not None
+        if measurable and status is Status.PIXELS_DIFFER and x is not None and y is not None:
             stats = pixel_stats(load_pixels(a, x), load_pixels(b, y))
         samples.append(
             SampleComparison(id=sid, status=status, cause=cause, keys=keys, a=x, b=y, stats=stats)

@@ -1,0 +1,134 @@
+"""Benchmarks that drift in one known way, for the ``compare`` and report tests.
+
+Each builder makes a *real* benchmark folder by running ``generate`` with one
+stage of the pipeline swapped for a variant that a library upgrade could
+bring, so the classifier is tested on digests a real drift produces:
+
+* decoder drift: JPEGs decoded as raw YCbCr and converted by Pillow's own
+  YCbCr->RGB code instead of libjpeg-turbo's (a different colour conversion);
+* generator drift: the adversarial recipe's GEMMs accumulated in float64 and
+  rounded once (a different BLAS kernel's rounding), recorded as a different
+  ``blas.coretype`` (on this machine OPENBLAS_CORETYPE=Sandybridge instead of
+  Haswell changes the adversarial outputs; the thread count does not);
+* encoder-only drift: every PNG re-encoded at another zlib level.
+
+The swaps are monkeypatches, so generation must run in this process: the
+``pinned_here`` context makes the test process count as pinned for its duration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import os
+import shutil
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import toolchain._internal.executor as executor
+import toolchain.generate as generate_mod
+import toolchain.recipes.adversarial as adversarial_mod
+from toolchain.decode import decode
+from toolchain.determinism import pinned_environ
+from toolchain.fingerprint import runtime_fingerprint
+from toolchain.generate import generate_benchmark
+from toolchain.hashing import file_digest
+from toolchain.manifest import MANIFEST_NAME, load_manifest, write_manifest
+
+GENERATOR_SAMPLES = ("camera.png", "chelsea.png", "coffee.png")
+"""Of these, only chelsea.png drifts under the float64 gradient (159 values).
+"""
+
+
+@contextlib.contextmanager
+def pinned_here(mp: pytest.MonkeyPatch) -> Iterator[None]:
+    """Run ``generate`` in this process (so monkeypatches apply) by pinning its environ."""
+    saved_umask = os.umask(0o022)
+    os.umask(saved_umask)
+    for k, v in pinned_environ().items():
+        mp.setenv(k, v)
+    runtime_fingerprint.cache_clear()
+    try:
+        yield
+    finally:
+        mp.undo()
+        runtime_fingerprint.cache_clear()
+        os.umask(saved_umask)
+
+
+def ycbcr_decode(data: bytes) -> np.ndarray[Any, np.dtype[np.uint8]]:
+    """Like ``decode``, but colour JPEGs go through Pillow's YCbCr->RGB conversion."""
+    img = Image.open(io.BytesIO(data))
+    if img.format == "JPEG" and img.mode == "RGB":
+        img.draft("YCbCr", img.size)  # same scale, raw YCbCr out of libjpeg
+        return np.ascontiguousarray(np.asarray(img.convert("RGB")))
+    return decode(data)
+
+
+def _float64_gradient(
+    x: Any, w1: Any, w2: Any, label: int | None
+) -> tuple[int, np.ndarray[Any, np.dtype[np.float32]]]:
+    """The adversarial model's pass with every GEMM accumulated in float64."""
+    f32 = np.float32
+    pre = (x.astype(np.float64) @ w1.astype(np.float64)).astype(f32)
+    hidden = np.maximum(pre, f32(0))
+    logits = (hidden.sum(axis=0, dtype=np.float64) @ w2.astype(np.float64)).astype(f32)
+    y = int(np.argmax(logits)) if label is None else label
+    rivals = logits.copy()
+    rivals[y] = -np.inf
+    j = int(np.argmax(rivals))
+    d_hidden = ((w2[:, j] - w2[:, y])[None, :] * (pre > 0)).astype(np.float64)
+    return y, (d_hidden @ w1.T.astype(np.float64)).astype(f32)
+
+
+def with_fingerprint(folder: Path, changes: Mapping[str, str]) -> None:
+    """Rewrite the folder's manifest with some fingerprint values changed."""
+    m = load_manifest(folder / MANIFEST_NAME)
+    write_manifest(
+        dataclasses.replace(m, fingerprint={**m.fingerprint, **changes}), folder / MANIFEST_NAME
+    )
+
+
+def in_process(original: Path, recipe: str, out: Path, mp: pytest.MonkeyPatch) -> Path:
+    """The undrifted twin of a drifted run: same process, so the same fingerprint."""
+    with pinned_here(mp):
+        generate_benchmark(original, recipe, out)
+    return out
+
+
+def decoder_drift(original: Path, out: Path, mp: pytest.MonkeyPatch) -> Path:
+    with pinned_here(mp):
+        mp.setattr(generate_mod, "decode", ycbcr_decode)
+        generate_benchmark(original, "identity", out)
+    return out
+
+
+def generator_drift(original: Path, out: Path, mp: pytest.MonkeyPatch) -> Path:
+    with pinned_here(mp):
+        mp.setattr(adversarial_mod, "_margin_gradient", _float64_gradient)
+        generate_benchmark(original, "adversarial", out)
+    with_fingerprint(out, {"blas.coretype": "Sandybridge"})
+    return out
+
+
+def encoder_drift(reference: Path, out: Path, *, level: int = 1) -> Path:
+    """A copy of ``reference`` with every PNG re-encoded at zlib ``level``."""
+    shutil.copytree(reference, out)
+    m = load_manifest(out / MANIFEST_NAME)
+    entries = []
+    for e in m.entries:
+        buf = io.BytesIO()
+        Image.open(out / e.path).save(buf, format="PNG", compress_level=level)
+        (out / e.path).write_bytes(buf.getvalue())
+        entries.append(dataclasses.replace(e, file=file_digest(buf.getvalue())))
+    fp = {**m.fingerprint, "pillow.zlib_ng": "absent"}
+    write_manifest(
+        dataclasses.replace(m, entries=tuple(entries), fingerprint=fp), out / MANIFEST_NAME
+    )
+    return out
