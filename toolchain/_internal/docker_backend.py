@@ -1,0 +1,361 @@
+"""The Docker engine behind a small interface (no stability guarantee).
+
+:class:`ContainerBackend` is everything :mod:`toolchain.container` needs from
+an engine; :class:`DockerSDKBackend` implements it with the docker SDK (which
+honours ``DOCKER_HOST``), and :class:`FakeBackend` records calls for unit
+tests. Engine failures surface as :class:`toolchain.errors.ContainerError`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from toolchain.errors import ContainerError
+
+__all__ = [
+    "BuildRequest",
+    "ContainerBackend",
+    "DockerSDKBackend",
+    "FakeBackend",
+    "ImageInfo",
+    "Mount",
+    "RunRequest",
+]
+
+LineSink = Callable[[str], None]
+
+_START_HINT = (
+    'start one with `eval "$(bash .ci/dockerd.sh start)"`, or point DOCKER_HOST at a '
+    "running engine (see docker/README.md)"
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mount:
+    """A bind mount of a host path into a container."""
+
+    source: Path
+    target: str
+    read_only: bool
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.target}:{'ro' if self.read_only else 'rw'}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageInfo:
+    """What we read back from an image: its ID, layers and runtime config."""
+
+    id: str
+    diff_ids: tuple[str, ...]
+    env: tuple[str, ...]
+    labels: Mapping[str, str]
+    architecture: str
+    os: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildRequest:
+    """``docker build`` of ``dockerfile`` (relative to ``context``)."""
+
+    context: Path
+    dockerfile: str
+    tag: str
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    no_cache: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRequest:
+    """One confined container run; the defaults are the confinement we insist on."""
+
+    image: str
+    argv: tuple[str, ...]
+    mounts: tuple[Mount, ...] = ()
+    user: str | None = None
+    network: str = "none"
+    cap_drop: tuple[str, ...] = ("ALL",)
+    env: Mapping[str, str] = field(default_factory=dict)
+    entrypoint: tuple[str, ...] | None = None
+
+
+class ContainerBackend(Protocol):
+    """The engine operations benchmark-regen uses."""
+
+    def engine(self) -> str:
+        """Where the engine answers (for messages), e.g. ``unix:///run/docker.sock``."""
+        ...
+
+    def inspect(self, ref: str) -> ImageInfo | None:
+        """The image ``ref`` (tag or ID), or ``None`` when the engine has none."""
+        ...
+
+    def build(self, request: BuildRequest, *, on_line: LineSink) -> str:
+        """Build an image and return its ID (``sha256:…``)."""
+        ...
+
+    def save(self, ref: str, dest: Path) -> None:
+        """Write ``docker save ref`` (the classic tar layout) to ``dest``."""
+        ...
+
+    def load(self, archive: Path) -> None:
+        """``docker load`` an archive in the ``docker save`` layout."""
+        ...
+
+    def tag(self, image_id: str, tag: str) -> None:
+        """Point ``tag`` (``repo:tag``) at ``image_id``."""
+        ...
+
+    def remove_image(self, ref: str) -> None:
+        """Remove an image (a no-op when it does not exist)."""
+        ...
+
+    def run(self, request: RunRequest, *, on_stdout: LineSink, on_stderr: LineSink) -> int:
+        """Run a container to completion, stream its output, return its exit code."""
+        ...
+
+
+def _split_lines(buffer: str, chunk: str, sink: LineSink) -> str:
+    """Feed complete lines of ``buffer + chunk`` to ``sink``; return the incomplete rest."""
+    buffer += chunk
+    *lines, rest = buffer.split("\n")
+    for line in lines:
+        sink(line)
+    return rest
+
+
+class DockerSDKBackend:
+    """:class:`ContainerBackend` over the docker SDK (``docker.from_env()``)."""
+
+    def __init__(self, client: Any = None) -> None:
+        self._client = client
+
+    def engine(self) -> str:
+        return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import docker
+
+            try:
+                client = docker.from_env(timeout=600)
+                client.ping()
+            except docker.errors.DockerException as exc:
+                raise ContainerError(
+                    f"no Docker engine answers at {self.engine()} ({exc})", hint=_START_HINT
+                ) from exc
+            self._client = client
+        return self._client
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        import requests
+
+        import docker
+
+        try:
+            yield
+        except docker.errors.ImageNotFound as exc:
+            raise ContainerError(
+                f"{what}: image not found ({exc.explanation})",
+                hint="build it with `benchmark-regen image build`",
+            ) from exc
+        except docker.errors.BuildError as exc:
+            raise ContainerError(
+                f"{what}: the image build failed: {exc.msg}",
+                hint="the lines above show the failing Dockerfile step",
+            ) from exc
+        except docker.errors.APIError as exc:
+            raise ContainerError(f"{what}: the Docker engine refused: {exc.explanation}") from exc
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise ContainerError(
+                f"{what}: lost the Docker engine at {self.engine()} ({exc})", hint=_START_HINT
+            ) from exc
+
+    def inspect(self, ref: str) -> ImageInfo | None:
+        import docker
+
+        with self._errors(f"inspecting image {ref}"):
+            try:
+                attrs = self.client.api.inspect_image(ref)
+            except docker.errors.ImageNotFound:
+                return None
+        config = attrs.get("Config") or {}
+        return ImageInfo(
+            id=attrs["Id"],
+            diff_ids=tuple(attrs.get("RootFS", {}).get("Layers") or ()),
+            env=tuple(config.get("Env") or ()),
+            labels=dict(config.get("Labels") or {}),
+            architecture=attrs.get("Architecture", "amd64"),
+            os=attrs.get("Os", "linux"),
+        )
+
+    def build(self, request: BuildRequest, *, on_line: LineSink) -> str:
+        with self._errors(f"building {request.tag}"):
+            image_id: str | None = None
+            rest = ""
+            for chunk in self.client.api.build(
+                path=str(request.context),
+                dockerfile=request.dockerfile,
+                tag=request.tag,
+                buildargs=dict(request.build_args),
+                labels=dict(request.labels) or None,
+                nocache=request.no_cache,
+                rm=True,
+                forcerm=True,
+                pull=False,
+                decode=True,
+            ):
+                if "error" in chunk:
+                    raise ContainerError(
+                        f"building {request.tag}: {chunk['error'].strip()}",
+                        hint="the lines above show the failing Dockerfile step",
+                    )
+                if "stream" in chunk:
+                    rest = _split_lines(rest, chunk["stream"], on_line)
+                aux = chunk.get("aux") or {}
+                if "ID" in aux:
+                    image_id = aux["ID"]
+            if rest:
+                on_line(rest)
+            if image_id is None:
+                info = self.inspect(request.tag)
+                if info is None:
+                    raise ContainerError(f"building {request.tag}: the engine reported no image")
+                image_id = info.id
+            return image_id
+
+    def save(self, ref: str, dest: Path) -> None:
+        with self._errors(f"saving {ref}"), dest.open("wb") as f:
+            for chunk in self.client.api.get_image(ref, chunk_size=1 << 20):
+                f.write(chunk)
+
+    def load(self, archive: Path) -> None:
+        with self._errors(f"loading {archive.name}"), archive.open("rb") as f:
+            for chunk in self.client.api.load_image(f):
+                if "error" in chunk:
+                    raise ContainerError(f"loading {archive.name}: {chunk['error']}")
+
+    def tag(self, image_id: str, tag: str) -> None:
+        repo, _, name = tag.rpartition(":")
+        if not repo or "/" in name:
+            repo, name = tag, "latest"
+        with self._errors(f"tagging {image_id} as {tag}"):
+            self.client.api.tag(image_id, repo, name, force=True)
+
+    def remove_image(self, ref: str) -> None:
+        import docker
+
+        with self._errors(f"removing {ref}"), suppress(docker.errors.ImageNotFound):
+            self.client.api.remove_image(ref, noprune=False)
+
+    def run(self, request: RunRequest, *, on_stdout: LineSink, on_stderr: LineSink) -> int:
+        api = self.client.api
+        with self._errors(f"running {request.image}"):
+            host_config = api.create_host_config(
+                binds=[str(m) for m in request.mounts],
+                network_mode=request.network,
+                cap_drop=list(request.cap_drop),
+                security_opt=["no-new-privileges"],
+            )
+            container = api.create_container(
+                image=request.image,
+                command=list(request.argv),
+                entrypoint=list(request.entrypoint) if request.entrypoint is not None else None,
+                user=request.user or "",
+                environment=dict(request.env),
+                host_config=host_config,
+                network_disabled=request.network == "none",
+                labels={"io.benchmark-regen.run": "1"},
+            )
+            cid = container["Id"]
+            try:
+                api.start(cid)
+                rests = {"out": "", "err": ""}
+                for out, err in api.attach(
+                    cid, stdout=True, stderr=True, stream=True, logs=True, demux=True
+                ):
+                    if out:
+                        rests["out"] = _split_lines(
+                            rests["out"], out.decode("utf-8", "replace"), on_stdout
+                        )
+                    if err:
+                        rests["err"] = _split_lines(
+                            rests["err"], err.decode("utf-8", "replace"), on_stderr
+                        )
+                if rests["out"]:
+                    on_stdout(rests["out"])
+                if rests["err"]:
+                    on_stderr(rests["err"])
+                status = api.wait(cid)
+                return int(status.get("StatusCode", 1))
+            finally:
+                api.remove_container(cid, force=True)
+
+
+@dataclass(kw_only=True)
+class FakeBackend:
+    """A :class:`ContainerBackend` that records calls, for unit tests.
+
+    ``images`` maps refs to :class:`ImageInfo`; ``run_output`` is printed by
+    every run and ``exit_code`` returned; ``fail`` makes every call raise.
+    """
+
+    images: dict[str, ImageInfo] = field(default_factory=dict)
+    exit_code: int = 0
+    run_output: Sequence[str] = ()
+    fail: ContainerError | None = None
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+
+    def _record(self, name: str, arg: Any) -> None:
+        self.calls.append((name, arg))
+        if self.fail is not None:
+            raise self.fail
+
+    def engine(self) -> str:
+        return "fake://"
+
+    def inspect(self, ref: str) -> ImageInfo | None:
+        self._record("inspect", ref)
+        return self.images.get(ref)
+
+    def build(self, request: BuildRequest, *, on_line: LineSink) -> str:
+        self._record("build", request)
+        image_id = "sha256:" + "b" * 64
+        self.images[request.tag] = self.images[image_id] = ImageInfo(
+            id=image_id, diff_ids=(), env=(), labels=dict(request.labels),
+            architecture="amd64", os="linux",
+        )  # fmt: skip
+        on_line("Successfully built fake")
+        return image_id
+
+    def save(self, ref: str, dest: Path) -> None:
+        self._record("save", ref)
+
+    def load(self, archive: Path) -> None:
+        self._record("load", archive)
+
+    def tag(self, image_id: str, tag: str) -> None:
+        self._record("tag", (image_id, tag))
+        if image_id in self.images:
+            self.images[tag] = self.images[image_id]
+
+    def remove_image(self, ref: str) -> None:
+        self._record("remove_image", ref)
+
+    def run(self, request: RunRequest, *, on_stdout: LineSink, on_stderr: LineSink) -> int:
+        self._record("run", request)
+        for line in self.run_output:
+            on_stdout(line)
+        return self.exit_code
+
+    @property
+    def runs(self) -> list[RunRequest]:
+        return [arg for name, arg in self.calls if name == "run"]
