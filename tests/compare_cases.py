@@ -31,7 +31,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import toolchain._internal.executor as executor
 import toolchain.generate as generate_mod
 import toolchain.recipes.adversarial as adversarial_mod
 from toolchain.decode import decode

@@ -167,7 +167,7 @@ def test_tampered_output_is_not_measured(identity_bench: Path, tmp_path: Path) -
 
 
 def test_open_side_refuses_a_folder_without_manifest(tmp_path: Path) -> None:
-    with pytest.raises(ManifestError, match="without a manifest.json"):
+    with pytest.raises(ManifestError, match=r"without a manifest\.json"):
         open_side(tmp_path)
 
 
