@@ -9,6 +9,7 @@ tests. Engine failures surface as :class:`toolchain.errors.ContainerError`.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -144,15 +145,35 @@ class DockerSDKBackend:
         if self._client is None:
             import docker
 
+            self._probe_unix_socket()
+            client = None
             try:
                 client = docker.from_env(timeout=600)
                 client.ping()
             except docker.errors.DockerException as exc:
+                if client is not None:
+                    client.close()
                 raise ContainerError(
                     f"no Docker engine answers at {self.engine()} ({exc})", hint=_START_HINT
                 ) from exc
             self._client = client
         return self._client
+
+    def _probe_unix_socket(self) -> None:
+        """Connect to a unix socket ourselves first: when nothing listens, the
+        SDK leaks the half-made socket (a ResourceWarning) before raising."""
+        host = self.engine()
+        if not host.startswith("unix://"):
+            return
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(10)
+            try:
+                sock.connect(host.removeprefix("unix://"))
+            except OSError as exc:
+                raise ContainerError(
+                    f"no Docker engine answers at {host} ({exc.strerror or exc})",
+                    hint=_START_HINT,
+                ) from exc
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
