@@ -140,3 +140,21 @@ def matrix_report(session: nox.Session) -> None:
             "--report", str(MATRIX_OUT / "report" / bench),
             success_codes=[0, 1],  # 1 = some combination is not bit-exact: the finding
         )  # fmt: skip
+
+
+FUZZ_RUNS = "200000"
+
+
+@nox.session(python=PYTHON, default=False)
+def fuzz(session: nox.Session) -> None:
+    """atheris over the manifest/signature and .bdiff parsers, a fixed number of runs each.
+
+    ``nox -s fuzz -- -runs=1000000`` overrides the count. atheris is not in the hashed
+    lockfiles (it is a fuzzing tool, never shipped), so it is pinned by version here.
+    """
+    session.install("setuptools>=77")
+    _install_locked(session, "test.txt")
+    session.install("--only-binary", ":all:", "atheris==3.0.0")
+    args = session.posargs or [f"-runs={FUZZ_RUNS}"]
+    for harness in ("atheris_manifest.py", "atheris_container.py"):
+        session.run("python", str(ROOT / "fuzz" / harness), *args)
