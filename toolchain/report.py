@@ -182,7 +182,7 @@ code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-
         font-size: 12px; color: #fff; white-space: nowrap; }
 .pill.ok { background: var(--ok); } .pill.bad { background: var(--bad); }
 .pill.warn { background: var(--warn); } .pill.ref { background: var(--muted); }
-ul.keys { margin: 0; padding-left: 16px; } ul.keys li { white-space: nowrap; }
+ul.keys { margin: 0; padding-left: 16px; } ul.keys li { overflow-wrap: anywhere; }
 .figs { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr)); gap: 10px;
         margin: 6px 0 18px; }
 figure { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: 6px;
@@ -192,6 +192,14 @@ figure img { width: 100%; height: auto; display: block; image-rendering: pixelat
 figcaption { color: var(--muted); font-size: 12px; margin-top: 4px; }
 .note { color: var(--muted); }
 """
+
+
+_LEGEND = (
+    "identical: same pixels and same file bytes. reproduces: same pixels (the contract), "
+    "other PNG bytes. Causes: decoder drift = the original decodes to other pixels; "
+    "generator drift = same decoded input, other output (numpy, BLAS); encoder-only drift = "
+    "same pixels, other PNG bytes (zlib)."
+)
 
 
 def _e(text: object) -> str:
@@ -330,6 +338,7 @@ def _matrix_html(m: MatrixResult, images: _Images) -> Iterator[str]:
             f"<td>{'-' if r.is_reference else _keys_html(c)}</td></tr>"
         )
     yield "</table>"
+    yield f'<p class="note">{_e(_LEGEND)}</p>'
     for r in m.rows:
         if r.is_reference or r.comparison.identical:
             continue
