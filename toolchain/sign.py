@@ -48,6 +48,7 @@ __all__ = [
     "KeyPair",
     "SignatureCheck",
     "build_statement",
+    "check_container_signature",
     "check_manifest_signature",
     "generate_key",
     "key_id",
@@ -436,3 +437,23 @@ def check_manifest_signature(
     except OSError as e:
         raise SignatureError(f"cannot read signature {p}: {e.strerror or e}") from None
     return verify_manifest_signature(manifest_bytes, envelope, key)
+
+
+def check_container_signature(
+    container: str | os.PathLike[str],
+    pubkey: str | os.PathLike[str] | Ed25519PublicKey,
+    *,
+    signature: str | os.PathLike[str] | None = None,
+) -> SignatureCheck:
+    """Verify the signature over the manifest a ``.bdiff`` carries, before touching any original.
+
+    The signature is the publisher's ``manifest.sig``, shipped beside the
+    container as ``FILE.bdiff.sig`` (or given as ``signature``). Only the
+    container's header, carried manifest and index are read (and checked).
+    """
+    from toolchain.diff.format import open_diff
+
+    path = Path(container)
+    reader = open_diff(path)
+    sig = Path(signature) if signature is not None else path.with_name(path.name + ".sig")
+    return check_manifest_signature(reader.manifest_bytes, sig, pubkey)
