@@ -158,3 +158,18 @@ def fuzz(session: nox.Session) -> None:
     args = session.posargs or [f"-runs={FUZZ_RUNS}"]
     for harness in ("atheris_manifest.py", "atheris_container.py"):
         session.run("python", str(ROOT / "fuzz" / harness), *args)
+
+
+@nox.session(python=PYTHON, default=False)
+def image(session: nox.Session) -> None:
+    """Build the pinned container image (needs an engine; see docker/README.md).
+
+    Makes the offline base (docker/make-base.sh, a no-op when it exists) unless
+    another base is named; posargs go to `benchmark-regen image build`.
+    """
+    session.install("setuptools>=68")
+    _install_locked(session, "requirements.txt")
+    if not {"--base-image", "--dockerfile"} & set(session.posargs):
+        session.run("bash", str(ROOT / "docker" / "make-base.sh"), external=True)
+    build = "import sys; from toolchain._cli_container import image as i; i(['build', *sys.argv[1:]])"
+    session.run("python", "-c", build, *session.posargs)
