@@ -102,6 +102,41 @@ workers_option = click.option(
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 
 
+def _shard_spec(_ctx: click.Context, _p: click.Parameter, value: str | None) -> object:
+    from toolchain.errors import ShardSpecError
+    from toolchain.shard import parse_shard
+
+    if value is None:
+        return None
+    try:
+        return parse_shard(value)
+    except ShardSpecError as e:
+        raise click.BadParameter(e.diagnostics()) from None
+
+
+shard_option = click.option(
+    "--shard",
+    metavar="I/N",
+    callback=_shard_spec,
+    help="Process only shard I of N (0-based, by sample id); writes a shard manifest.",
+)
+resume_option = click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted run in --out, skipping finished samples.",
+)
+executor_option = click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="local: pinned process pool. dask: a Dask cluster (a LocalCluster without --scheduler).",
+)
+scheduler_option = click.option(
+    "--scheduler", metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://head:8786."
+)
+
+
 def _param_pairs(
     _ctx: click.Context, _p: click.Parameter, value: tuple[str, ...]
 ) -> tuple[str, ...]:
@@ -156,6 +191,10 @@ def cli() -> None:
     help="Set a recipe parameter; repeatable.",
 )
 @workers_option
+@shard_option
+@resume_option
+@executor_option
+@scheduler_option
 @click.option("--overwrite", is_flag=True, help="Replace an existing benchmark in --out.")
 @click.option("--original-name", default="", help="Provenance: the original dataset's name.")
 @click.option("--original-terms", default="", help="Provenance: URL of the original's terms.")
@@ -168,6 +207,10 @@ def generate(
     out: Path,
     params: tuple[str, ...],
     workers: int,
+    shard: Any,
+    resume: bool,
+    executor: str,
+    scheduler: str | None,
     overwrite: bool,
     original_name: str,
     original_terms: str,
@@ -183,6 +226,10 @@ def generate(
       benchmark-regen generate --recipe adversarial --original val.tar --out ./adv --workers 2
       benchmark-regen generate --recipe my_recipes.py:blur --param sigma=2.5 \\
           --original ./val --out ./blur
+      benchmark-regen generate --recipe adversarial --original ./val --out ./adv --shard 0/4
+      benchmark-regen generate --recipe adversarial --original ./val --out ./adv --resume
+      benchmark-regen generate --recipe adversarial --original /shared/val --out /shared/adv \\
+          --executor dask --scheduler tcp://head:8786
     """
     from toolchain.generate import generate_benchmark
     from toolchain.manifest import Provenance
@@ -200,6 +247,10 @@ def generate(
             out,
             workers=workers,
             overwrite=overwrite,
+            resume=resume,
+            shard=shard,
+            executor=executor,
+            scheduler=scheduler,
             progress=progress,
             provenance=Provenance(
                 original_name=original_name,
@@ -211,7 +262,8 @@ def generate(
         _emit_json(result.to_json())
         return
     m = result.manifest
-    _echo(f"generated {len(m.entries)} samples of {m.recipe} into {out}")
+    part = f" (shard {m.shard}; merge the shards for the whole benchmark)" if m.shard else ""
+    _echo(f"generated {len(m.entries)} samples of {m.recipe} into {out}{part}")
     _echo(f"root {_style(str(result.root), bold=True)}")
 
 
@@ -448,5 +500,8 @@ def list_recipes(as_json: bool) -> None:
 
 
 from toolchain._cli_compare import compare  # noqa: E402  (it imports this module)
+from toolchain._cli_scale import jobs, manifest  # noqa: E402
 
 cli.add_command(compare)
+cli.add_command(manifest)
+cli.add_command(jobs)

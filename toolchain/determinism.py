@@ -72,7 +72,11 @@ PINNED: Mapping[str, PinnedSetting] = {
         _CORETYPE.get(platform.machine().lower(), ""),
         "OpenBLAS otherwise picks its GEMM kernel by CPU; kernels round differently",
     ),
-    "PYTHONHASHSEED": PinnedSetting("0", "set and dict iteration order must not vary by run"),
+    "PYTHONHASHSEED": PinnedSetting(
+        "6640",
+        "set iteration order must not vary by run; 6640 is the fixed seed Dask's nanny "
+        "gives its workers, so Dask workers are pinned too",
+    ),
     "LC_ALL": PinnedSetting("C.UTF-8", "number formatting and sorting must not follow the locale"),
     "LANG": PinnedSetting("C.UTF-8", "same, for programs that read LANG only"),
     "TZ": PinnedSetting("UTC", "nothing may depend on the local time zone"),

@@ -106,6 +106,10 @@ class VerifyReport:
         }
 
 
+def _is_shard_manifest(rel: str) -> bool:
+    return "/" not in rel and rel.startswith("manifest.shard-") and rel.endswith(".json")
+
+
 def _walk_files(out: Path) -> list[str]:
     found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(out):
@@ -179,7 +183,7 @@ def verify_benchmark(
             progress(i, len(m.entries))
     partial = (out_path / "coverage.json").exists()
     for rel in _walk_files(out_path) if out_path.is_dir() else []:
-        if rel in listed or rel in AUXILIARY_FILES:
+        if rel in listed or rel in AUXILIARY_FILES or _is_shard_manifest(rel):
             continue
         detail = (
             "left over by an interrupted write" if Path(rel).name.startswith(TMP_PREFIX) else ""

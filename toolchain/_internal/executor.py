@@ -10,6 +10,7 @@ the output never depends on which worker finished first.
 from __future__ import annotations
 
 import contextlib
+import signal
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -29,6 +30,8 @@ def _init_worker(job: Callable[[Any], Any]) -> None:
     global _JOB
     _JOB = job
     apply_process_settings()
+    # Ctrl-C is handled once, by the parent, which stops the pool cleanly.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _check_pinned() -> None:
@@ -72,7 +75,12 @@ class OrderedRun(Generic[R]):
 
 @contextlib.contextmanager
 def run_ordered(
-    job: Callable[[T], R], tasks: Sequence[T], *, workers: int
+    job: Callable[[T], R],
+    tasks: Sequence[T],
+    *,
+    workers: int,
+    executor: str = "local",
+    scheduler: str | None = None,
 ) -> Iterator[OrderedRun[R]]:
     """Run ``job`` over ``tasks`` with ``workers`` processes; yields an :class:`OrderedRun`.
 
@@ -81,6 +89,14 @@ def run_ordered(
     """
     if workers < 1:
         raise ValueError("workers must be at least 1")
+    if executor == "dask":
+        from toolchain._internal.dask_executor import run_ordered_dask
+
+        with run_ordered_dask(job, tasks, workers=workers, scheduler=scheduler) as run:
+            yield run
+        return
+    if executor != "local":
+        raise ValueError(f"unknown executor {executor!r}")
     if workers == 1 and process_is_pinned():
         _init_worker(job)
         yield OrderedRun((_run_task(t) for t in tasks), runtime_fingerprint())
