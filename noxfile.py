@@ -70,7 +70,9 @@ def lock(session: nox.Session) -> None:
     ]  # fmt: skip
     env = {"UV_CUSTOM_COMPILE_COMMAND": "nox -s lock"}
     session.run(*common, "--extra", "demo", "-o", str(LOCKS / "requirements.txt"), env=env)
-    session.run(*common, "--extra", "demo", "--group", "test", "-o", str(LOCKS / "test.txt"), env=env)
+    session.run(
+        *common, "--extra", "demo", "--group", "test", "-o", str(LOCKS / "test.txt"), env=env
+    )
     session.run(*common, "--group", "lint", "-o", str(LOCKS / "lint.txt"), env=env)
 
 

@@ -135,6 +135,37 @@ executor_option = click.option(
 scheduler_option = click.option(
     "--scheduler", metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://head:8786."
 )
+in_container_option = click.option(
+    "--in-container",
+    is_flag=True,
+    help="Run this command inside the pinned image (docker, --network none, read-only original).",
+)
+image_option = click.option(
+    "--image",
+    "image_tag",
+    default="benchmark-regen:latest",
+    show_default=True,
+    help="With --in-container: the image to run.",
+)
+
+
+def _container_argv(ctx: click.Context, *, drop: tuple[str, ...]) -> list[str]:
+    """Rebuild this command's argv (host paths) without the container-only options."""
+    argv: list[str] = [ctx.info_name or ""]
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or param.name in drop:
+            continue
+        value = ctx.params.get(param.name or "")
+        flag = param.opts[0]
+        if param.is_flag:
+            if value:
+                argv.append(flag)
+        elif param.multiple:
+            for v in value or ():
+                argv += [flag, str(v)]
+        elif value is not None and value != "":
+            argv += [flag, str(value)]
+    return argv
 
 
 def _param_pairs(
@@ -195,6 +226,8 @@ def cli() -> None:
 @resume_option
 @executor_option
 @scheduler_option
+@in_container_option
+@image_option
 @click.option("--overwrite", is_flag=True, help="Replace an existing benchmark in --out.")
 @click.option("--original-name", default="", help="Provenance: the original dataset's name.")
 @click.option("--original-terms", default="", help="Provenance: URL of the original's terms.")
@@ -211,6 +244,8 @@ def generate(
     resume: bool,
     executor: str,
     scheduler: str | None,
+    in_container: bool,
+    image_tag: str,
     overwrite: bool,
     original_name: str,
     original_terms: str,
@@ -230,11 +265,23 @@ def generate(
       benchmark-regen generate --recipe adversarial --original ./val --out ./adv --resume
       benchmark-regen generate --recipe adversarial --original /shared/val --out /shared/adv \\
           --executor dask --scheduler tcp://head:8786
+      benchmark-regen generate --recipe adversarial --original ./val --out ./adv --in-container
     """
     from toolchain.generate import generate_benchmark
     from toolchain.manifest import Provenance
-    from toolchain.recipes import load_recipe, parse_params
+    from toolchain.recipes import BUILTIN_RECIPES, load_recipe, parse_params
 
+    if in_container:
+        from toolchain._cli_container import run_cli_in_container
+
+        if recipe_ref not in BUILTIN_RECIPES:
+            raise click.BadParameter(
+                "--in-container runs a built-in recipe (or one installed in the image)",
+                param_hint="--recipe",
+            )
+        ctx = click.get_current_context()
+        argv = _container_argv(ctx, drop=("in_container", "image_tag"))
+        sys.exit(run_cli_in_container(argv, original=original, out=out, image=image_tag))
     rec = load_recipe(recipe_ref)
     try:
         overrides = parse_params(rec, params)
@@ -500,8 +547,10 @@ def list_recipes(as_json: bool) -> None:
 
 
 from toolchain._cli_compare import compare  # noqa: E402  (it imports this module)
+from toolchain._cli_container import image  # noqa: E402
 from toolchain._cli_scale import jobs, manifest  # noqa: E402
 
 cli.add_command(compare)
 cli.add_command(manifest)
 cli.add_command(jobs)
+cli.add_command(image)

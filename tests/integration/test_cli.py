@@ -142,3 +142,58 @@ def test_no_color_and_plain_output(runner: CliRunner, small_original: Path, tmp_
         color=True,
     )
     assert r.exit_code == 0 and "\x1b[" not in r.output and "root sha256:" in r.output
+
+
+def test_generate_in_container_forwards_the_same_command(
+    runner: CliRunner, small_original: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import toolchain._cli_container as cc
+
+    seen: dict[str, object] = {}
+
+    def fake(
+        argv: list[str], *, original: Path, out: Path, image: str, diff: Path | None = None
+    ) -> int:
+        seen.update(argv=argv, original=original, out=out, image=image)
+        return 7
+
+    monkeypatch.setattr(cc, "run_cli_in_container", fake)
+    out = tmp_path / "o"
+    r = runner.invoke(
+        cli,
+        [
+            "generate",
+            "--recipe",
+            "adversarial",
+            "--original",
+            str(small_original),
+            "--out",
+            str(out),
+            "--param",
+            "eps=4",
+            "--workers",
+            "2",
+            "--in-container",
+            "--json",
+        ],
+    )
+    assert r.exit_code == 7  # the container's exit code is ours
+    argv = seen["argv"]
+    assert isinstance(argv, list) and argv[0] == "generate"
+    assert "--in-container" not in argv and "--image" not in argv
+    assert argv[argv.index("--param") + 1] == "eps=4" and "--json" in argv
+    assert seen["original"] == small_original and seen["out"] == out
+    r = runner.invoke(
+        cli,
+        [
+            "generate",
+            "--recipe",
+            "x.py:r",
+            "--original",
+            str(small_original),
+            "--out",
+            str(out),
+            "--in-container",
+        ],
+    )
+    assert r.exit_code == 2 and "built-in recipe" in r.output
