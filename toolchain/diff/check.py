@@ -1,0 +1,132 @@
+"""``diff check``: which originals are present, before writing anything.
+
+Per entry: *found by id* (the file at the sample's path opens its payload),
+*found by content* (a file elsewhere in the tree has the entry's fingerprint
+and opens its payload), *present but different* (a file is at the path but its
+key does not open the payload), or *missing*. Nothing is written.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from toolchain.diff.format import DiffReader, open_diff
+from toolchain.diff.locate import Found, scan_by_content, unseal
+from toolchain.errors import SourceError
+from toolchain.manifest import Manifest
+from toolchain.source import Source, open_source
+
+__all__ = ["CheckEntry", "CheckReport", "check_diff"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CheckEntry:
+    id: str
+    found: Found
+    source: str | None = None
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"found": str(self.found), "id": self.id, "source": self.source}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckReport:
+    diff: Path
+    manifest: Manifest
+    entries: tuple[CheckEntry, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(e.found in (Found.BY_ID, Found.BY_CONTENT) for e in self.entries)
+
+    def by_kind(self, found: Found) -> list[CheckEntry]:
+        return [e for e in self.entries if e.found is found]
+
+    @property
+    def coverage(self) -> str:
+        """The fraction of samples that can be rebuilt, as a 6-decimal string."""
+        if not self.entries:
+            return "1.000000"
+        q = Fraction(
+            len(self.by_kind(Found.BY_ID)) + len(self.by_kind(Found.BY_CONTENT)), len(self.entries)
+        )
+        scaled = round(q * 10**6)
+        return f"{scaled // 10**6}.{scaled % 10**6:06d}"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "counts": {str(k): len(self.by_kind(k)) for k in Found},
+            "coverage": self.coverage,
+            "entries": [e.to_json() for e in self.entries],
+            "ok": self.ok,
+            "root": str(self.manifest.root),
+            "samples": len(self.entries),
+        }
+
+
+def _opens(reader: DiffReader, source: Source, i: int, sid: str) -> bool:
+    try:
+        data = source.read(sid)
+    except SourceError:
+        return False
+    h, entry = reader.header, reader.manifest.entries[i]
+    got = unseal(
+        data,
+        key_on=h.key_on,
+        salt=h.benchmark_id,
+        sample_id=entry.id,
+        record=reader.records[i],
+        sealed=reader.read_sealed(i),
+    )
+    return got.plaintext is not None
+
+
+def check_diff(
+    original: str | os.PathLike[str],
+    diff: str | os.PathLike[str],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> CheckReport:
+    """Report, per sample, whether ``original`` holds what ``diff`` needs. Writes nothing."""
+    reader = open_diff(diff)
+    entries = reader.manifest.entries
+    source = open_source(original)
+    try:
+        ids = source.listing().ids
+        present = set(ids)
+        result: dict[int, CheckEntry] = {}
+        for i, e in enumerate(entries):
+            if e.id in present and _opens(reader, source, i, e.id):
+                result[i] = CheckEntry(id=e.id, found=Found.BY_ID, source=e.id)
+                if progress:
+                    progress(len(result), len(entries))
+        unresolved = [i for i in range(len(entries)) if i not in result]
+        used = {r.source for r in result.values()}
+        matches = scan_by_content(
+            source,
+            (s for s in ids if s not in used),
+            reader.header.key_on,
+            {reader.records[i].fingerprint for i in unresolved},
+        )
+        for i in unresolved:
+            e = entries[i]
+            where = matches.get(reader.records[i].fingerprint)
+            if where is not None and _opens(reader, source, i, where):
+                result[i] = CheckEntry(id=e.id, found=Found.BY_CONTENT, source=where)
+            elif e.id in present:
+                result[i] = CheckEntry(id=e.id, found=Found.DIFFERENT, source=e.id)
+            else:
+                result[i] = CheckEntry(id=e.id, found=Found.MISSING)
+        if progress:
+            progress(len(entries), len(entries))
+    finally:
+        source.close()
+    return CheckReport(
+        diff=reader.path,
+        manifest=reader.manifest,
+        entries=tuple(result[i] for i in range(len(entries))),
+    )

@@ -1,0 +1,417 @@
+"""The ``.bdiff`` container: byte layout, a deterministic writer, a bounded reader.
+
+Specified byte for byte in ``docs/diff-format.md``. In short (all integers
+little-endian)::
+
+    header   104 bytes   magic, version, key_on, aead, codec, entry count,
+                         manifest length, file length, benchmark id, header digest
+    manifest M bytes     the benchmark's canonical manifest.json, verbatim
+    index    88 * N      one fixed-size record per manifest entry, same order
+    payloads             sealed payloads, contiguous, in index order
+
+``header digest`` is SHA-256 over the first 72 header bytes, the manifest and
+the index, so a flipped bit there is caught before anything is trusted; each
+index record holds SHA-256 of its sealed payload, so a flipped payload bit is
+caught (and named) before decryption; the AEAD then authenticates the
+plaintext under a key only the holder of the original can derive.
+
+The reader checks every declared length against the real file size and the
+limits below *before* allocating, and raises
+:class:`~toolchain.errors.DiffFormatError` naming the entry and byte offset.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import os
+import shutil
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from toolchain._internal.atomic import TMP_PREFIX
+from toolchain.errors import DiffFormatError, ManifestError, OutputError
+from toolchain.manifest import MAX_MANIFEST_BYTES, Manifest, dump_manifest, parse_manifest
+
+__all__ = [
+    "AEAD_AES_256_GCM_SIV",
+    "CODEC_ZSTD",
+    "FORMAT_VERSION",
+    "HEADER_SIZE",
+    "INDEX_RECORD_SIZE",
+    "MAGIC",
+    "MAX_ENTRIES",
+    "MAX_SEALED_BYTES",
+    "DiffReader",
+    "Header",
+    "IndexRecord",
+    "KeyOn",
+    "PayloadKind",
+    "benchmark_id",
+    "open_diff",
+    "write_diff",
+]
+
+MAGIC = b"\x89BDIFF\r\n"
+"""8 bytes; the high byte and CR LF catch 7-bit and text-mode transfers, as in PNG."""
+FORMAT_VERSION = 1
+AEAD_AES_256_GCM_SIV = 1
+CODEC_ZSTD = 1
+HEADER_SIZE = 104
+INDEX_RECORD_SIZE = 88
+MAX_ENTRIES = 1 << 24
+"""At most 16 Mi entries per container."""
+MAX_SEALED_BYTES = 1 << 30
+"""At most 1 GiB per sealed payload (a 128 Mi-pixel RGBA image is 512 MiB raw)."""
+
+BENCHMARK_ID_DOMAIN = b"benchmark-regen/diff/benchmark-id/v1\n"
+
+_HEAD = struct.Struct("<8sHBBB3xIIQQ32s")  # everything up to the header digest: 72 bytes
+_RECORD = struct.Struct("<QQB7x32s32s")
+assert _HEAD.size + 32 == HEADER_SIZE
+assert _RECORD.size == INDEX_RECORD_SIZE
+
+
+class KeyOn(enum.StrEnum):
+    """What the per-sample key is derived from (see ``docs/diff-format.md``)."""
+
+    FILE = "file"
+    PIXELS = "pixels"
+
+
+_KEY_ON_CODE = {KeyOn.FILE: 0, KeyOn.PIXELS: 1}
+
+
+class PayloadKind(enum.IntEnum):
+    DELTA = 1
+    """Residuals ``(target - original) mod 256`` against the decoded original."""
+    FULL = 2
+    """The target pixels themselves (shape changed, or smaller than the delta)."""
+
+
+def benchmark_id(manifest_bytes: bytes) -> bytes:
+    """The HKDF salt: SHA-256 over a domain string and the canonical manifest bytes."""
+    return hashlib.sha256(BENCHMARK_ID_DOMAIN + manifest_bytes).digest()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Header:
+    version: int
+    key_on: KeyOn
+    entry_count: int
+    manifest_length: int
+    file_length: int
+    benchmark_id: bytes
+
+    @property
+    def index_offset(self) -> int:
+        return HEADER_SIZE + self.manifest_length
+
+    @property
+    def payload_offset(self) -> int:
+        return self.index_offset + INDEX_RECORD_SIZE * self.entry_count
+
+    def pack_head(self) -> bytes:
+        return _HEAD.pack(
+            MAGIC,
+            self.version,
+            _KEY_ON_CODE[self.key_on],
+            AEAD_AES_256_GCM_SIV,
+            CODEC_ZSTD,
+            self.entry_count,
+            0,
+            self.manifest_length,
+            self.file_length,
+            self.benchmark_id,
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class IndexRecord:
+    """One entry of the index: where its sealed payload is, and how to find its original."""
+
+    offset: int
+    length: int
+    kind: PayloadKind
+    fingerprint: bytes
+    """Locates the original by content; domain-separated from the key derivation."""
+    sealed_digest: bytes
+    """SHA-256 of the sealed payload bytes (tag included)."""
+
+    def pack(self) -> bytes:
+        return _RECORD.pack(
+            self.offset, self.length, int(self.kind), self.fingerprint, self.sealed_digest
+        )
+
+
+# -- writing ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SealedEntry:
+    kind: PayloadKind
+    fingerprint: bytes
+    sealed: bytes
+
+
+def write_diff(
+    path: Path,
+    *,
+    key_on: KeyOn,
+    manifest_bytes: bytes,
+    entries: Iterator[SealedEntry],
+    entry_count: int,
+) -> Header:
+    """Write a container from sealed entries, streamed in manifest order.
+
+    Payloads are spooled to a temporary file next to ``path`` (memory does not
+    grow with the sample count), then header, manifest, index and payloads are
+    assembled into another temporary file that replaces ``path`` atomically.
+    """
+    path = Path(path)
+    spool = path.with_name(f"{TMP_PREFIX}{os.getpid()}-payloads-{path.name}")
+    final = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}")
+    base = HEADER_SIZE + len(manifest_bytes) + INDEX_RECORD_SIZE * entry_count
+    records: list[IndexRecord] = []
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(spool, "w+b") as sp:
+            offset = base
+            for entry in entries:
+                sp.write(entry.sealed)
+                records.append(
+                    IndexRecord(
+                        offset=offset,
+                        length=len(entry.sealed),
+                        kind=entry.kind,
+                        fingerprint=entry.fingerprint,
+                        sealed_digest=hashlib.sha256(entry.sealed).digest(),
+                    )
+                )
+                offset += len(entry.sealed)
+            if len(records) != entry_count:
+                raise ValueError(f"expected {entry_count} entries, got {len(records)}")
+            header = Header(
+                version=FORMAT_VERSION,
+                key_on=key_on,
+                entry_count=entry_count,
+                manifest_length=len(manifest_bytes),
+                file_length=offset,
+                benchmark_id=benchmark_id(manifest_bytes),
+            )
+            head = header.pack_head()
+            index = b"".join(r.pack() for r in records)
+            digest = hashlib.sha256(head + manifest_bytes + index).digest()
+            with open(final, "wb") as f:
+                f.write(head + digest + manifest_bytes + index)
+                sp.seek(0)
+                shutil.copyfileobj(sp, f, 1 << 20)
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(final, path)
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+    finally:
+        spool.unlink(missing_ok=True)
+        final.unlink(missing_ok=True)
+    return header
+
+
+# -- reading ---------------------------------------------------------------------------
+
+
+def _read_exact(
+    f: BinaryIO, offset: int, length: int, what: str, entry: str | None = None
+) -> bytes:
+    f.seek(offset)
+    data = f.read(length)
+    if len(data) != length:
+        raise DiffFormatError(
+            f"truncated: {what} needs {length} bytes, only {len(data)} remain",
+            offset=offset + len(data),
+            entry=entry,
+        )
+    return data
+
+
+def _parse_header(raw: bytes, actual_size: int) -> tuple[Header, bytes]:
+    (magic, version, key_code, aead, codec, count, reserved, mlen, flen, bid) = _HEAD.unpack(
+        raw[: _HEAD.size]
+    )
+    if magic != MAGIC:
+        raise DiffFormatError(
+            "not a .bdiff container (bad magic)",
+            offset=0,
+            hint="pass the .bdiff file the publisher gave you",
+        )
+    if version != FORMAT_VERSION:
+        raise DiffFormatError(
+            f"unknown container version {version} (this version reads {FORMAT_VERSION})",
+            offset=8,
+            hint="upgrade benchmark-regen",
+        )
+    codes = {v: k for k, v in _KEY_ON_CODE.items()}
+    if key_code not in codes:
+        raise DiffFormatError(f"unknown key_on code {key_code}", offset=10)
+    if aead != AEAD_AES_256_GCM_SIV:
+        raise DiffFormatError(f"unknown AEAD code {aead}", offset=11)
+    if codec != CODEC_ZSTD:
+        raise DiffFormatError(f"unknown codec code {codec}", offset=12)
+    if raw[13:16] != b"\x00\x00\x00" or reserved != 0:
+        raise DiffFormatError("reserved header bytes are not zero", offset=13)
+    if flen != actual_size:
+        raise DiffFormatError(
+            f"truncated or padded: header declares {flen} bytes, the file has {actual_size}",
+            offset=min(flen, actual_size),
+            hint="download the .bdiff again and compare its checksum",
+        )
+    if count > MAX_ENTRIES:
+        raise DiffFormatError(f"entry count {count} is over the {MAX_ENTRIES} limit", offset=16)
+    if mlen > MAX_MANIFEST_BYTES:
+        raise DiffFormatError(f"manifest length {mlen} is over the limit", offset=24)
+    header = Header(
+        version=version,
+        key_on=codes[key_code],
+        entry_count=count,
+        manifest_length=mlen,
+        file_length=flen,
+        benchmark_id=bid,
+    )
+    if header.payload_offset > actual_size:
+        raise DiffFormatError(
+            f"manifest ({mlen} bytes) and index ({count} entries) do not fit in the file",
+            offset=16,
+        )
+    return header, raw[_HEAD.size : HEADER_SIZE]
+
+
+class DiffReader:
+    """An opened, integrity-checked container. Payloads are read on demand by offset."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        try:
+            with open(self.path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                head = _read_exact(f, 0, HEADER_SIZE, "the header")
+                self.header, stored_digest = _parse_header(head, size)
+                h = self.header
+                self.manifest_bytes = _read_exact(f, HEADER_SIZE, h.manifest_length, "the manifest")
+                index = _read_exact(
+                    f, h.index_offset, INDEX_RECORD_SIZE * h.entry_count, "the index"
+                )
+        except FileNotFoundError:
+            raise DiffFormatError(f"{self.path} does not exist") from None
+        except OSError as e:
+            raise DiffFormatError(f"cannot read {self.path}: {e.strerror or e}") from None
+        if (
+            hashlib.sha256(head[: _HEAD.size] + self.manifest_bytes + index).digest()
+            != stored_digest
+        ):
+            raise DiffFormatError(
+                "header digest mismatch: the header, manifest or index is corrupt",
+                offset=_HEAD.size,
+                hint="download the .bdiff again and compare its checksum",
+            )
+        self.manifest = self._parse_manifest()
+        self.records = self._parse_index(index)
+
+    def _parse_manifest(self) -> Manifest:
+        h = self.header
+        try:
+            manifest = parse_manifest(self.manifest_bytes)
+        except ManifestError as e:
+            raise DiffFormatError(f"carried manifest: {e.message}", offset=HEADER_SIZE) from None
+        if dump_manifest(manifest) != self.manifest_bytes:
+            raise DiffFormatError("carried manifest is not in canonical form", offset=HEADER_SIZE)
+        if not manifest.root_is_consistent():
+            raise DiffFormatError("carried manifest: root hash does not match", offset=HEADER_SIZE)
+        if benchmark_id(self.manifest_bytes) != h.benchmark_id:
+            raise DiffFormatError("benchmark id does not match the manifest", offset=40)
+        if len(manifest.entries) != h.entry_count:
+            raise DiffFormatError(
+                f"entry count {h.entry_count} != {len(manifest.entries)} manifest entries",
+                offset=16,
+            )
+        return manifest
+
+    def _parse_index(self, index: bytes) -> tuple[IndexRecord, ...]:
+        h = self.header
+        records: list[IndexRecord] = []
+        expected = h.payload_offset
+        for i, entry in enumerate(self.manifest.entries):
+            at = h.index_offset + i * INDEX_RECORD_SIZE
+            off, length, kind, fp, sd = _RECORD.unpack_from(index, i * INDEX_RECORD_SIZE)
+            if index[i * INDEX_RECORD_SIZE + 17 : i * INDEX_RECORD_SIZE + 24] != bytes(7):
+                raise DiffFormatError(
+                    "reserved index bytes are not zero", offset=at + 17, entry=entry.id
+                )
+            if kind not in PayloadKind._value2member_map_:
+                raise DiffFormatError(
+                    f"unknown payload kind {kind}", offset=at + 16, entry=entry.id
+                )
+            if off != expected:
+                raise DiffFormatError(
+                    f"payload offset {off} != {expected} (payloads must be contiguous)",
+                    offset=at,
+                    entry=entry.id,
+                )
+            if not 16 < length <= MAX_SEALED_BYTES or off + length > h.file_length:
+                raise DiffFormatError(
+                    f"payload length {length} is out of bounds", offset=at + 8, entry=entry.id
+                )
+            records.append(
+                IndexRecord(
+                    offset=off,
+                    length=length,
+                    kind=PayloadKind(kind),
+                    fingerprint=fp,
+                    sealed_digest=sd,
+                )
+            )
+            expected = off + length
+        if expected != h.file_length:
+            raise DiffFormatError(
+                f"{h.file_length - expected} bytes after the last payload", offset=expected
+            )
+        return tuple(records)
+
+    def read_sealed(self, i: int, f: BinaryIO | None = None) -> bytes:
+        """The sealed payload of entry ``i``, checked against its index digest."""
+        return read_sealed(self.path, self.records[i], self.manifest.entries[i].id, f)
+
+    def iter_sealed(self) -> Iterator[tuple[int, bytes]]:
+        """Every sealed payload in order, each checked (streams; one payload in memory)."""
+        with open(self.path, "rb") as f:
+            for i in range(len(self.records)):
+                yield i, self.read_sealed(i, f)
+
+
+def read_sealed(
+    path: Path, record: IndexRecord, sample_id: str, f: BinaryIO | None = None
+) -> bytes:
+    """Read one sealed payload by offset and check its digest (used by workers too)."""
+    try:
+        if f is None:
+            with open(path, "rb") as fh:
+                data = _read_exact(fh, record.offset, record.length, "the payload", sample_id)
+        else:
+            data = _read_exact(f, record.offset, record.length, "the payload", sample_id)
+    except OSError as e:
+        raise DiffFormatError(f"cannot read {path}: {e.strerror or e}", entry=sample_id) from None
+    if hashlib.sha256(data).digest() != record.sealed_digest:
+        raise DiffFormatError(
+            "payload digest mismatch: the payload is corrupt",
+            offset=record.offset,
+            entry=sample_id,
+            hint="download the .bdiff again and compare its checksum",
+        )
+    return data
+
+
+def open_diff(path: str | os.PathLike[str]) -> DiffReader:
+    """Open and check a container's header, manifest and index (not yet the payloads)."""
+    return DiffReader(path)

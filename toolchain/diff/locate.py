@@ -1,0 +1,81 @@
+"""Finding the user's originals: by sample id first, then by content fingerprint.
+
+Shared by ``diff check`` and ``diff apply``. A candidate file is accepted only
+when its key opens the entry's sealed payload (the AEAD proves it is the very
+original); the fingerprint is used only to *find* candidates in a tree whose
+files were moved or renamed.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from toolchain.decode import decode
+from toolchain.diff.crypto import derive_key, fingerprint, open_payload, pixels_key_material
+from toolchain.diff.format import IndexRecord, KeyOn
+from toolchain.errors import DecodeError, SourceError
+from toolchain.source import Source
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = ["Found", "Unsealed", "key_material", "scan_by_content", "unseal"]
+
+
+class Found(enum.StrEnum):
+    BY_ID = "found-by-id"
+    BY_CONTENT = "found-by-content"
+    MISSING = "missing"
+    DIFFERENT = "present-but-different"
+
+
+def key_material(data: bytes, key_on: KeyOn) -> tuple[bytes, npt.NDArray[np.uint8] | None]:
+    """``(ikm, decoded pixels or None)``; decodes only when the key needs pixels."""
+    if key_on is KeyOn.FILE:
+        return data, None
+    pixels = decode(data)
+    return pixels_key_material(pixels), pixels
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Unsealed:
+    plaintext: bytes | None
+    """``None`` when the candidate's key does not open the payload."""
+    pixels: npt.NDArray[np.uint8] | None
+    """The candidate's decoded pixels, when they were needed for the key."""
+
+
+def unseal(
+    data: bytes, *, key_on: KeyOn, salt: bytes, sample_id: str, record: IndexRecord, sealed: bytes
+) -> Unsealed:
+    """Try to open one sealed payload with the key of candidate original ``data``."""
+    try:
+        ikm, pixels = key_material(data, key_on)
+    except DecodeError:
+        return Unsealed(plaintext=None, pixels=None)
+    key = derive_key(ikm, salt=salt, key_on=key_on, sample_id=sample_id)
+    return Unsealed(plaintext=open_payload(key, record.kind, sealed), pixels=pixels)
+
+
+def scan_by_content(
+    source: Source, ids: Iterable[str], key_on: KeyOn, wanted: Collection[bytes]
+) -> Mapping[bytes, str]:
+    """Fingerprint ``ids`` in order; map each wanted fingerprint to the first id with it."""
+    found: dict[bytes, str] = {}
+    if not wanted:
+        return found
+    for sid in ids:
+        try:
+            ikm, _ = key_material(source.read(sid), key_on)
+        except (DecodeError, SourceError):
+            continue  # unreadable files cannot be anyone's original
+        fp = fingerprint(ikm, key_on=key_on)
+        if fp in wanted and fp not in found:
+            found[fp] = sid
+            if len(found) == len(wanted):
+                break
+    return found
