@@ -25,6 +25,7 @@ from toolchain.recipes import Recipe, load_recipe, recipe
 
 if TYPE_CHECKING:
     from toolchain.demo import run_demo
+    from toolchain.diff import create_diff, get_benchmark
     from toolchain.fingerprint import runtime_fingerprint
     from toolchain.generate import GenerateResult, generate_benchmark
     from toolchain.manifest import Manifest, load_manifest
@@ -36,8 +37,10 @@ __all__ = [
     "Recipe",
     "VerifyReport",
     "__version__",
+    "create_diff",
     "errors",
     "generate_benchmark",
+    "get_benchmark",
     "load_manifest",
     "load_recipe",
     "recipe",
@@ -57,6 +60,8 @@ _LAZY = {
     "verify_benchmark": "toolchain.verify",
     "run_demo": "toolchain.demo",
     "runtime_fingerprint": "toolchain.fingerprint",
+    "create_diff": "toolchain.diff",
+    "get_benchmark": "toolchain.diff",
 }
 
 

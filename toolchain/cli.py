@@ -548,9 +548,11 @@ def list_recipes(as_json: bool) -> None:
 
 from toolchain._cli_compare import compare  # noqa: E402  (it imports this module)
 from toolchain._cli_container import image  # noqa: E402
+from toolchain._cli_diff import diff  # noqa: E402
 from toolchain._cli_scale import jobs, manifest  # noqa: E402
 
 cli.add_command(compare)
 cli.add_command(manifest)
 cli.add_command(jobs)
 cli.add_command(image)
+cli.add_command(diff)

@@ -101,6 +101,19 @@ class AuditReport:
     min_p_value: float
     leaks: tuple[SampleLeak, ...]
 
+    @property
+    def mean_psnr_gain(self) -> float:
+        gains = [s.psnr_from_delta - s.psnr_constant for s in self.leaks]
+        return sum(gains) / len(gains) if gains else 0.0
+
+    @property
+    def max_psnr_gain(self) -> float:
+        return max((s.psnr_from_delta - s.psnr_constant for s in self.leaks), default=0.0)
+
+    @property
+    def max_abs_correlation(self) -> float:
+        return max((abs(s.correlation) for s in self.leaks), default=0.0)
+
     def to_json(self) -> dict[str, object]:
         doc: dict[str, object] = {
             "sealed": {
@@ -113,11 +126,10 @@ class AuditReport:
             },
         }
         if self.leaks:
-            gains = [s.psnr_from_delta - s.psnr_constant for s in self.leaks]
             doc["delta"] = {
-                "max_abs_correlation": round(max(abs(s.correlation) for s in self.leaks), 4),
-                "max_psnr_gain_db": round(max(gains), 2),
-                "mean_psnr_gain_db": round(sum(gains) / len(gains), 2),
+                "max_abs_correlation": round(self.max_abs_correlation, 4),
+                "max_psnr_gain_db": round(self.max_psnr_gain, 2),
+                "mean_psnr_gain_db": round(self.mean_psnr_gain, 2),
                 "samples": [s.to_json() for s in self.leaks],
             }
         return doc
