@@ -1,0 +1,73 @@
+"""Shared builders for the diff tests: small real originals, benchmarks and .bdiff files.
+
+Generation, ``diff create`` and ``diff apply`` run in the test process (no
+worker pool to spawn) inside :func:`pinned`, which gives the process the
+pinned environment for the duration, as ``tests/compare_cases.py`` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_image
+from toolchain.determinism import pinned_environ
+from toolchain.diff import create_diff
+from toolchain.fingerprint import runtime_fingerprint
+from toolchain.generate import generate_benchmark
+
+DEMO_SUBSET = ("astronaut.png", "camera.png", "coffee.png", "horse.png", "logo.png", "rocket.jpg")
+"""Six demo photographs: RGB, L, RGBA, PNG and JPEG."""
+
+
+@cache
+def _pinned_env() -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(pinned_environ().items()))
+
+
+@contextlib.contextmanager
+def pinned() -> Iterator[None]:
+    """Make this process count as pinned, so the pipeline runs here without a pool."""
+    mp = pytest.MonkeyPatch()
+    for k, v in _pinned_env():
+        mp.setenv(k, v)
+    runtime_fingerprint.cache_clear()
+    saved_umask = os.umask(0o022)
+    try:
+        yield
+    finally:
+        mp.undo()
+        runtime_fingerprint.cache_clear()
+        os.umask(saved_umask)
+
+
+def tiny_original(root: Path) -> Path:
+    """Five small images in two folders: RGB and L PNGs, an RGBA PNG, two JPEGs."""
+    make_image(root / "a/one.png", seed=1)
+    make_image(root / "a/two.jpg", seed=2, size=(48, 40))
+    make_image(root / "b/three.png", mode="L", seed=3)
+    make_image(root / "b/four.png", mode="RGBA", seed=4, size=(33, 20))
+    make_image(root / "five.jpg", seed=5, size=(64, 32))
+    return root
+
+
+def demo_subset(src: Path, root: Path, names: Sequence[str] = DEMO_SUBSET) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copy2(src / name, root / name)
+    return root
+
+
+def build(original: Path, recipe: str, work: Path, *, key_on: str = "file") -> tuple[Path, Path]:
+    """Generate ``recipe`` from ``original`` into ``work/bench``; seal it into ``work/x.bdiff``."""
+    bench, diff = work / "bench", work / "x.bdiff"
+    with pinned():
+        generate_benchmark(original, recipe, bench)
+        create_diff(original, bench, diff, key_on=key_on)
+    return bench, diff

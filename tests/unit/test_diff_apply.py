@@ -1,0 +1,220 @@
+"""diff create → apply: bit-exact round trips, wrong originals, moved originals, partial runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import toolchain
+import toolchain.diff.apply as apply_mod
+from tests.compare_cases import ycbcr_decode
+from tests.diff_cases import build, demo_subset, pinned, tiny_original
+from toolchain.diff import check_diff, create_diff, get_benchmark
+from toolchain.diff.apply import COVERAGE_NAME, Status
+from toolchain.diff.locate import Found
+from toolchain.errors import ExitCode, InputError
+from toolchain.manifest import MANIFEST_NAME, load_manifest
+from toolchain.verify import verify_benchmark
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    work = tmp_path_factory.mktemp("tiny")
+    original = tiny_original(work / "original")
+    bench, diff = build(original, "adversarial", work)
+    return original, bench, diff
+
+
+def _apply(original: Path, diff: Path, out: Path, **kw: object) -> apply_mod.ApplyResult:
+    with pinned():
+        return get_benchmark(original, diff, out, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["gaussian-noise", "adversarial"])
+def test_round_trip_on_demo_photographs(recipe: str, demo_dir: Path, tmp_path: Path) -> None:
+    original = demo_subset(demo_dir, tmp_path / "original")
+    bench, diff = build(original, recipe, tmp_path)
+    result = _apply(original, diff, tmp_path / "rebuilt")
+    assert result.ok, [o.message for o in result.failures()]
+    assert (
+        load_manifest(tmp_path / "rebuilt" / MANIFEST_NAME).root
+        == load_manifest(bench / MANIFEST_NAME).root
+    )
+    assert (tmp_path / "rebuilt" / MANIFEST_NAME).read_bytes() == (
+        bench / MANIFEST_NAME
+    ).read_bytes()
+    for entry in result.manifest.entries:
+        assert (tmp_path / "rebuilt" / entry.path).read_bytes() == (bench / entry.path).read_bytes()
+    assert verify_benchmark(tmp_path / "rebuilt").ok
+
+
+def test_public_api_round_trip(tiny: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    original, bench, diff = tiny
+    with pinned():
+        result = toolchain.get_benchmark(original, diff, tmp_path / "out", workers=1)
+    assert result.ok and result.exit_code is ExitCode.OK
+    assert result.manifest.root == load_manifest(bench / MANIFEST_NAME).root
+    assert {o.found for o in result.outcomes} == {Found.BY_ID}
+
+
+def test_create_twice_gives_identical_bytes(tiny: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    original, bench, diff = tiny
+    with pinned():
+        toolchain.create_diff(original, bench, tmp_path / "again.bdiff")
+    assert (tmp_path / "again.bdiff").read_bytes() == diff.read_bytes()
+
+
+def test_key_on_pixels_survives_a_lossless_reencode(tmp_path: Path) -> None:
+    original = tiny_original(tmp_path / "original")
+    _, diff = build(original, "adversarial", tmp_path, key_on="pixels")
+    # Re-save one PNG with other zlib settings: new file bytes, same pixels.
+    from PIL import Image
+
+    p = original / "a/one.png"
+    before = p.read_bytes()
+    with Image.open(p) as img:
+        img.load()
+        img.save(p, compress_level=1)
+    assert p.read_bytes() != before
+    result = _apply(original, diff, tmp_path / "out")
+    assert result.ok, [o.message for o in result.failures()]
+
+
+def test_one_changed_byte_fails_that_sample_alone(
+    tiny: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    original, _, diff = tiny
+    copy = Path(shutil.copytree(original, tmp_path / "original"))
+    victim = copy / "b/three.png"
+    data = bytearray(victim.read_bytes())
+    data[-20] ^= 0x01  # inside the IEND/IDAT tail: still a file, different bytes
+    victim.write_bytes(bytes(data))
+    result = _apply(copy, diff, tmp_path / "out")
+    assert not result.ok
+    assert result.exit_code is ExitCode.CHECK_FAILED
+    bad = result.failures()
+    assert [o.id for o in bad] == ["b/three.png"]
+    assert bad[0].status is Status.ORIGINAL_DIFFERS
+    assert bad[0].message == (
+        "sample b/three.png: your copy of the original differs from the one this benchmark "
+        "was made from"
+    )
+    assert not (tmp_path / "out" / MANIFEST_NAME).exists()  # nothing passes as valid
+
+
+def test_reorganized_original_is_matched_by_content(
+    tiny: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    original, bench, diff = tiny
+    moved = tmp_path / "moved"
+    for i, f in enumerate(sorted(p for p in original.rglob("*") if p.is_file())):
+        dest = moved / f"folder{i % 2}" / f"renamed-{i}{f.suffix}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, dest)
+    result = _apply(moved, diff, tmp_path / "out")
+    assert result.ok, [o.message for o in result.failures()]
+    assert {o.found for o in result.outcomes} == {Found.BY_CONTENT}
+    assert (
+        load_manifest(tmp_path / "out" / MANIFEST_NAME).root
+        == load_manifest(bench / MANIFEST_NAME).root
+    )
+    assert verify_benchmark(tmp_path / "out").ok
+
+
+def test_swapped_files_are_found_by_content(tiny: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    original, _, diff = tiny
+    copy = Path(shutil.copytree(original, tmp_path / "original"))
+    a, b = copy / "a/one.png", copy / "b/three.png"
+    da, db = a.read_bytes(), b.read_bytes()
+    a.write_bytes(db)
+    b.write_bytes(da)
+    result = _apply(copy, diff, tmp_path / "out")
+    assert result.ok
+    found = {o.id: (o.found, o.source) for o in result.outcomes}
+    assert found["a/one.png"] == (Found.BY_CONTENT, "b/three.png")
+    assert found["b/three.png"] == (Found.BY_CONTENT, "a/one.png")
+
+
+def _missing_and_altered(original: Path, tmp_path: Path) -> Path:
+    copy = Path(shutil.copytree(original, tmp_path / "original"))
+    (copy / "five.jpg").unlink()
+    altered = copy / "a/one.png"
+    data = bytearray(altered.read_bytes())
+    data[-20] ^= 0xFF
+    altered.write_bytes(bytes(data))
+    return copy
+
+
+def test_check_reports_exactly_the_missing_and_the_altered(
+    tiny: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    original, _, diff = tiny
+    copy = _missing_and_altered(original, tmp_path)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    report = check_diff(copy, diff)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # writes nothing
+    assert not report.ok
+    verdicts = {e.id: e.found for e in report.entries}
+    assert verdicts.pop("five.jpg") is Found.MISSING
+    assert verdicts.pop("a/one.png") is Found.DIFFERENT
+    assert set(verdicts.values()) == {Found.BY_ID}
+    assert report.coverage == "0.600000"
+
+
+def test_partial_writes_the_rest_and_exits_5(tiny: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    original, _, diff = tiny
+    copy = _missing_and_altered(original, tmp_path)
+    out = tmp_path / "out"
+    result = _apply(copy, diff, out, partial=True)
+    assert result.exit_code is ExitCode.PARTIAL
+    assert {o.id for o in result.failures()} == {"five.jpg", "a/one.png"}
+    coverage = json.loads((out / COVERAGE_NAME).read_text())
+    assert coverage["written"] == 3
+    assert {e["id"] for e in coverage["not_written"]} == {"five.jpg", "a/one.png"}
+    written = {e.id for e in result.manifest.entries if (out / e.path).exists()}
+    assert written == {"a/two.jpg", "b/three.png", "b/four.png"}
+    report = verify_benchmark(out)
+    assert report.partial and not report.ok  # a partial result never verifies
+    assert {p.sample for p in report.problems} == {"five.jpg", "a/one.png"}
+
+
+def test_decoder_drift_is_named(
+    demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = demo_subset(demo_dir, tmp_path / "original", ["camera.png", "rocket.jpg"])
+    _, diff = build(original, "identity", tmp_path)
+    monkeypatch.setattr(apply_mod, "decode", ycbcr_decode)  # another JPEG colour conversion
+    result = _apply(original, diff, tmp_path / "out")
+    bad = result.failures()
+    assert [o.id for o in bad] == ["rocket.jpg"]
+    assert bad[0].status is Status.DECODER_DRIFT
+    assert "decoder drift" in bad[0].message
+    assert "pillow.libjpeg_turbo" in bad[0].message and "pinned container" in bad[0].message
+    assert not (tmp_path / "out" / MANIFEST_NAME).exists()
+
+
+def test_create_refuses_a_benchmark_that_does_not_verify(
+    tiny: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    original, bench, _ = tiny
+    copy = Path(shutil.copytree(bench, tmp_path / "bench"))
+    entry = load_manifest(copy / MANIFEST_NAME).entries[0]
+    (copy / entry.path).unlink()
+    with pytest.raises(InputError, match="does not verify"):
+        create_diff(original, copy, tmp_path / "x.bdiff")
+    assert not (tmp_path / "x.bdiff").exists()
+
+
+def test_create_refuses_another_original(tiny: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    _, bench, _ = tiny
+    other = tiny_original(tmp_path / "other")
+    from tests.conftest import make_image
+
+    make_image(other / "a/one.png", seed=99)
+    with pinned(), pytest.raises(InputError, match="other pixels") as e:
+        create_diff(other, bench, tmp_path / "x.bdiff")
+    assert e.value.sample == "a/one.png"
