@@ -1,0 +1,121 @@
+"""The .bdiff container: layout, bounded parsing, whole-file integrity."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.diff_cases import build, tiny_original
+from toolchain.diff.format import HEADER_SIZE, INDEX_RECORD_SIZE, MAGIC, PayloadKind, open_diff
+from toolchain.diff.inspect import inspect_diff
+from toolchain.errors import DiffFormatError
+
+
+@pytest.fixture(scope="module")
+def container(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    work = tmp_path_factory.mktemp("fmt")
+    _, diff = build(tiny_original(work / "original"), "adversarial", work)
+    return diff.read_bytes()
+
+
+def _read_all(path: Path) -> None:
+    """Open and read every payload: what ``diff inspect`` does."""
+    inspect_diff(path)
+
+
+def test_layout_matches_the_spec(container: bytes, tmp_path: Path) -> None:
+    p = tmp_path / "x.bdiff"
+    p.write_bytes(container)
+    r = open_diff(p)
+    assert container[:8] == MAGIC
+    version, key_on, aead, codec = struct.unpack_from("<HBBB", container, 8)
+    assert (version, key_on, aead, codec) == (1, 0, 1, 1)
+    count, mlen, flen = struct.unpack_from("<I4xQQ", container, 16)
+    assert count == len(r.manifest.entries) == 5
+    assert flen == len(container)
+    assert container[HEADER_SIZE : HEADER_SIZE + mlen] == r.manifest_bytes
+    first = HEADER_SIZE + mlen + INDEX_RECORD_SIZE * count
+    assert r.records[0].offset == first
+    assert all(
+        a.offset + a.length == b.offset for a, b in zip(r.records, r.records[1:], strict=False)
+    )
+    assert {rec.kind for rec in r.records} <= set(PayloadKind)
+
+
+def test_every_flipped_bit_is_detected(container: bytes, tmp_path: Path) -> None:
+    """A sweep over every byte position (one bit each, rotating)."""
+    p = tmp_path / "x.bdiff"
+    for pos in range(len(container)):
+        data = bytearray(container)
+        data[pos] ^= 1 << (pos % 8)
+        p.write_bytes(bytes(data))
+        with pytest.raises(DiffFormatError):
+            _read_all(p)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(pos=st.integers(min_value=0), bit=st.integers(min_value=0, max_value=7))
+def test_flipped_bit_is_detected_with_entry_or_offset(
+    container: bytes, tmp_path: Path, pos: int, bit: int
+) -> None:
+    pos %= len(container)
+    data = bytearray(container)
+    data[pos] ^= 1 << bit
+    p = tmp_path / "h.bdiff"
+    p.write_bytes(bytes(data))
+    with pytest.raises(DiffFormatError) as e:
+        _read_all(p)
+    assert e.value.offset is not None or e.value.entry is not None
+    if pos >= open_diff_payload_start(container):
+        assert e.value.entry is not None  # a payload flip names its sample
+
+
+def open_diff_payload_start(container: bytes) -> int:
+    count, mlen = struct.unpack_from("<I4xQ", container, 16)
+    return HEADER_SIZE + mlen + INDEX_RECORD_SIZE * count
+
+
+@pytest.mark.parametrize("keep", [0, 7, 50, HEADER_SIZE, HEADER_SIZE + 100, -1])
+def test_truncated_container_names_the_offset(container: bytes, tmp_path: Path, keep: int) -> None:
+    cut = len(container) - 1 if keep == -1 else keep
+    p = tmp_path / "t.bdiff"
+    p.write_bytes(container[:cut])
+    with pytest.raises(DiffFormatError, match="truncated") as e:
+        open_diff(p)
+    assert e.value.offset == cut
+    assert f"offset {cut}" in str(e.value)
+
+
+def test_declared_lengths_are_bounded_before_reading(container: bytes, tmp_path: Path) -> None:
+    data = bytearray(container)
+    struct.pack_into("<Q", data, 24, 1 << 40)  # manifest length: 1 TiB
+    p = tmp_path / "big.bdiff"
+    p.write_bytes(bytes(data))
+    with pytest.raises(DiffFormatError, match="manifest length") as e:
+        open_diff(p)
+    assert e.value.offset == 24
+
+
+def test_bad_magic_and_version(container: bytes, tmp_path: Path) -> None:
+    p = tmp_path / "m.bdiff"
+    p.write_bytes(b"PK\x03\x04" + container[4:])
+    with pytest.raises(DiffFormatError, match="bad magic"):
+        open_diff(p)
+    data = bytearray(container)
+    data[8] = 9
+    p.write_bytes(bytes(data))
+    with pytest.raises(DiffFormatError, match="unknown container version 9"):
+        open_diff(p)
+
+
+def test_appended_bytes_are_refused(container: bytes, tmp_path: Path) -> None:
+    p = tmp_path / "a.bdiff"
+    p.write_bytes(container + b"\x00")
+    with pytest.raises(DiffFormatError, match="declares"):
+        open_diff(p)
