@@ -1,0 +1,165 @@
+"""``benchmark-regen diff ...`` through Click's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from tests.diff_cases import pinned, tiny_original
+from toolchain.cli import cli  # first: cli.py imports the diff group at its end
+from toolchain.manifest import MANIFEST_NAME, load_manifest
+
+# isort: split
+from toolchain._cli_diff import diff
+
+if "diff" not in cli.commands:
+    cli.add_command(diff)
+
+
+def run(*args: str | Path) -> Result:
+    with pinned():
+        return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    work = tmp_path_factory.mktemp("cli")
+    original = tiny_original(work / "original")
+    bench, bdiff = work / "bench", work / "x.bdiff"
+    r = run("generate", "--recipe", "adversarial", "--original", original, "--out", bench, "-q")
+    assert r.exit_code == 0, r.output
+    r = run("diff", "create", "--original", original, "--benchmark", bench, "--out", bdiff, "-q")
+    assert r.exit_code == 0, r.output
+    assert "5 samples" in r.output
+    return original, bench, bdiff
+
+
+def test_create_inspect_check_apply(published: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    original, bench, bdiff = published
+    root = str(load_manifest(bench / MANIFEST_NAME).root)
+    info = json.loads(run("diff", "inspect", bdiff, "--json").output)
+    assert info["samples"] == 5 and info["key_on"] == "file" and info["integrity"] == "ok"
+    assert info["manifest"]["root"] == root
+    assert sum(info["kinds"].values()) == 5
+    check = run("diff", "check", "--original", original, "--diff", bdiff, "--json")
+    assert check.exit_code == 0
+    assert json.loads(check.output)["counts"]["found-by-id"] == 5
+    r = run(
+        "diff", "apply", "--original", original, "--diff", bdiff, "--out", tmp_path / "out", "-q"
+    )
+    assert r.exit_code == 0, r.output
+    assert f"root {root}" in r.output
+    assert run("verify", tmp_path / "out").exit_code == 0
+
+
+def test_apply_with_two_workers(published: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    original, bench, bdiff = published
+    r = run(
+        "diff",
+        "apply",
+        "--original",
+        original,
+        "--diff",
+        bdiff,
+        "--out",
+        tmp_path / "o",
+        "--workers",
+        "2",
+        "--json",
+    )
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert doc["ok"] and doc["root"] == str(load_manifest(bench / MANIFEST_NAME).root)
+
+
+def test_create_is_deterministic(published: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    original, bench, bdiff = published
+    again = tmp_path / "again.bdiff"
+    assert (
+        run(
+            "diff", "create", "--original", original, "--benchmark", bench, "--out", again, "-q"
+        ).exit_code
+        == 0
+    )
+    assert again.read_bytes() == bdiff.read_bytes()
+
+
+def _damaged(original: Path, tmp_path: Path) -> Path:
+    copy = Path(shutil.copytree(original, tmp_path / "damaged"))
+    (copy / "b/four.png").unlink()
+    p = copy / "a/two.jpg"
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    p.write_bytes(bytes(data))
+    return copy
+
+
+def test_wrong_original_fails_with_the_message(
+    published: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    original, _, bdiff = published
+    copy = _damaged(original, tmp_path)
+    out = tmp_path / "out"
+    r = run("diff", "apply", "--original", copy, "--diff", bdiff, "--out", out, "-q")
+    assert r.exit_code == 1
+    assert (
+        "sample a/two.jpg: your copy of the original differs from the one this benchmark "
+        "was made from"
+    ) in r.output
+    assert "sample b/four.png: not found in the original" in r.output
+    assert not (out / MANIFEST_NAME).exists()
+    check = run("diff", "check", "--original", copy, "--diff", bdiff, "--json")
+    assert check.exit_code == 1
+    doc = json.loads(check.output)
+    assert {e["id"]: e["found"] for e in doc["entries"] if e["found"] != "found-by-id"} == {
+        "a/two.jpg": "present-but-different",
+        "b/four.png": "missing",
+    }
+
+
+def test_partial_exits_5_and_never_verifies(
+    published: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    original, _, bdiff = published
+    copy = _damaged(original, tmp_path)
+    out = tmp_path / "out"
+    r = run("diff", "apply", "--original", copy, "--diff", bdiff, "--out", out, "--partial", "-q")
+    assert r.exit_code == 5, r.output
+    assert (out / "coverage.json").exists() and (out / MANIFEST_NAME).exists()
+    assert len(list(out.rglob("*.png"))) == 3
+    assert run("verify", out).exit_code == 1
+
+
+def test_truncated_diff_is_bad_input(published: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    _, _, bdiff = published
+    cut = tmp_path / "cut.bdiff"
+    cut.write_bytes(bdiff.read_bytes()[:-100])
+    r = run("diff", "inspect", cut)
+    assert r.exit_code == 3
+    size = cut.stat().st_size
+    assert f"offset {size}" in r.output and "truncated" in r.output
+
+
+def test_create_refuses_a_tampered_benchmark(
+    published: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    original, bench, _ = published
+    copy = Path(shutil.copytree(bench, tmp_path / "bench"))
+    (copy / "stray.png").write_bytes(b"x")
+    r = run(
+        "diff", "create", "--original", original, "--benchmark", copy, "--out", tmp_path / "x.bdiff"
+    )
+    assert r.exit_code == 3
+    assert "does not verify" in r.output
+    assert not (tmp_path / "x.bdiff").exists()
+
+
+def test_audit_json(published: tuple[Path, Path, Path]) -> None:
+    original, _, bdiff = published
+    doc = json.loads(run("diff", "audit", "--diff", bdiff, "--original", original, "--json").output)
+    assert doc["sealed"]["payloads"] == 5 and doc["sealed"]["degrees_of_freedom"] == 255
+    assert "mean_psnr_gain_db" in doc["delta"]
