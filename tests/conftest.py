@@ -84,15 +84,18 @@ def cwd_tmp(tmp_path: Path) -> Iterator[Path]:
 
 
 def docker_engine_answers() -> bool:
-    try:
-        import docker
+    import docker
 
+    try:
         client = docker.from_env(timeout=5)
-        client.ping()
-        client.close()
-        return True
     except Exception:
         return False
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+    finally:
+        client.close()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

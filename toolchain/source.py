@@ -132,15 +132,19 @@ class FolderSource(Source):
     def listing(self) -> Listing:
         ids: list[str] = []
         ignored = 0
-        visited: set[tuple[int, int]] = set()
+        visited: dict[tuple[int, int], str] = {}
         for dirpath, dirnames, filenames in os.walk(self._real, followlinks=True, onerror=_raise):
             st = os.stat(dirpath)
-            if (st.st_dev, st.st_ino) in visited:
+            here = Path(dirpath).relative_to(self._real).as_posix()
+            first = visited.get((st.st_dev, st.st_ino))
+            if first is not None:
                 raise SourceError(
-                    f"symlink loop at {Path(dirpath).relative_to(self._real).as_posix()!r}",
-                    hint="remove the looping symlink from the original",
+                    f"folder {here!r} is a second path (a symlink) to {first!r}: its images "
+                    "would be listed twice, or forever in a loop",
+                    hint="remove the symlink, or copy the folder",
                 )
-            visited.add((st.st_dev, st.st_ino))
+            visited[(st.st_dev, st.st_ino)] = here
+            dirnames.sort()  # a deterministic walk: messages must not depend on the FS order
             for d in dirnames:
                 self._inside(Path(dirpath) / d)
             rel_dir = Path(dirpath).relative_to(self._real).as_posix()

@@ -64,7 +64,7 @@ def test_a_second_path_to_the_same_folder_is_refused(tmp_path: Path) -> None:
     orig = tmp_path / "orig"
     make_image(orig / "a" / "x.png")
     (orig / "b").symlink_to(orig / "a", target_is_directory=True)
-    with pytest.raises(SourceError, match="symlink loop") as e:
+    with pytest.raises(SourceError, match=r"'b' is a second path \(a symlink\) to 'a'") as e:
         FolderSource(orig).listing()
     assert e.value.exit_code == ExitCode.BAD_INPUT
 
@@ -73,7 +73,7 @@ def test_symlink_loop_is_refused(tmp_path: Path) -> None:
     orig = tmp_path / "orig"
     make_image(orig / "a" / "x.png")
     (orig / "a" / "loop").symlink_to(orig / "a", target_is_directory=True)
-    with pytest.raises(SourceError, match="symlink loop"):
+    with pytest.raises(SourceError, match="second path .* in a loop"):
         FolderSource(orig).listing()
 
 
