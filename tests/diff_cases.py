@@ -8,43 +8,26 @@ pinned environment for the duration, as ``tests/compare_cases.py`` does.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 from collections.abc import Iterator, Sequence
-from functools import cache
 from pathlib import Path
 
 import pytest
 
+from tests.compare_cases import pinned_here
 from tests.conftest import make_image
-from toolchain.determinism import pinned_environ
 from toolchain.diff import create_diff
-from toolchain.fingerprint import runtime_fingerprint
 from toolchain.generate import generate_benchmark
 
 DEMO_SUBSET = ("astronaut.png", "camera.png", "coffee.png", "horse.png", "logo.png", "rocket.jpg")
 """Six demo photographs: RGB, L, RGBA, PNG and JPEG."""
 
 
-@cache
-def _pinned_env() -> tuple[tuple[str, str], ...]:
-    return tuple(sorted(pinned_environ().items()))
-
-
 @contextlib.contextmanager
 def pinned() -> Iterator[None]:
     """Make this process count as pinned, so the pipeline runs here without a pool."""
-    mp = pytest.MonkeyPatch()
-    for k, v in _pinned_env():
-        mp.setenv(k, v)
-    runtime_fingerprint.cache_clear()
-    saved_umask = os.umask(0o022)
-    try:
+    with pinned_here(pytest.MonkeyPatch()):
         yield
-    finally:
-        mp.undo()
-        runtime_fingerprint.cache_clear()
-        os.umask(saved_umask)
 
 
 def tiny_original(root: Path) -> Path:

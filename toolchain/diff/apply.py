@@ -340,7 +340,7 @@ def get_benchmark(
     except KeyboardInterrupt:
         raise Interrupted(
             f"interrupted after {len(results)} of {n} samples; no manifest was written",
-            hint="run the same command again with --overwrite",
+            hint="run the same command again into an empty --out",
         ) from None
     finally:
         source.close()
