@@ -150,7 +150,7 @@ def apply(
     else:
         for o in result.failures():
             _echo(o.message)
-        c = result.counts()
+        c = result.found_counts()
         ok = len(result.outcomes) - len(result.failures())
         verdict = (
             _style("OK", fg="green", bold=True)

@@ -74,6 +74,8 @@ def test_apply_with_two_workers(published: tuple[Path, Path, Path], tmp_path: Pa
     assert r.exit_code == 0, r.output
     doc = json.loads(r.output)
     assert doc["ok"] and doc["root"] == str(load_manifest(bench / MANIFEST_NAME).root)
+    assert doc["found"]["found-by-id"] == doc["status"]["ok"] == 5
+    assert doc["found"]["missing"] == doc["status"]["missing"] == 0
 
 
 def test_create_is_deterministic(published: tuple[Path, Path, Path], tmp_path: Path) -> None:
@@ -111,6 +113,9 @@ def test_wrong_original_fails_with_the_message(
         "was made from"
     ) in r.output
     assert "sample b/four.png: not found in the original" in r.output
+    assert (
+        "3 of 5 samples bit-exact (3 found by id, 0 by content, 1 missing, 1 different)" in r.output
+    )
     assert not (out / MANIFEST_NAME).exists()
     check = run("diff", "check", "--original", copy, "--diff", bdiff, "--json")
     assert check.exit_code == 1

@@ -108,16 +108,18 @@ class ApplyResult:
     def failures(self) -> list[SampleOutcome]:
         return [o for o in self.outcomes if o.status is not Status.OK]
 
-    def counts(self) -> dict[str, int]:
-        c: dict[str, int] = {}
-        for o in self.outcomes:
-            c[str(o.found)] = c.get(str(o.found), 0) + 1
-            c[str(o.status)] = c.get(str(o.status), 0) + 1
-        return dict(sorted(c.items()))
+    def found_counts(self) -> dict[str, int]:
+        """How the originals were found: every :class:`Found` value, with its count."""
+        return {str(k): sum(o.found is k for o in self.outcomes) for k in Found}
+
+    def status_counts(self) -> dict[str, int]:
+        """What happened to the samples: every :class:`Status` value, with its count."""
+        return {str(k): sum(o.status is k for o in self.outcomes) for k in Status}
 
     def to_json(self) -> dict[str, object]:
         return {
-            "counts": self.counts(),
+            "found": self.found_counts(),
+            "status": self.status_counts(),
             "manifest_written": self.manifest_written,
             "ok": self.ok,
             "out": str(self.out),
