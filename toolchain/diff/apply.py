@@ -22,7 +22,7 @@ from __future__ import annotations
 import enum
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +30,14 @@ from toolchain._internal.atomic import atomic_write
 from toolchain._internal.executor import run_ordered
 from toolchain.decode import decode
 from toolchain.diff.codec import PayloadError, unpack_payload
-from toolchain.diff.format import IndexRecord, KeyOn, PayloadKind, open_diff, read_sealed
+from toolchain.diff.format import (
+    DiffReader,
+    IndexRecord,
+    KeyOn,
+    PayloadKind,
+    open_diff,
+    read_sealed,
+)
 from toolchain.diff.locate import Found, scan_by_content, unseal
 from toolchain.encode import encode_png
 from toolchain.errors import DecodeError, ExitCode, Interrupted, OutputError, SourceError
@@ -256,6 +263,107 @@ def _write_coverage(out: Path, manifest: Manifest, outcomes: Sequence[SampleOutc
     atomic_write(out / COVERAGE_NAME, data)
 
 
+class _Runner:
+    """Runs rebuild tasks through the pool and keeps one verdict per entry index."""
+
+    def __init__(
+        self,
+        job: _RebuildJob,
+        *,
+        workers: int,
+        total: int,
+        progress: Callable[[int, int], None] | None,
+    ):
+        self.job, self.workers, self.total, self.progress = job, workers, total, progress
+        self.results: dict[int, tuple[_Done, Found, str | None]] = {}
+        self.fingerprint: Mapping[str, str] = {}
+
+    def rebuild(self, tasks: Sequence[tuple[int, _Task]], found: Found) -> None:
+        if not tasks:
+            return
+        with run_ordered(self.job, [t for _, t in tasks], workers=self.workers) as run:
+            for (i, t), done in zip(tasks, run, strict=True):
+                old = self.results.get(i)
+                if old is not None and done.status is not Status.OK:
+                    continue  # a content match that fails keeps the by-id verdict
+                if done.status is Status.ORIGINAL_DIFFERS and found is Found.BY_ID:
+                    self.results[i] = (done, Found.DIFFERENT, t.source_id)
+                else:
+                    self.results[i] = (done, found, t.source_id)
+                if self.progress:
+                    self.progress(len(self.results), self.total)
+            self.fingerprint = run.fingerprint
+
+    def unresolved(self) -> list[int]:
+        """Entries not opened by id: absent from the tree, or a different file at their path."""
+        r = self.results
+        return [i for i in range(self.total) if i not in r or r[i][1] is Found.DIFFERENT]
+
+    def used(self) -> set[str]:
+        return {w for d, _, w in self.results.values() if d.status is Status.OK and w}
+
+
+def _by_id_tasks(reader: DiffReader, present: Collection[str]) -> list[tuple[int, _Task]]:
+    return [
+        (i, _Task(entry=e, record=reader.records[i], source_id=e.id))
+        for i, e in enumerate(reader.manifest.entries)
+        if e.id in present
+    ]
+
+
+def _by_content_tasks(
+    reader: DiffReader, source: Source, candidates: Iterable[str], unresolved: Sequence[int]
+) -> list[tuple[int, _Task]]:
+    records, entries = reader.records, reader.manifest.entries
+    wanted = {records[i].fingerprint for i in unresolved}
+    matches = scan_by_content(source, candidates, reader.header.key_on, wanted)
+    return [
+        (i, _Task(entry=entries[i], record=records[i], source_id=matches[records[i].fingerprint]))
+        for i in unresolved
+        if records[i].fingerprint in matches
+    ]
+
+
+def _outcomes(reader: DiffReader, runner: _Runner) -> list[SampleOutcome]:
+    local = runner.fingerprint
+    if not local:  # nothing ran: ask a pinned process what it would have used
+        from toolchain._internal.executor import worker_fingerprint
+
+        local = worker_fingerprint()
+    publisher, key_on = reader.manifest.fingerprint, reader.header.key_on
+    outcomes = []
+    for i, e in enumerate(reader.manifest.entries):
+        missing = (_Done(status=Status.MISSING), Found.MISSING, None)
+        done, found, where = runner.results.get(i, missing)
+        if done.status is Status.OK and (done.pixels != e.pixels or done.file != e.file):
+            done = _Done(status=Status.BROKEN, detail="a worker reported digests that differ")
+        message = _describe(e, done, publisher, local, key_on)
+        outcomes.append(
+            SampleOutcome(
+                id=e.id, path=e.path, status=done.status, found=found, source=where, message=message
+            )
+        )
+    return outcomes
+
+
+def _commit(
+    out: Path, reader: DiffReader, outcomes: Sequence[SampleOutcome], partial: bool
+) -> bool:
+    """Write the folder's auxiliary files, the manifest last; ``True`` if it was written."""
+    ok = all(o.status is Status.OK for o in outcomes)
+    if not (ok or partial):
+        return False
+    try:
+        if not ok:
+            _write_coverage(out, reader.manifest, outcomes)
+        exact = {o.id for o in outcomes if o.status is Status.OK}
+        _write_metadata(out, [e for e in reader.manifest.entries if e.id in exact])
+        atomic_write(out / MANIFEST_NAME, reader.manifest_bytes, durable=True)
+    except OSError as err:
+        raise OutputError(f"cannot write the manifest: {err.strerror or err}") from None
+    return True
+
+
 def get_benchmark(
     original: str | os.PathLike[str],
     diff: str | os.PathLike[str],
@@ -274,112 +382,40 @@ def get_benchmark(
     the manifest are written, and the folder (by design) never verifies.
     """
     reader = open_diff(diff)
-    manifest, records, key_on = reader.manifest, reader.records, reader.header.key_on
     source = open_source(original)
     out_path = Path(out)
     ids = source.listing().ids
-    present = set(ids)
     _prepare_out(out_path, overwrite=overwrite)
     job = _RebuildJob(
         source=source,
         diff=reader.path.resolve(),
-        key_on=key_on,
+        key_on=reader.header.key_on,
         salt=reader.header.benchmark_id,
         out=out_path.resolve(),
     )
-    n = len(manifest.entries)
-    results: dict[int, tuple[_Done, Found, str | None]] = {}
-    fingerprint: Mapping[str, str] = {}
-
-    def run(tasks: list[tuple[int, _Task]], found: Found) -> None:
-        nonlocal fingerprint
-        if not tasks:
-            return
-        with run_ordered(job, [t for _, t in tasks], workers=workers) as r:
-            for (i, t), done in zip(tasks, r, strict=True):
-                if done.status is Status.ORIGINAL_DIFFERS and found is Found.BY_ID:
-                    results[i] = (done, Found.DIFFERENT, t.source_id)
-                else:
-                    results[i] = (done, found, t.source_id)
-                if progress:
-                    progress(len(results), n)
-            fingerprint = r.fingerprint
-
+    runner = _Runner(job, workers=workers, total=len(reader.records), progress=progress)
     try:
-        run(
-            [
-                (i, _Task(entry=e, record=records[i], source_id=e.id))
-                for i, e in enumerate(manifest.entries)
-                if e.id in present
-            ],
-            Found.BY_ID,
-        )
-        unresolved = [i for i in range(n) if i not in results or results[i][1] is Found.DIFFERENT]
-        used = {results[i][2] for i in results if results[i][0].status is Status.OK}
-        matches = scan_by_content(
-            source,
-            (s for s in ids if s not in used),
-            key_on,
-            {records[i].fingerprint for i in unresolved},
-        )
-        second = [
-            (
-                i,
-                _Task(
-                    entry=manifest.entries[i],
-                    record=records[i],
-                    source_id=matches[records[i].fingerprint],
-                ),
+        runner.rebuild(_by_id_tasks(reader, set(ids)), Found.BY_ID)
+        unresolved = runner.unresolved()
+        if unresolved:
+            used = runner.used()
+            candidates = (s for s in ids if s not in used)
+            runner.rebuild(
+                _by_content_tasks(reader, source, candidates, unresolved), Found.BY_CONTENT
             )
-            for i in unresolved
-            if records[i].fingerprint in matches
-        ]
-        before = {i: results[i] for i, _ in second if i in results}
-        run(second, Found.BY_CONTENT)
-        for i, old in before.items():  # a content match that fails keeps the by-id verdict
-            if results[i][0].status is not Status.OK:
-                results[i] = old
     except KeyboardInterrupt:
         raise Interrupted(
-            f"interrupted after {len(results)} of {n} samples; no manifest was written",
+            f"interrupted after {len(runner.results)} of {runner.total} samples; "
+            "no manifest was written",
             hint="run the same command again into an empty --out",
         ) from None
     finally:
         source.close()
-    if not fingerprint:
-        from toolchain._internal.executor import worker_fingerprint
-
-        fingerprint = worker_fingerprint()
-    outcomes = []
-    for i, e in enumerate(manifest.entries):
-        done, found, where = results.get(i, (_Done(status=Status.MISSING), Found.MISSING, None))
-        if done.status is Status.OK and (done.pixels != e.pixels or done.file != e.file):
-            done = _Done(status=Status.BROKEN, detail="a worker reported digests that differ")
-        outcomes.append(
-            SampleOutcome(
-                id=e.id,
-                path=e.path,
-                status=done.status,
-                found=found,
-                source=where,
-                message=_describe(e, done, manifest.fingerprint, fingerprint, key_on),
-            )
-        )
-    ok = all(o.status is Status.OK for o in outcomes)
-    written = False
-    try:
-        if not ok and partial:
-            _write_coverage(out_path, manifest, outcomes)
-        if ok or partial:
-            exact = {o.id for o in outcomes if o.status is Status.OK}
-            _write_metadata(out_path, [e for e in manifest.entries if e.id in exact])
-            atomic_write(out_path / MANIFEST_NAME, reader.manifest_bytes, durable=True)
-            written = True
-    except OSError as err:
-        raise OutputError(f"cannot write the manifest: {err.strerror or err}") from None
+    outcomes = _outcomes(reader, runner)
+    written = _commit(out_path, reader, outcomes, partial)
     return ApplyResult(
         out=out_path,
-        manifest=manifest,
+        manifest=reader.manifest,
         outcomes=tuple(outcomes),
         partial=partial,
         manifest_written=written,
