@@ -30,7 +30,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -115,6 +116,16 @@ _PROJECT_FILES = ("pyproject.toml", "README.md", "LICENSE", "setup.cfg", "MANIFE
 _MANYLINUX = [f"manylinux_2_{minor}_x86_64" for minor in range(28, 16, -1)]
 
 Stream = Callable[[str], None]
+
+
+@contextmanager
+def _engine(backend: ContainerBackend | None) -> Iterator[ContainerBackend]:
+    """The caller's backend, or a Docker SDK one that is closed afterwards."""
+    if backend is not None:
+        yield backend
+        return
+    with DockerSDKBackend() as owned:
+        yield owned
 
 
 def _print_out(line: str) -> None:
@@ -354,30 +365,30 @@ def image_fingerprint(
     the label digest leaves out keys that describe the probing CPU
     (``numpy.simd.in_use``), so it is a property of the image alone.
     """
-    backend = backend or DockerSDKBackend()
-    probe = (
-        "import json, subprocess, sys\n"
-        "from toolchain.determinism import pinned_environ\n"
-        "code = 'import json; from toolchain.fingerprint import runtime_fingerprint as f; "
-        "print(json.dumps(dict(f()), sort_keys=True))'\n"
-        "sys.exit(subprocess.call([sys.executable, '-c', code], env=pinned_environ()))\n"
-    )
-    out: list[str] = []
-    err: list[str] = []
-    code = backend.run(
-        RunRequest(image=image, argv=("-c", probe), entrypoint=("python",)),
-        on_stdout=out.append,
-        on_stderr=err.append,
-    )
-    if code != 0 or not out:
-        raise ContainerError(
-            f"measuring the runtime fingerprint in {image} failed (exit {code}):\n"
-            + "\n".join(err[-10:])
+    with _engine(backend) as backend:
+        probe = (
+            "import json, subprocess, sys\n"
+            "from toolchain.determinism import pinned_environ\n"
+            "code = 'import json; from toolchain.fingerprint import runtime_fingerprint as f; "
+            "print(json.dumps(dict(f()), sort_keys=True))'\n"
+            "sys.exit(subprocess.call([sys.executable, '-c', code], env=pinned_environ()))\n"
         )
-    from toolchain.fingerprint import fingerprint_digest
+        out: list[str] = []
+        err: list[str] = []
+        code = backend.run(
+            RunRequest(image=image, argv=("-c", probe), entrypoint=("python",)),
+            on_stdout=out.append,
+            on_stderr=err.append,
+        )
+        if code != 0 or not out:
+            raise ContainerError(
+                f"measuring the runtime fingerprint in {image} failed (exit {code}):\n"
+                + "\n".join(err[-10:])
+            )
+        from toolchain.fingerprint import fingerprint_digest
 
-    fp: dict[str, str] = json.loads(out[-1])
-    return fingerprint_digest({k: v for k, v in fp.items() if k not in _HOST_KEYS}), fp
+        fp: dict[str, str] = json.loads(out[-1])
+        return fingerprint_digest({k: v for k, v in fp.items() if k not in _HOST_KEYS}), fp
 
 
 def _assemble(
@@ -457,51 +468,51 @@ def build_image(
     for ``assemble`` and to the Dockerfile's digest-pinned default for
     ``dockerfile``. See the module docstring for the two methods.
     """
-    backend = backend or DockerSDKBackend()
-    project_dir = project_dir or _repo_root()
-    if method == "assemble":
-        base_image = base_image or BASE_IMAGE_DEBIAN
-    base = backend.inspect(base_image) if base_image else None
-    if base_image and base is None:
-        raise ContainerError(
-            f"base image {base_image} is not in the engine at {backend.engine()}",
-            hint="make the offline base with `bash docker/make-base.sh`"
-            if base_image == BASE_IMAGE_DEBIAN
-            else f"pull it first (`docker pull {base_image}`)",
-        )
-    wheelhouse = wheelhouse or build_wheelhouse(project_dir=project_dir, epoch=epoch)
-    revision = _revision(project_dir)
-    with tempfile.TemporaryDirectory(prefix="benchmark-regen-image-") as tmp_name:
-        tmp = Path(tmp_name)
-        context = _build_context(wheelhouse, project_dir, tmp)
+    with _engine(backend) as backend:
+        project_dir = project_dir or _repo_root()
         if method == "assemble":
-            assert base is not None and base_image is not None
-            labels = _labels(
-                revision=revision,
-                lockfile_sha256=wheelhouse.lockfile_sha256,
-                base=base,
-                fingerprint=None,
+            base_image = base_image or BASE_IMAGE_DEBIAN
+        base = backend.inspect(base_image) if base_image else None
+        if base_image and base is None:
+            raise ContainerError(
+                f"base image {base_image} is not in the engine at {backend.engine()}",
+                hint="make the offline base with `bash docker/make-base.sh`"
+                if base_image == BASE_IMAGE_DEBIAN
+                else f"pull it first (`docker pull {base_image}`)",
             )
-            image_id = _assemble(
-                backend, base=base, base_ref=base_image, context=context, tag=tag,
-                labels=labels, epoch=epoch, tmp=tmp, stream=stream,
-            )  # fmt: skip
-        else:
-            build_args = {"REVISION": revision, "LOCKFILE_SHA256": wheelhouse.lockfile_sha256}
-            if base_image:
-                build_args["BASE_IMAGE"] = base_image
-            image_id = backend.build(
-                BuildRequest(
-                    context=context,
-                    dockerfile="Dockerfile",
-                    tag=tag,
-                    build_args=build_args,
-                    no_cache=no_cache,
-                ),
-                on_line=stream,
-            )
-    backend.tag(image_id, tag)
-    return ImageRef(id=image_id, tag=tag)
+        wheelhouse = wheelhouse or build_wheelhouse(project_dir=project_dir, epoch=epoch)
+        revision = _revision(project_dir)
+        with tempfile.TemporaryDirectory(prefix="benchmark-regen-image-") as tmp_name:
+            tmp = Path(tmp_name)
+            context = _build_context(wheelhouse, project_dir, tmp)
+            if method == "assemble":
+                assert base is not None and base_image is not None
+                labels = _labels(
+                    revision=revision,
+                    lockfile_sha256=wheelhouse.lockfile_sha256,
+                    base=base,
+                    fingerprint=None,
+                )
+                image_id = _assemble(
+                    backend, base=base, base_ref=base_image, context=context, tag=tag,
+                    labels=labels, epoch=epoch, tmp=tmp, stream=stream,
+                )  # fmt: skip
+            else:
+                build_args = {"REVISION": revision, "LOCKFILE_SHA256": wheelhouse.lockfile_sha256}
+                if base_image:
+                    build_args["BASE_IMAGE"] = base_image
+                image_id = backend.build(
+                    BuildRequest(
+                        context=context,
+                        dockerfile="Dockerfile",
+                        tag=tag,
+                        build_args=build_args,
+                        no_cache=no_cache,
+                    ),
+                    on_line=stream,
+                )
+        backend.tag(image_id, tag)
+        return ImageRef(id=image_id, tag=tag)
 
 
 # --- run ---------------------------------------------------------------------
@@ -565,32 +576,32 @@ def run_in_container(
     runs as the invoking uid:gid (so the output belongs to the caller), with
     no network and no capabilities.
     """
-    backend = backend or DockerSDKBackend()
-    mounts: list[Mount] = []
-    maps: list[_PathMap] = []
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-    for host, target, read_only in (
-        (original, CONTAINER_ORIGINAL, True),
-        (diff, CONTAINER_DIFF, True),
-        (out, CONTAINER_OUT, False),
-    ):
-        if host is not None:
-            mount, path_map = _mount_for(host, target, read_only=read_only)
-            mounts.append(mount)
-            maps.append(path_map)
-    if backend.inspect(image) is None:
-        raise ContainerError(
-            f"image {image} is not in the engine at {backend.engine()}",
-            hint="build it with `benchmark-regen image build`",
+    with _engine(backend) as backend:
+        mounts: list[Mount] = []
+        maps: list[_PathMap] = []
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+        for host, target, read_only in (
+            (original, CONTAINER_ORIGINAL, True),
+            (diff, CONTAINER_DIFF, True),
+            (out, CONTAINER_OUT, False),
+        ):
+            if host is not None:
+                mount, path_map = _mount_for(host, target, read_only=read_only)
+                mounts.append(mount)
+                maps.append(path_map)
+        if backend.inspect(image) is None:
+            raise ContainerError(
+                f"image {image} is not in the engine at {backend.engine()}",
+                hint="build it with `benchmark-regen image build`",
+            )
+        request = RunRequest(
+            image=image,
+            argv=tuple(_rewrite(arg, maps) for arg in argv),
+            mounts=tuple(mounts),
+            user=f"{os.getuid()}:{os.getgid()}",
+            network="none",
+            cap_drop=("ALL",),
+            env=dict(env or {}),
         )
-    request = RunRequest(
-        image=image,
-        argv=tuple(_rewrite(arg, maps) for arg in argv),
-        mounts=tuple(mounts),
-        user=f"{os.getuid()}:{os.getgid()}",
-        network="none",
-        cap_drop=("ALL",),
-        env=dict(env or {}),
-    )
-    return backend.run(request, on_stdout=stream, on_stderr=stream_err)
+        return backend.run(request, on_stdout=stream, on_stderr=stream_err)

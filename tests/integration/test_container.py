@@ -32,7 +32,9 @@ def _docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="session")
 def base_image() -> str:
-    if DockerSDKBackend().inspect(container.BASE_IMAGE_DEBIAN) is None:
+    with DockerSDKBackend() as engine:
+        missing = engine.inspect(container.BASE_IMAGE_DEBIAN) is None
+    if missing:
         subprocess.run(["bash", str(ROOT / "docker" / "make-base.sh")], check=True)
     return container.BASE_IMAGE_DEBIAN
 
@@ -76,7 +78,8 @@ def test_env_json_prints_a_fingerprint(image: ImageRef) -> None:
 
 
 def test_image_is_labelled(image: ImageRef, wheelhouse: Wheelhouse) -> None:
-    info = DockerSDKBackend().inspect(image.id)
+    with DockerSDKBackend() as engine:
+        info = engine.inspect(image.id)
     assert info is not None
     labels = info.labels
     assert labels["io.benchmark-regen.lockfile-sha256"] == wheelhouse.lockfile_sha256

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -139,6 +140,18 @@ class DockerSDKBackend:
 
     def engine(self) -> str:
         return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+    def close(self) -> None:
+        """Close the connection pool (its sockets would otherwise leak)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> DockerSDKBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def client(self) -> Any:
@@ -277,6 +290,19 @@ class DockerSDKBackend:
         with self._errors(f"removing {ref}"), suppress(docker.errors.ImageNotFound):
             self.client.api.remove_image(ref, noprune=False)
 
+    def _follow(self, cid: str, channel: str, sink: LineSink) -> None:
+        stream = self.client.api.logs(
+            cid, stdout=channel == "stdout", stderr=channel == "stderr", stream=True, follow=True
+        )
+        rest = ""
+        try:
+            for chunk in stream:
+                rest = _split_lines(rest, chunk.decode("utf-8", "replace"), sink)
+        finally:
+            stream.close()
+        if rest:
+            sink(rest)
+
     def run(self, request: RunRequest, *, on_stdout: LineSink, on_stderr: LineSink) -> int:
         api = self.client.api
         with self._errors(f"running {request.image}"):
@@ -299,22 +325,14 @@ class DockerSDKBackend:
             cid = container["Id"]
             try:
                 api.start(cid)
-                rests = {"out": "", "err": ""}
-                for out, err in api.attach(
-                    cid, stdout=True, stderr=True, stream=True, logs=True, demux=True
-                ):
-                    if out:
-                        rests["out"] = _split_lines(
-                            rests["out"], out.decode("utf-8", "replace"), on_stdout
-                        )
-                    if err:
-                        rests["err"] = _split_lines(
-                            rests["err"], err.decode("utf-8", "replace"), on_stderr
-                        )
-                if rests["out"]:
-                    on_stdout(rests["out"])
-                if rests["err"]:
-                    on_stderr(rests["err"])
+                # One followed log stream per channel (stderr on a thread):
+                # unlike attach, these streams can be closed, so no socket leaks.
+                err_thread = threading.Thread(
+                    target=self._follow, args=(cid, "stderr", on_stderr), daemon=True
+                )
+                err_thread.start()
+                self._follow(cid, "stdout", on_stdout)
+                err_thread.join()
                 status = api.wait(cid)
                 return int(status.get("StatusCode", 1))
             finally:
