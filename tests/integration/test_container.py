@@ -92,13 +92,16 @@ def test_runs_as_non_root_and_cannot_write_the_original(
 ) -> None:
     uid = _docker("run", "--rm", "--network", "none", "--entrypoint", "id", TAG, "-u")
     assert uid.stdout.strip() == "10001"
-    write = _docker(
-        "run", "--rm", "--network", "none", "--cap-drop", "ALL",
-        "-v", f"{small_original}:/original:ro", "--entrypoint", "sh", TAG,
-        "-c", "touch /original/intruder",
-        check=False,
-    )  # fmt: skip
-    assert write.returncode != 0
+    # As the owner of the folder (root here), only the read-only mount stops the write.
+    owner = f"{small_original.stat().st_uid}:{small_original.stat().st_gid}"
+    for user in ("10001:10001", owner):
+        write = _docker(
+            "run", "--rm", "--network", "none", "--cap-drop", "ALL", "--user", user,
+            "-v", f"{small_original}:/original:ro", "--entrypoint", "sh", TAG,
+            "-c", "touch /original/intruder",
+            check=False,
+        )  # fmt: skip
+        assert write.returncode != 0, user
     assert "Read-only file system" in write.stderr
     assert not (small_original / "intruder").exists()
 
