@@ -51,6 +51,7 @@ from toolchain._internal.image_layout import (
     write_archive,
     write_layer,
 )
+from toolchain.determinism import PINNED
 from toolchain.errors import ContainerError
 
 __all__ = [
@@ -91,18 +92,10 @@ GROUP_LINE = f"regen:x:{IMAGE_UID}:"
 IMAGE_ENV: Mapping[str, str] = {
     "PATH": "/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "HOME": "/home/regen",
-    "OPENBLAS_NUM_THREADS": "1",
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "BLIS_NUM_THREADS": "1",
-    "VECLIB_MAXIMUM_THREADS": "1",
-    "NUMEXPR_NUM_THREADS": "1",
-    "MKL_CBWR": "COMPATIBLE",
-    "OPENBLAS_CORETYPE": "Haswell",
-    "PYTHONHASHSEED": "0",
-    "LC_ALL": "C.UTF-8",
-    "LANG": "C.UTF-8",
-    "TZ": "UTC",
+    # Belt and braces: the CLI re-executes itself pinned anyway, but a process
+    # started in the image without it (a Dask worker, `python -c`) is pinned
+    # too. The values come from the determinism guard, the one source of truth.
+    **{name: setting.value for name, setting in PINNED.items() if setting.value},
     "PYTHONDONTWRITEBYTECODE": "1",
 }
 MOUNTS_LABEL = f"{CONTAINER_ORIGINAL}:ro {CONTAINER_OUT}:rw {CONTAINER_DIFF}:ro"
