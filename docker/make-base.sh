@@ -103,11 +103,14 @@ mkdir -p "$(dirname "$LOCK")"
 log "wrote $LOCK ($(grep -vc '^#' "$LOCK") packages)"
 
 # Strip run-to-run noise: downloaded indexes and .debs, logs, machine identity,
-# and dpkg/debconf backup files that only hold the previous state.
+# dpkg/debconf backup files that only hold the previous state, and ldconfig's
+# aux-cache (keyed by inode and ctime; measured to be the only file that
+# differed between two runs).
 rm -rf "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/cache/apt/*.bin \
     "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/cache/apt/archives/partial/* \
     "$ROOTFS"/var/cache/debconf/*-old "$ROOTFS"/var/lib/dpkg/*-old \
     "$ROOTFS"/var/log/* "$ROOTFS"/tmp/* "$ROOTFS"/var/tmp/* \
+    "$ROOTFS"/var/cache/ldconfig/aux-cache \
     "$ROOTFS"/debootstrap
 : >"$ROOTFS/etc/machine-id" 2>/dev/null || true
 rm -f "$ROOTFS/var/lib/dbus/machine-id"

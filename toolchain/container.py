@@ -284,14 +284,17 @@ def _merge_env(base_env: Sequence[str], extra: Mapping[str, str]) -> list[str]:
 
 
 def _labels(
-    *, revision: str, lockfile_sha256: str, base: ImageInfo, fingerprint: str | None
+    *, revision: str, lockfile_sha256: str, base_ref: str, fingerprint: str | None
 ) -> dict[str, str]:
     labels = {
         "org.opencontainers.image.title": "benchmark-regen",
         "org.opencontainers.image.revision": revision,
         "io.benchmark-regen.lockfile-sha256": lockfile_sha256,
         "io.benchmark-regen.mounts": MOUNTS_LABEL,
-        "io.benchmark-regen.base-image": base.id,
+        # The name, not the ID: `docker import` stamps the import time into the
+        # base's ID, while its layers (named by content in rootfs.diff_ids)
+        # are the same on every run of make-base.sh.
+        "io.benchmark-regen.base-image": base_ref,
     }
     if fingerprint is not None:
         labels["io.benchmark-regen.fingerprint"] = fingerprint
@@ -413,7 +416,7 @@ def _assemble(
             "User": IMAGE_USER,
             "WorkingDir": IMAGE_WORKDIR,
         }
-        history = [f"base layer {i} of {base.id}" for i in range(len(base.diff_ids))]
+        history = [f"base layer {i} of {base_ref}" for i in range(len(base.diff_ids))]
         history.append("benchmark-regen: /opt/venv (docker/install-venv.sh), user, mounts")
         config = image_config(
             diff_ids=[*base.diff_ids, diff_id],
@@ -483,7 +486,7 @@ def build_image(
                 labels = _labels(
                     revision=revision,
                     lockfile_sha256=wheelhouse.lockfile_sha256,
-                    base=base,
+                    base_ref=base_image,
                     fingerprint=None,
                 )
                 image_id = _assemble(
