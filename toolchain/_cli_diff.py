@@ -13,12 +13,16 @@ import click
 
 from toolchain.cli import (
     EPILOG_EXIT_CODES,
+    _container_argv,
     _echo,
     _emit_json,
     _progress,
     _style,
+    image_option,
+    in_container_option,
     json_option,
     quiet_option,
+    shard_option,
     workers_option,
 )
 from toolchain.errors import ExitCode
@@ -120,6 +124,19 @@ def create(
     help="Write every sample that verifies plus coverage.json (exit 5 if any is missing).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing benchmark in --out.")
+@shard_option
+@click.option(
+    "--pubkey",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Check the publisher's signature (FILE.bdiff.sig) before touching any original.",
+)
+@click.option(
+    "--signature",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="With --pubkey: the signature file, if not FILE.bdiff.sig.",
+)
+@in_container_option
+@image_option
 @json_option
 @quiet_option
 def apply(
@@ -129,12 +146,44 @@ def apply(
     workers: int,
     partial: bool,
     overwrite: bool,
+    shard: object,
+    pubkey: Path | None,
+    signature: Path | None,
+    in_container: bool,
+    image_tag: str,
     as_json: bool,
     quiet: bool,
 ) -> None:
-    """Rebuild the benchmark from your original; exit 0 only if every sample is bit-exact."""
+    """Rebuild the benchmark from your original; exit 0 only if every sample is bit-exact.
+
+    \b
+    Examples:
+      benchmark-regen diff apply --original ./val --diff bench.bdiff --out ./bench
+      benchmark-regen diff apply --original ./val --diff bench.bdiff --out ./bench \\
+          --pubkey publisher.pub --workers 2
+      benchmark-regen diff apply --original ./val --diff bench.bdiff --out ./bench --partial
+      benchmark-regen diff apply --original ./val --diff bench.bdiff --out ./bench --shard 0/4
+      benchmark-regen diff apply --original ./val --diff bench.bdiff --out ./bench --in-container
+    """
     from toolchain.diff import get_benchmark
 
+    if pubkey is not None:
+        from toolchain.sign import check_container_signature
+
+        check = check_container_signature(diff_file, pubkey, signature=signature)
+        if not as_json:
+            _echo(f"signature OK: key {check.keyid[:16]} vouches for root {check.root}")
+    if in_container:
+        from toolchain._cli_container import run_cli_in_container
+
+        ctx = click.get_current_context()
+        argv = ["diff", *_container_argv(ctx, drop=("in_container", "image_tag", "pubkey",
+                                                    "signature"))]  # fmt: skip
+        sys.exit(
+            run_cli_in_container(
+                argv, original=original, out=out, diff=diff_file.parent, image=image_tag
+            )
+        )
     with _progress("diff apply", quiet=quiet or as_json) as progress:
         result = get_benchmark(
             original,
@@ -143,6 +192,7 @@ def apply(
             workers=workers,
             partial=partial,
             overwrite=overwrite,
+            shard=shard,  # type: ignore[arg-type]
             progress=progress,
         )
     if as_json:

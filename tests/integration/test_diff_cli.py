@@ -168,3 +168,42 @@ def test_audit_json(published: tuple[Path, Path, Path]) -> None:
     doc = json.loads(run("diff", "audit", "--diff", bdiff, "--original", original, "--json").output)
     assert doc["sealed"]["payloads"] == 5 and doc["sealed"]["degrees_of_freedom"] == 255
     assert "mean_psnr_gain_db" in doc["delta"]
+
+
+def test_apply_in_shards_merges_to_the_carried_root(
+    published: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    original, bench, bdiff = published
+    root = str(load_manifest(bench / MANIFEST_NAME).root)
+    out = tmp_path / "sharded"
+    for i in (2, 0, 1):
+        r = run("diff", "apply", "--original", original, "--diff", bdiff, "--out", out,
+                "--shard", f"{i}/3", "-q")  # fmt: skip
+        assert r.exit_code == 0, r.output
+    assert not (out / MANIFEST_NAME).exists()
+    shards = [out / f"manifest.shard-{i}-of-3.json" for i in range(3)]
+    r = run("manifest", "merge", *shards, "--out", out / MANIFEST_NAME, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["root"] == root
+    assert (out / MANIFEST_NAME).read_bytes() == (bench / MANIFEST_NAME).read_bytes()
+    assert run("verify", out).exit_code == 0
+
+
+def test_apply_checks_the_signature_before_the_original(
+    published: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    original, bench, bdiff = published
+    key = tmp_path / "k"
+    assert run("key", "generate", "--out", key).exit_code == 0
+    assert run("sign", bench / MANIFEST_NAME, "--key", key, "--out",
+               Path(f"{bdiff}.sig")).exit_code == 0  # fmt: skip
+    ok = run("diff", "apply", "--original", original, "--diff", bdiff, "--out", tmp_path / "a",
+             "--pubkey", Path(f"{key}.pub"), "-q")  # fmt: skip
+    assert ok.exit_code == 0 and "signature OK" in ok.output
+    other = tmp_path / "other"
+    assert run("key", "generate", "--out", other).exit_code == 0
+    bad = run("diff", "apply", "--original", original, "--diff", bdiff, "--out", tmp_path / "b",
+              "--pubkey", Path(f"{other}.pub"), "-q")  # fmt: skip
+    assert bad.exit_code == 3 and "signed by another key" in bad.output
+    assert not (tmp_path / "b").exists()  # nothing touched before the signature check
+    Path(f"{bdiff}.sig").unlink()

@@ -73,7 +73,7 @@ def test_symlink_loop_is_refused(tmp_path: Path) -> None:
     orig = tmp_path / "orig"
     make_image(orig / "a" / "x.png")
     (orig / "a" / "loop").symlink_to(orig / "a", target_is_directory=True)
-    with pytest.raises(SourceError, match="second path .* in a loop"):
+    with pytest.raises(SourceError, match=r"second path .* in a loop"):
         FolderSource(orig).listing()
 
 

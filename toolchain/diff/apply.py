@@ -40,10 +40,18 @@ from toolchain.diff.format import (
 )
 from toolchain.diff.locate import Found, scan_by_content, unseal
 from toolchain.encode import encode_png
-from toolchain.errors import DecodeError, ExitCode, Interrupted, OutputError, SourceError
-from toolchain.generate import _prepare_out, _write_metadata
+from toolchain.errors import (
+    DecodeError,
+    ExitCode,
+    Interrupted,
+    OutputError,
+    ShardSpecError,
+    SourceError,
+)
+from toolchain.generate import _prepare_out, _write_metadata, shard_manifest_name
 from toolchain.hashing import Digest, file_digest, pixel_digest
-from toolchain.manifest import MANIFEST_NAME, Manifest, ManifestEntry
+from toolchain.manifest import MANIFEST_NAME, Manifest, ManifestEntry, write_manifest
+from toolchain.shard import Shard, parse_shard
 from toolchain.source import Source, open_source
 
 __all__ = ["COVERAGE_NAME", "ApplyResult", "SampleOutcome", "Status", "get_benchmark"]
@@ -271,10 +279,12 @@ class _Runner:
         job: _RebuildJob,
         *,
         workers: int,
-        total: int,
+        selected: Sequence[int],
         progress: Callable[[int, int], None] | None,
     ):
-        self.job, self.workers, self.total, self.progress = job, workers, total, progress
+        self.job, self.workers, self.progress = job, workers, progress
+        self.selected = list(selected)
+        self.total = len(self.selected)
         self.results: dict[int, tuple[_Done, Found, str | None]] = {}
         self.fingerprint: Mapping[str, str] = {}
 
@@ -297,17 +307,20 @@ class _Runner:
     def unresolved(self) -> list[int]:
         """Entries not opened by id: absent from the tree, or a different file at their path."""
         r = self.results
-        return [i for i in range(self.total) if i not in r or r[i][1] is Found.DIFFERENT]
+        return [i for i in self.selected if i not in r or r[i][1] is Found.DIFFERENT]
 
     def used(self) -> set[str]:
         return {w for d, _, w in self.results.values() if d.status is Status.OK and w}
 
 
-def _by_id_tasks(reader: DiffReader, present: Collection[str]) -> list[tuple[int, _Task]]:
+def _by_id_tasks(
+    reader: DiffReader, present: Collection[str], selected: Collection[int]
+) -> list[tuple[int, _Task]]:
+    entries = reader.manifest.entries
     return [
-        (i, _Task(entry=e, record=reader.records[i], source_id=e.id))
-        for i, e in enumerate(reader.manifest.entries)
-        if e.id in present
+        (i, _Task(entry=entries[i], record=reader.records[i], source_id=entries[i].id))
+        for i in sorted(selected)
+        if entries[i].id in present
     ]
 
 
@@ -332,7 +345,8 @@ def _outcomes(reader: DiffReader, runner: _Runner) -> list[SampleOutcome]:
         local = worker_fingerprint()
     publisher, key_on = reader.manifest.fingerprint, reader.header.key_on
     outcomes = []
-    for i, e in enumerate(reader.manifest.entries):
+    for i in runner.selected:
+        e = reader.manifest.entries[i]
         missing = (_Done(status=Status.MISSING), Found.MISSING, None)
         done, found, where = runner.results.get(i, missing)
         if done.status is Status.OK and (done.pixels != e.pixels or done.file != e.file):
@@ -347,13 +361,30 @@ def _outcomes(reader: DiffReader, runner: _Runner) -> list[SampleOutcome]:
 
 
 def _commit(
-    out: Path, reader: DiffReader, outcomes: Sequence[SampleOutcome], partial: bool
+    out: Path,
+    reader: DiffReader,
+    outcomes: Sequence[SampleOutcome],
+    partial: bool,
+    part: Shard | None = None,
 ) -> bool:
     """Write the folder's auxiliary files, the manifest last; ``True`` if it was written."""
     ok = all(o.status is Status.OK for o in outcomes)
     if not (ok or partial):
         return False
     try:
+        if part is not None:
+            # A shard of the carried benchmark: its manifest merges with the others'
+            # into exactly the carried manifest (same recipe, fingerprint, provenance).
+            m = reader.manifest
+            shard_manifest = Manifest.build(
+                recipe=m.recipe,
+                entries=[e for e in m.entries if part.contains(e.id)],
+                fingerprint=m.fingerprint,
+                provenance=m.provenance,
+                shard=str(part),
+            )
+            write_manifest(shard_manifest, out / shard_manifest_name(part))
+            return True
         if not ok:
             _write_coverage(out, reader.manifest, outcomes)
         exact = {o.id for o in outcomes if o.status is Status.OK}
@@ -372,6 +403,7 @@ def get_benchmark(
     workers: int = 1,
     partial: bool = False,
     overwrite: bool = False,
+    shard: Shard | str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ApplyResult:
     """Rebuild the benchmark carried by ``diff`` from ``original`` into ``out``.
@@ -381,11 +413,17 @@ def get_benchmark(
     written, unless ``partial``: then the exact samples, ``coverage.json`` and
     the manifest are written, and the folder (by design) never verifies.
     """
+    part = parse_shard(shard) if isinstance(shard, str) else shard
+    if part is not None and partial:
+        raise ShardSpecError("--shard and --partial cannot be combined", hint="drop one of them")
     reader = open_diff(diff)
     source = open_source(original)
     out_path = Path(out)
     ids = source.listing().ids
-    _prepare_out(out_path, overwrite=overwrite)
+    _prepare_out(out_path, overwrite=overwrite, sharded=part is not None)
+    selected = [
+        i for i, e in enumerate(reader.manifest.entries) if part is None or part.contains(e.id)
+    ]
     job = _RebuildJob(
         source=source,
         diff=reader.path.resolve(),
@@ -393,9 +431,9 @@ def get_benchmark(
         salt=reader.header.benchmark_id,
         out=out_path.resolve(),
     )
-    runner = _Runner(job, workers=workers, total=len(reader.records), progress=progress)
+    runner = _Runner(job, workers=workers, selected=selected, progress=progress)
     try:
-        runner.rebuild(_by_id_tasks(reader, set(ids)), Found.BY_ID)
+        runner.rebuild(_by_id_tasks(reader, set(ids), selected), Found.BY_ID)
         unresolved = runner.unresolved()
         if unresolved:
             used = runner.used()
@@ -412,7 +450,7 @@ def get_benchmark(
     finally:
         source.close()
     outcomes = _outcomes(reader, runner)
-    written = _commit(out_path, reader, outcomes, partial)
+    written = _commit(out_path, reader, outcomes, partial, part)
     return ApplyResult(
         out=out_path,
         manifest=reader.manifest,
