@@ -84,6 +84,22 @@ def _emit(text: str, write_to: Path | None) -> None:
     _echo(f"wrote {write_to}", err=True)
 
 
+def _emit_job(writer: Callable[[Any], str], args: dict[str, Any]) -> None:
+    """Build the JobSpec from a jobs command's arguments and emit the writer's file."""
+    from toolchain.jobs import JobSpec
+
+    spec = JobSpec(
+        name=args["name"],
+        shards=args["shards"],
+        image=args["image"],
+        command=args["command"],
+        original=args["original"],
+        out=args["out_dir"],
+        diff=args["diff"],
+    )
+    _emit(writer(spec), args["write_to"])
+
+
 @_jobs.command("slurm", epilog=EPILOG_EXIT_CODES)
 @_job_options
 def slurm(
@@ -105,18 +121,9 @@ def slurm(
       benchmark-regen jobs slurm --name adv --shards 64 --original /shared/val \\
           --out /shared/adv -- generate --recipe adversarial --original /original --out /out
     """
-    from toolchain.jobs import JobSpec, slurm_array_script
+    from toolchain.jobs import slurm_array_script
 
-    spec = JobSpec(
-        name=name,
-        shards=shards,
-        image=image,
-        command=command,
-        original=original,
-        out=out_dir,
-        diff=diff,
-    )
-    _emit(slurm_array_script(spec), write_to)
+    _emit_job(slurm_array_script, locals())
 
 
 @_jobs.command("k8s", epilog=EPILOG_EXIT_CODES)
@@ -138,18 +145,9 @@ def k8s(
       benchmark-regen jobs k8s --name adv --shards 16 --original imagenet-val-pvc \\
           --out adv-pvc -- generate --recipe adversarial --original /original --out /out
     """
-    from toolchain.jobs import JobSpec, k8s_indexed_job
+    from toolchain.jobs import k8s_indexed_job
 
-    spec = JobSpec(
-        name=name,
-        shards=shards,
-        image=image,
-        command=command,
-        original=original,
-        out=out_dir,
-        diff=diff,
-    )
-    _emit(k8s_indexed_job(spec), write_to)
+    _emit_job(k8s_indexed_job, locals())
 
 
 # Typed aliases: cli.py imports these (the import cycle hides decorated types from mypy).

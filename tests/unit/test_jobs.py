@@ -57,3 +57,21 @@ def test_writers_are_deterministic() -> None:
 def test_bad_job_specs(name: str, shards: int) -> None:
     with pytest.raises(InputError):
         JobSpec(name=name, shards=shards, image="x", command=("generate",), original="o", out="p")
+
+
+def test_jobs_cli_writes_parsable_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from toolchain.cli import cli
+
+    out = tmp_path / "adv.yaml"
+    r = CliRunner().invoke(cli, ["jobs", "k8s", "--name", "adv", "--shards", "5", "--original",
+                                 "val-pvc", "--out", "adv-pvc", "--write", str(out), "--",
+                                 "generate", "--recipe", "adversarial", "--original", "/original",
+                                 "--out", "/out"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    job = next(yaml.safe_load_all(out.read_text()))
+    assert job["spec"]["completions"] == 5 and job["spec"]["completionMode"] == "Indexed"
+    r = CliRunner().invoke(cli, ["jobs", "slurm", "--name", "Bad Name", "--shards", "2",
+                                 "--original", "a", "--out", "b", "--", "generate"])  # fmt: skip
+    assert r.exit_code == 3 and "job name" in r.output
