@@ -232,6 +232,8 @@ def _prepare_out(
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} exists and is not a folder")
     done: dict[str, ManifestEntry] = {}
+    if resume and out.is_dir():
+        clean_temp_files(out)  # leftovers of a killed run are never trusted
     if resume and journal is not None and journal.exists():
         recorded = journal.recorded_header()
         if recorded is None or {k: recorded.get(k) for k in journal.header} != journal.header:
@@ -240,7 +242,6 @@ def _prepare_out(
                 "or samples differ)",
                 hint="use the same command as the interrupted run, or --overwrite to start over",
             )
-        clean_temp_files(out)
         done = journal.finished(out)
     elif journal is not None and journal.exists() and not overwrite:
         raise OutputError(

@@ -91,6 +91,8 @@ def _start(original: Path, out: Path, *extra: str) -> subprocess.Popen[bytes]:
             "generate",
             "--recipe",
             "adversarial",
+            "--param",
+            f"steps={SLOW_STEPS}",
             "--original",
             str(original),
             "--out",
@@ -107,19 +109,35 @@ def _start(original: Path, out: Path, *extra: str) -> subprocess.Popen[bytes]:
     )
 
 
+# Enough PGD steps that a run on the demo photos lasts long enough to be interrupted.
+SLOW_STEPS = 40
+
+
+def _wait_for_progress(out: Path, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Wait until the run has written at least one sample (so the interrupt lands mid-run)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and proc.poll() is None:
+        if any(out.rglob("*.png")):
+            return
+        time.sleep(0.05)
+
+
 def _temp_files(out: Path) -> list[Path]:
     return [p for p in out.rglob("*") if p.name.startswith(".tmp-")]
 
 
 @pytest.mark.slow
 def test_kill_9_at_random_points_then_resume(demo_dir: Path, tmp_path: Path) -> None:
-    clean = generate_benchmark(demo_dir, "adversarial", tmp_path / "clean", workers=2)
+    clean = generate_benchmark(
+        demo_dir, "adversarial", tmp_path / "clean", workers=2, params={"steps": SLOW_STEPS}
+    )
     out = tmp_path / "killed"
     rng = random.Random(20261123)
     kills = 0
     for trial in range(4):
         proc = _start(demo_dir, out, *(["--resume"] if trial else []))
-        time.sleep(rng.uniform(1.5, 4.0))
+        _wait_for_progress(out, proc)
+        time.sleep(rng.uniform(0.0, 2.0))
         if proc.poll() is None:
             os.killpg(
                 proc.pid, signal.SIGKILL
@@ -149,7 +167,7 @@ def test_kill_9_at_random_points_then_resume(demo_dir: Path, tmp_path: Path) -> 
 def test_ctrl_c_exits_130_and_resumes(demo_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "o"
     proc = _start(demo_dir, out)
-    time.sleep(3.0)
+    _wait_for_progress(out, proc)
     os.killpg(proc.pid, signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     if proc.returncode == 0:
