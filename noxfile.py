@@ -177,3 +177,28 @@ def image(session: nox.Session) -> None:
         "import sys; from toolchain._cli_container import image; image(['build', *sys.argv[1:]])"
     )
     session.run("python", "-c", build, *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def matrix_images(session: nox.Session) -> None:
+    """The version matrix as container images, one per lockfile, through the docker SDK.
+
+    Needs an engine and the offline base (see docker/README.md). Writes
+    .matrix/<combo>-image/{demo,adversarial}/ and prints the compatibility table.
+    ``nox -s matrix_images -- np2-pil10 locked`` limits the combinations.
+    """
+    session.install("setuptools>=77")
+    _install_locked(session, "requirements.txt")
+    combos = session.posargs or MATRIX_COMBOS
+    locks = ", ".join(repr(str(_matrix_lock(c))) for c in combos)
+    session.run(
+        "python", "-c",
+        "from pathlib import Path; from toolchain.matrix import run_matrix_images; "
+        f"run_matrix_images([Path(p) for p in ({locks},)], Path({str(MATRIX_OUT)!r}))",
+    )  # fmt: skip
+    for bench in ("demo", "adversarial"):
+        session.run(
+            "benchmark-regen", "compare", "--matrix",
+            *(str(MATRIX_OUT / f"{c}-image" / bench) for c in combos),
+            success_codes=[0, 1],
+        )  # fmt: skip
