@@ -21,6 +21,7 @@ from toolchain.cli import (
     image_option,
     in_container_option,
     json_option,
+    original_option,
     quiet_option,
     shard_option,
     workers_option,
@@ -29,12 +30,6 @@ from toolchain.errors import ExitCode
 
 __all__ = ["diff"]
 
-_original_option = click.option(
-    "--original",
-    required=True,
-    type=click.Path(exists=True, path_type=Path),
-    help="Your copy of the original: a folder of images, or a .tar of one.",
-)
 _diff_option = click.option(
     "--diff",
     "diff_file",
@@ -62,7 +57,7 @@ diff: click.Group = click.group("diff", epilog=EPILOG_EXIT_CODES)(_diff)
 
 
 @diff.command(epilog=EPILOG_EXIT_CODES)
-@_original_option
+@original_option
 @click.option(
     "--benchmark",
     required=True,
@@ -112,7 +107,7 @@ def create(
 
 
 @diff.command(epilog=EPILOG_EXIT_CODES)
-@_original_option
+@original_option
 @_diff_option
 @click.option(
     "--out", required=True, type=click.Path(path_type=Path), help="Output folder (empty)."
@@ -221,7 +216,7 @@ def apply(
 
 
 @diff.command(epilog=EPILOG_EXIT_CODES)
-@_original_option
+@original_option
 @_diff_option
 @json_option
 @quiet_option

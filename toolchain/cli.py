@@ -100,6 +100,12 @@ workers_option = click.option(
     help="Worker processes. The output is identical for every value.",
 )
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+original_option = click.option(
+    "--original",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Your copy of the original: a folder of images, or a .tar of one.",
+)
 
 
 def _shard_spec(_ctx: click.Context, _p: click.Parameter, value: str | None) -> object:
@@ -201,12 +207,7 @@ def cli() -> None:
     metavar="R",
     help="Built-in name, path/to/file.py:NAME, or package.module:NAME.",
 )
-@click.option(
-    "--original",
-    required=True,
-    type=click.Path(exists=True, path_type=Path),
-    help="Your copy of the original: a folder of images, or a .tar of one.",
-)
+@original_option
 @click.option(
     "--out",
     required=True,

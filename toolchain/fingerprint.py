@@ -21,7 +21,7 @@ from importlib import metadata
 
 from toolchain.determinism import PINNED, process_is_pinned
 
-__all__ = ["fingerprint_digest", "runtime_fingerprint"]
+__all__ = ["fingerprint_digest", "runtime_digest", "runtime_fingerprint"]
 
 _PIL_LIBS = ("jpg", "zlib", "webp", "libtiff", "littlecms2", "freetype2")
 
@@ -122,6 +122,12 @@ def _current_umask() -> str:
     mask = os.umask(0)
     os.umask(mask)
     return f"{mask:04o}"
+
+
+@cache
+def runtime_digest() -> str:
+    """:func:`fingerprint_digest` of :func:`runtime_fingerprint`, computed once per process."""
+    return fingerprint_digest(runtime_fingerprint())
 
 
 def fingerprint_digest(fp: Mapping[str, str]) -> str:

@@ -25,7 +25,7 @@ from toolchain.determinism import (
     pinned_spawn_context,
 )
 from toolchain.errors import DeterminismError
-from toolchain.fingerprint import fingerprint_digest, runtime_fingerprint
+from toolchain.fingerprint import runtime_digest, runtime_fingerprint
 
 __all__ = ["run_ordered_dask"]
 
@@ -42,7 +42,7 @@ def _dask_fingerprint() -> dict[str, str]:
 def _dask_task(job: Callable[[Any], Any], task: Any) -> tuple[Any, str]:
     _check_pinned()
     apply_process_settings()
-    return job(task), fingerprint_digest(runtime_fingerprint())
+    return job(task), runtime_digest()
 
 
 def _check_fingerprints(fps: Mapping[str, Mapping[str, str]]) -> Mapping[str, str]:

@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from toolchain.determinism import apply_process_settings, pinned_spawn_context, process_is_pinned
 from toolchain.errors import DeterminismError
-from toolchain.fingerprint import fingerprint_digest, runtime_fingerprint
+from toolchain.fingerprint import fingerprint_digest, runtime_digest, runtime_fingerprint
 
 __all__ = ["OrderedRun", "run_ordered", "worker_fingerprint"]
 
@@ -45,7 +45,7 @@ def _check_pinned() -> None:
 def _run_task(task: Any) -> tuple[Any, str]:
     assert _JOB is not None
     _check_pinned()
-    return _JOB(task), fingerprint_digest(runtime_fingerprint())
+    return _JOB(task), runtime_digest()
 
 
 def _worker_fingerprint(_: object = None) -> Mapping[str, str]:
