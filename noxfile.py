@@ -24,7 +24,13 @@ EXCLUDE_NEWER = "2026-11-20T00:00:00Z"
 PLATFORM = "x86_64-manylinux_2_28"
 
 
+def _install_build_backend(session: nox.Session) -> None:
+    """The build backend, pinned by hash (the project is installed without build isolation)."""
+    session.install("--require-hashes", "--only-binary", ":all:", "-r", str(LOCKS / "build.txt"))
+
+
 def _install_locked(session: nox.Session, *locks: str) -> None:
+    _install_build_backend(session)
     for lock in locks:
         session.install("--require-hashes", "--only-binary", ":all:", "-r", str(LOCKS / lock))
     # The project itself: its dependencies are already pinned above.
@@ -34,7 +40,6 @@ def _install_locked(session: nox.Session, *locks: str) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Run the test suite (docker-marked tests need an engine; .ci/run starts one)."""
-    session.install("setuptools>=77")
     _install_locked(session, "test.txt")
     session.run("pytest", *session.posargs, env={"PYTHONDONTWRITEBYTECODE": "1"})
 
@@ -42,7 +47,6 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff, strict mypy, and actionlint over the CI workflow."""
-    session.install("setuptools>=77")
     _install_locked(session, "lint.txt")
     session.run("ruff", "check", "toolchain", "tests", "benchmarks", "noxfile.py")
     session.run("ruff", "format", "--check", "toolchain", "tests", "benchmarks", "noxfile.py")
@@ -53,7 +57,6 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
     """Regenerate the demo benchmark from scikit-image's bundled photographs and verify it."""
-    session.install("setuptools>=77")
     _install_locked(session, "requirements.txt")
     out = session.posargs[0] if session.posargs else str(ROOT / "demo-out")
     session.run("benchmark-regen", "demo", "--out", out, *session.posargs[1:])
@@ -69,11 +72,15 @@ def lock(session: nox.Session) -> None:
         "--exclude-newer", EXCLUDE_NEWER, "--quiet",
     ]  # fmt: skip
     env = {"UV_CUSTOM_COMPILE_COMMAND": "nox -s lock"}
-    session.run(*common, "--extra", "demo", "-o", str(LOCKS / "requirements.txt"), env=env)
-    session.run(
-        *common, "--extra", "demo", "--group", "test", "-o", str(LOCKS / "test.txt"), env=env
-    )
+    # The runtime (and the image): every extra, so the image serves the demo,
+    # Hugging Face originals and outputs, and Dask workers.
+    extras = ["--extra", "demo", "--extra", "hf", "--extra", "dask"]
+    session.run(*common, *extras, "-o", str(LOCKS / "requirements.txt"), env=env)
+    session.run(*common, *extras, "--group", "test", "-o", str(LOCKS / "test.txt"), env=env)
     session.run(*common, "--group", "lint", "-o", str(LOCKS / "lint.txt"), env=env)
+    # The build backend alone: `--group` without a source file takes no project dependency.
+    build = [a for a in common if a != "pyproject.toml"]
+    session.run(*build, "--group", "build", "-o", str(LOCKS / "build.txt"), env=env)
 
 
 # -- version matrix (GitHub issue #5) --------------------------------------------------
@@ -111,7 +118,7 @@ def matrix(session: nox.Session, combo: str) -> None:
     Writes .matrix/<combo>/{demo,adversarial}/ (outputs and manifest), then
     queues matrix_report, which compares every combination with "locked".
     """
-    session.install("setuptools>=77")
+    _install_build_backend(session)
     session.install("--require-hashes", "--only-binary", ":all:", "-r", str(_matrix_lock(combo)))
     session.install("--no-deps", "--no-build-isolation", ".")
     out = MATRIX_OUT / combo
@@ -132,7 +139,6 @@ def matrix(session: nox.Session, combo: str) -> None:
 @nox.session(python=PYTHON, default=False)
 def matrix_report(session: nox.Session) -> None:
     """Print the compatibility table of .matrix/ and write .matrix/report/index.html."""
-    session.install("setuptools>=77")
     _install_locked(session, "requirements.txt")
     combos = [c for c in MATRIX_COMBOS if (MATRIX_OUT / c).is_dir()]
     for bench in ("demo", "adversarial"):
@@ -154,7 +160,6 @@ def fuzz(session: nox.Session) -> None:
     ``nox -s fuzz -- -runs=1000000`` overrides the count. atheris is not in the hashed
     lockfiles (it is a fuzzing tool, never shipped), so it is pinned by version here.
     """
-    session.install("setuptools>=77")
     _install_locked(session, "test.txt")
     session.install("--only-binary", ":all:", "atheris==3.0.0")
     args = session.posargs or [f"-runs={FUZZ_RUNS}"]
@@ -169,7 +174,6 @@ def image(session: nox.Session) -> None:
     Makes the offline base (docker/make-base.sh, a no-op when it exists) unless
     another base is named; posargs go to `benchmark-regen image build`.
     """
-    session.install("setuptools>=68")
     _install_locked(session, "requirements.txt")
     if not {"--base-image", "--dockerfile"} & set(session.posargs):
         session.run("bash", str(ROOT / "docker" / "make-base.sh"), external=True)
@@ -187,7 +191,6 @@ def matrix_images(session: nox.Session) -> None:
     .matrix/<combo>-image/{demo,adversarial}/ and prints the compatibility table.
     ``nox -s matrix_images -- np2-pil10 locked`` limits the combinations.
     """
-    session.install("setuptools>=77")
     _install_locked(session, "requirements.txt")
     combos = session.posargs or MATRIX_COMBOS
     locks = ", ".join(repr(str(_matrix_lock(c))) for c in combos)
