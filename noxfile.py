@@ -29,10 +29,21 @@ def _install_build_backend(session: nox.Session) -> None:
     session.install("--require-hashes", "--only-binary", ":all:", "-r", str(LOCKS / "build.txt"))
 
 
+# Locked packages that publish no wheel: built from their hash-checked sdist with
+# the pinned build backend (mlcroissant needs jsonpath-rw, pure Python).
+SDIST_ONLY = ["jsonpath-rw"]
+
+
+def _locked_install_args(lock: Path) -> list[str]:
+    sdists = [a for name in SDIST_ONLY for a in ("--no-binary", name)]
+    return ["--require-hashes", "--only-binary", ":all:", *sdists, "--no-build-isolation",
+            "-r", str(lock)]  # fmt: skip
+
+
 def _install_locked(session: nox.Session, *locks: str) -> None:
     _install_build_backend(session)
     for lock in locks:
-        session.install("--require-hashes", "--only-binary", ":all:", "-r", str(LOCKS / lock))
+        session.install(*_locked_install_args(LOCKS / lock))
     # The project itself: its dependencies are already pinned above.
     session.install("--no-deps", "--no-build-isolation", "-e", ".")
 
@@ -119,7 +130,7 @@ def matrix(session: nox.Session, combo: str) -> None:
     queues matrix_report, which compares every combination with "locked".
     """
     _install_build_backend(session)
-    session.install("--require-hashes", "--only-binary", ":all:", "-r", str(_matrix_lock(combo)))
+    session.install(*_locked_install_args(_matrix_lock(combo)))
     session.install("--no-deps", "--no-build-isolation", ".")
     out = MATRIX_OUT / combo
     session.run("benchmark-regen", "env", "--json", silent=True)  # fails early if broken
@@ -178,7 +189,7 @@ def image(session: nox.Session) -> None:
     if not {"--base-image", "--dockerfile"} & set(session.posargs):
         session.run("bash", str(ROOT / "docker" / "make-base.sh"), external=True)
     build = (
-        "import sys; from toolchain._cli_container import image; image(['build', *sys.argv[1:]])"
+        "import sys; from toolchain.cli.image import image; image(['build', *sys.argv[1:]])"
     )
     session.run("python", "-c", build, *session.posargs)
 

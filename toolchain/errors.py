@@ -95,6 +95,16 @@ class Error(Exception):
     def __str__(self) -> str:
         return self.diagnostics()
 
+    def to_json(self) -> dict[str, object]:
+        """The error for ``--json`` output: kind, message, hint, sample, exit code."""
+        return {
+            "exit_code": int(self.exit_code),
+            "hint": self.hint,
+            "kind": type(self).__name__,
+            "message": self.message,
+            "sample": self.sample,
+        }
+
 
 def _restore(cls: type[Error], state: dict[str, object]) -> Error:
     err = cls.__new__(cls)

@@ -147,7 +147,7 @@ def test_no_color_and_plain_output(runner: CliRunner, small_original: Path, tmp_
 def test_generate_in_container_forwards_the_same_command(
     runner: CliRunner, small_original: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import toolchain._cli_container as cc
+    import toolchain.cli.generate as cc
 
     seen: dict[str, object] = {}
 
@@ -157,7 +157,7 @@ def test_generate_in_container_forwards_the_same_command(
         seen.update(argv=argv, original=original, out=out, image=image)
         return 7
 
-    monkeypatch.setattr(cc, "run_cli_in_container", fake)
+    monkeypatch.setattr(cc, "run_in_pinned_image", fake)
     out = tmp_path / "o"
     r = runner.invoke(
         cli,

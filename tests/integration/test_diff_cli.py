@@ -10,14 +10,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tests.diff_cases import pinned, tiny_original
-from toolchain.cli import cli  # first: cli.py imports the diff group at its end
+from toolchain.cli import cli
 from toolchain.manifest import MANIFEST_NAME, load_manifest
 
 # isort: split
-from toolchain._cli_diff import diff
-
-if "diff" not in cli.commands:
-    cli.add_command(diff)
 
 
 def run(*args: str | Path) -> Result:

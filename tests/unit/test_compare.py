@@ -117,14 +117,18 @@ def test_generator_drift(demo_dir: Path, tmp_path: Path, monkeypatch: pytest.Mon
     ref = cc.in_process(original, "adversarial", tmp_path / "ref", monkeypatch)
     drifted = cc.generator_drift(original, tmp_path / "f64", monkeypatch)
     c = compare_benchmarks(ref, drifted)
-    (s,) = c.differing
-    assert s.id == "chelsea.png" and s.status is Status.PIXELS_DIFFER
-    assert s.cause is Cause.GENERATOR and s.keys == ("blas.coretype",)
-    assert s.a and s.b and s.a.source_pixels == s.b.source_pixels
-    assert s.stats is not None and 0 < s.stats.differing < 1000
+    # How many samples a kernel change moves depends on the CPU (one on AVX2
+    # machines, two on AVX-512 ones): assert the classification of every one.
+    assert c.differing, "the constructed kernel change must move at least one sample"
+    for s in c.differing:
+        assert s.status is Status.PIXELS_DIFFER
+        assert s.cause is Cause.GENERATOR and s.keys == ("blas.coretype",)
+        assert s.a and s.b and s.a.source_pixels == s.b.source_pixels
+        assert s.stats is not None and 0 < s.stats.differing < s.stats.values
+        assert describe_cause(s) == "generator drift (blas.coretype)"
     assert c.fingerprint_diff == {"blas.coretype": (c.a.manifest.fingerprint["blas.coretype"],
                                                     "Sandybridge")}  # fmt: skip
-    assert describe_cause(s) == "generator drift (blas.coretype)"
+    assert c.dominant_cause is Cause.GENERATOR and not c.reproduces
 
 
 def test_encoder_only_drift(identity_bench: Path, tmp_path: Path) -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from tests.fakes import FakeBackend
 from toolchain import container
-from toolchain._cli_container import image as image_group
-from toolchain._internal.docker_backend import FakeBackend, ImageInfo
+from toolchain._internal.docker_backend import ImageInfo
 from toolchain._internal.image_layout import (
     LayerEntry,
     entries_from_tree,
@@ -23,6 +23,7 @@ from toolchain._internal.image_layout import (
     write_archive,
     write_layer,
 )
+from toolchain.cli.image import image as image_group
 from toolchain.container import ImageRef, run_in_container
 from toolchain.errors import ContainerError, ExitCode
 
@@ -155,7 +156,7 @@ def test_image_build_cli_prints_the_id(monkeypatch: pytest.MonkeyPatch) -> None:
         seen.update(kw)
         return ImageRef(id="sha256:" + "d" * 64, tag=str(kw["tag"]))
 
-    monkeypatch.setattr("toolchain._cli_container.build_image", fake_build)
+    monkeypatch.setattr("toolchain.cli.image.build_image", fake_build)
     result = CliRunner().invoke(image_group, ["build", "--tag", "x:1", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == {

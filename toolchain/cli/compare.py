@@ -1,4 +1,4 @@
-"""The ``compare`` command: build, call, report, exit (registered in ``toolchain.cli``)."""
+"""``benchmark-regen compare``: which samples differ between benchmarks, and why."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from toolchain.cli import EPILOG_EXIT_CODES, _echo, _emit_json, _style, json_option
+from toolchain.cli.options import EPILOG_EXIT_CODES, echo, emit_json, json_option, style
 from toolchain.errors import ExitCode
 
 __all__ = ["compare"]
@@ -31,7 +31,7 @@ __all__ = ["compare"]
     help="Also write an HTML report (index.html and images) into DIR.",
 )
 @json_option
-def _compare(
+def compare(
     paths: tuple[Path, ...],
     matrix: bool,
     reference: Path | None,
@@ -69,20 +69,17 @@ def _compare(
         doc = result.to_json()
         if index is not None:
             doc["report"] = str(index)
-        _emit_json(doc)
+        emit_json(doc)
     else:
         lines = (
             matrix_lines(result) if isinstance(result, MatrixResult) else comparison_lines(result)
         )
         for line in lines:
-            _echo(line)
+            echo(line)
         if index is not None:
-            _echo(f"report: {index}")
+            echo(f"report: {index}")
         if result.identical:
-            _echo(_style("IDENTICAL", fg="green", bold=True))
+            echo(style("IDENTICAL", fg="green", bold=True))
         else:
-            _echo(_style("DIFFERENT", fg="red", bold=True))
+            echo(style("DIFFERENT", fg="red", bold=True))
     sys.exit(ExitCode.OK if result.identical else ExitCode.CHECK_FAILED)
-
-
-compare: click.Command = _compare

@@ -1,7 +1,7 @@
-"""``benchmark-regen diff ...``: the diff path, as thin commands over :mod:`toolchain.diff`.
+"""``benchmark-regen diff …``: create, check, apply, inspect and audit ``.bdiff`` files.
 
-Each command parses its arguments, calls one library function and maps the
-result to an exit code; library errors reach the root group's one handler.
+Each command calls one library function and maps the result to an exit code;
+library errors reach the root group's one handler.
 """
 
 from __future__ import annotations
@@ -11,19 +11,21 @@ from pathlib import Path
 
 import click
 
-from toolchain.cli import (
+from toolchain.cli.options import (
     EPILOG_EXIT_CODES,
-    _container_argv,
-    _echo,
-    _emit_json,
-    _progress,
-    _style,
+    container_argv,
+    echo,
+    emit_json,
     image_option,
     in_container_option,
     json_option,
     original_option,
+    out_option,
+    progress,
     quiet_option,
+    run_in_pinned_image,
     shard_option,
+    style,
     workers_option,
 )
 from toolchain.errors import ExitCode
@@ -39,7 +41,8 @@ _diff_option = click.option(
 )
 
 
-def _diff() -> None:
+@click.group("diff", epilog=EPILOG_EXIT_CODES)
+def diff() -> None:
     """Publish a benchmark as a .bdiff keyed on its original, and rebuild it from one.
 
     \b
@@ -51,11 +54,6 @@ def _diff() -> None:
     """
 
 
-# Built without decorator syntax so that the annotation survives the import
-# cycle with toolchain.cli (mypy cannot infer a decorated name across it).
-diff: click.Group = click.group("diff", epilog=EPILOG_EXIT_CODES)(_diff)
-
-
 @diff.command(epilog=EPILOG_EXIT_CODES)
 @original_option
 @click.option(
@@ -64,12 +62,7 @@ diff: click.Group = click.group("diff", epilog=EPILOG_EXIT_CODES)(_diff)
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="The generated benchmark folder (must verify).",
 )
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The .bdiff file to write.",
-)
+@out_option("The .bdiff file to write.", dir_okay=False)
 @click.option(
     "--key-on",
     type=click.Choice(["file", "pixels"]),
@@ -92,15 +85,13 @@ def create(
     """Seal a verified benchmark into one .bdiff that only holders of the original can open."""
     from toolchain.diff import create_diff
 
-    with _progress("diff create", quiet=quiet or as_json) as progress:
-        result = create_diff(
-            original, benchmark, out, key_on=key_on, workers=workers, progress=progress
-        )
+    with progress("diff create", quiet=quiet or as_json) as bar:
+        result = create_diff(original, benchmark, out, key_on=key_on, workers=workers, progress=bar)
     if as_json:
-        _emit_json(result.to_json())
+        emit_json(result.to_json())
         return
     doc = result.to_json()
-    _echo(
+    echo(
         f"wrote {out}: {doc['samples']} samples ({doc['delta']} delta, {doc['full']} full), "
         f"{doc['bytes']} bytes, keyed on {key_on}"
     )
@@ -109,9 +100,7 @@ def create(
 @diff.command(epilog=EPILOG_EXIT_CODES)
 @original_option
 @_diff_option
-@click.option(
-    "--out", required=True, type=click.Path(path_type=Path), help="Output folder (empty)."
-)
+@out_option("Output folder (empty, or an old benchmark with --overwrite).")
 @workers_option
 @click.option(
     "--partial",
@@ -167,19 +156,17 @@ def apply(
 
         check = check_container_signature(diff_file, pubkey, signature=signature)
         if not as_json:
-            _echo(f"signature OK: key {check.keyid[:16]} vouches for root {check.root}")
+            echo(f"signature OK: key {check.keyid[:16]} vouches for root {check.root}")
     if in_container:
-        from toolchain._cli_container import run_cli_in_container
-
         ctx = click.get_current_context()
-        argv = ["diff", *_container_argv(ctx, drop=("in_container", "image_tag", "pubkey",
+        argv = ["diff", *container_argv(ctx, drop=("in_container", "image_tag", "pubkey",
                                                     "signature"))]  # fmt: skip
         sys.exit(
-            run_cli_in_container(
+            run_in_pinned_image(
                 argv, original=original, out=out, diff=diff_file.parent, image=image_tag
             )
         )
-    with _progress("diff apply", quiet=quiet or as_json) as progress:
+    with progress("diff apply", quiet=quiet or as_json) as bar:
         result = get_benchmark(
             original,
             diff_file,
@@ -188,30 +175,30 @@ def apply(
             partial=partial,
             overwrite=overwrite,
             shard=shard,  # type: ignore[arg-type]
-            progress=progress,
+            progress=bar,
         )
     if as_json:
-        _emit_json(result.to_json())
+        emit_json(result.to_json())
     else:
         for o in result.failures():
-            _echo(o.message)
+            echo(o.message)
         c = result.found_counts()
         ok = len(result.outcomes) - len(result.failures())
         verdict = (
-            _style("OK", fg="green", bold=True)
+            style("OK", fg="green", bold=True)
             if result.ok
-            else _style("FAILED", fg="red", bold=True)
+            else style("FAILED", fg="red", bold=True)
         )
-        _echo(
+        echo(
             f"{verdict}: {ok} of {len(result.outcomes)} samples bit-exact "
             f"({c.get('found-by-id', 0)} found by id, {c.get('found-by-content', 0)} by content, "
             f"{c.get('missing', 0)} missing, {c.get('present-but-different', 0)} different)"
         )
         if not result.manifest_written:
-            _echo(f"no manifest.json was written: {out} is not a benchmark")
+            echo(f"no manifest.json was written: {out} is not a benchmark")
         elif not result.ok:
-            _echo(f"partial result in {out} (coverage.json): it will not verify")
-        _echo(f"root {_style(str(result.manifest.root), bold=True)}")
+            echo(f"partial result in {out} (coverage.json): it will not verify")
+        echo(f"root {style(str(result.manifest.root), bold=True)}")
     sys.exit(result.exit_code)
 
 
@@ -225,16 +212,16 @@ def check(original: Path, diff_file: Path, as_json: bool, quiet: bool) -> None:
     from toolchain.diff import check_diff
     from toolchain.diff.locate import Found
 
-    with _progress("diff check", quiet=quiet or as_json) as progress:
-        report = check_diff(original, diff_file, progress=progress)
+    with progress("diff check", quiet=quiet or as_json) as bar:
+        report = check_diff(original, diff_file, progress=bar)
     if as_json:
-        _emit_json(report.to_json())
+        emit_json(report.to_json())
     else:
         for e in report.entries:
             where = f"  (at {e.source})" if e.source and e.source != e.id else ""
-            _echo(f"{e.found:>22}  {e.id}{where}")
+            echo(f"{e.found:>22}  {e.id}{where}")
         counts = ", ".join(f"{len(report.by_kind(k))} {k}" for k in Found)
-        _echo(f"coverage {report.coverage}: {counts}")
+        echo(f"coverage {report.coverage}: {counts}")
     sys.exit(ExitCode.OK if report.ok else ExitCode.CHECK_FAILED)
 
 
@@ -249,13 +236,13 @@ def inspect_command(diff_file: Path, as_json: bool) -> None:
 
     info = inspect_diff(diff_file)
     if as_json:
-        _emit_json(info.to_json())
+        emit_json(info.to_json())
         return
     h, m = info.header, info.manifest
-    _echo(f"container  v{h.version}, keyed on {h.key_on}, every payload digest checked")
-    _echo(f"benchmark  {m.recipe}, {len(m.entries)} samples, root {m.root}")
-    _echo(f"payloads   {info.kinds}, sealed bytes {info.payload_bytes}")
-    _echo(
+    echo(f"container  v{h.version}, keyed on {h.key_on}, every payload digest checked")
+    echo(f"benchmark  {m.recipe}, {len(m.entries)} samples, root {m.root}")
+    echo(f"payloads   {info.kinds}, sealed bytes {info.payload_bytes}")
+    echo(
         f"size       {h.file_length} bytes (manifest {h.manifest_length}, "
         f"index {h.payload_offset - h.index_offset})"
     )
@@ -276,14 +263,14 @@ def audit(diff_file: Path, original: Path | None, as_json: bool) -> None:
 
     report = audit_diff(diff_file, original)
     if as_json:
-        _emit_json(report.to_json())
+        emit_json(report.to_json())
         return
-    _echo(
+    echo(
         f"sealed payloads: chi-square {report.chi_square:.1f} (255 dof), p={report.p_value:.4f}; "
         f"{report.payloads_p_below_001} of {report.payloads} payloads with p < 0.01"
     )
     if report.leaks:
-        _echo(
+        echo(
             f"plaintext deltas: the best per-value reconstruction of the original gains "
             f"{report.mean_psnr_gain:.2f} dB PSNR on average (max {report.max_psnr_gain:.2f} dB) "
             f"over a constant guess; max |correlation| {report.max_abs_correlation:.4f}"

@@ -1,0 +1,151 @@
+"""``benchmark-regen generate``: regenerate a benchmark from the original."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from toolchain.cli.options import (
+    EPILOG_EXIT_CODES,
+    container_argv,
+    echo,
+    emit_json,
+    executor_option,
+    image_option,
+    in_container_option,
+    json_option,
+    original_option,
+    out_option,
+    progress,
+    quiet_option,
+    resume_option,
+    run_in_pinned_image,
+    scheduler_option,
+    shard_option,
+    style,
+    workers_option,
+)
+from toolchain.errors import ParamError
+
+__all__ = ["generate"]
+
+
+def _param_pairs(
+    _ctx: click.Context, _p: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    for pair in value:
+        if "=" not in pair:
+            raise click.BadParameter(f"{pair!r} is not of the form name=value")
+    return value
+
+
+@click.command(epilog=EPILOG_EXIT_CODES)
+@click.option(
+    "--recipe",
+    "recipe_ref",
+    required=True,
+    metavar="R",
+    help="Built-in name, path/to/file.py:NAME, or package.module:NAME.",
+)
+@original_option
+@out_option("Output folder (empty, or an old benchmark with --overwrite).")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    callback=_param_pairs,
+    help="Set a recipe parameter; repeatable.",
+)
+@workers_option
+@shard_option
+@resume_option
+@executor_option
+@scheduler_option
+@in_container_option
+@image_option
+@click.option("--overwrite", is_flag=True, help="Replace an existing benchmark in --out.")
+@click.option("--original-name", default="", help="Provenance: the original dataset's name.")
+@click.option("--original-terms", default="", help="Provenance: URL of the original's terms.")
+@click.option("--recipe-license", default="", help="Provenance: the recipe's licence.")
+@json_option
+@quiet_option
+def generate(
+    recipe_ref: str,
+    original: Path,
+    out: Path,
+    params: tuple[str, ...],
+    workers: int,
+    shard: Any,
+    resume: bool,
+    executor: str,
+    scheduler: str | None,
+    in_container: bool,
+    image_tag: str,
+    overwrite: bool,
+    original_name: str,
+    original_terms: str,
+    recipe_license: str,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Regenerate a benchmark from your copy of the original.
+
+    \b
+    Examples:
+      benchmark-regen generate --recipe gaussian-noise --original ./val --out ./bench
+      benchmark-regen generate --recipe adversarial --original val.tar --out ./adv --workers 2
+      benchmark-regen generate --recipe my_recipes.py:blur --param sigma=2.5 \\
+          --original ./val --out ./blur
+      benchmark-regen generate --recipe adversarial --original ./val --out ./adv --shard 0/4
+      benchmark-regen generate --recipe adversarial --original ./val --out ./adv --resume
+      benchmark-regen generate --recipe adversarial --original /shared/val --out /shared/adv \\
+          --executor dask --scheduler tcp://head:8786
+      benchmark-regen generate --recipe adversarial --original ./val --out ./adv --in-container
+    """
+    from toolchain.generate import generate_benchmark
+    from toolchain.manifest import Provenance
+    from toolchain.recipes import BUILTIN_RECIPES, load_recipe, parse_params
+
+    if in_container:
+        if recipe_ref not in BUILTIN_RECIPES:
+            raise click.BadParameter(
+                "--in-container runs a built-in recipe (or one installed in the image)",
+                param_hint="--recipe",
+            )
+        ctx = click.get_current_context()
+        argv = container_argv(ctx, drop=("in_container", "image_tag"))
+        sys.exit(run_in_pinned_image(argv, original=original, out=out, image=image_tag))
+    rec = load_recipe(recipe_ref)
+    try:
+        overrides = parse_params(rec, params)
+    except ParamError as e:
+        raise click.BadParameter(e.message, param_hint="--param") from None
+    with progress("generate", quiet=quiet or as_json) as bar:
+        result = generate_benchmark(
+            original,
+            rec.with_params(overrides),
+            out,
+            workers=workers,
+            overwrite=overwrite,
+            resume=resume,
+            shard=shard,
+            executor=executor,
+            scheduler=scheduler,
+            progress=bar,
+            provenance=Provenance(
+                original_name=original_name,
+                original_terms=original_terms,
+                recipe_license=recipe_license,
+            ),
+        )
+    if as_json:
+        emit_json(result.to_json())
+        return
+    m = result.manifest
+    part = f" (shard {m.shard}; merge the shards for the whole benchmark)" if m.shard else ""
+    echo(f"generated {len(m.entries)} samples of {m.recipe} into {out}{part}")
+    echo(f"root {style(str(result.root), bold=True)}")

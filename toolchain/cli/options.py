@@ -1,0 +1,236 @@
+"""What every command shares: options defined once, output helpers, the container hop.
+
+Command modules import this module; it imports none of them (the layering is
+``options`` ← one module per command group ← ``main``). Options that differ
+only in their help text are factories (:func:`out_option`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+__all__ = [
+    "DEFAULT_IMAGE",
+    "EPILOG_EXIT_CODES",
+    "JSON_REQUESTED",
+    "container_argv",
+    "echo",
+    "emit_json",
+    "executor_option",
+    "image_option",
+    "in_container_option",
+    "json_option",
+    "original_option",
+    "out_option",
+    "progress",
+    "quiet_option",
+    "resume_option",
+    "run_in_pinned_image",
+    "scheduler_option",
+    "shard_option",
+    "style",
+    "workers_option",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EPILOG_EXIT_CODES = (
+    "Exit codes: 0 ok, 1 check failed (not bit-exact), 2 usage error, 3 bad input, "
+    "4 environment error, 5 partial result, 130 interrupted."
+)
+DEFAULT_IMAGE = "benchmark-regen:latest"
+"""The image ``--in-container`` runs and job files name, unless ``--image`` says otherwise."""
+
+
+# -- output ------------------------------------------------------------------------------
+
+
+def color() -> bool | None:
+    """Honour NO_COLOR (https://no-color.org): any non-empty value disables colour."""
+    return False if os.environ.get("NO_COLOR") else None
+
+
+def echo(text: str = "", *, err: bool = False) -> None:
+    click.echo(text, err=err, color=color())
+
+
+def style(text: str, **kw: Any) -> str:
+    return text if os.environ.get("NO_COLOR") else click.style(text, **kw)
+
+
+def emit_json(doc: object) -> None:
+    click.echo(json.dumps(doc, indent=2, sort_keys=True))
+
+
+@contextlib.contextmanager
+def progress(label: str, *, quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr when it is a terminal; nothing otherwise."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    state: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        bar = state.get("bar")
+        if bar is None:
+            bar = click.progressbar(
+                length=total, label=label, file=sys.stderr, color=color(), show_pos=True
+            )
+            bar.__enter__()
+            state["bar"] = bar
+        bar.update(done - bar.pos)
+
+    try:
+        yield update
+    finally:
+        if "bar" in state:
+            state["bar"].__exit__(None, None, None)
+
+
+# -- options, defined once ---------------------------------------------------------------
+
+JSON_REQUESTED = "benchmark-regen.json"
+"""``ctx.meta`` key: the command was given ``--json``, so errors are reported as JSON too."""
+
+
+def _note_json(ctx: click.Context, _p: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.meta[JSON_REQUESTED] = True
+    return value
+
+
+json_option = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    callback=_note_json,
+    help='Print a JSON report (errors too, as {"error": {...}} on stdout).',
+)
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(1, 512),
+    default=1,
+    show_default=True,
+    help="Worker processes. The output is identical for every value.",
+)
+original_option = click.option(
+    "--original",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Your copy of the original: a folder of images, or a .tar of one.",
+)
+
+
+def out_option(help: str, *, required: bool = True, dir_okay: bool = True) -> Callable[[F], F]:
+    """``--out``: every command that writes takes it; only the help text differs."""
+    return click.option(
+        "--out",
+        required=required,
+        type=click.Path(dir_okay=dir_okay, path_type=Path),
+        help=help,
+    )
+
+
+def _shard_spec(_ctx: click.Context, _p: click.Parameter, value: str | None) -> object:
+    from toolchain.errors import ShardSpecError
+    from toolchain.shard import parse_shard
+
+    if value is None:
+        return None
+    try:
+        return parse_shard(value)
+    except ShardSpecError as e:
+        raise click.BadParameter(e.diagnostics()) from None
+
+
+shard_option = click.option(
+    "--shard",
+    metavar="I/N",
+    callback=_shard_spec,
+    help="Process only shard I of N (0-based, by sample id); writes a shard manifest.",
+)
+resume_option = click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted run in --out, skipping finished samples.",
+)
+executor_option = click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="local: pinned process pool. dask: a Dask cluster (a LocalCluster without --scheduler).",
+)
+scheduler_option = click.option(
+    "--scheduler", metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://head:8786."
+)
+in_container_option = click.option(
+    "--in-container",
+    is_flag=True,
+    help="Run this command inside the pinned image (docker, --network none, read-only original).",
+)
+image_option = click.option(
+    "--image",
+    "image_tag",
+    default=DEFAULT_IMAGE,
+    show_default=True,
+    help="The pinned image to run (use its digest in production).",
+)
+
+
+# -- the container hop -------------------------------------------------------------------
+
+
+def container_argv(ctx: click.Context, *, drop: tuple[str, ...]) -> list[str]:
+    """Rebuild this command's argv (host paths) without the container-only options."""
+    argv: list[str] = [ctx.info_name or ""]
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or param.name in drop:
+            continue
+        value = ctx.params.get(param.name or "")
+        flag = param.opts[0]
+        if param.is_flag:
+            if value:
+                argv.append(flag)
+        elif param.multiple:
+            for v in value or ():
+                argv += [flag, str(v)]
+        elif value is not None and value != "":
+            argv += [flag, str(value)]
+    return argv
+
+
+def run_in_pinned_image(
+    command: Sequence[str],
+    *,
+    original: Path | None,
+    out: Path | None,
+    diff: Path | None = None,
+    image: str = DEFAULT_IMAGE,
+) -> int:
+    """Run ``benchmark-regen *command`` in the pinned image; return its exit code.
+
+    For ``generate --in-container`` and ``diff apply --in-container``: the
+    caller passes its own argv (host paths, without ``--in-container``); paths
+    under ``original``/``out``/``diff`` are rewritten to /original, /out, /diff.
+    """
+    from toolchain.container import run_in_container
+
+    return run_in_container(
+        list(command),
+        image=image,
+        original=original,
+        out=out,
+        diff=diff,
+        stream=click.echo,
+        stream_err=lambda line: click.echo(line, err=True),
+    )
