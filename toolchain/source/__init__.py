@@ -21,7 +21,10 @@ from toolchain.errors import SourceError
 from toolchain.source._common import (
     IMAGE_SUFFIXES,
     MAX_SAMPLE_BYTES,
+    ColumnSpec,
+    ColumnValue,
     Listing,
+    Sample,
     Source,
     check_sample_id,
 )
@@ -31,8 +34,11 @@ from toolchain.source.tar import TarSource
 __all__ = [
     "IMAGE_SUFFIXES",
     "MAX_SAMPLE_BYTES",
+    "ColumnSpec",
+    "ColumnValue",
     "FolderSource",
     "Listing",
+    "Sample",
     "Source",
     "TarSource",
     "check_sample_id",

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from toolchain.errors import SourceError
 
 __all__ = [
+    "COLUMN_TYPES",
     "IMAGE_SUFFIXES",
     "MAX_SAMPLE_BYTES",
+    "ColumnSpec",
+    "ColumnValue",
     "Listing",
+    "Sample",
     "Source",
     "check_collisions",
     "check_sample_id",
@@ -71,17 +75,64 @@ def check_collisions(ids: Iterable[str]) -> None:
         seen[key] = sid
 
 
+ColumnValue = str | int | bool
+"""A carried column's value in one sample (a class label is its integer index)."""
+
+COLUMN_TYPES = frozenset({"class_label", "int", "string", "bool", "float"})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ColumnSpec:
+    """A column carried from the original into the benchmark (a label, a caption, ...).
+
+    ``type`` is one of :data:`COLUMN_TYPES`. A ``class_label`` value is the index
+    into ``names``; a ``float`` value is carried as its shortest round-trip
+    decimal string (manifests hold no floats).
+    """
+
+    name: str
+    type: str
+    names: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        doc: dict[str, object] = {"type": self.type}
+        if self.type == "class_label":
+            doc["names"] = list(self.names)
+        return doc
+
+
 @dataclass(frozen=True, kw_only=True)
 class Listing:
     """The canonical listing of a source."""
 
     ids: tuple[str, ...]
+    """Sample ids, sorted by their UTF-8 bytes."""
     ignored: int
     """Files that are not samples (other extensions, hidden files)."""
+    ignored_kinds: Mapping[str, int] = field(default_factory=dict)
+    """Ignored files by kind (suffix such as ``.gif``, or ``hidden``), for the summary."""
+    columns: tuple[ColumnSpec, ...] = ()
+    """The columns every sample carries, in order."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Sample:
+    """One original sample as read: its id, its file bytes, its carried column values."""
+
+    id: str
+    data: bytes
+    columns: Mapping[str, ColumnValue] = field(default_factory=dict)
 
 
 class Source:
-    """Base class of sources. Subclasses are picklable: workers reopen them."""
+    """Base class of sources.
+
+    The pipeline reads a source in one process (the collecting one) through
+    :meth:`iter_samples`, in whatever order the source stores samples (row
+    groups, tar members, sorted paths), and ships each sample's bytes to the
+    workers: one open per sample, so what was checked is what is read.
+    :meth:`read` is random access, for locating a moved original by content.
+    """
 
     path: Path
 
@@ -94,6 +145,15 @@ class Source:
 
     def read(self, sample_id: str) -> bytes:
         raise NotImplementedError
+
+    def columns_of(self, sample_id: str) -> Mapping[str, ColumnValue]:
+        """The carried column values of one sample (none, unless the source has columns)."""
+        return {}
+
+    def iter_samples(self, ids: Iterable[str]) -> Iterator[Sample]:
+        """The samples ``ids`` (each once), in the order this source reads fastest."""
+        for sid in ids:
+            yield Sample(id=sid, data=self.read(sid), columns=self.columns_of(sid))
 
     def close(self) -> None:
         """Release any open handle (a no-op for folders)."""
