@@ -18,7 +18,7 @@ from toolchain.errors import RecipeError
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-__all__ = ["PNG_COMPRESS_LEVEL", "check_pixels", "encode_png", "output_path_for"]
+__all__ = ["PNG_COMPRESS_LEVEL", "check_pixels", "encode_png"]
 
 PNG_COMPRESS_LEVEL = 6
 _MODES = {1: "L", 3: "RGB", 4: "RGBA"}
@@ -53,9 +53,3 @@ def encode_png(pixels: npt.NDArray[np.uint8]) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL, optimize=False)
     return buf.getvalue()
-
-
-def output_path_for(sample_id: str) -> str:
-    """The output file's relative path: the sample id with its suffix replaced by ``.png``."""
-    stem, dot, suffix = sample_id.rpartition(".")
-    return f"{stem}.png" if dot and "/" not in suffix else f"{sample_id}.png"

@@ -20,6 +20,8 @@ place; anything else is a bug and is reported as one.
     │   └── ShardSpecError             a --shard value is malformed
     ├── OutputError                    exit 4: the output cannot be written
     ├── DeterminismError               exit 4: the pinned environment is not in force
+    ├── ExecutorError                  exit 4: a worker died or could not start, or a
+    │                                          scheduler (Dask, Slurm) did not answer
     ├── ContainerError                 exit 4: the Docker engine or image failed
     └── Interrupted                    exit 130: the user pressed Ctrl-C
 
@@ -37,6 +39,7 @@ __all__ = [
     "DeterminismError",
     "DiffFormatError",
     "Error",
+    "ExecutorError",
     "ExitCode",
     "InputError",
     "Interrupted",
@@ -183,6 +186,10 @@ class OutputError(Error):
 
 class DeterminismError(Error):
     """A process that computes pixels is not running in the pinned environment."""
+
+
+class ExecutorError(Error):
+    """A worker process died or could not start, or a cluster scheduler did not answer."""
 
 
 class ContainerError(Error):

@@ -16,9 +16,11 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from toolchain._internal import safefs
 from toolchain._internal.atomic import atomic_write
 from toolchain.errors import ManifestError, SourceError
 from toolchain.hashing import Digest, root_digest
+from toolchain.layout import MANIFEST_NAME, check_layout
 from toolchain.source import check_sample_id
 
 __all__ = [
@@ -31,12 +33,12 @@ __all__ = [
     "RecipeIdentity",
     "dump_manifest",
     "load_manifest",
+    "parse_entry",
     "parse_manifest",
     "write_manifest",
 ]
 
 FORMAT = "benchmark-regen.manifest/v1"
-MANIFEST_NAME = "manifest.json"
 MAX_MANIFEST_BYTES = 1024 * 1024 * 1024
 """Manifests over 1 GiB are refused before they are read (about 4 M samples)."""
 
@@ -229,8 +231,8 @@ def _digest(obj: Mapping[str, Any], key: str, where: str) -> Digest:
         raise ManifestError(f"{where}: field {key!r}: {e}") from None
 
 
-def _parse_entry(raw: Any, index: int) -> ManifestEntry:
-    where = f"entries[{index}]"
+def parse_entry(raw: Any, where: str = "entry") -> ManifestEntry:
+    """One manifest entry from its JSON object; raises :class:`ManifestError`."""
     if not isinstance(raw, dict):
         raise ManifestError(f"{where}: must be an object")
     sid = _get(raw, "id", str, where)
@@ -292,17 +294,14 @@ def parse_manifest(data: bytes) -> Manifest:
     if not all(isinstance(v, str) for v in fp.values()):
         raise ManifestError("fingerprint values must be strings")
     raw_entries = _get(doc, "entries", list, "manifest")
-    entries = tuple(_parse_entry(e, i) for i, e in enumerate(raw_entries))
-    seen_paths: set[str] = set()
+    entries = tuple(parse_entry(e, f"entries[{i}]") for i, e in enumerate(raw_entries))
     for i, entry in enumerate(entries):
         if i and entries[i - 1].id.encode("utf-8") >= entry.id.encode("utf-8"):
             raise ManifestError(
                 f"entries[{i}]: id {entry.id!r} is duplicated or out of order",
                 hint="a manifest lists each sample once, sorted by id",
             )
-        if entry.path in seen_paths:
-            raise ManifestError(f"entries[{i}]: output path {entry.path!r} appears twice")
-        seen_paths.add(entry.path)
+    check_layout(((e.id, e.path) for e in entries), error=ManifestError)
     count = _get(doc, "sample_count", int, "manifest")
     if count != len(entries):
         raise ManifestError(f"sample_count is {count} but there are {len(entries)} entries")
@@ -324,18 +323,15 @@ def _no_float(text: str) -> Any:
 
 
 def load_manifest(path: str | os.PathLike[str]) -> Manifest:
-    """Read and parse a manifest file."""
+    """Read and parse a manifest file (a regular file, at most :data:`MAX_MANIFEST_BYTES`)."""
     p = Path(path)
     try:
-        size = p.stat().st_size
-        if size > MAX_MANIFEST_BYTES:
-            raise ManifestError(f"{p} is {size} bytes, over the {MAX_MANIFEST_BYTES} limit")
-        data = p.read_bytes()
+        data = safefs.read_path(p, limit=MAX_MANIFEST_BYTES)
     except FileNotFoundError:
         raise ManifestError(
             f"no manifest at {p}",
             hint="a benchmark folder has a manifest.json only once a run has completed",
         ) from None
     except OSError as e:
-        raise ManifestError(f"cannot read {p}: {e.strerror}") from None
+        raise ManifestError(f"cannot read {p}: {e.strerror or e}") from None
     return parse_manifest(data)

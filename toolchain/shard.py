@@ -14,14 +14,17 @@ recipes or environments.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from toolchain.drift import fingerprint_differences
 from toolchain.errors import ManifestError, ShardSpecError
-from toolchain.manifest import Manifest
+from toolchain.manifest import Manifest, dump_manifest
 
-__all__ = ["Shard", "merge_manifests", "parse_shard"]
+__all__ = ["Shard", "merge_manifests", "parse_shard", "write_merged"]
 
 _DOMAIN = b"benchmark-regen/shard/v1\x00"
 _SPEC = re.compile(r"(\d{1,6})/(\d{1,6})")
@@ -88,14 +91,10 @@ def merge_manifests(shards: Sequence[Manifest]) -> Manifest:
                 f"shard {spec} was made by recipe {m.recipe}, shard {specs[0]} by {first.recipe}",
                 hint="merge only shards of one run: same recipe, version, seed and parameters",
             )
-        if dict(m.fingerprint) != dict(first.fingerprint):
-            keys = sorted(
-                k
-                for k in set(m.fingerprint) | set(first.fingerprint)
-                if m.fingerprint.get(k) != first.fingerprint.get(k)
-            )
+        diff = fingerprint_differences(first.fingerprint, m.fingerprint)
+        if diff:
             raise ManifestError(
-                f"shard {spec} was made in a different environment ({', '.join(keys)} differ)",
+                f"shard {spec} was made in a different environment ({', '.join(diff)} differ)",
                 hint="regenerate that shard in the same pinned environment (the container)",
             )
         if m.provenance != first.provenance:
@@ -132,4 +131,18 @@ def merge_manifests(shards: Sequence[Manifest]) -> Manifest:
         entries=entries,
         fingerprint=first.fingerprint,
         provenance=first.provenance,
+    )
+
+
+def write_merged(manifest: Manifest, path: str | os.PathLike[str]) -> None:
+    """Write a merged manifest; beside a ``manifest.json``, the whole benchmark's companions."""
+    from toolchain.outdir import MANIFEST_NAME, companions, write_benchmark_files
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_benchmark_files(
+        target.parent,
+        dump_manifest(manifest),
+        name=target.name,
+        companions=companions(manifest) if target.name == MANIFEST_NAME else None,
     )

@@ -34,8 +34,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from toolchain._internal import safefs
 from toolchain._internal.atomic import atomic_write
 from toolchain.errors import KeyFileError, ManifestError, OutputError, SignatureError
+from toolchain.layout import SIGNATURE_NAME
 from toolchain.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 
 __all__ = [
@@ -61,7 +63,6 @@ __all__ = [
     "verify_manifest_signature",
 ]
 
-SIGNATURE_NAME = "manifest.sig"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://benchmark-regen.github.io/predicate/manifest/v1"
@@ -253,13 +254,12 @@ def read_manifest_bytes(path: str | os.PathLike[str]) -> bytes:
     """Read a manifest's bytes once (so the bytes checked are the bytes parsed)."""
     p = Path(path)
     try:
-        with p.open("rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size > MAX_MANIFEST_BYTES:
-                raise ManifestError(f"{p} is {size} bytes, over the {MAX_MANIFEST_BYTES} limit")
-            return f.read(MAX_MANIFEST_BYTES + 1)
+        return safefs.read_path(p, limit=MAX_MANIFEST_BYTES)
     except FileNotFoundError:
-        raise ManifestError(f"no manifest at {p}") from None
+        raise ManifestError(
+            f"no manifest at {p}",
+            hint="a benchmark folder has a manifest.json only once a run has completed",
+        ) from None
     except OSError as e:
         raise ManifestError(f"cannot read {p}: {e.strerror or e}") from None
 
@@ -275,11 +275,30 @@ def sign_manifest(
     private = key if isinstance(key, Ed25519PrivateKey) else load_private_key(key)
     envelope = sign_manifest_bytes(read_manifest_bytes(mpath), private)
     target = Path(out) if out is not None else mpath.with_name(SIGNATURE_NAME)
+    _refuse_overwriting_a_manifest(target, mpath)
     try:
         atomic_write(target, envelope, durable=True)
     except OSError as e:
         raise OutputError(f"cannot write {target}: {e.strerror or e}") from None
     return target
+
+
+def _refuse_overwriting_a_manifest(target: Path, manifest: Path) -> None:
+    """``sign --out`` writes a signature: never over the manifest, or any other manifest."""
+    same = target.exists() and manifest.exists() and target.samefile(manifest)
+    if same or (target.name != SIGNATURE_NAME and target.exists() and _looks_like_manifest(target)):
+        raise OutputError(
+            f"--out {target} is a manifest; refusing to overwrite it with a signature",
+            hint=f"write the signature to its own file, e.g. {SIGNATURE_NAME} or FILE.bdiff.sig",
+        )
+
+
+def _looks_like_manifest(path: Path) -> bool:
+    try:
+        parse_manifest(safefs.read_path(path, limit=MAX_MANIFEST_BYTES))
+    except (OSError, ManifestError):
+        return False
+    return True
 
 
 # -- verification ----------------------------------------------------------------------
@@ -454,6 +473,6 @@ def check_container_signature(
     from toolchain.diff.format import open_diff
 
     path = Path(container)
-    reader = open_diff(path)
     sig = Path(signature) if signature is not None else path.with_name(path.name + ".sig")
-    return check_manifest_signature(reader.manifest_bytes, sig, pubkey)
+    with open_diff(path) as reader:
+        return check_manifest_signature(reader.manifest_bytes, sig, pubkey)

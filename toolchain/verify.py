@@ -14,22 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from toolchain._internal.atomic import TMP_PREFIX
 from toolchain.decode import decode
 from toolchain.errors import DecodeError, SignatureError
 from toolchain.hashing import Digest, file_digest, pixel_digest
-from toolchain.manifest import MANIFEST_NAME, Manifest, load_manifest, parse_manifest
-from toolchain.sign import (
-    SIGNATURE_NAME,
-    SignatureCheck,
-    check_manifest_signature,
-    read_manifest_bytes,
-)
+from toolchain.layout import COVERAGE_NAME, MANIFEST_NAME, SIGNATURE_NAME
+from toolchain.manifest import Manifest, parse_manifest
+from toolchain.outdir import read_output, unexpected_files
+from toolchain.sign import SignatureCheck, check_manifest_signature, read_manifest_bytes
 
-__all__ = ["AUXILIARY_FILES", "Problem", "SampleProblem", "VerifyReport", "verify_benchmark"]
-
-AUXILIARY_FILES = frozenset({MANIFEST_NAME, "metadata.jsonl", "manifest.sig", "coverage.json"})
-"""Files a benchmark folder may hold besides its samples."""
+__all__ = ["Problem", "SampleProblem", "VerifyReport", "verify_benchmark"]
 
 
 class Problem(enum.StrEnum):
@@ -106,28 +99,13 @@ class VerifyReport:
         }
 
 
-def _is_shard_manifest(rel: str) -> bool:
-    return "/" not in rel and rel.startswith("manifest.shard-") and rel.endswith(".json")
-
-
-def _walk_files(out: Path) -> list[str]:
-    found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(out):
-        dirnames.sort()
-        rel_dir = Path(dirpath).relative_to(out).as_posix()
-        for fn in sorted(filenames):
-            found.append(fn if rel_dir == "." else f"{rel_dir}/{fn}")
-    return found
-
-
-def _check_entry(out: Path, path: str, pixels: Digest, file: Digest) -> tuple[Problem, str] | None:
-    target = out / path
+def _check_entry(root: Path, path: str, pixels: Digest, file: Digest) -> tuple[Problem, str] | None:
     try:
-        data = target.read_bytes()
+        data = read_output(root, path)
     except FileNotFoundError:
         return Problem.MISSING, "file is missing"
     except OSError as e:
-        return Problem.MISSING, f"cannot read: {e.strerror}"
+        return Problem.MISSING, f"cannot read: {e.strerror or e}"
     try:
         got = pixel_digest(decode(data))
     except DecodeError as e:
@@ -160,19 +138,16 @@ def verify_benchmark(
     manifest_path = Path(manifest) if manifest else out_path / MANIFEST_NAME
     sig_check: SignatureCheck | None = None
     sig_problem: str | None = None
-    if pubkey is None:
-        m = load_manifest(manifest_path)
-    else:
-        # Read the bytes once: the bytes whose signature is checked are the bytes parsed.
-        data = read_manifest_bytes(manifest_path)
-        m = parse_manifest(data)
+    # Read the bytes once: the bytes whose signature is checked are the bytes parsed.
+    data = read_manifest_bytes(manifest_path)
+    m = parse_manifest(data)
+    if pubkey is not None:
         sig_path = Path(signature) if signature else manifest_path.with_name(SIGNATURE_NAME)
         try:
             sig_check = check_manifest_signature(data, sig_path, pubkey)
         except SignatureError as e:
             sig_problem = e.diagnostics()
     problems: list[SampleProblem] = []
-    listed = {e.path for e in m.entries}
     for i, entry in enumerate(m.entries, 1):
         found = _check_entry(out_path, entry.path, entry.pixels, entry.file)
         if found:
@@ -181,16 +156,10 @@ def verify_benchmark(
             )
         if progress:
             progress(i, len(m.entries))
-    partial = (out_path / "coverage.json").exists()
-    for rel in _walk_files(out_path) if out_path.is_dir() else []:
-        if rel in listed or rel in AUXILIARY_FILES or _is_shard_manifest(rel):
-            continue
-        detail = (
-            "left over by an interrupted write" if Path(rel).name.startswith(TMP_PREFIX) else ""
-        )
-        problems.append(
-            SampleProblem(path=rel, problem=Problem.EXTRA, detail=detail or "not in the manifest")
-        )
+    partial = (out_path / COVERAGE_NAME).exists()
+    if out_path.is_dir():
+        for rel, why in unexpected_files(out_path, (e.path for e in m.entries)):
+            problems.append(SampleProblem(path=rel, problem=Problem.EXTRA, detail=why))
     return VerifyReport(
         out=out_path,
         manifest=m,

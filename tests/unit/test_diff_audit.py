@@ -38,6 +38,7 @@ def test_audit_of_a_real_diff(tmp_path: Path) -> None:
     assert blind.payloads == 5 and not blind.leaks
     assert blind.p_value > 1e-6
     full = audit_diff(diff, original)
-    deltas = [r for r in open_diff(diff).records if r.kind is PayloadKind.DELTA]
+    with open_diff(diff) as reader:
+        deltas = [r for r in reader.records if r.kind is PayloadKind.DELTA]
     assert len(full.leaks) == len(deltas) > 0
     assert full.to_json()["delta"]["samples"]  # type: ignore[index]

@@ -30,20 +30,20 @@ def _read_all(path: Path) -> None:
 def test_layout_matches_the_spec(container: bytes, tmp_path: Path) -> None:
     p = tmp_path / "x.bdiff"
     p.write_bytes(container)
-    r = open_diff(p)
-    assert container[:8] == MAGIC
-    version, key_on, aead, codec = struct.unpack_from("<HBBB", container, 8)
-    assert (version, key_on, aead, codec) == (1, 0, 1, 1)
-    count, mlen, flen = struct.unpack_from("<I4xQQ", container, 16)
-    assert count == len(r.manifest.entries) == 5
-    assert flen == len(container)
-    assert container[HEADER_SIZE : HEADER_SIZE + mlen] == r.manifest_bytes
-    first = HEADER_SIZE + mlen + INDEX_RECORD_SIZE * count
-    assert r.records[0].offset == first
-    assert all(
-        a.offset + a.length == b.offset for a, b in zip(r.records, r.records[1:], strict=False)
-    )
-    assert {rec.kind for rec in r.records} <= set(PayloadKind)
+    with open_diff(p) as r:
+        assert container[:8] == MAGIC
+        version, key_on, aead, codec = struct.unpack_from("<HBBB", container, 8)
+        assert (version, key_on, aead, codec) == (2, 0, 1, 1)
+        count, mlen, flen = struct.unpack_from("<I4xQQ", container, 16)
+        assert count == len(r.manifest.entries) == 5
+        assert flen == len(container)
+        assert container[HEADER_SIZE : HEADER_SIZE + mlen] == r.manifest_bytes
+        first = HEADER_SIZE + mlen + INDEX_RECORD_SIZE * count
+        assert r.records[0].offset == first
+        assert all(
+            a.offset + a.length == b.offset for a, b in zip(r.records, r.records[1:], strict=False)
+        )
+        assert {rec.kind for rec in r.records} <= set(PayloadKind)
 
 
 def test_every_flipped_bit_is_detected(container: bytes, tmp_path: Path) -> None:
@@ -129,9 +129,9 @@ def test_the_specs_reimplementation_opens_a_real_container(tmp_path: Path) -> No
     exec(compile(code, "diff-format.md", "exec"), namespace)
     original = tiny_original(tmp_path / "original")
     _, diff = build(original, "identity", tmp_path)
-    r = open_diff(diff)
-    for i, entry in enumerate(r.manifest.entries):
-        body = namespace["open_sample"](  # type: ignore[operator]
-            diff.read_bytes(), i, entry.id, (original / entry.id).read_bytes()
-        )
-        assert body == bytes(len(body)) and len(body) > 0  # identity: an all-zero delta
+    with open_diff(diff) as r:
+        for i, entry in enumerate(r.manifest.entries):
+            body = namespace["open_sample"](  # type: ignore[operator]
+                diff.read_bytes(), i, entry.id, (original / entry.id).read_bytes()
+            )
+            assert body == bytes(len(body)) and len(body) > 0  # identity: an all-zero delta

@@ -38,9 +38,9 @@ def seed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
 
 def _open_all(path: Path) -> object:
     def run() -> object:
-        reader = fmt.open_diff(path)
-        for _ in reader.iter_sealed():
-            pass
+        with fmt.open_diff(path) as reader:
+            for _ in reader.iter_sealed():
+                pass
         return reader
 
     return typed(run, DiffFormatError)
@@ -86,7 +86,7 @@ def test_huge_declared_lengths_allocate_nothing(
     with pytest.raises(DiffFormatError) as e:
         fmt.open_diff(p)
     assert e.value.exit_code == ExitCode.BAD_INPUT
-    assert peak_allocation(lambda: fmt.open_diff(p)) < 16 * 1024 * 1024
+    assert peak_allocation(lambda: fmt.open_diff(p).close()) < 16 * 1024 * 1024
 
 
 def test_zstd_frame_declaring_a_huge_size_is_refused() -> None:

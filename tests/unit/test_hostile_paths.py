@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import make_image
 from tests.hostile import HOSTILE
-from toolchain.errors import ExitCode, SourceError
+from toolchain.errors import ExitCode, OutputError, SourceError
 from toolchain.generate import generate_benchmark, plan_outputs
 from toolchain.source import FolderSource, check_sample_id
 
@@ -100,12 +100,13 @@ def test_names_colliding_after_the_png_rename_are_refused() -> None:
 
 
 def test_out_symlinks_are_not_followed_on_overwrite(tmp_path: Path, small_original: Path) -> None:
-    """--overwrite removes a symlink in --out, never what it points to."""
+    """--overwrite never follows a symlink in --out: it names it, refuses, and deletes nothing."""
     keep = tmp_path / "keep"
     make_image(keep / "precious.png")
     out = tmp_path / "out"
     generate_benchmark(small_original, "identity", out)
     (out / "link").symlink_to(keep, target_is_directory=True)
-    generate_benchmark(small_original, "identity", out, overwrite=True)
+    with pytest.raises(OutputError, match="'link \\(link\\)'"):
+        generate_benchmark(small_original, "identity", out, overwrite=True)
     assert (keep / "precious.png").is_file()
-    assert not (out / "link").exists()
+    assert (out / "manifest.json").is_file()  # refused before anything was deleted

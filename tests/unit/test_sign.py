@@ -360,7 +360,6 @@ def _manifest_tampers() -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
         ("entry.file", entry("file", "sha256:" + "4" * 64)),
         ("entry.pixels", entry("pixels", "sha256:" + "5" * 64)),
         ("entry.source_pixels", entry("source_pixels", "sha256:" + "6" * 64)),
-        ("entry.path", entry("path", "c/1x.png")),
         ("entries.dropped", lambda d: (d["entries"].pop(), d.__setitem__("sample_count", 2))),
         ("fingerprint", lambda d: d["fingerprint"].__setitem__("numpy", "0.0")),
         ("provenance", lambda d: d["provenance"].__setitem__("original_name", "x")),
@@ -382,6 +381,17 @@ def test_a_changed_manifest_is_refused(
     mutate(doc)
     changed = (json.dumps(doc, sort_keys=True, indent=2) + "\n").encode()
     with pytest.raises(SignatureError, match="does not match the manifest"):
+        verify_manifest_signature(changed, envelope, key.public_key())
+
+
+def test_a_moved_output_path_is_refused_before_the_signature(
+    manifest_bytes: bytes, envelope: bytes, key: Ed25519PrivateKey
+) -> None:
+    """Output paths derive from ids: an edited path is a malformed manifest, signed or not."""
+    doc = json.loads(manifest_bytes)
+    doc["entries"][1]["path"] = "c/1x.png"
+    changed = (json.dumps(doc, sort_keys=True, indent=2) + "\n").encode()
+    with pytest.raises(ManifestError, match="it must be"):
         verify_manifest_signature(changed, envelope, key.public_key())
 
 

@@ -1,131 +1,139 @@
 """The run journal: what a run has finished, so that ``--resume`` can skip it.
 
-One file per run (per shard) under ``OUT/.benchmark-regen/``: a header line
-naming the run, then one JSON line per finished sample, appended by the single
-process that collects results. A line is appended only after the sample's PNG
-was renamed into place, and on resume every journaled sample is re-checked
-against its file hash before it is trusted, so a torn last line, a lost rename
-or a corrupted file only costs redoing that sample.
+One file per run (per shard) in the benchmark folder's state folder
+(``OUT/.benchmark-regen/journal-<all|I-of-N>.jsonl``): a header line naming the
+run, then one JSON line per finished sample, appended by the single process that
+collects results. The header commits to the run's plan: the recipe (or the diff's
+root), the shard, and a digest of every planned ``(sample id, output path)``
+pair, so a resumed run is the same run or is refused. Each sample line holds the
+manifest entry and the SHA-256 of the original's file bytes it was made from, so
+a resumed run re-checks every finished sample against the current original. A
+line is appended only after the sample's file was renamed into place; on resume
+every journaled file is re-hashed before it is trusted, so a torn last line, a
+lost rename or a corrupted file only costs redoing that sample.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolchain._internal.atomic import TMP_PREFIX, fsync_dir
-from toolchain.errors import OutputError
-from toolchain.hashing import Digest, file_digest
-from toolchain.manifest import ManifestEntry
+from toolchain._internal import safefs
+from toolchain.errors import ManifestError, OutputError
+from toolchain.hashing import Digest
+from toolchain.manifest import ManifestEntry, parse_entry
 
-__all__ = ["STATE_DIR", "Journal", "clean_temp_files"]
+__all__ = ["FORMAT", "Journal", "JournaledSample", "plan_digest"]
 
-STATE_DIR = ".benchmark-regen"
-FORMAT = "benchmark-regen.journal/v1"
+FORMAT = "benchmark-regen.journal/v2"
 _SYNC_EVERY = 64
+_MAX_JOURNAL_BYTES = 4 * 1024 * 1024 * 1024
 
 
-def clean_temp_files(out: Path) -> int:
-    """Delete leftovers of interrupted atomic writes; returns how many."""
-    removed = 0
-    for dirpath, _dirs, files in os.walk(out):
-        for name in files:
-            if name.startswith(TMP_PREFIX):
-                with contextlib.suppress(FileNotFoundError):
-                    (Path(dirpath) / name).unlink()
-                    removed += 1
-    return removed
+def plan_digest(plan: Iterable[tuple[str, str]]) -> str:
+    """SHA-256 over the sorted ``(sample id, output path)`` pairs of a run."""
+    h = hashlib.sha256(b"benchmark-regen/plan/v1\n")
+    for sid, path in sorted(plan, key=lambda p: p[0].encode("utf-8")):
+        h.update(sid.encode("utf-8") + b"\x00" + path.encode("utf-8") + b"\n")
+    return "sha256:" + h.hexdigest()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class JournaledSample:
+    """A finished sample as journaled: its manifest entry and its original's file digest."""
+
+    entry: ManifestEntry
+    source_file: Digest
 
 
 class Journal:
-    """Append-only record of finished samples for one run."""
+    """Append-only record of finished samples for one run, in ``state/journal-<name>.jsonl``."""
 
-    def __init__(self, out: Path, name: str, header: Mapping[str, Any]):
-        self.path = out / STATE_DIR / f"journal-{name}.jsonl"
+    def __init__(self, root: Path, rel: str, header: Mapping[str, Any]):
+        self.root = root
+        self.rel = rel
         self.header = {"format": FORMAT, **header}
         self._fd: int | None = None
         self._unsynced = 0
 
-    def exists(self) -> bool:
-        return self.path.exists()
+    @property
+    def path(self) -> Path:
+        return self.root / self.rel
 
-    def recorded_header(self) -> dict[str, Any] | None:
-        try:
-            with self.path.open("rb") as f:
-                first = f.readline()
-            doc = json.loads(first)
-            return doc if isinstance(doc, dict) else None
-        except (OSError, ValueError):
-            return None
+    def exists(self) -> bool:
+        return os.path.lexists(self.path)
 
     def _lines(self) -> Iterator[dict[str, Any]]:
-        with self.path.open("rb") as f:
-            f.readline()
-            for raw in f:
-                try:
-                    doc = json.loads(raw)
-                except ValueError:
-                    continue  # a torn last line from a kill: that sample is redone
-                if isinstance(doc, dict):
-                    yield doc
+        try:
+            data = safefs.read_file(self.root, self.rel, limit=_MAX_JOURNAL_BYTES)
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise OutputError(
+                f"cannot read the run journal {self.path}: {e.strerror or e}"
+            ) from None
+        for raw in data.splitlines():
+            try:
+                doc = json.loads(raw)
+            except ValueError:
+                continue  # a torn last line from a kill: that sample is redone
+            if isinstance(doc, dict):
+                yield doc
+
+    def recorded_header(self) -> dict[str, Any] | None:
+        first = next(self._lines(), None)
+        return first if first is not None and first.get("format") == FORMAT else None
 
     def recorded_fingerprint(self) -> str | None:
         """The worker fingerprint digest the interrupted run recorded, if any."""
-        if not self.exists():
-            return None
         for doc in self._lines():
             if "fingerprint" in doc:
                 return str(doc["fingerprint"])
         return None
 
-    def note_fingerprint(self, digest: str) -> None:
-        """Record the workers' fingerprint digest (once per session)."""
-        assert self._fd is not None
-        os.write(self._fd, (json.dumps({"fingerprint": digest}) + "\n").encode())
-
-    def finished(self, out: Path) -> dict[str, ManifestEntry]:
-        """Journaled samples whose output file still has the journaled bytes."""
-        done: dict[str, ManifestEntry] = {}
+    def samples(self) -> Iterator[JournaledSample]:
+        """Every well-formed sample line (later lines for one id replace earlier ones)."""
         for doc in self._lines():
-            if "id" not in doc:
+            raw, source = doc.get("entry"), doc.get("source_file")
+            if not isinstance(raw, dict) or not isinstance(source, str):
                 continue
             try:
-                entry = ManifestEntry(
-                    id=str(doc["id"]),
-                    path=str(doc["path"]),
-                    pixels=Digest.parse(str(doc["pixels"])),
-                    file=Digest.parse(str(doc["file"])),
-                    source_pixels=Digest.parse(str(doc["source_pixels"])),
-                )
-                data = (out / entry.path).read_bytes()
-            except (KeyError, ValueError, OSError):
-                continue
-            if file_digest(data) == entry.file:
-                done[entry.id] = entry
-        return done
+                yield JournaledSample(entry=parse_entry(raw), source_file=Digest.parse(source))
+            except (ValueError, ManifestError):
+                continue  # a damaged line: that sample is redone
+
+    def paths(self) -> set[str]:
+        """Output paths this run wrote (for ``--overwrite`` of an interrupted run)."""
+        return {s.entry.path for s in self.samples()}
 
     def open(self) -> None:
         """Start appending; writes the header when the journal is new."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        new = not self.path.exists() or self.path.stat().st_size == 0
+        new = not self.exists()
         try:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            if new:
+            self._fd = safefs.open_append(self.root, self.rel)
+            if new or os.fstat(self._fd).st_size == 0:
                 os.write(self._fd, (json.dumps(self.header, sort_keys=True) + "\n").encode())
                 os.fsync(self._fd)
-                fsync_dir(self.path.parent)
         except OSError as e:
             raise OutputError(f"cannot write the run journal: {e.strerror or e}") from None
 
-    def append(self, entry: ManifestEntry) -> None:
+    def note_fingerprint(self, digest: str) -> None:
+        """Record the workers' fingerprint digest (once per session)."""
+        self._write({"fingerprint": digest})
+
+    def append(self, entry: ManifestEntry, source_file: Digest) -> None:
+        self._write({"entry": entry.to_json(), "source_file": str(source_file)}, sample=entry.id)
+
+    def _write(self, doc: Mapping[str, Any], sample: str | None = None) -> None:
         assert self._fd is not None
-        line = json.dumps(entry.to_json(), sort_keys=True) + "\n"
         try:
-            os.write(self._fd, line.encode())
+            os.write(self._fd, (json.dumps(doc, sort_keys=True) + "\n").encode())
             self._unsynced += 1
             if self._unsynced >= _SYNC_EVERY:
                 os.fsync(self._fd)
@@ -133,7 +141,7 @@ class Journal:
         except OSError as e:
             raise OutputError(
                 f"cannot write the run journal: {e.strerror or e}",
-                sample=entry.id,
+                sample=sample,
                 hint="free some space, then run again with --resume",
             ) from None
 
@@ -147,6 +155,5 @@ class Journal:
     def remove(self) -> None:
         """Drop the journal once the manifest is durable."""
         self.close()
-        self.path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
-            self.path.parent.rmdir()
+            safefs.remove_file(self.root, self.rel)

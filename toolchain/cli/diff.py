@@ -16,6 +16,7 @@ from toolchain.cli.options import (
     container_argv,
     echo,
     emit_json,
+    executor_option,
     image_option,
     in_container_option,
     json_option,
@@ -24,6 +25,7 @@ from toolchain.cli.options import (
     progress,
     quiet_option,
     run_in_pinned_image,
+    scheduler_option,
     shard_option,
     style,
     workers_option,
@@ -109,6 +111,8 @@ def create(
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing benchmark in --out.")
 @shard_option
+@executor_option
+@scheduler_option
 @click.option(
     "--pubkey",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -131,6 +135,8 @@ def apply(
     partial: bool,
     overwrite: bool,
     shard: object,
+    executor: str,
+    scheduler: str | None,
     pubkey: Path | None,
     signature: Path | None,
     in_container: bool,
@@ -151,16 +157,16 @@ def apply(
     """
     from toolchain.diff import get_benchmark
 
-    if pubkey is not None:
+    if in_container:
         from toolchain.sign import check_container_signature
 
-        check = check_container_signature(diff_file, pubkey, signature=signature)
-        if not as_json:
-            echo(f"signature OK: key {check.keyid[:16]} vouches for root {check.root}")
-    if in_container:
+        if pubkey is not None:  # checked here, on the host, before the container sees anything
+            check = check_container_signature(diff_file, pubkey, signature=signature)
+            if not as_json:
+                echo(f"signature OK: key {check.keyid[:16]} vouches for root {check.root}")
         ctx = click.get_current_context()
-        argv = ["diff", *container_argv(ctx, drop=("in_container", "image_tag", "pubkey",
-                                                    "signature"))]  # fmt: skip
+        drop = ("in_container", "image_tag", "pubkey", "signature", "executor", "scheduler")
+        argv = ["diff", *container_argv(ctx, drop=drop)]
         sys.exit(
             run_in_pinned_image(
                 argv, original=original, out=out, diff=diff_file.parent, image=image_tag
@@ -175,8 +181,15 @@ def apply(
             partial=partial,
             overwrite=overwrite,
             shard=shard,  # type: ignore[arg-type]
+            executor=executor,
+            scheduler=scheduler,
+            pubkey=pubkey,
+            signature=signature,
             progress=bar,
         )
+    if result.signature is not None and not as_json:
+        sig = result.signature
+        echo(f"signature OK: key {sig.keyid[:16]} vouches for root {sig.root}")
     if as_json:
         emit_json(result.to_json())
     else:

@@ -2,19 +2,22 @@
 
 The pipeline::
 
-    open the container (header, manifest, index checked) → list the original
-        → prepare --out
-        → phase A, per entry whose id is in the original (parallel, in order):
-          read original → key → read sealed payload by offset → AEAD open
-          → decode original → add delta → hash → encode PNG → hash → write if exact
+    open the container (one handle: header, manifest, index checked)
+        → the publisher's signature, over those very manifest bytes (``pubkey``),
+          before any original is read
+        → list the original → open --out (prepare, lock)
+        → phase A, per entry whose id is in the original: the collecting process
+          reads the original and the sealed payload once and ships both to a worker:
+          key → AEAD open → decode original → add delta → hash → encode PNG → hash
+          → write if exact
         → phase B, for entries not opened by id: fingerprint the rest of the tree,
           and run the same per-entry step on the files that match by content
-        → all exact: metadata.jsonl → manifest.json (the carried bytes, written last)
+        → all exact: companions → manifest.json (the carried bytes, written last)
         → otherwise: nothing more (no manifest.json), or with ``partial``
-          coverage.json → metadata.jsonl → manifest.json
+          coverage.json → companions → manifest.json
 
 Every sample is checked against the carried manifest in the worker (pixel
-digest and PNG digest) before it is written, and again by the parent.
+digest and PNG digest) before it is written, and again by the collecting process.
 """
 
 from __future__ import annotations
@@ -22,43 +25,36 @@ from __future__ import annotations
 import enum
 import json
 import os
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from toolchain._internal.atomic import atomic_write
-from toolchain._internal.executor import run_ordered
+from toolchain._internal.executor import Executor, make_executor, worker_fingerprint
+from toolchain._internal.journal import plan_digest
 from toolchain.decode import decode
 from toolchain.diff.codec import PayloadError, unpack_payload
-from toolchain.diff.format import (
-    DiffReader,
-    IndexRecord,
-    KeyOn,
-    PayloadKind,
-    open_diff,
-    read_sealed,
-)
-from toolchain.diff.locate import Found, scan_by_content, unseal
+from toolchain.diff.crypto import fingerprint
+from toolchain.diff.format import DiffReader, KeyOn, PayloadKind, open_diff
+from toolchain.diff.locate import Found, key_material, unseal
+from toolchain.drift import decoder_versions
 from toolchain.encode import encode_png
 from toolchain.errors import (
     DecodeError,
     ExitCode,
     Interrupted,
-    OutputError,
     ShardSpecError,
-    SourceError,
 )
-from toolchain.generate import _prepare_out, _write_metadata, shard_manifest_name
 from toolchain.hashing import Digest, file_digest, pixel_digest
-from toolchain.manifest import MANIFEST_NAME, Manifest, ManifestEntry, write_manifest
+from toolchain.layout import COVERAGE_NAME
+from toolchain.manifest import Manifest, ManifestEntry, dump_manifest
+from toolchain.outdir import OutDir, SampleWriter, companions, open_out
 from toolchain.shard import Shard, parse_shard
+from toolchain.sign import SignatureCheck, check_manifest_signature
 from toolchain.source import Source, open_source
 
-__all__ = ["COVERAGE_NAME", "ApplyResult", "SampleOutcome", "Status", "get_benchmark"]
+__all__ = ["ApplyResult", "RebuildTask", "SampleOutcome", "Status", "get_benchmark"]
 
-COVERAGE_NAME = "coverage.json"
 COVERAGE_FORMAT = "benchmark-regen.coverage/v1"
-DECODER_KEYS = ("pillow", "pillow.libjpeg_turbo", "pillow.jpg", "pillow.zlib_ng", "pillow.zlib")
 PINNED_HINT = (
     "run `benchmark-regen diff apply` in the pinned container (docker/Dockerfile), "
     "whose decoder versions match the publisher's"
@@ -72,11 +68,6 @@ class Status(enum.StrEnum):
     DECODER_DRIFT = "decoder-drift"
     ENCODER_DRIFT = "encoder-drift"
     BROKEN = "broken"
-
-
-def decoder_versions(fp: Mapping[str, str]) -> str:
-    """``pillow 11.0.0, pillow.libjpeg_turbo 3.0.4, ...`` from a runtime fingerprint."""
-    return ", ".join(f"{k} {fp[k]}" for k in DECODER_KEYS if k in fp) or "unknown"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -109,6 +100,8 @@ class ApplyResult:
     outcomes: tuple[SampleOutcome, ...]
     partial: bool
     manifest_written: bool
+    signature: SignatureCheck | None = None
+    """The publisher's signature, when a public key was given (checked before anything else)."""
 
     @property
     def ok(self) -> bool:
@@ -141,13 +134,20 @@ class ApplyResult:
             "problems": [o.to_json() for o in self.failures()],
             "root": str(self.manifest.root),
             "samples": len(self.outcomes),
+            "signature": None if self.signature is None else self.signature.to_json(),
         }
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class _Task:
+class RebuildTask:
+    """One entry to rebuild from one candidate original: everything the worker needs."""
+
+    sample_id: str
+    index: int
     entry: ManifestEntry
-    record: IndexRecord
+    kind: PayloadKind
+    sealed: bytes = field(repr=False)
+    data: bytes = field(repr=False)
     source_id: str
 
 
@@ -157,42 +157,43 @@ class _Done:
     pixels: Digest | None = None
     file: Digest | None = None
     local_source: Digest | None = None
+    source_file: Digest | None = None
     detail: str = ""
+    png: bytes | None = field(default=None, repr=False)
+    index: int = -1
+    """The entry this verdict is for, and where its original was found (set by the job)."""
+    source_id: str | None = None
 
 
 @dataclass(frozen=True)
 class _RebuildJob:
     """Rebuild one sample; picklable, sent once to each worker."""
 
-    source: Source
-    diff: Path
     key_on: KeyOn
     salt: bytes
-    out: Path
+    writer: SampleWriter | None
 
-    def __call__(self, t: _Task) -> _Done:
+    def __call__(self, t: RebuildTask) -> _Done:
+        return replace(self._rebuild(t), index=t.index, source_id=t.source_id)
+
+    def _rebuild(self, t: RebuildTask) -> _Done:
         e = t.entry
-        try:
-            data = self.source.read(t.source_id)
-        except SourceError as err:
-            return _Done(status=Status.MISSING, detail=err.message)
-        sealed = read_sealed(self.diff, t.record, e.id)
         got = unseal(
-            data, key_on=self.key_on, salt=self.salt, sample_id=e.id, record=t.record, sealed=sealed
+            t.data, key_on=self.key_on, salt=self.salt, sample_id=e.id, kind=t.kind, sealed=t.sealed
         )
         if got.plaintext is None:
             return _Done(status=Status.ORIGINAL_DIFFERS)
         original = got.pixels
-        if original is None and t.record.kind is PayloadKind.DELTA:
+        if original is None and t.kind is PayloadKind.DELTA:
             try:
-                original = decode(data)
+                original = decode(t.data)
             except DecodeError as err:
                 return _Done(
                     status=Status.DECODER_DRIFT, detail=f"your decoder refuses it: {err.message}"
                 )
         local_source = None if original is None else pixel_digest(original)
         try:
-            target = unpack_payload(t.record.kind, got.plaintext, original)
+            target = unpack_payload(t.kind, got.plaintext, original)
         except PayloadError as err:
             if local_source is not None and local_source != e.source_pixels:
                 return _Done(status=Status.DECODER_DRIFT, local_source=local_source)
@@ -206,13 +207,16 @@ class _RebuildJob:
         file = file_digest(png)
         if file != e.file:
             return _Done(status=Status.ENCODER_DRIFT, pixels=pixels, file=file)
-        try:
-            atomic_write(self.out / e.path, png)
-        except OSError as err:
-            raise OutputError(
-                f"cannot write {e.path}: {err.strerror or err}", sample=e.id
-            ) from None
-        return _Done(status=Status.OK, pixels=pixels, file=file, local_source=local_source)
+        if self.writer is not None:
+            self.writer.write(e.path, png, sample=e.id)
+        return _Done(
+            status=Status.OK,
+            pixels=pixels,
+            file=file,
+            local_source=local_source,
+            source_file=file_digest(t.data),
+            png=None if self.writer is not None else png,
+        )
 
 
 def _describe(
@@ -255,7 +259,7 @@ def _describe(
     return ""
 
 
-def _write_coverage(out: Path, manifest: Manifest, outcomes: Sequence[SampleOutcome]) -> None:
+def _coverage(manifest: Manifest, outcomes: Sequence[SampleOutcome]) -> bytes:
     doc = {
         "format": COVERAGE_FORMAT,
         "root": str(manifest.root),
@@ -267,42 +271,63 @@ def _write_coverage(out: Path, manifest: Manifest, outcomes: Sequence[SampleOutc
             if o.status is not Status.OK
         ],
     }
-    data = (json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=True) + "\n").encode("ascii")
-    atomic_write(out / COVERAGE_NAME, data)
+    return (json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=True) + "\n").encode("ascii")
 
 
 class _Runner:
-    """Runs rebuild tasks through the pool and keeps one verdict per entry index."""
+    """Feeds rebuild tasks to the executor, journals exact samples, keeps one verdict each."""
 
     def __init__(
         self,
+        reader: DiffReader,
+        outdir: OutDir,
+        executor: Executor,
         job: _RebuildJob,
         *,
-        workers: int,
         selected: Sequence[int],
         progress: Callable[[int, int], None] | None,
     ):
-        self.job, self.workers, self.progress = job, workers, progress
+        self.reader, self.outdir, self.executor, self.job = reader, outdir, executor, job
+        self.progress = progress
         self.selected = list(selected)
         self.total = len(self.selected)
         self.results: dict[int, tuple[_Done, Found, str | None]] = {}
         self.fingerprint: Mapping[str, str] = {}
 
-    def rebuild(self, tasks: Sequence[tuple[int, _Task]], found: Found) -> None:
-        if not tasks:
-            return
-        with run_ordered(self.job, [t for _, t in tasks], workers=self.workers) as run:
-            for (i, t), done in zip(tasks, run, strict=True):
+    def task(self, i: int, source_id: str, data: bytes) -> RebuildTask:
+        e, record = self.reader.manifest.entries[i], self.reader.records[i]
+        return RebuildTask(
+            sample_id=e.id,
+            index=i,
+            entry=e,
+            kind=record.kind,
+            sealed=self.reader.read_sealed(i),
+            data=data,
+            source_id=source_id,
+        )
+
+    def rebuild(self, tasks: Iterator[RebuildTask], found: Found) -> None:
+        journal = self.outdir.journal
+        with self.executor.run(self.job, tasks) as run:
+            self.fingerprint = run.fingerprint
+            entries = self.reader.manifest.entries
+            for done in run:
+                i = done.index
+                e = entries[i]
                 old = self.results.get(i)
                 if old is not None and done.status is not Status.OK:
                     continue  # a content match that fails keeps the by-id verdict
+                if done.status is Status.OK:
+                    if done.png is not None:
+                        self.outdir.writer.write(e.path, done.png, sample=e.id)
+                    assert done.source_file is not None
+                    journal.append(e, done.source_file)
                 if done.status is Status.ORIGINAL_DIFFERS and found is Found.BY_ID:
-                    self.results[i] = (done, Found.DIFFERENT, t.source_id)
+                    self.results[i] = (done, Found.DIFFERENT, done.source_id)
                 else:
-                    self.results[i] = (done, found, t.source_id)
+                    self.results[i] = (done, found, done.source_id)
                 if self.progress:
                     self.progress(len(self.results), self.total)
-            self.fingerprint = run.fingerprint
 
     def unresolved(self) -> list[int]:
         """Entries not opened by id: absent from the tree, or a different file at their path."""
@@ -313,36 +338,36 @@ class _Runner:
         return {w for d, _, w in self.results.values() if d.status is Status.OK and w}
 
 
-def _by_id_tasks(
-    reader: DiffReader, present: Collection[str], selected: Collection[int]
-) -> list[tuple[int, _Task]]:
-    entries = reader.manifest.entries
-    return [
-        (i, _Task(entry=entries[i], record=reader.records[i], source_id=entries[i].id))
-        for i in sorted(selected)
-        if entries[i].id in present
-    ]
+def _by_id(runner: _Runner, source: Source, present: set[str]) -> Iterator[RebuildTask]:
+    entries = runner.reader.manifest.entries
+    index = {entries[i].id: i for i in runner.selected if entries[i].id in present}
+    for sample in source.iter_samples(sorted(index, key=lambda s: s.encode("utf-8"))):
+        yield runner.task(index[sample.id], sample.id, sample.data)
 
 
-def _by_content_tasks(
-    reader: DiffReader, source: Source, candidates: Iterable[str], unresolved: Sequence[int]
-) -> list[tuple[int, _Task]]:
-    records, entries = reader.records, reader.manifest.entries
-    wanted = {records[i].fingerprint for i in unresolved}
-    matches = scan_by_content(source, candidates, reader.header.key_on, wanted)
-    return [
-        (i, _Task(entry=entries[i], record=records[i], source_id=matches[records[i].fingerprint]))
-        for i in unresolved
-        if records[i].fingerprint in matches
-    ]
+def _by_content(
+    runner: _Runner, source: Source, candidates: Sequence[str], unresolved: Sequence[int]
+) -> Iterator[RebuildTask]:
+    """Fingerprint the candidates once, in source order; rebuild each entry from its match."""
+    reader = runner.reader
+    key_on = reader.header.key_on
+    wanted: dict[bytes, list[int]] = {}
+    for i in unresolved:
+        wanted.setdefault(reader.records[i].fingerprint, []).append(i)
+    salt = reader.header.benchmark_id
+    for sample in source.iter_samples(candidates):
+        if not wanted:
+            return
+        try:
+            ikm, _ = key_material(sample.data, key_on)
+        except DecodeError:
+            continue  # undecodable files cannot be anyone's original
+        for i in wanted.pop(fingerprint(ikm, key_on=key_on, salt=salt), []):
+            yield runner.task(i, sample.id, sample.data)
 
 
 def _outcomes(reader: DiffReader, runner: _Runner) -> list[SampleOutcome]:
-    local = runner.fingerprint
-    if not local:  # nothing ran: ask a pinned process what it would have used
-        from toolchain._internal.executor import worker_fingerprint
-
-        local = worker_fingerprint()
+    local = runner.fingerprint or worker_fingerprint()
     publisher, key_on = reader.manifest.fingerprint, reader.header.key_on
     outcomes = []
     for i in runner.selected:
@@ -361,37 +386,34 @@ def _outcomes(reader: DiffReader, runner: _Runner) -> list[SampleOutcome]:
 
 
 def _commit(
-    out: Path,
+    outdir: OutDir,
     reader: DiffReader,
     outcomes: Sequence[SampleOutcome],
     partial: bool,
     part: Shard | None = None,
 ) -> bool:
-    """Write the folder's auxiliary files, the manifest last; ``True`` if it was written."""
+    """Write the folder's companion files, the manifest last; ``True`` if it was written."""
     ok = all(o.status is Status.OK for o in outcomes)
     if not (ok or partial):
         return False
-    try:
-        if part is not None:
-            # A shard of the carried benchmark: its manifest merges with the others'
-            # into exactly the carried manifest (same recipe, fingerprint, provenance).
-            m = reader.manifest
-            shard_manifest = Manifest.build(
-                recipe=m.recipe,
-                entries=[e for e in m.entries if part.contains(e.id)],
-                fingerprint=m.fingerprint,
-                provenance=m.provenance,
-                shard=str(part),
-            )
-            write_manifest(shard_manifest, out / shard_manifest_name(part))
-            return True
-        if not ok:
-            _write_coverage(out, reader.manifest, outcomes)
-        exact = {o.id for o in outcomes if o.status is Status.OK}
-        _write_metadata(out, [e for e in reader.manifest.entries if e.id in exact])
-        atomic_write(out / MANIFEST_NAME, reader.manifest_bytes, durable=True)
-    except OSError as err:
-        raise OutputError(f"cannot write the manifest: {err.strerror or err}") from None
+    m = reader.manifest
+    if part is not None:
+        # A shard of the carried benchmark: its manifest merges with the others'
+        # into exactly the carried manifest (same recipe, fingerprint, provenance).
+        shard_manifest = Manifest.build(
+            recipe=m.recipe,
+            entries=[e for e in m.entries if part.contains(e.id)],
+            fingerprint=m.fingerprint,
+            provenance=m.provenance,
+            shard=str(part),
+        )
+        outdir.commit(dump_manifest(shard_manifest))
+        return True
+    exact = {o.id for o in outcomes if o.status is Status.OK}
+    extra = companions(m, [e for e in m.entries if e.id in exact])
+    if not ok:
+        extra[COVERAGE_NAME] = _coverage(m, outcomes)
+    outdir.commit(reader.manifest_bytes, extra)
     return True
 
 
@@ -404,6 +426,10 @@ def get_benchmark(
     partial: bool = False,
     overwrite: bool = False,
     shard: Shard | str | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
+    pubkey: str | os.PathLike[str] | None = None,
+    signature: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ApplyResult:
     """Rebuild the benchmark carried by ``diff`` from ``original`` into ``out``.
@@ -412,47 +438,94 @@ def get_benchmark(
     benchmark with the carried ``manifest.json``. Otherwise no manifest is
     written, unless ``partial``: then the exact samples, ``coverage.json`` and
     the manifest are written, and the folder (by design) never verifies.
+
+    With ``pubkey``, the publisher's signature (``signature``, default
+    ``DIFF.sig``) must verify over the manifest the container carries, or
+    :class:`~toolchain.errors.SignatureError` is raised before any original is read.
     """
     part = parse_shard(shard) if isinstance(shard, str) else shard
     if part is not None and partial:
         raise ShardSpecError("--shard and --partial cannot be combined", hint="drop one of them")
-    reader = open_diff(diff)
-    source = open_source(original)
-    out_path = Path(out)
-    ids = source.listing().ids
-    _prepare_out(out_path, overwrite=overwrite, sharded=part is not None)
-    selected = [
-        i for i, e in enumerate(reader.manifest.entries) if part is None or part.contains(e.id)
-    ]
-    job = _RebuildJob(
-        source=source,
-        diff=reader.path.resolve(),
-        key_on=reader.header.key_on,
-        salt=reader.header.benchmark_id,
-        out=out_path.resolve(),
-    )
-    runner = _Runner(job, workers=workers, selected=selected, progress=progress)
-    try:
-        runner.rebuild(_by_id_tasks(reader, set(ids), selected), Found.BY_ID)
-        unresolved = runner.unresolved()
-        if unresolved:
-            used = runner.used()
-            candidates = (s for s in ids if s not in used)
-            runner.rebuild(
-                _by_content_tasks(reader, source, candidates, unresolved), Found.BY_CONTENT
-            )
-    except KeyboardInterrupt:
-        raise Interrupted(
-            f"interrupted after {len(runner.results)} of {runner.total} samples; "
-            "no manifest was written",
-            hint="run the same command again into an empty --out",
-        ) from None
-    finally:
-        source.close()
-    outcomes = _outcomes(reader, runner)
-    written = _commit(out_path, reader, outcomes, partial, part)
+    with open_diff(diff) as reader:
+        check = None
+        if pubkey is not None:
+            sig = Path(signature) if signature is not None else Path(f"{os.fspath(diff)}.sig")
+            check = check_manifest_signature(reader.manifest_bytes, sig, pubkey)
+        with open_source(original) as source:
+            result = _apply(reader, source, out, original, workers, partial, overwrite, part,
+                            executor, scheduler, progress)  # fmt: skip
     return ApplyResult(
-        out=out_path,
+        out=result.out,
+        manifest=result.manifest,
+        outcomes=result.outcomes,
+        partial=partial,
+        manifest_written=result.manifest_written,
+        signature=check,
+    )
+
+
+def _apply(
+    reader: DiffReader,
+    source: Source,
+    out: str | os.PathLike[str],
+    original: str | os.PathLike[str],
+    workers: int,
+    partial: bool,
+    overwrite: bool,
+    part: Shard | None,
+    executor: str,
+    scheduler: str | None,
+    progress: Callable[[int, int], None] | None,
+) -> ApplyResult:
+    ids = source.listing().ids
+    entries = reader.manifest.entries
+    selected = [i for i, e in enumerate(entries) if part is None or part.contains(e.id)]
+    header = {
+        "kind": "apply",
+        "plan": plan_digest((entries[i].id, entries[i].path) for i in selected),
+        "root": str(reader.manifest.root),
+        "samples": len(selected),
+        "shard": str(part or ""),
+    }
+    with open_out(
+        out,
+        header=header,
+        slug=part.slug if part else "all",
+        original=Path(original),
+        overwrite=overwrite,
+    ) as outdir:
+        remote = executor != "local"
+        job = _RebuildJob(
+            key_on=reader.header.key_on,
+            salt=reader.header.benchmark_id,
+            writer=None if remote else outdir.writer,
+        )
+        pool = make_executor(
+            executor, workers=max(1, min(workers, len(selected))), scheduler=scheduler
+        )
+        runner = _Runner(reader, outdir, pool, job, selected=selected, progress=progress)
+        outdir.journal.open()
+        try:
+            runner.rebuild(_by_id(runner, source, set(ids)), Found.BY_ID)
+            unresolved = runner.unresolved()
+            if unresolved:
+                used = runner.used()
+                candidates = [s for s in ids if s not in used]
+                runner.rebuild(
+                    _by_content(runner, source, candidates, unresolved), Found.BY_CONTENT
+                )
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted after {len(runner.results)} of {runner.total} samples; "
+                "no manifest was written",
+                hint="run the same command again with --overwrite to start over",
+            ) from None
+        finally:
+            outdir.journal.close()
+        outcomes = _outcomes(reader, runner)
+        written = _commit(outdir, reader, outcomes, partial, part)
+    return ApplyResult(
+        out=Path(out),
         manifest=reader.manifest,
         outcomes=tuple(outcomes),
         partial=partial,

@@ -21,6 +21,7 @@ Two measurements:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from toolchain.decode import decode
 from toolchain.diff.codec import residuals, unpack_payload
 from toolchain.diff.format import PayloadKind, open_diff
 from toolchain.diff.locate import unseal
@@ -139,13 +141,13 @@ def audit_diff(
     diff: str | os.PathLike[str], original: str | os.PathLike[str] | None = None
 ) -> AuditReport:
     """Measure the leakage of ``diff``; with ``original``, also of its plaintext deltas."""
-    reader = open_diff(diff)
     total = np.zeros(256, dtype=np.int64)
     ps: list[float] = []
     leaks: list[SampleLeak] = []
-    source = open_source(original) if original is not None else None
-    h = reader.header
-    try:
+    with contextlib.ExitStack() as stack:
+        reader = stack.enter_context(open_diff(diff))
+        source = stack.enter_context(open_source(original)) if original is not None else None
+        h = reader.header
         for i, sealed in reader.iter_sealed():
             counts = np.bincount(np.frombuffer(sealed, dtype=np.uint8), minlength=256)
             total += counts
@@ -162,20 +164,15 @@ def audit_diff(
                 key_on=h.key_on,
                 salt=h.benchmark_id,
                 sample_id=entry.id,
-                record=rec,
+                kind=rec.kind,
                 sealed=sealed,
             )
             if got.plaintext is None:
                 continue
-            from toolchain.decode import decode
-
             pixels = got.pixels if got.pixels is not None else decode(data)
             leaks.append(
                 delta_leak(entry.id, pixels, unpack_payload(rec.kind, got.plaintext, pixels))
             )
-    finally:
-        if source is not None:
-            source.close()
     stat, p = chi_square_uniform(total)
     return AuditReport(
         chi_square=stat,

@@ -79,7 +79,7 @@ def _opens(reader: DiffReader, source: Source, i: int, sid: str) -> bool:
         key_on=h.key_on,
         salt=h.benchmark_id,
         sample_id=entry.id,
-        record=reader.records[i],
+        kind=reader.records[i].kind,
         sealed=reader.read_sealed(i),
     )
     return got.plaintext is not None
@@ -92,10 +92,8 @@ def check_diff(
     progress: Callable[[int, int], None] | None = None,
 ) -> CheckReport:
     """Report, per sample, whether ``original`` holds what ``diff`` needs. Writes nothing."""
-    reader = open_diff(diff)
-    entries = reader.manifest.entries
-    source = open_source(original)
-    try:
+    with open_diff(diff) as reader, open_source(original) as source:
+        entries = reader.manifest.entries
         ids = source.listing().ids
         present = set(ids)
         result: dict[int, CheckEntry] = {}
@@ -108,8 +106,9 @@ def check_diff(
         used = {r.source for r in result.values()}
         matches = scan_by_content(
             source,
-            (s for s in ids if s not in used),
+            [s for s in ids if s not in used],
             reader.header.key_on,
+            reader.header.benchmark_id,
             {reader.records[i].fingerprint for i in unresolved},
         )
         for i in unresolved:
@@ -123,10 +122,8 @@ def check_diff(
                 result[i] = CheckEntry(id=e.id, found=Found.MISSING)
         if progress:
             progress(len(entries), len(entries))
-    finally:
-        source.close()
-    return CheckReport(
-        diff=reader.path,
-        manifest=reader.manifest,
-        entries=tuple(result[i] for i in range(len(entries))),
-    )
+        return CheckReport(
+            diff=reader.path,
+            manifest=reader.manifest,
+            entries=tuple(result[i] for i in range(len(entries))),
+        )

@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from toolchain._internal.executor import run_ordered
+from toolchain._internal.executor import make_executor
 from toolchain.decode import decode
 from toolchain.diff.codec import pack_payload
 from toolchain.diff.crypto import derive_key, fingerprint, pixels_key_material, seal_payload
 from toolchain.diff.format import Header, KeyOn, PayloadKind, SealedEntry, benchmark_id, write_diff
 from toolchain.errors import DecodeError, InputError, Interrupted, ManifestError
 from toolchain.hashing import pixel_digest
-from toolchain.manifest import MANIFEST_NAME, ManifestEntry, dump_manifest, parse_manifest
+from toolchain.layout import MANIFEST_NAME, RESERVED_NAMES, is_shard_manifest
+from toolchain.manifest import Manifest, ManifestEntry, dump_manifest, parse_manifest
+from toolchain.outdir import read_output
 from toolchain.source import Source, open_source
 from toolchain.verify import verify_benchmark
 
@@ -46,20 +48,29 @@ class CreateResult:
         }
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SealTask:
+    """One entry to seal: the original's bytes and the benchmark file's bytes."""
+
+    sample_id: str
+    index: int
+    entry: ManifestEntry
+    original: bytes = field(repr=False)
+    target: bytes = field(repr=False)
+
+
 @dataclass(frozen=True)
 class _SealJob:
     """Seal one sample; picklable, sent once to each worker."""
 
-    source: Source
-    benchmark: Path
     key_on: KeyOn
     salt: bytes
 
-    def __call__(self, entry: ManifestEntry) -> SealedEntry:
-        data = self.source.read(entry.id)
+    def __call__(self, t: SealTask) -> SealedEntry:
+        entry = t.entry
         try:
-            original = decode(data)
-            target = decode((self.benchmark / entry.path).read_bytes())
+            original = decode(t.original)
+            target = decode(t.target)
         except DecodeError as e:
             e.sample = entry.id
             raise
@@ -72,11 +83,12 @@ class _SealJob:
         if pixel_digest(target) != entry.pixels:
             raise InputError(f"{entry.path} does not match the manifest", sample=entry.id)
         kind, plaintext = pack_payload(original, target)
-        ikm = data if self.key_on is KeyOn.FILE else pixels_key_material(original)
+        ikm = t.original if self.key_on is KeyOn.FILE else pixels_key_material(original)
         key = derive_key(ikm, salt=self.salt, key_on=self.key_on, sample_id=entry.id)
         return SealedEntry(
+            index=t.index,
             kind=kind,
-            fingerprint=fingerprint(ikm, key_on=self.key_on),
+            fingerprint=fingerprint(ikm, key_on=self.key_on, salt=self.salt),
             sealed=seal_payload(key, kind, plaintext),
         )
 
@@ -88,13 +100,29 @@ def _verified_manifest_bytes(benchmark: Path) -> bytes:
             f"the benchmark in {benchmark} does not verify ({len(report.problems)} problems)",
             hint=f"run `benchmark-regen verify {benchmark}` and fix it before making a diff",
         )
-    data = (benchmark / MANIFEST_NAME).read_bytes()
+    data = read_output(benchmark, MANIFEST_NAME)
     if dump_manifest(parse_manifest(data)) != data:
         raise ManifestError(
             f"{benchmark / MANIFEST_NAME} is not in canonical form",
             hint="use the manifest exactly as generate wrote it",
         )
     return data
+
+
+def _tasks(source: Source, bench: Path, manifest: Manifest) -> Iterator[SealTask]:
+    index = {e.id: i for i, e in enumerate(manifest.entries)}
+    for sample in source.iter_samples([e.id for e in manifest.entries]):
+        i = index[sample.id]
+        entry = manifest.entries[i]
+        try:
+            target = read_output(bench, entry.path)
+        except OSError as e:
+            raise InputError(
+                f"cannot read {entry.path} in {bench}: {e.strerror or e}", sample=entry.id
+            ) from None
+        yield SealTask(
+            sample_id=entry.id, index=i, entry=entry, original=sample.data, target=target
+        )
 
 
 def create_diff(
@@ -104,54 +132,69 @@ def create_diff(
     *,
     key_on: str = "file",
     workers: int = 1,
+    executor: str = "local",
+    scheduler: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> CreateResult:
     """Write ``out``, a ``.bdiff`` that rebuilds ``benchmark`` for holders of ``original``.
 
-    Refuses a benchmark that does not verify. The output is byte-identical for
-    the same original, benchmark, ``key_on`` and zstd version.
+    Refuses a benchmark that does not verify, and an existing ``out`` that is a
+    manifest or a benchmark folder. The output is byte-identical for the same
+    original, benchmark, ``key_on`` and zstd version.
     """
     try:
         mode = KeyOn(key_on)
     except ValueError:
         raise InputError(f"key_on must be 'file' or 'pixels', not {key_on!r}") from None
     bench = Path(benchmark)
+    target = Path(out)
+    _refuse_target(target)
     manifest_bytes = _verified_manifest_bytes(bench)
     manifest = parse_manifest(manifest_bytes)
-    source = open_source(original)
-    present = set(source.listing().ids)
-    absent = [e.id for e in manifest.entries if e.id not in present]
-    if absent:
-        raise InputError(
-            f"{len(absent)} samples of the benchmark are not in the original, e.g. {absent[0]!r}",
-            hint="create the diff from the original the benchmark was generated from",
-        )
-    job = _SealJob(
-        source=source, benchmark=bench.resolve(), key_on=mode, salt=benchmark_id(manifest_bytes)
-    )
-    entries = list(manifest.entries)
     kinds: list[PayloadKind] = []
+    with open_source(original) as source:
+        present = set(source.listing().ids)
+        absent = [e.id for e in manifest.entries if e.id not in present]
+        if absent:
+            raise InputError(
+                f"{len(absent)} samples of the benchmark are not in the original, "
+                f"e.g. {absent[0]!r}",
+                hint="create the diff from the original the benchmark was generated from",
+            )
+        job = _SealJob(key_on=mode, salt=benchmark_id(manifest_bytes))
+        n = len(manifest.entries)
+        pool = make_executor(executor, workers=max(1, min(workers, n)), scheduler=scheduler)
 
-    def sealed() -> Iterator[SealedEntry]:
-        with run_ordered(job, entries, workers=workers) as run:
-            for s in run:
-                kinds.append(s.kind)
-                if progress:
-                    progress(len(kinds), len(entries))
-                yield s
+        def sealed() -> Iterator[SealedEntry]:
+            with pool.run(job, _tasks(source, bench, manifest)) as run:
+                for s in run:
+                    kinds.append(s.kind)
+                    if progress:
+                        progress(len(kinds), n)
+                    yield s
 
-    try:
-        header = write_diff(
-            Path(out),
-            key_on=mode,
-            manifest_bytes=manifest_bytes,
-            entries=sealed(),
-            entry_count=len(entries),
+        try:
+            header = write_diff(
+                target,
+                key_on=mode,
+                manifest_bytes=manifest_bytes,
+                entries=sealed(),
+                entry_count=n,
+            )
+        except KeyboardInterrupt:
+            raise Interrupted(
+                "interrupted; no diff was written", hint="run the same command again"
+            ) from None
+    return CreateResult(out=target, header=header, kinds=tuple(kinds))
+
+
+def _refuse_target(target: Path) -> None:
+    """Never overwrite a manifest or a folder with ``--out``: only a file, or nothing."""
+    if target.is_dir():
+        raise InputError(f"--out {target} is a folder; give the .bdiff file to write")
+    if target.name in RESERVED_NAMES or is_shard_manifest(target.name):
+        raise InputError(
+            f"--out {target} names a file of a benchmark folder ({target.name}); refusing to "
+            "overwrite it",
+            hint="write the diff to its own file, e.g. bench.bdiff",
         )
-    except KeyboardInterrupt:
-        raise Interrupted(
-            "interrupted; no diff was written", hint="run the same command again"
-        ) from None
-    finally:
-        source.close()
-    return CreateResult(out=Path(out), header=header, kinds=tuple(kinds))

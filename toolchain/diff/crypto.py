@@ -6,8 +6,10 @@
 * **Key**: ``HKDF-SHA256(ikm, salt=benchmark id, info=KEY_DOMAIN || key_on || 0x00 || id)``,
   32 bytes, so every (benchmark, sample, original) has its own key.
 * **Fingerprint** (stored, to find a renamed original by content):
-  ``SHA-256(LOCATE_DOMAIN || key_on || 0x00 || ikm)``. A different primitive
-  and a different domain string from the key: knowing it gives no key.
+  ``SHA-256(LOCATE_DOMAIN || benchmark id || key_on || 0x00 || ikm)``. A different
+  primitive and a different domain string from the key: knowing it gives no key.
+  Salted with the benchmark id, so two diffs made from the same originals cannot
+  be linked to each other through their fingerprints.
 * **AEAD**: AES-256-GCM-SIV with a fixed all-zero nonce and
   ``aad = AAD_DOMAIN || kind``. Each key seals one plaintext only, so a fixed
   nonce never repeats under a key with a different message; and GCM-SIV is
@@ -41,7 +43,7 @@ __all__ = [
 ]
 
 KEY_DOMAIN = b"benchmark-regen/diff/key/v1\x00"
-LOCATE_DOMAIN = b"benchmark-regen/diff/locate/v1\x00"
+LOCATE_DOMAIN = b"benchmark-regen/diff/locate/v2\x00"
 AAD_DOMAIN = b"benchmark-regen/diff/aad/v1\x00"
 NONCE = bytes(12)
 
@@ -62,8 +64,11 @@ def derive_key(ikm: bytes, *, salt: bytes, key_on: KeyOn, sample_id: str) -> byt
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(ikm)
 
 
-def fingerprint(ikm: bytes, *, key_on: KeyOn) -> bytes:
-    return hashlib.sha256(LOCATE_DOMAIN + key_on.value.encode("ascii") + b"\x00" + ikm).digest()
+def fingerprint(ikm: bytes, *, key_on: KeyOn, salt: bytes) -> bytes:
+    """The locating fingerprint of key material ``ikm`` in the benchmark ``salt`` identifies."""
+    h = hashlib.sha256(LOCATE_DOMAIN + salt + key_on.value.encode("ascii") + b"\x00")
+    h.update(ikm)
+    return h.digest()
 
 
 def _aad(kind: PayloadKind) -> bytes:

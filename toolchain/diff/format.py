@@ -22,12 +22,14 @@ limits below *before* allocating, and raises
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import os
-import shutil
+import secrets
+import stat
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -57,7 +59,8 @@ __all__ = [
 
 MAGIC = b"\x89BDIFF\r\n"
 """8 bytes; the high byte and CR LF catch 7-bit and text-mode transfers, as in PNG."""
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: locating fingerprints are salted with the benchmark id (1: unsalted)."""
 AEAD_AES_256_GCM_SIV = 1
 CODEC_ZSTD = 1
 HEADER_SIZE = 104
@@ -68,6 +71,10 @@ MAX_SEALED_BYTES = 1 << 30
 """At most 1 GiB per sealed payload (a 128 Mi-pixel RGBA image is 512 MiB raw)."""
 
 BENCHMARK_ID_DOMAIN = b"benchmark-regen/diff/benchmark-id/v1\n"
+_MANIFEST_BASE = 1 << 20
+_MANIFEST_PER_ENTRY = 1 << 14
+"""A manifest is at most 1 MiB plus 16 KiB per entry: checked before it is read, so a
+sparse file declaring a huge manifest costs nothing."""
 
 _HEAD = struct.Struct("<8sHBBB3xIIQQ32s")  # everything up to the header digest: 72 bytes
 _RECORD = struct.Struct("<QQB7x32s32s")
@@ -152,6 +159,9 @@ class IndexRecord:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SealedEntry:
+    """One sealed payload for the entry at ``index`` of the manifest."""
+
+    index: int
     kind: PayloadKind
     fingerprint: bytes
     sealed: bytes
@@ -162,38 +172,49 @@ def write_diff(
     *,
     key_on: KeyOn,
     manifest_bytes: bytes,
-    entries: Iterator[SealedEntry],
+    entries: Iterable[SealedEntry],
     entry_count: int,
 ) -> Header:
-    """Write a container from sealed entries, streamed in manifest order.
+    """Write a container from sealed entries, given in any order (each index once).
 
-    Payloads are spooled to a temporary file next to ``path`` (memory does not
-    grow with the sample count), then header, manifest, index and payloads are
-    assembled into another temporary file that replaces ``path`` atomically.
+    Payloads are spooled to a temporary file next to ``path`` as they come (memory
+    holds one payload and one small record per entry), then header, manifest,
+    index and the payloads in manifest order are assembled into another temporary
+    file that replaces ``path`` atomically. The bytes depend only on the entries.
     """
     path = Path(path)
-    spool = path.with_name(f"{TMP_PREFIX}{os.getpid()}-payloads-{path.name}")
-    final = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}")
-    base = HEADER_SIZE + len(manifest_bytes) + INDEX_RECORD_SIZE * entry_count
-    records: list[IndexRecord] = []
+    tag = secrets.token_hex(8)
+    spool = path.with_name(f"{TMP_PREFIX}{tag}-payloads-{path.name}")
+    final = path.with_name(f"{TMP_PREFIX}{tag}-{path.name}")
+    spooled: dict[int, tuple[int, IndexRecord]] = {}  # index -> (spool offset, record)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(spool, "w+b") as sp:
-            offset = base
+        with open(spool, "x+b") as sp:
+            at = 0
             for entry in entries:
+                if not 0 <= entry.index < entry_count or entry.index in spooled:
+                    raise ValueError(f"entry index {entry.index} is out of range or repeated")
                 sp.write(entry.sealed)
-                records.append(
+                # Keep the record (its offset is fixed below), not the payload.
+                spooled[entry.index] = (
+                    at,
                     IndexRecord(
-                        offset=offset,
+                        offset=0,
                         length=len(entry.sealed),
                         kind=entry.kind,
                         fingerprint=entry.fingerprint,
                         sealed_digest=hashlib.sha256(entry.sealed).digest(),
-                    )
+                    ),
                 )
-                offset += len(entry.sealed)
-            if len(records) != entry_count:
-                raise ValueError(f"expected {entry_count} entries, got {len(records)}")
+                at += len(entry.sealed)
+            if len(spooled) != entry_count:
+                raise ValueError(f"expected {entry_count} entries, got {len(spooled)}")
+            offset = HEADER_SIZE + len(manifest_bytes) + INDEX_RECORD_SIZE * entry_count
+            records: list[IndexRecord] = []
+            for i in range(entry_count):
+                record = dataclasses.replace(spooled[i][1], offset=offset)
+                records.append(record)
+                offset += record.length
             header = Header(
                 version=FORMAT_VERSION,
                 key_on=key_on,
@@ -205,10 +226,10 @@ def write_diff(
             head = header.pack_head()
             index = b"".join(r.pack() for r in records)
             digest = hashlib.sha256(head + manifest_bytes + index).digest()
-            with open(final, "wb") as f:
+            with open(final, "xb") as f:
                 f.write(head + digest + manifest_bytes + index)
-                sp.seek(0)
-                shutil.copyfileobj(sp, f, 1 << 20)
+                for i in range(entry_count):
+                    f.write(_read_exact(sp, spooled[i][0], records[i].length, "the spool"))
                 f.flush()
                 os.fsync(f.fileno())
         os.replace(final, path)
@@ -270,8 +291,12 @@ def _parse_header(raw: bytes, actual_size: int) -> tuple[Header, bytes]:
         )
     if count > MAX_ENTRIES:
         raise DiffFormatError(f"entry count {count} is over the {MAX_ENTRIES} limit", offset=16)
-    if mlen > MAX_MANIFEST_BYTES:
-        raise DiffFormatError(f"manifest length {mlen} is over the limit", offset=24)
+    if mlen > min(MAX_MANIFEST_BYTES, _MANIFEST_BASE + _MANIFEST_PER_ENTRY * count):
+        raise DiffFormatError(
+            f"manifest length {mlen} is implausible for {count} entries (at most "
+            f"{_MANIFEST_BASE} + {_MANIFEST_PER_ENTRY} bytes per entry)",
+            offset=24,
+        )
     header = Header(
         version=version,
         key_on=codes[key_code],
@@ -289,28 +314,45 @@ def _parse_header(raw: bytes, actual_size: int) -> tuple[Header, bytes]:
 
 
 class DiffReader:
-    """An opened, integrity-checked container. Payloads are read on demand by offset."""
+    """An opened, integrity-checked container, read through one file handle.
+
+    Everything the reader hands out (the manifest bytes a signature is checked
+    over, each sealed payload) is an in-memory copy that was checked against the
+    header digest or its index digest: what was checked is what is used, even if
+    the file changes underneath. Use it as a context manager (or :meth:`close`).
+    """
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
         try:
-            with open(self.path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                head = _read_exact(f, 0, HEADER_SIZE, "the header")
-                self.header, stored_digest = _parse_header(head, size)
-                h = self.header
-                self.manifest_bytes = _read_exact(f, HEADER_SIZE, h.manifest_length, "the manifest")
-                index = _read_exact(
-                    f, h.index_offset, INDEX_RECORD_SIZE * h.entry_count, "the index"
-                )
+            self._f: BinaryIO = open(self.path, "rb")  # noqa: SIM115 - kept open, closed by close()
         except FileNotFoundError:
             raise DiffFormatError(f"{self.path} does not exist") from None
         except OSError as e:
             raise DiffFormatError(f"cannot read {self.path}: {e.strerror or e}") from None
-        if (
-            hashlib.sha256(head[: _HEAD.size] + self.manifest_bytes + index).digest()
-            != stored_digest
-        ):
+        try:
+            self._load()
+        except BaseException:
+            self.close()
+            raise
+
+    def _load(self) -> None:
+        f = self._f
+        try:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise DiffFormatError(f"{self.path} is not a regular file")
+            head = _read_exact(f, 0, HEADER_SIZE, "the header")
+            self.header, stored_digest = _parse_header(head, st.st_size)
+            h = self.header
+            self.manifest_bytes = _read_exact(f, HEADER_SIZE, h.manifest_length, "the manifest")
+            index = _read_exact(f, h.index_offset, INDEX_RECORD_SIZE * h.entry_count, "the index")
+        except OSError as e:
+            raise DiffFormatError(f"cannot read {self.path}: {e.strerror or e}") from None
+        digest = hashlib.sha256(head[: _HEAD.size])
+        digest.update(self.manifest_bytes)
+        digest.update(index)
+        if digest.digest() != stored_digest:
             raise DiffFormatError(
                 "header digest mismatch: the header, manifest or index is corrupt",
                 offset=_HEAD.size,
@@ -318,6 +360,15 @@ class DiffReader:
             )
         self.manifest = self._parse_manifest()
         self.records = self._parse_index(index)
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> DiffReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _parse_manifest(self) -> Manifest:
         h = self.header
@@ -379,39 +430,33 @@ class DiffReader:
             )
         return tuple(records)
 
-    def read_sealed(self, i: int, f: BinaryIO | None = None) -> bytes:
-        """The sealed payload of entry ``i``, checked against its index digest."""
-        return read_sealed(self.path, self.records[i], self.manifest.entries[i].id, f)
+    def read_sealed(self, i: int) -> bytes:
+        """The sealed payload of entry ``i``: read once, checked against its index digest."""
+        record, sample_id = self.records[i], self.manifest.entries[i].id
+        try:
+            data = _read_exact(self._f, record.offset, record.length, "the payload", sample_id)
+        except OSError as e:
+            raise DiffFormatError(
+                f"cannot read {self.path}: {e.strerror or e}", entry=sample_id
+            ) from None
+        if hashlib.sha256(data).digest() != record.sealed_digest:
+            raise DiffFormatError(
+                "payload digest mismatch: the payload is corrupt",
+                offset=record.offset,
+                entry=sample_id,
+                hint="download the .bdiff again and compare its checksum",
+            )
+        return data
 
     def iter_sealed(self) -> Iterator[tuple[int, bytes]]:
         """Every sealed payload in order, each checked (streams; one payload in memory)."""
-        with open(self.path, "rb") as f:
-            for i in range(len(self.records)):
-                yield i, self.read_sealed(i, f)
-
-
-def read_sealed(
-    path: Path, record: IndexRecord, sample_id: str, f: BinaryIO | None = None
-) -> bytes:
-    """Read one sealed payload by offset and check its digest (used by workers too)."""
-    try:
-        if f is None:
-            with open(path, "rb") as fh:
-                data = _read_exact(fh, record.offset, record.length, "the payload", sample_id)
-        else:
-            data = _read_exact(f, record.offset, record.length, "the payload", sample_id)
-    except OSError as e:
-        raise DiffFormatError(f"cannot read {path}: {e.strerror or e}", entry=sample_id) from None
-    if hashlib.sha256(data).digest() != record.sealed_digest:
-        raise DiffFormatError(
-            "payload digest mismatch: the payload is corrupt",
-            offset=record.offset,
-            entry=sample_id,
-            hint="download the .bdiff again and compare its checksum",
-        )
-    return data
+        for i in range(len(self.records)):
+            yield i, self.read_sealed(i)
 
 
 def open_diff(path: str | os.PathLike[str]) -> DiffReader:
-    """Open and check a container's header, manifest and index (not yet the payloads)."""
+    """Open and check a container's header, manifest and index (not yet the payloads).
+
+    Close it when done (it is a context manager).
+    """
     return DiffReader(path)

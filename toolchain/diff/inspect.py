@@ -14,7 +14,6 @@ from pathlib import Path
 from toolchain.diff.format import (
     HEADER_SIZE,
     INDEX_RECORD_SIZE,
-    DiffReader,
     Header,
     PayloadKind,
     open_diff,
@@ -65,20 +64,20 @@ class DiffInfo:
 
 def inspect_diff(diff: str | os.PathLike[str]) -> DiffInfo:
     """Describe ``diff``; raises :class:`~toolchain.errors.DiffFormatError` if any byte is off."""
-    reader: DiffReader = open_diff(diff)
-    kinds = {k.name.lower(): 0 for k in PayloadKind}
-    sizes = dict.fromkeys(kinds, 0)
-    largest = 0
-    for i, sealed in reader.iter_sealed():
-        name = reader.records[i].kind.name.lower()
-        kinds[name] += 1
-        sizes[name] += len(sealed)
-        largest = max(largest, len(sealed))
-    return DiffInfo(
-        path=reader.path,
-        header=reader.header,
-        manifest=reader.manifest,
-        kinds=kinds,
-        payload_bytes=sizes,
-        largest_payload=largest,
-    )
+    with open_diff(diff) as reader:
+        kinds = {k.name.lower(): 0 for k in PayloadKind}
+        sizes = dict.fromkeys(kinds, 0)
+        largest = 0
+        for i, sealed in reader.iter_sealed():
+            name = reader.records[i].kind.name.lower()
+            kinds[name] += 1
+            sizes[name] += len(sealed)
+            largest = max(largest, len(sealed))
+        return DiffInfo(
+            path=reader.path,
+            header=reader.header,
+            manifest=reader.manifest,
+            kinds=kinds,
+            payload_bytes=sizes,
+            largest_payload=largest,
+        )

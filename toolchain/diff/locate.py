@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from toolchain.decode import decode
 from toolchain.diff.crypto import derive_key, fingerprint, open_payload, pixels_key_material
-from toolchain.diff.format import IndexRecord, KeyOn
-from toolchain.errors import DecodeError, SourceError
+from toolchain.diff.format import KeyOn, PayloadKind
+from toolchain.errors import DecodeError
 from toolchain.source import Source
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ class Unsealed:
 
 
 def unseal(
-    data: bytes, *, key_on: KeyOn, salt: bytes, sample_id: str, record: IndexRecord, sealed: bytes
+    data: bytes, *, key_on: KeyOn, salt: bytes, sample_id: str, kind: PayloadKind, sealed: bytes
 ) -> Unsealed:
     """Try to open one sealed payload with the key of candidate original ``data``."""
     try:
@@ -58,24 +58,24 @@ def unseal(
     except DecodeError:
         return Unsealed(plaintext=None, pixels=None)
     key = derive_key(ikm, salt=salt, key_on=key_on, sample_id=sample_id)
-    return Unsealed(plaintext=open_payload(key, record.kind, sealed), pixels=pixels)
+    return Unsealed(plaintext=open_payload(key, kind, sealed), pixels=pixels)
 
 
 def scan_by_content(
-    source: Source, ids: Iterable[str], key_on: KeyOn, wanted: Collection[bytes]
+    source: Source, ids: Iterable[str], key_on: KeyOn, salt: bytes, wanted: Collection[bytes]
 ) -> Mapping[bytes, str]:
-    """Fingerprint ``ids`` in order; map each wanted fingerprint to the first id with it."""
+    """Fingerprint ``ids`` in source order; map each wanted fingerprint to the first id with it."""
     found: dict[bytes, str] = {}
     if not wanted:
         return found
-    for sid in ids:
+    for sample in source.iter_samples(ids):
         try:
-            ikm, _ = key_material(source.read(sid), key_on)
-        except (DecodeError, SourceError):
-            continue  # unreadable files cannot be anyone's original
-        fp = fingerprint(ikm, key_on=key_on)
+            ikm, _ = key_material(sample.data, key_on)
+        except DecodeError:
+            continue  # undecodable files cannot be anyone's original
+        fp = fingerprint(ikm, key_on=key_on, salt=salt)
         if fp in wanted and fp not in found:
-            found[fp] = sid
+            found[fp] = sample.id
             if len(found) == len(wanted):
                 break
     return found

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BUILTIN_RECIPES",
     "Recipe",
+    "RecipeRef",
     "load_recipe",
     "parse_params",
     "recipe",
@@ -193,6 +194,55 @@ class Recipe:
 
     def __repr__(self) -> str:
         return f"<Recipe {self.name}@{self.version} seed={self.seed}>"
+
+    def reference(self) -> RecipeRef:
+        """A picklable reference a worker process resolves back to this recipe, once.
+
+        Raises :class:`~toolchain.errors.RecipeError` when no other process could
+        import it (defined inside a function, or in an interactive session).
+        """
+        qualname = getattr(self.fn, "__qualname__", "")
+        if not self.ref or "<locals>" in qualname:
+            raise RecipeError(
+                f"recipe {self.name!r} is defined where the pinned worker processes cannot "
+                "import it (inside a function, or in an interactive session)",
+                hint="define it at the top level of a .py file and pass path/to/file.py:NAME",
+            )
+        ref = RecipeRef(
+            ref=self.ref,
+            params=tuple(sorted(self.params.items())),
+            source=_source_digest(self.fn),
+        )
+        _RESOLVED[ref] = self  # this process resolves it to this very object
+        return ref
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RecipeRef:
+    """How a worker loads a recipe: its reference, its parameters, its source digest.
+
+    :meth:`resolve` loads it once per process (cached); the source digest makes a
+    worker refuse a recipe file that changed on disk after the run started.
+    """
+
+    ref: str
+    params: tuple[tuple[str, Scalar | float], ...]
+    source: Digest
+
+    def resolve(self) -> Recipe:
+        cached = _RESOLVED.get(self)
+        if cached is None:
+            cached = load_recipe(self.ref).with_params(dict(self.params))
+            if _source_digest(cached.fn) != self.source:
+                raise RecipeError(
+                    f"recipe {self.ref} changed on disk after the run started",
+                    hint="keep recipe files unchanged during a run, then run again",
+                )
+            _RESOLVED[self] = cached
+        return cached
+
+
+_RESOLVED: dict[RecipeRef, Recipe] = {}
 
 
 def recipe(

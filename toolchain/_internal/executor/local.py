@@ -1,0 +1,216 @@
+"""The local executor: in this process, or a pool of spawned, pinned processes.
+
+The pool is written here rather than taken from :mod:`multiprocessing.pool`,
+because its two failure modes are the ones we must not have: a worker that dies
+(or cannot start) leaves ``Pool.apply``/``imap`` waiting forever, and stopping a
+pool on Ctrl-C waits for the running tasks. Here every worker has one pipe and
+at most one task in flight; the parent waits on the pipes *and* the processes'
+sentinels, so a dead worker is noticed at once, and on any exception (Ctrl-C
+included) every worker is terminated before the exception propagates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from multiprocessing.connection import Connection, wait
+from multiprocessing.context import SpawnProcess
+from typing import Any, TypeVar
+
+from toolchain._internal.executor._worker import (
+    OrderedRun,
+    check_same_environment,
+    portable_error,
+    start_worker,
+)
+from toolchain.determinism import pinned_spawn_context, process_is_pinned
+from toolchain.errors import ExecutorError
+from toolchain.fingerprint import fingerprint_digest, runtime_digest
+
+__all__ = ["LocalExecutor"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+START_TIMEOUT = 300.0
+"""Seconds a spawned worker may take to import numpy and report ready (slow disks, emulation)."""
+_STOP_GRACE = 2.0
+
+
+def _worker_main(conn: Connection, job: Callable[[Any], Any]) -> None:
+    """A pool worker: report the fingerprint, then run tasks until told to stop."""
+    # Ctrl-C is the parent's to handle: it terminates the workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        fingerprint = dict(start_worker())
+    except BaseException as exc:
+        conn.send(("failed", portable_error(exc)))
+        return
+    conn.send(("ready", fingerprint))
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:
+            return
+        if message is None:
+            return
+        index, task = message
+        try:
+            conn.send(("ok", index, job(task)))
+        except BaseException as exc:
+            conn.send(("error", index, portable_error(exc)))
+
+
+def _label(task: object, index: int) -> str:
+    sample = getattr(task, "sample_id", None)
+    return f"sample {sample!r}" if sample else f"task {index}"
+
+
+def _death(process: SpawnProcess) -> str:
+    process.join(0.5)
+    code = process.exitcode
+    if code is None:
+        return "closed its pipe"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name}"
+    return f"exited with code {code}"
+
+
+class _Pool:
+    """Spawned, pinned workers with one pipe each; see the module docstring."""
+
+    def __init__(self, job: Callable[[Any], Any], workers: int):
+        self.processes: list[SpawnProcess] = []
+        self.conns: list[Connection] = []
+        with pinned_spawn_context() as ctx:
+            for _ in range(workers):
+                parent, child = ctx.Pipe(duplex=True)
+                process = ctx.Process(target=_worker_main, args=(child, job), daemon=True)
+                process.start()
+                child.close()
+                self.processes.append(process)
+                self.conns.append(parent)
+
+    def wait_ready(self) -> Mapping[str, str]:
+        fingerprints: dict[str, Mapping[str, str]] = {}
+        waiting = dict(enumerate(self.conns))
+        while waiting:
+            sentinels = {self.processes[i].sentinel: i for i in waiting}
+            ready = wait([*waiting.values(), *sentinels], timeout=START_TIMEOUT)
+            if not ready:
+                raise ExecutorError(
+                    f"{len(waiting)} worker process(es) did not start within {START_TIMEOUT:.0f} s",
+                    hint="check that numpy imports in this Python (`benchmark-regen env`)",
+                )
+            for i, conn in list(waiting.items()):
+                if conn in ready and conn.poll():
+                    kind, payload = conn.recv()
+                    if kind == "failed":
+                        raise payload
+                    fingerprints[f"#{i} (pid {self.processes[i].pid})"] = payload
+                    del waiting[i]
+                elif self.processes[i].sentinel in ready:
+                    raise ExecutorError(
+                        f"worker process {self.processes[i].pid} could not start: it "
+                        f"{_death(self.processes[i])}",
+                        hint="its error is printed above; check `benchmark-regen env`",
+                    )
+        return check_same_environment(fingerprints)
+
+    def results(self, tasks: Iterable[Any]) -> Iterator[tuple[Any, str]]:
+        """Results in task order; at most one task in flight per worker."""
+        digest = fingerprint_digest(self.fingerprint)
+        pending: dict[int, Any] = {}
+        busy: dict[int, tuple[int, Any]] = {}  # worker -> (task index, task)
+        idle = list(range(len(self.conns)))
+        source = enumerate(tasks)
+        exhausted = False
+        following = 0
+        while True:
+            while idle and not exhausted:
+                nxt = next(source, None)
+                if nxt is None:
+                    exhausted = True
+                    break
+                worker = idle.pop()
+                self.conns[worker].send(nxt)
+                busy[worker] = nxt
+            while following in pending:
+                yield pending.pop(following), digest
+                following += 1
+            if not busy:
+                return
+            watched: dict[object, int] = {self.conns[w]: w for w in busy}
+            watched.update({self.processes[w].sentinel: w for w in busy})
+            for ready in wait(list(watched)):  # type: ignore[arg-type]
+                worker = watched[ready]
+                if worker not in busy:
+                    continue  # its pipe and its sentinel were both ready
+                index, task = busy[worker]
+                conn = self.conns[worker]
+                if not conn.poll():
+                    raise ExecutorError(
+                        f"worker process {self.processes[worker].pid} "
+                        f"{_death(self.processes[worker])} while working on "
+                        f"{_label(task, index)}",
+                        hint="out of memory? (see dmesg); run again with --resume to continue",
+                    )
+                try:
+                    kind, got, payload = conn.recv()
+                except EOFError:
+                    raise ExecutorError(
+                        f"worker process {self.processes[worker].pid} died while working on "
+                        f"{_label(task, index)}",
+                        hint="run again with --resume to continue",
+                    ) from None
+                if kind == "error":
+                    raise payload
+                pending[got] = payload
+                del busy[worker]
+                idle.append(worker)
+
+    def stop(self, *, clean: bool) -> None:
+        """Ask idle workers to exit (clean), or terminate them all at once."""
+        for conn, process in zip(self.conns, self.processes, strict=True):
+            if clean and process.is_alive():
+                with contextlib.suppress(OSError, ValueError):
+                    conn.send(None)
+            else:
+                process.terminate()
+        for process in self.processes:
+            process.join(_STOP_GRACE if clean else 0.5)
+            if process.is_alive():
+                process.kill()
+                process.join(_STOP_GRACE)
+        for conn in self.conns:
+            conn.close()
+
+    fingerprint: Mapping[str, str]
+
+
+class LocalExecutor:
+    """Run in this process when it is pinned and one worker is asked for; else a pool."""
+
+    def __init__(self, *, workers: int):
+        self.workers = workers
+
+    @contextlib.contextmanager
+    def run(self, job: Callable[[T], R], tasks: Iterable[T]) -> Iterator[OrderedRun[R]]:
+        if self.workers == 1 and process_is_pinned():
+            fingerprint = start_worker()
+            digest = runtime_digest()
+            yield OrderedRun(((job(t), digest) for t in tasks), fingerprint)
+            return
+        pool = _Pool(job, self.workers)
+        clean = False
+        try:
+            pool.fingerprint = pool.wait_ready()
+            yield OrderedRun(pool.results(tasks), pool.fingerprint)
+            clean = True
+        finally:
+            pool.stop(clean=clean)

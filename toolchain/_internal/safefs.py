@@ -1,0 +1,237 @@
+"""File access that never follows a symlink and never reads what is not a regular file.
+
+Every path is walked from a root folder one component at a time with
+``openat``-style calls (``dir_fd=``) and ``O_NOFOLLOW``, so a symlink planted
+anywhere below the root is refused rather than followed, and what was checked
+(``fstat`` on the open descriptor) is what is read. Writes create a randomly
+named temp file exclusively (``O_CREAT | O_EXCL | O_NOFOLLOW``) in the target's
+own folder and ``rename`` it over the target: nothing we did not create is ever
+opened for writing or truncated, and a reader sees the old file, no file, or the
+whole new file. Reads open with ``O_NONBLOCK`` so a FIFO cannot hang us, and
+refuse anything over a size limit before reading it.
+
+Errors are :class:`UnsafePath` (an ``OSError``) with a short reason; callers
+turn them into the project's errors with the sample or file named.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = [
+    "TMP_PREFIX",
+    "UnsafePath",
+    "fsync_dir",
+    "open_append",
+    "read_file",
+    "read_path",
+    "remove_file",
+    "walk",
+    "write_file",
+]
+
+TMP_PREFIX = ".tmp-"
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_CHUNK = 1 << 20
+
+
+class UnsafePath(OSError):
+    """A path we refuse: a symlink, not a regular file or folder, or too large."""
+
+
+def _parts(rel: str) -> list[str]:
+    parts = rel.split("/")
+    if not rel or any(p in ("", ".", "..") for p in parts):
+        raise UnsafePath(errno.EINVAL, f"not a plain relative path: {rel!r}")
+    return parts
+
+
+def _open_dir(parent: int, name: str, *, create: bool, where: str) -> int:
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=parent)
+    except FileNotFoundError:
+        if not create:
+            raise
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(name, 0o755, dir_fd=parent)
+        return _open_dir(parent, name, create=False, where=where)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise UnsafePath(
+                e.errno, f"{where!r} is a symlink or a file, not a folder: not followed"
+            ) from None
+        raise
+
+
+@contextlib.contextmanager
+def _folder_of(root: Path, rel: str, *, create: bool) -> Iterator[tuple[int, str]]:
+    """An open descriptor of ``rel``'s folder (walked without following links), and its name."""
+    parts = _parts(rel)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        walked: list[str] = []
+        for part in parts[:-1]:
+            walked.append(part)
+            nfd = _open_dir(fd, part, create=create, where="/".join(walked))
+            os.close(fd)
+            fd = nfd
+        yield fd, parts[-1]
+    finally:
+        os.close(fd)
+
+
+def read_file(root: Path, rel: str, *, limit: int) -> bytes:
+    """The bytes of regular file ``root/rel``; never follows a link, never blocks on a FIFO."""
+    with _folder_of(root, rel, create=False) as (dfd, name):
+        try:
+            fd = os.open(name, _READ_FLAGS, dir_fd=dfd)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise UnsafePath(e.errno, "is a symlink: not followed") from None
+            raise
+    return _read_fd(fd, limit)
+
+
+def read_path(path: Path, *, limit: int) -> bytes:
+    """A file the user named (links followed): a regular file only, never blocks, bounded."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    return _read_fd(fd, limit)
+
+
+def _read_fd(fd: int, limit: int) -> bytes:
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafePath(errno.EINVAL, "is not a regular file (a FIFO, device or folder)")
+        if st.st_size > limit:
+            raise UnsafePath(errno.EFBIG, f"is {st.st_size} bytes, over the {limit}-byte limit")
+        os.set_blocking(fd, True)
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            chunk = os.read(fd, min(_CHUNK, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise UnsafePath(errno.EFBIG, f"grew over the {limit}-byte limit while read")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def write_file(root: Path, rel: str, data: bytes, *, durable: bool = False) -> None:
+    """Write ``root/rel`` atomically: exclusive random temp file, then rename over the target.
+
+    Refuses when a folder on the way is a symlink, or when the target exists and is not a
+    regular file or a symlink (a symlink at the target is replaced, never followed).
+    """
+    with _folder_of(root, rel, create=True) as (dfd, name):
+        try:
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        except FileNotFoundError:
+            pass
+        else:
+            if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+                raise UnsafePath(errno.EISDIR, f"{rel!r} exists and is not a file")
+        tmp = f"{TMP_PREFIX}{secrets.token_hex(8)}-{name}"[:255]
+        fd = os.open(tmp, _CREATE_FLAGS, 0o644, dir_fd=dfd)
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                if durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dfd)
+            raise
+        if durable:
+            os.fsync(dfd)
+
+
+def open_append(root: Path, rel: str) -> int:
+    """A descriptor appending to regular file ``root/rel`` (created 0644 if missing), no links."""
+    with _folder_of(root, rel, create=True) as (dfd, name):
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(name, flags, 0o644, dir_fd=dfd)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise UnsafePath(e.errno, f"{rel!r} is a symlink: not followed") from None
+            raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise UnsafePath(errno.EINVAL, f"{rel!r} is not a regular file")
+        os.fsync(dfd)
+        return fd
+
+
+def remove_file(root: Path, rel: str) -> bool:
+    """Unlink ``root/rel`` (a file or a link, never what a link points to); False if absent."""
+    try:
+        with _folder_of(root, rel, create=False) as (dfd, name):
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                raise UnsafePath(errno.EISDIR, f"{rel!r} is a folder")
+            os.unlink(name, dir_fd=dfd)
+            return True
+    except FileNotFoundError:
+        return False
+
+
+def walk(root: Path) -> Iterator[tuple[str, str]]:
+    """Every entry under ``root`` as ``(relative path, kind)``, sorted, links not followed.
+
+    ``kind`` is ``file``, ``dir``, ``link`` or ``other`` (FIFO, socket, device).
+    """
+
+    def entries(fd: int, prefix: str) -> Iterator[tuple[str, str]]:
+        with os.scandir(fd) as it:
+            items = sorted((e.name, e) for e in it)
+        for name, entry in items:
+            rel = f"{prefix}{name}"
+            if entry.is_symlink():
+                yield rel, "link"
+            elif entry.is_dir(follow_symlinks=False):
+                yield rel, "dir"
+                sub = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                try:
+                    yield from entries(sub, rel + "/")
+                finally:
+                    os.close(sub)
+            elif entry.is_file(follow_symlinks=False):
+                yield rel, "file"
+            else:
+                yield rel, "other"
+
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        yield from entries(fd, "")
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside ``path`` durable (a no-op where folders can't be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

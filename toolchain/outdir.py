@@ -1,0 +1,429 @@
+"""The benchmark folder on disk: how ``--out`` is prepared, written, committed and read.
+
+Every command that writes or checks a benchmark folder goes through this module
+(``generate``, ``diff apply``, ``verify``, ``manifest merge``, ``sign``), so the
+rules live in one place. The folder's names and the id → path rule are in
+:mod:`toolchain.layout` (pure, no I/O); this module does the I/O:
+
+* **Preparing ``--out``.** A fresh run needs an empty folder; ``--overwrite`` deletes
+  only a folder that holds one of our manifests (or an interrupted run's journal),
+  and only the files those name, refusing (and listing) anything else; ``--out``
+  equal to, inside, or containing ``--original`` is refused before any work.
+* **One writer at a time.** A lock (``flock``) per run and shard: a second run into
+  the same folder is told which process is writing there.
+* **Writes.** Through :mod:`toolchain._internal.safefs`: never through a symlink,
+  exclusive random temp files, ``rename`` within one folder.
+* **Commit order.** Samples, then the companion files, then the manifest (durably),
+  then the journal goes. Until the manifest exists the folder is not a benchmark.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from toolchain._internal import safefs
+from toolchain._internal.journal import Journal
+from toolchain.errors import ManifestError, OutputError
+from toolchain.layout import (
+    CARD_NAME,
+    COVERAGE_NAME,
+    CROISSANT_NAME,
+    MANIFEST_NAME,
+    METADATA_NAME,
+    RESERVED_NAMES,
+    SIGNATURE_NAME,
+    STATE_DIR,
+    check_layout,
+    is_shard_manifest,
+    output_path_for,
+    plan_outputs,
+    shard_manifest_name,
+)
+from toolchain.manifest import Manifest, ManifestEntry, dump_manifest, parse_manifest
+
+__all__ = [
+    "CARD_NAME",
+    "COVERAGE_NAME",
+    "CROISSANT_NAME",
+    "MANIFEST_NAME",
+    "MAX_OUTPUT_BYTES",
+    "METADATA_NAME",
+    "RESERVED_NAMES",
+    "SIGNATURE_NAME",
+    "STATE_DIR",
+    "OutDir",
+    "SampleWriter",
+    "check_layout",
+    "companions",
+    "metadata_jsonl",
+    "open_out",
+    "output_path_for",
+    "plan_outputs",
+    "read_output",
+    "shard_manifest_name",
+    "unexpected_files",
+    "write_benchmark_files",
+]
+
+MAX_OUTPUT_BYTES = 1 << 30
+"""The largest output file read back (1 GiB: a 128 Mi-pixel RGBA PNG is at most ~512 MiB)."""
+MAX_SIDE_FILE_BYTES = 1 << 30
+
+
+# -- reading outputs ---------------------------------------------------------------------
+
+
+def read_output(root: Path, rel: str, *, limit: int = MAX_OUTPUT_BYTES) -> bytes:
+    """A file of a benchmark folder: a regular file only, never through a link or a FIFO."""
+    return safefs.read_file(root, rel, limit=limit)
+
+
+def unexpected_files(root: Path, listed: Iterable[str]) -> list[tuple[str, str]]:
+    """Entries that are neither listed samples nor our own files: ``(path, why)``."""
+    wanted = set(listed)
+    found: list[tuple[str, str]] = []
+    for rel, kind in safefs.walk(root):
+        top = rel.split("/", 1)[0]
+        if top == STATE_DIR:
+            if kind != "dir" and rel.count("/") == 1:
+                found.append((rel, "state of a run in progress or interrupted"))
+            continue
+        if kind == "dir":
+            continue
+        name = rel.rsplit("/", 1)[-1]
+        if kind == "link":
+            found.append((rel, "a symlink (benchmark-regen never writes one)"))
+        elif kind == "other":
+            found.append((rel, "not a regular file (a FIFO, socket or device)"))
+        elif name.startswith(safefs.TMP_PREFIX):
+            found.append((rel, "left over by an interrupted write"))
+        elif rel not in wanted and rel not in RESERVED_NAMES and not is_shard_manifest(rel):
+            found.append((rel, "not in the manifest"))
+    return found
+
+
+# -- writing -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class SampleWriter:
+    """Writes sample files into a benchmark folder (picklable: workers get one)."""
+
+    root: Path
+
+    def write(self, rel: str, data: bytes, *, sample: str | None = None) -> None:
+        try:
+            safefs.write_file(self.root, rel, data)
+        except safefs.UnsafePath as e:
+            raise OutputError(
+                f"refusing to write {rel!r} in {self.root}: {e.strerror}", sample=sample
+            ) from None
+        except OSError as e:
+            raise OutputError(
+                f"cannot write {rel}: {e.strerror or e}",
+                sample=sample,
+                hint="check free space and permissions of --out",
+            ) from None
+
+
+def metadata_jsonl(entries: Sequence[ManifestEntry]) -> bytes:
+    """``metadata.jsonl`` for ``datasets.load_dataset("imagefolder", data_dir=OUT)``.
+
+    One line per sample, sorted like the entries: ``file_name``, ``sample_id`` and the
+    carried columns (so the imagefolder loader yields the labels too).
+    """
+    lines = []
+    for e in entries:
+        doc: dict[str, Any] = {"file_name": e.path, "sample_id": e.id}
+        doc.update(getattr(e, "columns", {}) or {})
+        lines.append(json.dumps(doc, sort_keys=True, ensure_ascii=True))
+    return ("\n".join(lines) + "\n").encode("ascii") if lines else b""
+
+
+def companions(
+    manifest: Manifest, entries: Sequence[ManifestEntry] | None = None
+) -> dict[str, bytes]:
+    """The files written beside a whole benchmark's manifest, from the manifest alone.
+
+    ``entries``: the samples actually present, when fewer (a partial result).
+    """
+    return {METADATA_NAME: metadata_jsonl(manifest.entries if entries is None else entries)}
+
+
+def write_benchmark_files(
+    root: Path,
+    manifest_bytes: bytes,
+    *,
+    name: str = MANIFEST_NAME,
+    companions: Mapping[str, bytes] | None = None,
+) -> None:
+    """Companion files first, then the manifest, durably: the commit point."""
+    try:
+        for rel, data in sorted((companions or {}).items()):
+            safefs.write_file(root, rel, data)
+        safefs.write_file(root, name, manifest_bytes, durable=True)
+    except OSError as e:
+        raise OutputError(f"cannot write {root / name}: {e.strerror or e}") from None
+
+
+def _overlaps(a: Path, b: Path) -> bool:
+    return a == b or a in b.parents or b in a.parents
+
+
+def _refuse_overlap(out: Path, original: Path | None) -> None:
+    if original is None:
+        return
+    o, src = Path(os.path.realpath(out)), Path(os.path.realpath(original))
+    if _overlaps(o, src):
+        raise OutputError(
+            f"--out {out} and --original {original} overlap (one is inside the other, or they "
+            "are the same folder)",
+            hint="write the benchmark to a folder outside the original",
+        )
+
+
+@dataclass(kw_only=True)
+class OutDir:
+    """A prepared, locked benchmark folder for one run (or one shard of a run)."""
+
+    root: Path
+    slug: str
+    journal: Journal
+    writer: SampleWriter
+    _lock_fd: int
+
+    @property
+    def manifest_name(self) -> str:
+        return MANIFEST_NAME if self.slug == "all" else shard_manifest_name(self.slug)
+
+    def commit(self, manifest_bytes: bytes, companions: Mapping[str, bytes] | None = None) -> None:
+        """Write the companions and the manifest (last, durably), then drop the journal."""
+        write_benchmark_files(
+            self.root,
+            manifest_bytes,
+            name=self.manifest_name,
+            companions=companions if self.slug == "all" else None,
+        )
+        self.journal.remove()
+
+    def commit_manifest(self, manifest: Manifest, companions: Mapping[str, bytes]) -> None:
+        self.commit(dump_manifest(manifest), companions)
+
+
+def _lock_rel(slug: str) -> str:
+    return f"{STATE_DIR}/lock-{slug}"
+
+
+def _acquire(root: Path, slug: str) -> int:
+    rel = _lock_rel(slug)
+    try:
+        fd = safefs.open_append(root, rel)
+    except safefs.UnsafePath as e:
+        raise OutputError(f"refusing {root / rel}: {e.strerror}") from None
+    except OSError as e:
+        raise OutputError(
+            f"cannot write to --out {root}: {e.strerror or e}",
+            hint="check that the folder is writable and the disk has space",
+        ) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        holder = ""
+        with contextlib.suppress(OSError, ValueError):
+            holder = safefs.read_file(root, rel, limit=4096).decode().strip()
+        os.close(fd)
+        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            who = f" (pid {holder})" if holder.isdigit() else ""
+            raise OutputError(
+                f"another run{who} is writing to {root} right now",
+                hint="wait for it to finish, or choose another --out",
+            ) from None
+        raise OutputError(f"cannot lock {root / rel}: {e.strerror or e}") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def _release(root: Path, slug: str, fd: int, *, remove: bool) -> None:
+    if remove:
+        with contextlib.suppress(OSError):
+            safefs.remove_file(root, _lock_rel(slug))
+        with contextlib.suppress(OSError):
+            os.rmdir(root / STATE_DIR)
+    os.close(fd)
+
+
+def _is_ours_only_state(root: Path) -> bool:
+    """Is the folder empty but for our state folder (our own lock)?"""
+    for rel, kind in safefs.walk(root):
+        if rel.split("/", 1)[0] != STATE_DIR:
+            return False
+        if kind != "dir" and not rel.startswith(f"{STATE_DIR}/lock-"):
+            return False
+    return True
+
+
+def _parse_side(root: Path, rel: str) -> Manifest | None:
+    try:
+        return parse_manifest(safefs.read_file(root, rel, limit=MAX_SIDE_FILE_BYTES))
+    except FileNotFoundError:
+        return None
+    except (OSError, ManifestError) as e:
+        raise OutputError(
+            f"--out {root} holds {rel}, but it is not a benchmark-regen manifest "
+            f"({getattr(e, 'message', None) or e}); refusing to delete anything",
+            hint="choose an empty folder, or remove the folder yourself",
+        ) from None
+
+
+def _wipe(root: Path, keep_lock: str) -> None:
+    """``--overwrite``: delete our benchmark (manifest first), refusing unknown files."""
+    ours: set[str] = set()
+    known = False
+    for rel, kind in safefs.walk(root):
+        if kind == "file" and "/" not in rel and (rel == MANIFEST_NAME or is_shard_manifest(rel)):
+            m = _parse_side(root, rel)
+            if m is not None:
+                ours |= {e.path for e in m.entries}
+                ours.add(rel)
+                known = True
+    for rel, kind in safefs.walk(root):
+        if kind == "file" and rel.startswith(f"{STATE_DIR}/journal-"):
+            j = Journal(root, rel, {})
+            if j.recorded_header() is not None:
+                ours |= j.paths()
+                known = True
+    if not known:
+        raise OutputError(
+            f"--out {root} is not empty and does not hold a benchmark made by benchmark-regen; "
+            "refusing to delete it",
+            hint="choose an empty folder",
+        )
+    ours |= {n for n in RESERVED_NAMES}
+    unknown: list[str] = []
+    for rel, kind in safefs.walk(root):
+        top = rel.split("/", 1)[0]
+        if kind == "dir" or top == STATE_DIR:
+            continue
+        name = rel.rsplit("/", 1)[-1]
+        if rel in ours or (kind == "file" and name.startswith(safefs.TMP_PREFIX)):
+            continue
+        unknown.append(rel + ("" if kind == "file" else f" ({kind})"))
+    if unknown:
+        shown = ", ".join(repr(u) for u in unknown[:10])
+        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        raise OutputError(
+            f"--out {root} holds files that are not part of its benchmark: {shown}{more}; "
+            "--overwrite deletes only what a benchmark-regen manifest or journal names",
+            hint="move those files away, or choose another --out",
+        )
+    # The manifest goes first: nothing half-deleted may look valid.
+    safefs.remove_file(root, MANIFEST_NAME)
+    entries = list(safefs.walk(root))
+    for rel, kind in entries:
+        if kind == "dir":
+            continue
+        if rel.split("/", 1)[0] == STATE_DIR and rel == keep_lock:
+            continue
+        safefs.remove_file(root, rel)
+    for rel, kind in reversed(entries):
+        if kind == "dir" and rel != STATE_DIR:
+            with contextlib.suppress(OSError):
+                os.rmdir(root / rel)
+
+
+def _clean_temp_files(root: Path) -> None:
+    for rel, kind in safefs.walk(root):
+        if kind == "file" and rel.rsplit("/", 1)[-1].startswith(safefs.TMP_PREFIX):
+            safefs.remove_file(root, rel)
+
+
+def _check_writable(root: Path) -> None:
+    try:
+        safefs.write_file(root, f"{STATE_DIR}/write-probe", b"")
+        safefs.remove_file(root, f"{STATE_DIR}/write-probe")
+    except OSError as e:
+        raise OutputError(
+            f"cannot write to --out {root}: {e.strerror or e}",
+            hint="check that the folder is writable and the disk has space",
+        ) from None
+
+
+@contextlib.contextmanager
+def open_out(
+    out: str | os.PathLike[str],
+    *,
+    header: Mapping[str, Any],
+    slug: str = "all",
+    original: Path | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+) -> Iterator[OutDir]:
+    """Prepare and lock ``out`` for one run (``slug`` ``all``) or one shard (``I-of-N``).
+
+    * fresh: the folder must be empty (shards of one run may share it);
+    * ``overwrite``: an old benchmark (or interrupted run) there is deleted first, see
+      :func:`_wipe`;
+    * ``resume``: the journal of the interrupted run must name this very run (``header``).
+
+    On exit the lock is released; the journal stays unless :meth:`OutDir.commit` ran.
+    """
+    path = Path(out)
+    _refuse_overlap(path, original)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"--out {path} exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create --out {path}: {e.strerror or e}") from None
+    root = Path(os.path.realpath(path))
+    fd = _acquire(root, slug)
+    committed = False
+    try:
+        journal = Journal(root, f"{STATE_DIR}/journal-{slug}.jsonl", header)
+        if resume and journal.exists():
+            recorded = journal.recorded_header()
+            if recorded is None or {k: recorded.get(k) for k in journal.header} != journal.header:
+                raise OutputError(
+                    f"the interrupted run in {path} is a different run (recipe, parameters, "
+                    "shard, or the samples of the original differ)",
+                    hint="use the same command on the same original, or --overwrite to start over",
+                )
+            _clean_temp_files(root)  # leftovers of a killed run are never trusted
+        elif journal.exists() and not overwrite:
+            raise OutputError(
+                f"--out {path} holds an interrupted run",
+                hint="add --resume to continue it, or --overwrite to start over",
+            )
+        elif not _is_ours_only_state(root) and slug == "all":
+            if not overwrite:
+                raise OutputError(
+                    f"--out {path} is not empty",
+                    hint="choose an empty folder, or --overwrite to replace a benchmark there",
+                )
+            _wipe(root, keep_lock=_lock_rel(slug))
+        elif overwrite and journal.exists():
+            # One shard restarts: only the files its own journal names go.
+            for rel in sorted(journal.paths()):
+                safefs.remove_file(root, rel)
+            journal.remove()
+        _check_writable(root)
+        if slug == "all":
+            safefs.remove_file(root, MANIFEST_NAME)
+        else:
+            safefs.remove_file(root, shard_manifest_name(slug))
+        outdir = OutDir(
+            root=root, slug=slug, journal=journal, writer=SampleWriter(root=root), _lock_fd=fd
+        )
+        yield outdir
+        committed = not journal.exists()
+    finally:
+        _release(root, slug, fd, remove=committed)
