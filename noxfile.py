@@ -188,9 +188,7 @@ def image(session: nox.Session) -> None:
     _install_locked(session, "requirements.txt")
     if not {"--base-image", "--dockerfile"} & set(session.posargs):
         session.run("bash", str(ROOT / "docker" / "make-base.sh"), external=True)
-    build = (
-        "import sys; from toolchain.cli.image import image; image(['build', *sys.argv[1:]])"
-    )
+    build = "import sys; from toolchain.cli.image import image; image(['build', *sys.argv[1:]])"
     session.run("python", "-c", build, *session.posargs)
 
 

@@ -48,7 +48,8 @@ def test_no_payload_opens_with_a_key_built_from_stored_fields(sealed: tuple[Path
                         assert open_payload(key, kind, payload) is None
             # The control: the original's own bytes do open it.
             data = (original / entry.id).read_bytes()
-            key = derive_key(data, salt=r.header.benchmark_id, key_on=KeyOn.FILE, sample_id=entry.id)
+            salt = r.header.benchmark_id
+            key = derive_key(data, salt=salt, key_on=KeyOn.FILE, sample_id=entry.id)
             assert open_payload(key, kind, payload) is not None
 
 
