@@ -59,9 +59,10 @@ def test_symlink_escaping_the_original_is_refused(tmp_path: Path) -> None:
     root = tmp_path / "orig"
     make_image(root / "ok.png")
     os.symlink(outside / "secret.png", root / "link.png")
-    src = FolderSource(root)
     with pytest.raises(SourceError, match="points outside the original"):
-        src.read("link.png")
+        FolderSource(root).listing()
+    with pytest.raises(SourceError, match="symlink: not followed"):
+        FolderSource(root).read("link.png")  # never followed, listed or not
 
 
 def test_case_collision_is_refused(tmp_path: Path) -> None:

@@ -1,12 +1,20 @@
-"""An original stored as a folder tree."""
+"""An original stored as a folder tree.
+
+Listing follows symlinks that stay inside the tree (each sample's real relative
+path is recorded then); reading walks that real path from the root without
+following any link (:mod:`toolchain._internal.safefs`), opens non-blocking and
+reads regular files only, so a link or FIFO swapped in during a run is refused,
+never followed, and what was checked is what is read.
+"""
 
 from __future__ import annotations
 
 import os
-import stat
-from dataclasses import dataclass
-from pathlib import Path
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 
+from toolchain._internal import safefs
 from toolchain.errors import SourceError
 from toolchain.source._common import (
     MAX_SAMPLE_BYTES,
@@ -20,18 +28,27 @@ from toolchain.source._common import (
 __all__ = ["FolderSource"]
 
 
+def ignored_kind(rel: str) -> str:
+    """How an ignored file is counted: ``hidden``, or its suffix (``.gif``), or ``(none)``."""
+    if any(p.startswith(".") for p in rel.split("/")):
+        return "hidden"
+    return PurePosixPath(rel).suffix.lower() or "(none)"
+
+
 @dataclass(eq=False)
 class FolderSource(Source):
     """An original stored as a folder tree."""
 
     path: Path
+    _where: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    """Sample id -> its real path relative to the root, where a link led elsewhere inside."""
 
     def __post_init__(self) -> None:
         self._real = Path(os.path.realpath(self.path))
 
     def listing(self) -> Listing:
         ids: list[str] = []
-        ignored = 0
+        ignored: Counter[str] = Counter()
         visited: dict[tuple[int, int], str] = {}
         for dirpath, dirnames, filenames in os.walk(self._real, followlinks=True, onerror=_raise):
             st = os.stat(dirpath)
@@ -47,16 +64,25 @@ class FolderSource(Source):
             dirnames.sort()  # a deterministic walk: messages must not depend on the FS order
             for d in dirnames:
                 self._inside(Path(dirpath) / d)
-            rel_dir = Path(dirpath).relative_to(self._real).as_posix()
-            for fn in filenames:
-                rel = fn if rel_dir == "." else f"{rel_dir}/{fn}"
+            real_dir = self._inside(Path(dirpath))
+            for fn in sorted(filenames):
+                rel = fn if here == "." else f"{here}/{fn}"
                 if not is_sample_name(rel):
-                    ignored += 1
+                    ignored[ignored_kind(rel)] += 1
                     continue
                 ids.append(check_sample_id(rel))
+                full = Path(dirpath) / fn
+                real = self._inside(full) if full.is_symlink() else real_dir / fn
+                real_rel = real.relative_to(self._real).as_posix()
+                if real_rel != rel:
+                    self._where[rel] = real_rel
         ids.sort(key=lambda s: s.encode("utf-8"))
         check_collisions(ids)
-        return Listing(ids=tuple(ids), ignored=ignored)
+        return Listing(
+            ids=tuple(ids),
+            ignored=sum(ignored.values()),
+            ignored_kinds=dict(sorted(ignored.items())),
+        )
 
     def _inside(self, p: Path) -> Path:
         real = Path(os.path.realpath(p))
@@ -70,23 +96,22 @@ class FolderSource(Source):
 
     def read(self, sample_id: str) -> bytes:
         check_sample_id(sample_id)
-        p = self._inside(self._real / sample_id)
         try:
-            with open(p, "rb") as f:
-                st = os.fstat(f.fileno())
-                if not stat.S_ISREG(st.st_mode):
-                    raise SourceError("not a regular file", sample=sample_id)
-                if st.st_size > MAX_SAMPLE_BYTES:
-                    raise SourceError(
-                        f"file is {st.st_size} bytes, over the {MAX_SAMPLE_BYTES}-byte limit",
-                        sample=sample_id,
-                    )
-                return f.read()
+            return safefs.read_file(
+                self._real, self._where.get(sample_id, sample_id), limit=MAX_SAMPLE_BYTES
+            )
         except FileNotFoundError:
             raise SourceError(
                 "file vanished from the original while the run was reading it",
                 sample=sample_id,
                 hint="keep the original unchanged during a run, then run again",
+            ) from None
+        except safefs.UnsafePath as e:
+            raise SourceError(
+                f"refused: it {e.strerror}",
+                sample=sample_id,
+                hint="samples must be regular files inside the original (links are resolved "
+                "when the original is listed, and must not change during a run)",
             ) from None
         except OSError as e:
             raise SourceError(f"cannot read: {e.strerror or e}", sample=sample_id) from None

@@ -1,116 +1,189 @@
-"""An original stored as a ``.tar`` (optionally gzip/bz2/xz-compressed)."""
+"""An original stored as a ``.tar`` (optionally gzip/bz2/xz-compressed).
+
+The archive is read in one streaming pass to list it, and in one more, in
+archive order, to hand the pipeline its samples: the cost is linear in the
+archive, whatever order its members are in. Random access (finding a moved
+original by content) reads an uncompressed tar in place, and a compressed one
+from an uncompressed spool made once, on first use, in the temporary folder.
+
+Only regular-file members can be samples; link, device and FIFO members with an
+image name are refused rather than followed; every member's name must be a safe
+sample id, image or not.
+"""
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
+import shutil
 import tarfile
-import threading
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from toolchain.errors import SourceError
 from toolchain.source._common import (
     MAX_SAMPLE_BYTES,
     Listing,
+    Sample,
     Source,
     check_collisions,
     check_sample_id,
     is_sample_name,
 )
+from toolchain.source.folder import ignored_kind
 
 __all__ = ["TarSource"]
+
+_MAGIC = {b"\x1f\x8b": gzip.open, b"BZh": bz2.open, b"\xfd7zXZ\x00": lzma.open}
+
+
+@dataclass(frozen=True, slots=True)
+class _Member:
+    offset: int
+    """Where the member's data starts in the uncompressed tar stream."""
+    size: int
+
+
+def _compressed(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(6)
+    return any(head.startswith(m) for m in _MAGIC)
+
+
+def _member_id(m: tarfile.TarInfo) -> str:
+    name = m.name[2:] if m.name.startswith("./") else m.name
+    return check_sample_id(name)  # every member: a '../x.txt' is refused too, not skipped
 
 
 @dataclass(eq=False)
 class TarSource(Source):
-    """An original stored as a ``.tar`` (optionally gzip/bz2/xz-compressed).
-
-    Only regular-file members can be samples; link, device and FIFO members
-    with an image name are refused rather than followed.
-    """
+    """An original stored as a ``.tar`` (optionally compressed); see the module docstring."""
 
     path: Path
-    _tar: tarfile.TarFile | None = field(default=None, init=False, repr=False)
-    _index: dict[str, tarfile.TarInfo] = field(default_factory=dict, init=False, repr=False)
-    _ignored: int = field(default=0, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _index: dict[str, _Member] | None = field(default=None, init=False, repr=False)
+    _ignored: Counter[str] = field(default_factory=Counter, init=False, repr=False)
+    _plain: IO[bytes] | None = field(default=None, init=False, repr=False)
 
-    def __getstate__(self) -> dict[str, object]:
-        return {"path": self.path}
+    def _stream(self) -> tarfile.TarFile:
+        try:
+            return tarfile.open(self.path, "r|*")
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise SourceError(
+                f"cannot read tar {self.path.name!r}: {e}",
+                hint="check that the archive is complete (compare its checksum)",
+            ) from None
 
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.path = state["path"]  # type: ignore[assignment]
-        self._tar = None
-        self._index = {}
-        self._ignored = 0
-        self._lock = threading.Lock()
-
-    def _open(self) -> tarfile.TarFile:
-        if self._tar is None:
-            try:
-                self._tar = tarfile.open(self.path, "r:*")  # noqa: SIM115 - kept open for reads
-                members = self._tar.getmembers()
-            except (tarfile.TarError, OSError, EOFError) as e:
-                raise SourceError(
-                    f"cannot read tar {self.path.name!r}: {e}",
-                    hint="check that the archive is complete (compare its checksum)",
-                ) from None
-            try:
-                self._index, self._ignored = _index_members(members)
-            except SourceError:
-                self.close()
-                raise
-        return self._tar
+    def _scan(self) -> dict[str, _Member]:
+        if self._index is not None:
+            return self._index
+        index: dict[str, _Member] = {}
+        try:
+            with self._stream() as tar:
+                for m in tar:
+                    if m.isdir():
+                        _member_id(m)
+                        continue
+                    sid = _member_id(m)
+                    if not is_sample_name(sid):
+                        self._ignored[ignored_kind(sid)] += 1
+                        continue
+                    if not m.isreg():
+                        raise SourceError(
+                            f"tar member {sid!r} is a link or special file, not a regular file",
+                            hint="store the image itself in the archive",
+                        )
+                    if sid in index:
+                        raise SourceError(f"tar member {sid!r} appears twice in the archive")
+                    if m.size > MAX_SAMPLE_BYTES:
+                        raise SourceError(
+                            f"member is {m.size} bytes, over the {MAX_SAMPLE_BYTES}-byte limit",
+                            sample=sid,
+                        )
+                    index[sid] = _Member(offset=m.offset_data, size=m.size)
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise SourceError(
+                f"cannot read tar {self.path.name!r}: {e}",
+                hint="check that the archive is complete (compare its checksum)",
+            ) from None
+        self._index = index
+        return index
 
     def listing(self) -> Listing:
-        self._open()
-        ids = sorted(self._index, key=lambda s: s.encode("utf-8"))
+        ids = sorted(self._scan(), key=lambda s: s.encode("utf-8"))
         check_collisions(ids)
-        return Listing(ids=tuple(ids), ignored=self._ignored)
+        return Listing(
+            ids=tuple(ids),
+            ignored=sum(self._ignored.values()),
+            ignored_kinds=dict(sorted(self._ignored.items())),
+        )
+
+    def iter_samples(self, ids: Iterable[str]) -> Iterator[Sample]:
+        """The samples ``ids``, in archive order, in one streaming pass."""
+        wanted = set(ids)
+        index = self._scan()
+        missing = sorted(wanted - set(index))
+        if missing:
+            raise SourceError("not in the tar archive", sample=missing[0])
+        try:
+            with self._stream() as tar:
+                for m in tar:
+                    if not wanted:
+                        break
+                    if m.isdir():
+                        continue
+                    sid = _member_id(m)
+                    if sid not in wanted:
+                        continue
+                    f = tar.extractfile(m)
+                    data = f.read() if f is not None else b""
+                    if len(data) != index[sid].size:
+                        raise SourceError("tar member is truncated", sample=sid)
+                    wanted.discard(sid)
+                    yield Sample(id=sid, data=data)
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise SourceError(f"cannot read tar {self.path.name!r}: {e}") from None
+        if wanted:
+            raise SourceError(
+                "vanished from the tar archive while the run was reading it",
+                sample=sorted(wanted)[0],
+                hint="keep the original unchanged during a run, then run again",
+            )
+
+    def _random_access(self) -> IO[bytes]:
+        if self._plain is None:
+            if _compressed(self.path):
+                spool = tempfile.TemporaryFile(prefix="benchmark-regen-tar-")  # noqa: SIM115
+                try:
+                    with open(self.path, "rb") as raw:
+                        head = raw.read(6)
+                    opener = next(o for m, o in _MAGIC.items() if head.startswith(m))
+                    with opener(self.path, "rb") as plain:  # type: ignore[operator]
+                        shutil.copyfileobj(plain, spool, 1 << 20)
+                except (OSError, EOFError, lzma.LZMAError) as e:
+                    spool.close()
+                    raise SourceError(f"cannot read tar {self.path.name!r}: {e}") from None
+                self._plain = spool
+            else:
+                self._plain = open(self.path, "rb")  # noqa: SIM115 - closed by close()
+        return self._plain
 
     def read(self, sample_id: str) -> bytes:
-        with self._lock:
-            tar = self._open()
-            info = self._index.get(sample_id)
-            if info is None:
-                raise SourceError("not in the tar archive", sample=sample_id)
-            try:
-                f = tar.extractfile(info)
-                assert f is not None
-                data = f.read()
-            except (tarfile.TarError, OSError, EOFError) as e:
-                raise SourceError(f"cannot read tar member: {e}", sample=sample_id) from None
-        if len(data) != info.size:
+        member = self._scan().get(sample_id)
+        if member is None:
+            raise SourceError("not in the tar archive", sample=sample_id)
+        f = self._random_access()
+        f.seek(member.offset)
+        data = f.read(member.size)
+        if len(data) != member.size:
             raise SourceError("tar member is truncated", sample=sample_id)
         return data
 
     def close(self) -> None:
-        if self._tar is not None:
-            self._tar.close()
-            self._tar = None
-
-
-def _index_members(members: list[tarfile.TarInfo]) -> tuple[dict[str, tarfile.TarInfo], int]:
-    """Index a tar's sample members by id; refuse unsafe names, links and duplicates."""
-    index: dict[str, tarfile.TarInfo] = {}
-    ignored = 0
-    for m in members:
-        if m.isdir():
-            continue
-        name = m.name[2:] if m.name.startswith("./") else m.name
-        check_sample_id(name)  # every member: a '../x.txt' is refused too, not skipped
-        if not is_sample_name(name):
-            ignored += 1
-            continue
-        if not m.isreg():
-            raise SourceError(
-                f"tar member {name!r} is a link or special file, not a regular file",
-                hint="store the image itself in the archive",
-            )
-        if name in index:
-            raise SourceError(f"tar member {name!r} appears twice in the archive")
-        if m.size > MAX_SAMPLE_BYTES:
-            raise SourceError(
-                f"member is {m.size} bytes, over the {MAX_SAMPLE_BYTES}-byte limit", sample=name
-            )
-        index[name] = m
-    return index, ignored
+        if self._plain is not None:
+            self._plain.close()
+            self._plain = None
