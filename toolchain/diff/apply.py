@@ -334,9 +334,6 @@ class _Runner:
         r = self.results
         return [i for i in self.selected if i not in r or r[i][1] is Found.DIFFERENT]
 
-    def used(self) -> set[str]:
-        return {w for d, _, w in self.results.values() if d.status is Status.OK and w}
-
 
 def _by_id(runner: _Runner, source: Source, present: set[str]) -> Iterator[RebuildTask]:
     entries = runner.reader.manifest.entries
@@ -509,11 +506,9 @@ def _apply(
             runner.rebuild(_by_id(runner, source, set(ids)), Found.BY_ID)
             unresolved = runner.unresolved()
             if unresolved:
-                used = runner.used()
-                candidates = [s for s in ids if s not in used]
-                runner.rebuild(
-                    _by_content(runner, source, candidates, unresolved), Found.BY_CONTENT
-                )
+                # Every file is a candidate, those already used by id too: one image can be
+                # the original of two entries (a duplicate in the benchmark).
+                runner.rebuild(_by_content(runner, source, ids, unresolved), Found.BY_CONTENT)
         except KeyboardInterrupt:
             raise Interrupted(
                 f"interrupted after {len(runner.results)} of {runner.total} samples; "

@@ -68,7 +68,7 @@ def _label(task: object, index: int) -> str:
 
 
 def _death(process: SpawnProcess) -> str:
-    process.join(0.5)
+    process.join(2.0)
     code = process.exitcode
     if code is None:
         return "closed its pipe"
@@ -108,13 +108,19 @@ class _Pool:
                     hint="check that numpy imports in this Python (`benchmark-regen env`)",
                 )
             for i, conn in list(waiting.items()):
-                if conn in ready and conn.poll():
-                    kind, payload = conn.recv()
+                message = None
+                if conn in ready:
+                    try:
+                        message = conn.recv() if conn.poll() else None
+                    except (EOFError, OSError):
+                        message = None
+                if message is not None:
+                    kind, payload = message
                     if kind == "failed":
                         raise payload
                     fingerprints[f"#{i} (pid {self.processes[i].pid})"] = payload
                     del waiting[i]
-                elif self.processes[i].sentinel in ready:
+                elif conn in ready or self.processes[i].sentinel in ready:
                     raise ExecutorError(
                         f"worker process {self.processes[i].pid} could not start: it "
                         f"{_death(self.processes[i])}",
@@ -153,20 +159,16 @@ class _Pool:
                     continue  # its pipe and its sentinel were both ready
                 index, task = busy[worker]
                 conn = self.conns[worker]
-                if not conn.poll():
+                try:
+                    if not conn.poll():
+                        raise EOFError
+                    kind, got, payload = conn.recv()
+                except (EOFError, OSError):
                     raise ExecutorError(
                         f"worker process {self.processes[worker].pid} "
                         f"{_death(self.processes[worker])} while working on "
                         f"{_label(task, index)}",
                         hint="out of memory? (see dmesg); run again with --resume to continue",
-                    )
-                try:
-                    kind, got, payload = conn.recv()
-                except EOFError:
-                    raise ExecutorError(
-                        f"worker process {self.processes[worker].pid} died while working on "
-                        f"{_label(task, index)}",
-                        hint="run again with --resume to continue",
                     ) from None
                 if kind == "error":
                     raise payload
