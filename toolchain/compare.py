@@ -15,9 +15,9 @@ The pipeline, in order (each step a small function below)::
 
 The classification reads the three digests of a manifest entry:
 
-* ``source_pixels`` differ: the *original* decodes to different pixels, so the
+* ``source`` differs: the *original* decodes to different pixels, so the
   decoder drifted (libjpeg-turbo's IDCT or upsampling, Pillow's conversions).
-* ``source_pixels`` equal, ``pixels`` differ, same recipe identity: the same
+* ``source`` equal, ``pixels`` differ, same recipe identity: the same
   input gave a different output, so the generator drifted (numpy's RNG or
   ufunc kernels, the BLAS build, its kernel or thread count).
 * ``pixels`` equal, ``file`` differ: only the PNG encoder drifted (zlib vs
@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from toolchain.drift import CAUSE_KEYS, Cause, explains, fingerprint_differences
 from toolchain.errors import DecodeError, ManifestError
 from toolchain.hashing import pixel_digest
 from toolchain.manifest import MANIFEST_NAME, Manifest, ManifestEntry, load_manifest
@@ -74,42 +75,13 @@ class Status(enum.Enum):
     """Same pixels, different PNG bytes: the benchmark still reproduces."""
     MISSING_IN_A = "missing in A"
     MISSING_IN_B = "missing in B"
-
-
-class Cause(enum.Enum):
-    """Why a sample differs, as far as the manifests can tell."""
-
-    DECODER = "decoder drift"
-    GENERATOR = "generator drift"
-    ENCODER = "encoder-only drift"
-    RECIPE = "recipe changed"
-    SELECTION = "different sample selection"
+    LABELS_DIFFER = "path or columns differ"
+    """Same pixels, but stored at another path or with other carried columns (a label):
+    what a loader yields differs, so the benchmark does not reproduce."""
 
 
 # Severity order: when counts tie, the earlier cause is reported as dominant.
 _CAUSE_ORDER = (Cause.RECIPE, Cause.DECODER, Cause.GENERATOR, Cause.ENCODER, Cause.SELECTION)
-
-CAUSE_KEYS: Mapping[Cause, tuple[str, ...]] = {
-    Cause.DECODER: ("pillow", "pillow.jpg", "pillow.libjpeg_turbo", "pillow.webp"),
-    Cause.GENERATOR: (
-        "numpy",
-        "numpy.",
-        "blas.",
-        "env.",
-        "pinned",
-        "platform.",
-        "python",
-        "toolchain",
-    ),
-    Cause.ENCODER: ("pillow", "pillow.zlib", "pillow.zlib_ng"),
-}
-"""Fingerprint keys (exact, or prefixes ending in ``.``) that can explain each cause."""
-
-
-def _explains(key: str, cause: Cause) -> bool:
-    return any(
-        key.startswith(p) if p.endswith(".") else key == p for p in CAUSE_KEYS.get(cause, ())
-    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -224,8 +196,14 @@ class Comparison:
 
     @property
     def reproduces(self) -> bool:
-        """Same recipe and same root hash: B is the benchmark A is (the pixel contract)."""
-        return self.same_recipe and self.a.manifest.root == self.b.manifest.root
+        """Same recipe, and every sample has the same pixels, path and columns in A and B.
+
+        That is the pixel contract (for two manifests of one format version, the same root
+        hash); only the PNG bytes may differ (encoder-only drift).
+        """
+        return self.same_recipe and all(
+            s.status in (Status.IDENTICAL, Status.FILE_DIFFERS) for s in self.samples
+        )
 
     @property
     def identical(self) -> bool:
@@ -292,37 +270,32 @@ def _recipe_differences(a: Manifest, b: Manifest) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _fingerprint_diff(a: Mapping[str, str], b: Mapping[str, str]) -> dict[str, tuple[str, str]]:
-    return {
-        k: (a.get(k, "(absent)"), b.get(k, "(absent)"))
-        for k in sorted(set(a) | set(b))
-        if a.get(k) != b.get(k)
-    }
-
-
 def _classify(
     a: ManifestEntry | None,
     b: ManifestEntry | None,
     *,
     same_recipe: bool,
     fp_keys: Sequence[str],
+    sources_comparable: bool = True,
 ) -> tuple[Status, Cause | None, tuple[str, ...]]:
     """Status, cause and the fingerprint keys that explain it, for one sample."""
     if a is None or b is None:
         status = Status.MISSING_IN_A if a is None else Status.MISSING_IN_B
         return status, Cause.RECIPE if not same_recipe else Cause.SELECTION, ()
     if a.pixels == b.pixels:
+        if a.path != b.path or dict(a.columns) != dict(b.columns):
+            return Status.LABELS_DIFFER, None if same_recipe else Cause.RECIPE, ()
         if a.file == b.file:
             return Status.IDENTICAL, None, ()
         cause = Cause.ENCODER
         status = Status.FILE_DIFFERS
-    elif a.source_pixels != b.source_pixels:
+    elif sources_comparable and a.source != b.source:
         cause, status = Cause.DECODER, Status.PIXELS_DIFFER
     elif not same_recipe:
         return Status.PIXELS_DIFFER, Cause.RECIPE, ()
     else:
         cause, status = Cause.GENERATOR, Status.PIXELS_DIFFER
-    return status, cause, tuple(k for k in fp_keys if _explains(k, cause))
+    return status, cause, tuple(k for k in fp_keys if explains(k, cause))
 
 
 def load_pixels(side: Side, entry: ManifestEntry) -> npt.NDArray[np.uint8] | str:
@@ -366,15 +339,26 @@ def pixel_stats(a: npt.NDArray[np.uint8] | str, b: npt.NDArray[np.uint8] | str) 
                       max_abs=int(diff.max(initial=0)), psnr_db=psnr)  # fmt: skip
 
 
+def _environment(m: Manifest) -> dict[str, str]:
+    """The fingerprint plus the encoder's identity (as ``encoder.<field>``): what made it."""
+    env = dict(m.fingerprint)
+    env.update({f"encoder.{k}": str(v) for k, v in m.encoder_identity.items()})
+    return env
+
+
 def compare_sides(a: Side, b: Side, *, pixels: bool = True) -> Comparison:
     """Compare two opened sides. With ``pixels``, differing outputs of folders are measured."""
     recipe_diff = _recipe_differences(a.manifest, b.manifest)
-    fp_diff = _fingerprint_diff(a.manifest.fingerprint, b.manifest.fingerprint)
+    fp_diff = fingerprint_differences(_environment(a.manifest), _environment(b.manifest))
+    # Format v1 committed to plain source pixels, v2 to salted ones: not comparable.
+    comparable = a.manifest.version == b.manifest.version
     ea, eb = a.manifest.by_id(), b.manifest.by_id()
     samples: list[SampleComparison] = []
     for sid in sorted(set(ea) | set(eb), key=lambda s: s.encode("utf-8")):
         x, y = ea.get(sid), eb.get(sid)
-        status, cause, keys = _classify(x, y, same_recipe=not recipe_diff, fp_keys=list(fp_diff))
+        status, cause, keys = _classify(
+            x, y, same_recipe=not recipe_diff, fp_keys=list(fp_diff), sources_comparable=comparable
+        )
         stats = None
         measurable = pixels and a.folder is not None and b.folder is not None
         if measurable and status is Status.PIXELS_DIFFER and x is not None and y is not None:

@@ -18,9 +18,25 @@ from toolchain.errors import RecipeError
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-__all__ = ["PNG_COMPRESS_LEVEL", "check_pixels", "encode_png"]
+__all__ = ["ENCODER", "PNG_COMPRESS_LEVEL", "check_pixels", "encode_png"]
 
 PNG_COMPRESS_LEVEL = 6
+
+
+def _identity() -> dict[str, str | int]:
+    import PIL
+    from PIL import features
+
+    return {
+        "level": PNG_COMPRESS_LEVEL,
+        "name": "pillow-png",
+        "pillow": PIL.__version__,
+        "zlib": str(features.version("zlib") or "absent"),
+    }
+
+
+ENCODER: dict[str, str | int] = _identity()
+"""The encoder's identity, recorded in every manifest: anything that can change a byte."""
 _MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 
 

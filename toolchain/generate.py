@@ -28,7 +28,7 @@ from toolchain._internal.executor import Executor, make_executor
 from toolchain._internal.journal import JournaledSample, plan_digest
 from toolchain.decode import decode
 from toolchain.determinism import process_is_pinned
-from toolchain.encode import check_pixels, encode_png
+from toolchain.encode import ENCODER, check_pixels, encode_png
 from toolchain.errors import (
     DecodeError,
     DeterminismError,
@@ -38,7 +38,7 @@ from toolchain.errors import (
     SourceError,
 )
 from toolchain.fingerprint import fingerprint_digest
-from toolchain.hashing import Digest, file_digest, pixel_digest
+from toolchain.hashing import Digest, file_digest, pixel_digest, source_digest, source_salt
 from toolchain.manifest import Manifest, ManifestEntry, Provenance
 from toolchain.outdir import (
     OutDir,
@@ -115,12 +115,14 @@ class _SampleJob:
 
     recipe: RecipeRef | Recipe
     writer: SampleWriter | None
+    salt: bytes
+    """The benchmark's source-commitment salt (from the recipe identity)."""
 
     def __call__(self, task: SampleTask) -> SampleResult:
         sid = task.sample_id
         source_file = file_digest(task.data)
         original = _decode(task)
-        source_pixels = pixel_digest(original)
+        source = source_digest(original, self.salt)
         pixels = _transform(self.recipe, sid, original)
         png = encode_png(pixels)
         entry = ManifestEntry(
@@ -128,7 +130,8 @@ class _SampleJob:
             path=task.path,
             pixels=pixel_digest(pixels),
             file=file_digest(png),
-            source_pixels=source_pixels,
+            source=source,
+            columns=task.columns,
         )
         if self.writer is None:
             return SampleResult(entry=entry, source_file=source_file, png=png)
@@ -237,7 +240,11 @@ def generate_benchmark(
             resume=resume,
         ) as outdir:
             remote = executor != "local"
-            job = _SampleJob(recipe=ref, writer=None if remote else outdir.writer)
+            job = _SampleJob(
+                recipe=ref,
+                writer=None if remote else outdir.writer,
+                salt=source_salt(identity.to_json()),
+            )
             run = _Run(outdir, dict(plan), progress)
             done = _finished(outdir, run.planned) if resume else {}
             tasks = run.tasks(source, [sid for sid, _ in plan], done)
@@ -249,6 +256,8 @@ def generate_benchmark(
                 recipe=identity,
                 entries=entries.values(),
                 fingerprint=run.fingerprint,
+                encoder=ENCODER,
+                columns=listing.columns,
                 provenance=Provenance(
                     original_name=prov.original_name or source.name,
                     original_terms=prov.original_terms,

@@ -1,25 +1,42 @@
 """Digests: the canonical pixel hash, the file hash, and the root hash.
 
-These three functions *are* the reproducibility contract, and ``docs/manifest.md``
+These functions *are* the reproducibility contract, and ``docs/manifest.md``
 specifies them byte for byte so that an auditor can recompute them without us.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["PIXELS_DOMAIN", "ROOT_DOMAIN", "Digest", "file_digest", "pixel_digest", "root_digest"]
+__all__ = [
+    "PIXELS_DOMAIN",
+    "ROOT_DOMAIN",
+    "ROOT_DOMAIN_V1",
+    "SOURCE_DOMAIN",
+    "Digest",
+    "canonical_json",
+    "file_digest",
+    "pixel_digest",
+    "root_digest",
+    "root_digest_v1",
+    "source_digest",
+    "source_salt",
+]
 
 PIXELS_DOMAIN = b"benchmark-regen/pixels/v1\n"
-ROOT_DOMAIN = b"benchmark-regen/root/v1\n"
+ROOT_DOMAIN = b"benchmark-regen/root/v2\n"
+ROOT_DOMAIN_V1 = b"benchmark-regen/root/v1\n"
+SOURCE_DOMAIN = b"benchmark-regen/source/v2\n"
+SOURCE_SALT_DOMAIN = b"benchmark-regen/source-salt/v1\n"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -75,14 +92,67 @@ def file_digest(data: bytes) -> Digest:
     return Digest.of(data)
 
 
-def root_digest(entries: Iterable[tuple[str, Digest]]) -> Digest:
-    """The root hash over ``(sample id, pixel digest)`` pairs, sorted by sample id.
+def canonical_json(value: Any) -> bytes:
+    """Compact canonical JSON: sorted keys, ``,``/``:`` separators, ASCII only."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode(
+        "ascii"
+    )
 
-    ``sha256(ROOT_DOMAIN || for each entry sorted by id (UTF-8 bytes):
-    id || 0x00 || pixel hex || 0x0a)``. Ids take part so that renaming or
-    swapping two samples changes the root.
+
+def source_salt(recipe: Mapping[str, Any]) -> bytes:
+    """The salt of a benchmark's source commitments: SHA-256 of its recipe identity.
+
+    ``SHA-256("benchmark-regen/source-salt/v1\\n" || canonical JSON of the recipe identity)``.
+    Two runs of one recipe (any machine) share it, so their commitments compare;
+    two recipes over the same originals do not, so their manifests cannot be linked.
     """
-    h = hashlib.sha256(ROOT_DOMAIN)
+    return hashlib.sha256(SOURCE_SALT_DOMAIN + canonical_json(dict(recipe))).digest()
+
+
+def source_digest(pixels: npt.NDArray[np.uint8], salt: bytes) -> Digest:
+    """The commitment to an original's decoded pixels, salted per benchmark.
+
+    ``SHA-256("benchmark-regen/source/v2\\n" || salt || "<dtype> <H>x<W>x<C>\\n" || bytes)``.
+    """
+    shape = "x".join(str(n) for n in pixels.shape)
+    h = hashlib.sha256(SOURCE_DOMAIN + salt + f"{pixels.dtype.name} {shape}\n".encode("ascii"))
+    h.update((pixels if pixels.flags.c_contiguous else pixels.copy(order="C")).data)
+    return Digest(hex=h.hexdigest())
+
+
+def root_digest(
+    entries: Iterable[tuple[str, str, Digest, Mapping[str, Any]]],
+    columns: Mapping[str, Any],
+) -> Digest:
+    """The root hash (format v2): ids, output paths, pixel digests and carried columns.
+
+    ``SHA-256(ROOT_DOMAIN || "columns " || canonical JSON of the column schema || "\\n"
+    || for each entry sorted by id (UTF-8 bytes):
+    id || 0x00 || path || 0x00 || pixels hex || 0x00 || canonical JSON of its columns || "\\n")``.
+    Moving a file to another path, relabelling a sample or renaming a class changes it.
+    """
+    h = hashlib.sha256(ROOT_DOMAIN + b"columns " + canonical_json(dict(columns)) + b"\n")
+    for sample_id, path, digest, values in sorted(entries, key=lambda e: e[0].encode("utf-8")):
+        h.update(
+            sample_id.encode("utf-8")
+            + b"\x00"
+            + path.encode("utf-8")
+            + b"\x00"
+            + digest.hex.encode("ascii")
+            + b"\x00"
+            + canonical_json(dict(values))
+            + b"\n"
+        )
+    return Digest(hex=h.hexdigest())
+
+
+def root_digest_v1(entries: Iterable[tuple[str, Digest]]) -> Digest:
+    """The root hash of format v1 manifests: ``(sample id, pixel digest)`` pairs only.
+
+    ``sha256(ROOT_DOMAIN_V1 || for each entry sorted by id (UTF-8 bytes):
+    id || 0x00 || pixel hex || 0x0a)``.
+    """
+    h = hashlib.sha256(ROOT_DOMAIN_V1)
     for sample_id, digest in sorted(entries, key=lambda e: e[0].encode("utf-8")):
         h.update(sample_id.encode("utf-8") + b"\x00" + digest.hex.encode("ascii") + b"\n")
     return Digest(hex=h.hexdigest())

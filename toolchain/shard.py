@@ -99,6 +99,15 @@ def merge_manifests(shards: Sequence[Manifest]) -> Manifest:
             )
         if m.provenance != first.provenance:
             raise ManifestError(f"shard {spec} has different provenance fields")
+        if (m.version, dict(m.encoder), m.columns) != (
+            first.version,
+            dict(first.encoder),
+            first.columns,
+        ):
+            raise ManifestError(
+                f"shard {spec} has another format version, PNG encoder or column schema",
+                hint="regenerate that shard with the same benchmark-regen version",
+            )
         if not m.root_is_consistent():
             raise ManifestError(f"shard {spec}: its root hash does not match its entries")
     seen: dict[int, int] = {}
@@ -130,7 +139,10 @@ def merge_manifests(shards: Sequence[Manifest]) -> Manifest:
         recipe=first.recipe,
         entries=entries,
         fingerprint=first.fingerprint,
+        encoder=first.encoder,
+        columns=first.columns,
         provenance=first.provenance,
+        version=first.version,
     )
 
 

@@ -17,11 +17,12 @@ import pytest
 
 from toolchain.demo import demo_original
 
-# Recorded under: numpy 2.4.6 (scipy-openblas 0.3.31, Haswell kernel, 1 thread, SIMD baseline
-# X86_V2 only), Pillow 13.0.0 (libjpeg-turbo 3.2.0, zlib-ng 2.3.3), CPython 3.11, x86_64.
+# Manifest format v2 roots. Recorded under: numpy 2.4.6 (scipy-openblas 0.3.31, Haswell
+# kernel, 1 thread, SIMD baseline X86_V2 only), Pillow 13.0.0 (libjpeg-turbo 3.2.0),
+# CPython 3.11, x86_64.
 # A library change that alters a pixel makes these fail loudly; see docs/determinism.md.
-GOLDEN_DEMO_ROOT = "sha256:009ca30e14368b2e2dde6a960586ed390821c613d1a6e244569ea114d0e0595d"
-GOLDEN_ADVERSARIAL_ROOT = "sha256:619eb591f65ad682a354414832208ad2876ecf9322bf92132ae9e1e37f50d0b5"
+GOLDEN_DEMO_ROOT = "sha256:eb41cc756d8a5df560f6bc9a61cddb3406d18818de9445dc1f4387b662ae839e"
+GOLDEN_ADVERSARIAL_ROOT = "sha256:ca3724b72f6fd99304861ad7d7cf99e98836f03bc923eb47af73a9520d3a805f"
 
 CLI = [sys.executable, "-m", "toolchain"]
 

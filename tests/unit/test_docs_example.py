@@ -14,7 +14,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "manifest.md"
 
 def test_manifest_doc_snippet_recomputes_the_root(small_original: Path, tmp_path: Path) -> None:
     blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
-    (snippet,) = [b for b in blocks if "benchmark-regen/root/v1" in b]
+    (snippet,) = [b for b in blocks if "benchmark-regen/root/v2" in b]
     script = tmp_path / "audit.py"
     script.write_text(snippet)
     result = generate_benchmark(small_original, "gaussian-noise", tmp_path / "bench")

@@ -8,6 +8,8 @@ import pytest
 
 import toolchain
 from tests.conftest import make_image
+from toolchain.decode import decode
+from toolchain.encode import ENCODER
 from toolchain.errors import DecodeError, OutputError, RecipeError, SourceError
 from toolchain.generate import generate_benchmark, plan_outputs
 from toolchain.manifest import load_manifest
@@ -22,8 +24,9 @@ def test_generate_writes_pngs_metadata_and_manifest(small_original: Path, tmp_pa
     assert all((out / e.path).is_file() and e.path.endswith(".png") for e in m.entries)
     meta = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
     assert [r["file_name"] for r in meta] == [e.path for e in m.entries]
-    # identity: the output pixels are the decoded original
-    assert all(e.pixels == e.source_pixels for e in m.entries)
+    # identity: the output pixels are the decoded original, committed to (salted) in `source`
+    assert all(e.source == m.source_of(decode((out / e.path).read_bytes())) for e in m.entries)
+    assert m.encoder == ENCODER and m.version == 2
     assert verify_benchmark(out).ok
 
 
@@ -37,7 +40,7 @@ def test_root_is_the_same_for_any_worker_count(
     assert str(result.root) == ADVERSARIAL_SMALL_STEPS2
 
 
-ADVERSARIAL_SMALL_STEPS2 = "sha256:656c1dbfd8885bb0cb9046248db386aeffd891885b6f4652d8f92ac937452132"
+ADVERSARIAL_SMALL_STEPS2 = "sha256:ec2f5d804d2d2c8dec1877f385c949cd2b25fff5d7a5d9210b70d9696c1093bf"
 
 
 def test_same_root_when_tree_created_in_another_order(small_original: Path, tmp_path: Path) -> None:

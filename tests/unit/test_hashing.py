@@ -5,7 +5,14 @@ import hashlib
 import numpy as np
 import pytest
 
-from toolchain.hashing import Digest, pixel_digest, root_digest
+from toolchain.hashing import (
+    Digest,
+    pixel_digest,
+    root_digest,
+    root_digest_v1,
+    source_digest,
+    source_salt,
+)
 
 
 def test_pixel_digest_matches_the_documented_formula() -> None:
@@ -30,20 +37,48 @@ def test_pixel_digest_of_non_contiguous_view_equals_copy() -> None:
     assert pixel_digest(view) == pixel_digest(np.ascontiguousarray(view))
 
 
-def test_root_digest_is_order_independent_but_id_sensitive() -> None:
+def test_v1_root_digest_is_order_independent_but_id_sensitive() -> None:
     a, b = Digest.of(b"a"), Digest.of(b"b")
-    assert root_digest([("x", a), ("y", b)]) == root_digest([("y", b), ("x", a)])
-    assert root_digest([("x", a), ("y", b)]) != root_digest([("x", b), ("y", a)])
+    assert root_digest_v1([("x", a), ("y", b)]) == root_digest_v1([("y", b), ("x", a)])
+    assert root_digest_v1([("x", a), ("y", b)]) != root_digest_v1([("x", b), ("y", a)])
     expected = hashlib.sha256(
-        b"benchmark-regen/root/v1\n"
-        + b"x\x00"
-        + a.hex.encode()
-        + b"\n"
-        + b"y\x00"
-        + b.hex.encode()
-        + b"\n"
+        b"benchmark-regen/root/v1\n" + b"x\x00" + a.hex.encode() + b"\n"
+        + b"y\x00" + b.hex.encode() + b"\n"
+    ).hexdigest()  # fmt: skip
+    assert root_digest_v1([("y", b), ("x", a)]).hex == expected
+
+
+def test_root_digest_commits_to_paths_and_columns() -> None:
+    a, b = Digest.of(b"a"), Digest.of(b"b")
+    schema = {"label": {"names": ["cat", "dog"], "type": "class_label"}}
+    x = ("cat/x.jpg", "cat/x.png", a, {"label": 0})
+    y = ("dog/y.jpg", "dog/y.png", b, {"label": 1})
+    root = root_digest([x, y], schema)
+    assert root == root_digest([y, x], schema)
+    # A moved file, a changed label, renamed classes: each changes the root.
+    assert root != root_digest([("cat/x.jpg", "dog/x.png", a, {"label": 0}), y], schema)
+    assert root != root_digest([("cat/x.jpg", "cat/x.png", a, {"label": 1}), y], schema)
+    renamed = {"label": {"names": ["dog", "cat"], "type": "class_label"}}
+    assert root != root_digest([x, y], renamed)
+    expected = hashlib.sha256(
+        b"benchmark-regen/root/v2\n"
+        b'columns {"label":{"names":["cat","dog"],"type":"class_label"}}\n'
+        + b"cat/x.jpg\x00cat/x.png\x00" + a.hex.encode() + b'\x00{"label":0}\n'
+        + b"dog/y.jpg\x00dog/y.png\x00" + b.hex.encode() + b'\x00{"label":1}\n'
+    ).hexdigest()  # fmt: skip
+    assert root.hex == expected
+
+
+def test_source_digest_is_salted_per_benchmark() -> None:
+    import numpy as np
+
+    px = np.arange(12, dtype=np.uint8).reshape(2, 2, 3)
+    one, two = source_salt({"name": "a"}), source_salt({"name": "b"})
+    assert source_digest(px, one) != source_digest(px, two) != pixel_digest(px)
+    expected = hashlib.sha256(
+        b"benchmark-regen/source/v2\n" + one + b"uint8 2x2x3\n" + px.tobytes()
     ).hexdigest()
-    assert root_digest([("y", b), ("x", a)]).hex == expected
+    assert source_digest(px, one).hex == expected
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from toolchain.manifest import (
 def _manifest(n: int = 3) -> Manifest:
     def entry(i: int) -> ManifestEntry:
         d = Digest.of(str(i).encode())
-        return ManifestEntry(id=f"c/{i}.jpg", path=f"c/{i}.png", pixels=d, file=d, source_pixels=d)
+        return ManifestEntry(id=f"c/{i}.jpg", path=f"c/{i}.png", pixels=d, file=d, source=d)
 
     return Manifest.build(
         recipe=RecipeIdentity(
@@ -103,7 +103,7 @@ def test_each_field_removed(path: tuple[Any, ...]) -> None:
     ("mutate", "words"),
     [
         (
-            lambda d: d.__setitem__("format", "benchmark-regen.manifest/v2"),
+            lambda d: d.__setitem__("format", "benchmark-regen.manifest/v3"),
             "unknown manifest format",
         ),
         (

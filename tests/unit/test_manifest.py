@@ -18,7 +18,7 @@ from toolchain.manifest import (
 
 def _entry(i: int) -> ManifestEntry:
     d = Digest.of(str(i).encode())
-    return ManifestEntry(id=f"c/{i}.jpg", path=f"c/{i}.png", pixels=d, file=d, source_pixels=d)
+    return ManifestEntry(id=f"c/{i}.jpg", path=f"c/{i}.png", pixels=d, file=d, source=d)
 
 
 def _manifest(n: int = 3) -> Manifest:

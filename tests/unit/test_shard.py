@@ -16,9 +16,7 @@ FP = {"numpy": "2.4.6"}
 
 def _entry(sid: str) -> ManifestEntry:
     d = Digest.of(sid.encode())
-    return ManifestEntry(
-        id=sid, path=sid.replace(".jpg", ".png"), pixels=d, file=d, source_pixels=d
-    )
+    return ManifestEntry(id=sid, path=sid.replace(".jpg", ".png"), pixels=d, file=d, source=d)
 
 
 def _shards(n: int, ids: list[str] = IDS, recipe: RecipeIdentity = RECIPE) -> list[Manifest]:

@@ -359,7 +359,7 @@ def _manifest_tampers() -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
     return [
         ("entry.file", entry("file", "sha256:" + "4" * 64)),
         ("entry.pixels", entry("pixels", "sha256:" + "5" * 64)),
-        ("entry.source_pixels", entry("source_pixels", "sha256:" + "6" * 64)),
+        ("entry.source", entry("source", "sha256:" + "6" * 64)),
         ("entries.dropped", lambda d: (d["entries"].pop(), d.__setitem__("sample_count", 2))),
         ("fingerprint", lambda d: d["fingerprint"].__setitem__("numpy", "0.0")),
         ("provenance", lambda d: d["provenance"].__setitem__("original_name", "x")),

@@ -74,6 +74,8 @@ def verify(
         for p in report.problems:
             who = f" ({p.sample})" if p.sample and p.sample != p.path else ""
             echo(f"{p.problem:>14}  {p.path}{who}  {p.detail}")
+        for note in report.notes:
+            echo(f"note: {note}")
         if report.partial:
             echo("this folder holds a partial result: it is not the full benchmark")
         if report.manifest.shard is not None:

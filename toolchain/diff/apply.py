@@ -28,6 +28,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from toolchain._internal.executor import Executor, make_executor, worker_fingerprint
 from toolchain._internal.journal import plan_digest
@@ -44,13 +45,17 @@ from toolchain.errors import (
     Interrupted,
     ShardSpecError,
 )
-from toolchain.hashing import Digest, file_digest, pixel_digest
+from toolchain.hashing import Digest, file_digest, pixel_digest, source_digest
 from toolchain.layout import COVERAGE_NAME
 from toolchain.manifest import Manifest, ManifestEntry, dump_manifest
 from toolchain.outdir import OutDir, SampleWriter, companions, open_out
 from toolchain.shard import Shard, parse_shard
 from toolchain.sign import SignatureCheck, check_manifest_signature
 from toolchain.source import Source, open_source
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = ["ApplyResult", "RebuildTask", "SampleOutcome", "Status", "get_benchmark"]
 
@@ -172,6 +177,14 @@ class _RebuildJob:
     key_on: KeyOn
     salt: bytes
     writer: SampleWriter | None
+    manifest_version: int
+    source_salt: bytes
+
+    def source_of(self, original: npt.NDArray[np.uint8]) -> Digest:
+        """The commitment this original's decode has in the carried manifest's format."""
+        if self.manifest_version == 1:
+            return pixel_digest(original)
+        return source_digest(original, self.source_salt)
 
     def __call__(self, t: RebuildTask) -> _Done:
         return replace(self._rebuild(t), index=t.index, source_id=t.source_id)
@@ -191,16 +204,16 @@ class _RebuildJob:
                 return _Done(
                     status=Status.DECODER_DRIFT, detail=f"your decoder refuses it: {err.message}"
                 )
-        local_source = None if original is None else pixel_digest(original)
+        local_source = None if original is None else self.source_of(original)
         try:
             target = unpack_payload(t.kind, got.plaintext, original)
         except PayloadError as err:
-            if local_source is not None and local_source != e.source_pixels:
+            if local_source is not None and local_source != e.source:
                 return _Done(status=Status.DECODER_DRIFT, local_source=local_source)
             return _Done(status=Status.BROKEN, detail=str(err))
         pixels = pixel_digest(target)
         if pixels != e.pixels:
-            if local_source is not None and local_source != e.source_pixels:
+            if local_source is not None and local_source != e.source:
                 return _Done(status=Status.DECODER_DRIFT, pixels=pixels, local_source=local_source)
             return _Done(status=Status.BROKEN, pixels=pixels, detail="rebuilt pixels differ")
         png = encode_png(target)
@@ -244,7 +257,7 @@ def _describe(
         ours = done.local_source.short if done.local_source else "?"
         return (
             f"sample {e.id}: decoder drift: your decoder gives the original pixels {ours}, the "
-            f"publisher's gave {e.source_pixels.short} (publisher: {decoder_versions(publisher)}; "
+            f"publisher's gave {e.source.short} (publisher: {decoder_versions(publisher)}; "
             f"yours: {decoder_versions(local)}){': ' + done.detail if done.detail else ''}; "
             f"{PINNED_HINT}"
         )
@@ -401,8 +414,11 @@ def _commit(
             recipe=m.recipe,
             entries=[e for e in m.entries if part.contains(e.id)],
             fingerprint=m.fingerprint,
+            encoder=m.encoder,
+            columns=m.columns,
             provenance=m.provenance,
             shard=str(part),
+            version=m.version,
         )
         outdir.commit(dump_manifest(shard_manifest))
         return True
@@ -496,6 +512,8 @@ def _apply(
             key_on=reader.header.key_on,
             salt=reader.header.benchmark_id,
             writer=None if remote else outdir.writer,
+            manifest_version=reader.manifest.version,
+            source_salt=reader.manifest.salt,
         )
         pool = make_executor(
             executor, workers=max(1, min(workers, len(selected))), scheduler=scheduler

@@ -3,7 +3,7 @@
 The pipeline::
 
     verify the benchmark → read its canonical manifest bytes → benchmark id
-        → per entry: read original → decode → check source_pixels → decode target
+        → per entry: read original → decode → check the source commitment → decode target
           → check pixels → pack (delta or full) → key material → HKDF key → seal
         → write the container (deterministic: same inputs, same bytes)
 """
@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from toolchain._internal.executor import make_executor
 from toolchain.decode import decode
@@ -21,12 +22,16 @@ from toolchain.diff.codec import pack_payload
 from toolchain.diff.crypto import derive_key, fingerprint, pixels_key_material, seal_payload
 from toolchain.diff.format import Header, KeyOn, PayloadKind, SealedEntry, benchmark_id, write_diff
 from toolchain.errors import DecodeError, InputError, Interrupted, ManifestError
-from toolchain.hashing import pixel_digest
+from toolchain.hashing import Digest, pixel_digest, source_digest
 from toolchain.layout import MANIFEST_NAME, RESERVED_NAMES, is_shard_manifest
 from toolchain.manifest import Manifest, ManifestEntry, dump_manifest, parse_manifest
 from toolchain.outdir import read_output
 from toolchain.source import Source, open_source
 from toolchain.verify import verify_benchmark
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = ["CreateResult", "create_diff"]
 
@@ -65,6 +70,13 @@ class _SealJob:
 
     key_on: KeyOn
     salt: bytes
+    manifest_version: int
+    source_salt: bytes
+
+    def source_of(self, original: npt.NDArray[np.uint8]) -> Digest:
+        if self.manifest_version == 1:
+            return pixel_digest(original)
+        return source_digest(original, self.source_salt)
 
     def __call__(self, t: SealTask) -> SealedEntry:
         entry = t.entry
@@ -74,7 +86,7 @@ class _SealJob:
         except DecodeError as e:
             e.sample = entry.id
             raise
-        if pixel_digest(original) != entry.source_pixels:
+        if self.source_of(original) != entry.source:
             raise InputError(
                 "this original decodes to other pixels than the benchmark was made from",
                 sample=entry.id,
@@ -161,7 +173,12 @@ def create_diff(
                 f"e.g. {absent[0]!r}",
                 hint="create the diff from the original the benchmark was generated from",
             )
-        job = _SealJob(key_on=mode, salt=benchmark_id(manifest_bytes))
+        job = _SealJob(
+            key_on=mode,
+            salt=benchmark_id(manifest_bytes),
+            manifest_version=manifest.version,
+            source_salt=manifest.salt,
+        )
         n = len(manifest.entries)
         pool = make_executor(executor, workers=max(1, min(workers, n)), scheduler=scheduler)
 
