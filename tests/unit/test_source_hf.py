@@ -593,3 +593,20 @@ def test_core_imports_without_hf_packages() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_iter_samples_memory_is_one_row_group(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    many = class_records(40)
+    root = tmp_path / "many"
+    to_hub_parquet(make_dataset(many), root, "train", row_group=1)
+    total = sum(len(r["bytes"]) for r in many)
+    largest = max(len(r["bytes"]) for r in many)
+    peak = 0
+    with open_source(root) as src:
+        for s in src.iter_samples(src.listing().ids):
+            assert s.data
+            peak = max(peak, pa.total_allocated_bytes())
+    assert peak < 3 * largest < total
