@@ -10,19 +10,23 @@ the machine: no time, no host, no path.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from toolchain.hf._deps import require
 from toolchain.source._common import ColumnSpec
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+T = TypeVar("T")
 
 __all__ = [
     "HF_METADATA_KEY",
@@ -32,6 +36,7 @@ __all__ = [
     "file_sha256",
     "open_writer",
     "specs_from_features",
+    "write_shards",
 ]
 
 HF_METADATA_KEY = b"huggingface"
@@ -121,3 +126,62 @@ def tmp_name(folder: Path, what: str) -> Path:
     from toolchain._internal.atomic import TMP_PREFIX
 
     return folder / f"{TMP_PREFIX}{os.getpid()}-{what}"
+
+
+def write_shards(
+    folder: Path,
+    split: str,
+    schema: pa.Schema,
+    rows: Iterable[T],
+    *,
+    size_of: Callable[[T], int],
+    to_table: Callable[[list[T]], pa.Table],
+    row_group_rows: int,
+    row_group_bytes: int,
+    shard_bytes: int,
+) -> list[tuple[Path, int]]:
+    """Write ``rows`` as ``folder/<split>-0000N-of-0000M.parquet``; return (path, rows) per shard.
+
+    A row group ends after ``row_group_rows`` rows or once its rows' sizes reach
+    ``row_group_bytes``; a shard ends after the row group with which its size
+    reaches ``shard_bytes``. Shards are written under temporary names and
+    renamed once M is known; on any error, none is left behind.
+    """
+    temps: list[tuple[Path, int]] = []
+    finals: list[Path] = []
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with contextlib.ExitStack() as stack:
+            writer: Any = None
+            shard_size = shard_rows = buf_bytes = 0
+            buf: list[T] = []
+            for row in itertools.chain(rows, [None]):
+                if row is not None:
+                    buf.append(row)
+                    buf_bytes += size_of(row)
+                full = len(buf) >= row_group_rows or buf_bytes >= row_group_bytes
+                if not buf or not (full or row is None):
+                    continue
+                if writer is None:
+                    temps.append((tmp_name(folder, f"{split}-{len(temps)}.parquet"), 0))
+                    writer = stack.enter_context(open_writer(temps[-1][0], schema))
+                writer.write_table(to_table(buf), row_group_size=len(buf))
+                shard_size += buf_bytes
+                shard_rows += len(buf)
+                buf, buf_bytes = [], 0
+                temps[-1] = (temps[-1][0], shard_rows)
+                if shard_size >= shard_bytes:
+                    stack.close()  # the ExitStack is empty again, ready for the next shard
+                    writer, shard_size, shard_rows = None, 0, 0
+        out = []
+        for i, (tmp, count) in enumerate(temps):
+            final = folder / f"{split}-{i:05d}-of-{len(temps):05d}.parquet"
+            os.replace(tmp, final)
+            finals.append(final)
+            out.append((final, count))
+        return out
+    except BaseException:
+        for path in [t for t, _ in temps] + finals:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise

@@ -21,8 +21,6 @@ Memory is bounded by one row group, on writing and on reading.
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,9 +34,8 @@ from toolchain.hf._arrow import (
     feature_json,
     features_metadata,
     file_sha256,
-    open_writer,
     specs_from_features,
-    tmp_name,
+    write_shards,
 )
 from toolchain.hf._deps import require
 from toolchain.source._common import ColumnSpec, ColumnValue
@@ -197,64 +194,40 @@ def write_parquet(
             hint="write the parquet benchmark into an empty output folder",
         )
     schema = _schema(columns)
-    temps: list[tuple[Path, int]] = []
-    finals: list[Path] = []
+    previous: list[str] = []
+
+    def checked() -> Iterator[BenchmarkRow]:
+        for row in rows:
+            _check_row(row, columns, previous[0] if previous else None)
+            previous[:] = [row.id]
+            yield row
+
     try:
-        data.mkdir(parents=True, exist_ok=True)
-        with contextlib.ExitStack() as stack:
-            writer: Any = None
-            shard_size = shard_rows = 0
-            buf: list[BenchmarkRow] = []
-            buf_bytes = 0
-            previous: str | None = None
-            for row in itertools.chain(rows, [None]):
-                if row is not None:
-                    _check_row(row, columns, previous)
-                    previous = row.id
-                    buf.append(row)
-                    buf_bytes += len(row.png)
-                full = len(buf) >= row_group_rows or buf_bytes >= ROW_GROUP_BYTES
-                if buf and (full or row is None):
-                    if writer is None:
-                        temps.append((tmp_name(data, f"{split}-{len(temps)}.parquet"), 0))
-                        writer = stack.enter_context(open_writer(temps[-1][0], schema))
-                    writer.write_table(_table(buf, columns, schema), row_group_size=len(buf))
-                    shard_size += buf_bytes
-                    shard_rows += len(buf)
-                    buf, buf_bytes = [], 0
-                    temps[-1] = (temps[-1][0], shard_rows)
-                    if shard_size >= shard_bytes:
-                        stack.close()
-                        writer, shard_size, shard_rows = None, 0, 0
-        if not temps:
+        written = write_shards(
+            data,
+            split,
+            schema,
+            checked(),
+            size_of=lambda r: len(r.png),
+            to_table=lambda buf: _table(buf, columns, schema),
+            row_group_rows=row_group_rows,
+            row_group_bytes=ROW_GROUP_BYTES,
+            shard_bytes=shard_bytes,
+        )
+        if not written:
             raise ValueError("no rows: a benchmark has at least one sample")
-        files = []
-        for i, (tmp, count) in enumerate(temps):
-            final = data / f"{split}-{i:05d}-of-{len(temps):05d}.parquet"
-            os.replace(tmp, final)
-            finals.append(final)
-            files.append(
-                ParquetFile(
-                    path=final.relative_to(Path(out)).as_posix(),
-                    sha256=file_sha256(final),
-                    size=final.stat().st_size,
-                    rows=count,
-                )
+        files = tuple(
+            ParquetFile(
+                path=path.relative_to(Path(out)).as_posix(),
+                sha256=file_sha256(path),
+                size=path.stat().st_size,
+                rows=count,
             )
-    except BaseException as e:
-        _cleanup(temps, finals)
-        if isinstance(e, OSError):
-            raise OutputError(
-                f"cannot write parquet shards into {data}: {e.strerror or e}"
-            ) from None
-        raise
-    return ParquetWriteResult(split=split, files=tuple(files), columns=tuple(columns))
-
-
-def _cleanup(temps: list[tuple[Path, int]], finals: list[Path]) -> None:
-    for path in [t for t, _ in temps] + finals:
-        with contextlib.suppress(OSError):
-            path.unlink()
+            for path, count in written
+        )
+    except OSError as e:
+        raise OutputError(f"cannot write parquet shards into {data}: {e.strerror or e}") from None
+    return ParquetWriteResult(split=split, files=files, columns=tuple(columns))
 
 
 # -- reading ---------------------------------------------------------------------------
