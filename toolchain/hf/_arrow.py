@@ -57,10 +57,18 @@ _WRITER_OPTIONS: Mapping[str, Any] = {
 
 
 @contextmanager
-def open_writer(path: Path, schema: pa.Schema) -> Iterator[Any]:
-    """A ``pyarrow.parquet.ParquetWriter`` with the fixed options, closed on exit."""
+def open_writer(
+    path: Path, schema: pa.Schema, *, statistics: Sequence[str] | None = None
+) -> Iterator[Any]:
+    """A ``pyarrow.parquet.ParquetWriter`` with the fixed options, closed on exit.
+
+    ``statistics``: the column paths to write statistics for (default: all).
+    """
     pq = require("pyarrow.parquet")
-    writer = pq.ParquetWriter(str(path), schema, **_WRITER_OPTIONS)
+    options = dict(_WRITER_OPTIONS)
+    if statistics is not None:
+        options["write_statistics"] = list(statistics)
+    writer = pq.ParquetWriter(str(path), schema, **options)
     try:
         yield writer
     finally:
@@ -139,6 +147,7 @@ def write_shards(
     row_group_rows: int,
     row_group_bytes: int,
     shard_bytes: int,
+    statistics: Sequence[str] | None = None,
 ) -> list[tuple[Path, int]]:
     """Write ``rows`` as ``folder/<split>-0000N-of-0000M.parquet``; return (path, rows) per shard.
 
@@ -164,7 +173,9 @@ def write_shards(
                     continue
                 if writer is None:
                     temps.append((tmp_name(folder, f"{split}-{len(temps)}.parquet"), 0))
-                    writer = stack.enter_context(open_writer(temps[-1][0], schema))
+                    writer = stack.enter_context(
+                        open_writer(temps[-1][0], schema, statistics=statistics)
+                    )
                 writer.write_table(to_table(buf), row_group_size=len(buf))
                 shard_size += buf_bytes
                 shard_rows += len(buf)
