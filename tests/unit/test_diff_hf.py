@@ -215,10 +215,10 @@ def test_missing_or_extra_pieces(dataset: Path, tmp_path: Path) -> None:
     other = tmp_path / "copy"
     shutil.copytree(dataset, other)
     (other / "manifest.json").unlink()
-    with pytest.raises(DiffFormatError, match="has no manifest.json"):
+    with pytest.raises(DiffFormatError, match=r"has no manifest\.json"):
         open_diff_dataset(other)
-    with pytest.raises(DiffFormatError, match="has no diff.json"):
+    with pytest.raises(DiffFormatError, match=r"has no diff\.json"):
         open_diff_dataset(tmp_path)
     shutil.copy(_shard(dataset), dataset / "data" / "test-00000-of-00001.parquet")
-    with pytest.raises(DiffFormatError, match="exactly data/train-NNNNN-of-NNNNN.parquet"):
+    with pytest.raises(DiffFormatError, match=r"exactly data/train-NNNNN-of-NNNNN\.parquet"):
         open_diff_dataset(dataset)
