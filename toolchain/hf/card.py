@@ -2,9 +2,10 @@
 
 The YAML header is valid dataset-card metadata: ``license`` (and
 ``license_name``/``license_link`` for ``other``), ``pretty_name``, ``tags``,
-``configs`` with the ``data_files`` of the output format, and ``dataset_info``
-with the features (``ClassLabel`` names included) and the split size, so
-``load_dataset(OUT)`` gives the images and labels for either format. The body
+``configs`` with the ``data_files`` of the output format and its ``features``,
+and ``dataset_info`` with the features (``ClassLabel`` names included) and the
+split size, so ``load_dataset(OUT)`` gives the images and labels for either
+format. The body
 states the provenance, the recipe, the root hash and how to verify.
 
 The writer is deterministic and needs no YAML library: every string is
@@ -181,6 +182,11 @@ def _yaml_header(
         "    path:",
     ]
     lines += [f"    - {_q(f)}" for f in files]
+    # The features twice: in the config, where the builders use them (imagefolder would
+    # otherwise read `label` from metadata.jsonl as a plain integer), and in dataset_info.
+    lines.append("  features:")
+    for name, dtype in features:
+        lines += _feature_yaml(name, dtype)
     lines += ["dataset_info:", f"  config_name: {_q('default')}", "  features:"]
     for name, dtype in features:
         lines += _feature_yaml(name, dtype)
