@@ -595,18 +595,17 @@ def test_core_imports_without_hf_packages() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.mark.slow
-def test_iter_samples_memory_is_one_row_group(tmp_path: Path) -> None:
+def test_iter_samples_memory_is_a_few_rows_of_a_row_group(tmp_path: Path) -> None:
+    """One row group of 160 photographs is decoded READ_BATCH_ROWS (16) rows at a time."""
     import pyarrow as pa
 
-    many = class_records(40)
+    many = class_records(160)
     root = tmp_path / "many"
-    to_hub_parquet(make_dataset(many), root, "train", row_group=1)
+    to_hub_parquet(make_dataset(many), root, "train", row_group=160)
     total = sum(len(r["bytes"]) for r in many)
-    largest = max(len(r["bytes"]) for r in many)
     peak = 0
     with open_source(root) as src:
         for s in src.iter_samples(src.listing().ids):
             assert s.data
             peak = max(peak, pa.total_allocated_bytes())
-    assert peak < 3 * largest < total
+    assert peak < total / 3

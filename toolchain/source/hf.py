@@ -69,6 +69,8 @@ RESERVED_COLUMNS = frozenset({"image", "sample_id", "file_name"})
 IDS_MODES = ("auto", "path", "row")
 DATASET_BATCH_ROWS = 1000
 """Rows per batch when reading an in-memory :class:`datasets.Dataset`."""
+READ_BATCH_ROWS = 16
+"""Rows decoded at a time when streaming a parquet row group."""
 
 _SPLIT = r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*"  # datasets' split names: ^\w+(\.\w+)*$ (ASCII here)
 _SHARDED = re.compile(rf"(?P<split>{_SPLIT})-(?P<i>[0-9]{{5}})-of-(?P<n>[0-9]{{5}})\.parquet")
@@ -601,11 +603,11 @@ class HFSource(Source):
     def _check_images(self, shard: int, batch: int, image: str) -> None:
         """Raise naming the first row of the batch whose image cell has no bytes."""
         table = self._read_batch(shard, batch, [image])
-        data = table.column(image).combine_chunks()
-        bad = _bad_image_rows(data)
+        images = _Images(table.column(image))
+        bad = images.bad()
         if bad:
             base = self._shards()[shard].batch_starts[batch]
-            _image_bytes(data, bad[0], lambda: self._row_where(shard, base + bad[0]))
+            images.get(bad[0], lambda: self._row_where(shard, base + bad[0]))
 
     # -- the Source interface ---------------------------------------------------------
 
@@ -633,16 +635,26 @@ class HFSource(Source):
             return table
 
     def _batch_samples(
-        self, table: pa.Table, si: int, bi: int, rows: Iterable[int], ids: Sequence[str]
+        self,
+        table: pa.Table,
+        si: int,
+        bi: int,
+        rows: Iterable[int],
+        ids: Sequence[str],
+        *,
+        start: int = 0,
     ) -> Iterator[Sample]:
-        """Samples of some rows (indices in the batch) of one batch, with ids given per row."""
-        image = table.column(self._image_column()).combine_chunks()
+        """Samples of some rows of batch ``bi`` (indices in the batch), with ids given per row.
+
+        ``table`` holds the batch's rows from ``start`` on (a part of a parquet row group).
+        """
+        images = _Images(table.column(self._image_column()))
         specs = self._idx().specs
-        cols = [(spec, table.column(spec.name).combine_chunks()) for spec in specs]
+        cols = [(spec, table.column(spec.name).to_pylist()) for spec in specs]
         base = self._shards()[si].batch_starts[bi]
         for j, sid in zip(rows, ids, strict=True):
-            data = _image_bytes(image, j, lambda j=j: self._row_where(si, base + j))
-            values = {spec.name: _value(spec, arr[j].as_py()) for spec, arr in cols}
+            data = images.get(j - start, lambda j=j: self._row_where(si, base + j))
+            values = {spec.name: _value(spec, vals[j - start]) for spec, vals in cols}
             yield Sample(id=sid, data=data, columns=values)
 
     def _all_cols(self) -> list[str]:
@@ -676,34 +688,28 @@ class HFSource(Source):
             for row in rows:
                 _, bi, j = self._locate(row)
                 need.setdefault(bi, []).append(j)
-            for bi, table in self._stream_some(si, sorted(need), cols):
+            for bi, start, table in self._stream_some(si, sorted(need), cols):
                 base = s.start + s.batch_starts[bi]
-                rows_in = need[bi]
+                rows_in = [j for j in need[bi] if start <= j < start + table.num_rows]
                 yield from self._batch_samples(
-                    table, si, bi, rows_in, [idx.row_ids[base + j] for j in rows_in]
+                    table, si, bi, rows_in, [idx.row_ids[base + j] for j in rows_in], start=start
                 )
                 del table
 
     def _stream_some(
         self, shard: int, batches: Sequence[int], cols: Sequence[str]
-    ) -> Iterator[tuple[int, pa.Table]]:
-        """The given batches of a shard, in order (default: read each by index)."""
+    ) -> Iterator[tuple[int, int, pa.Table]]:
+        """The given batches of a shard, in order, as (batch, first row in batch, table).
+
+        Default: each batch whole, read by index.
+        """
         for bi in batches:
-            yield bi, self._read_batch(shard, bi, cols)
+            yield bi, 0, self._read_batch(shard, bi, cols)
 
 
 def _has_path(feature: Any) -> bool:
     ds = require("datasets")
     return isinstance(feature, ds.Image) or (isinstance(feature, dict) and "path" in feature)
-
-
-def _bad_image_rows(data: pa.StructArray) -> list[int]:
-    """Rows whose image cell is null, or has null or empty bytes (offsets only: no copy)."""
-    pc = require("pyarrow.compute")
-    byts = data.field("bytes")
-    bad = pc.or_kleene(pc.is_null(data), pc.is_null(byts))
-    bad = pc.or_kleene(bad, pc.equal(pc.fill_null(pc.binary_length(byts), 0), 0))
-    return [j for j, b in enumerate(bad.to_pylist()) if b]
 
 
 def _first_null(col: pa.ChunkedArray) -> int:
@@ -726,22 +732,46 @@ def _check_labels(col: pa.ChunkedArray, spec: ColumnSpec, where: Any) -> None:
             )
 
 
-def _image_bytes(data: pa.StructArray, j: int, where: Any) -> bytes:
-    cell = data[j]
-    raw = cell["bytes"].as_py() if cell.is_valid else None
-    if not raw:
-        path = cell["path"].as_py() if cell.is_valid and "path" in _field_names(data) else None
-        detail = f"only a path ({path!r}) and no bytes" if path else "no image (null)"
-        raise SourceError(
-            f"{where()}: the image cell holds {detail}",
-            hint="the original must embed its images (datasets embeds them in push_to_hub "
-            "and save_to_disk); remove the row, or re-create the dataset with embedded images",
-        )
-    if len(raw) > MAX_SAMPLE_BYTES:
-        raise SourceError(
-            f"{where()}: image is {len(raw)} bytes, over the {MAX_SAMPLE_BYTES}-byte limit",
-        )
-    return bytes(raw)
+class _Images:
+    """One batch's image cells: their bytes sliced straight from the Arrow buffers."""
+
+    def __init__(self, data: pa.StructArray | pa.ChunkedArray):
+        np = require("numpy")
+        if not hasattr(data, "flatten") or hasattr(data, "chunks"):
+            data = data.combine_chunks()
+        children = dict(zip(_field_names(data), data.flatten(), strict=True))
+        byts, self._paths = children["bytes"], children.get("path")
+        self._missing = np.asarray(byts.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        bufs = byts.buffers()
+        wide = byts.type.equals(require("pyarrow").large_binary())
+        offsets = np.frombuffer(bufs[1], dtype=np.int64 if wide else np.int32)
+        self._offsets = offsets[byts.offset : byts.offset + len(byts) + 1]
+        self._data = memoryview(bufs[2]) if bufs[2] is not None else memoryview(b"")
+
+    def __len__(self) -> int:
+        return len(self._missing)
+
+    def bad(self) -> list[int]:
+        """Rows without image bytes (a null cell, null or empty bytes)."""
+        sizes = self._offsets[1:] - self._offsets[:-1]
+        return [int(j) for j in (self._missing | (sizes == 0)).nonzero()[0]]
+
+    def get(self, j: int, where: Any) -> bytes:
+        start, end = int(self._offsets[j]), int(self._offsets[j + 1])
+        if self._missing[j] or end == start:
+            path = self._paths[j].as_py() if self._paths is not None else None
+            detail = f"only a path ({path!r}) and no bytes" if path else "no image (null)"
+            raise SourceError(
+                f"{where()}: the image cell holds {detail}",
+                hint="the original must embed its images (datasets embeds them in push_to_hub "
+                "and save_to_disk); remove the row, or re-create the dataset with embedded "
+                "images",
+            )
+        if end - start > MAX_SAMPLE_BYTES:
+            raise SourceError(
+                f"{where()}: image is {end - start} bytes, over the {MAX_SAMPLE_BYTES}-byte limit",
+            )
+        return bytes(self._data[start:end])
 
 
 def _field_names(data: pa.StructArray) -> list[str]:
@@ -858,7 +888,10 @@ class ParquetSource(HFSource):
                 tail = f.read(4)
             if size < 12 or tail != _PARQUET_MAGIC:
                 raise pa_.ArrowInvalid("the file does not end with the parquet magic bytes")
-            return pq.ParquetFile(str(path), memory_map=False, pre_buffer=False)
+            # buffered reads, no memory map: mapped pages would stay resident as the file is read
+            return pq.ParquetFile(
+                str(path), memory_map=False, pre_buffer=False, buffer_size=1 << 20
+            )
         except (pa_.ArrowException, OSError) as e:
             raise SourceError(
                 f"{rel}: not a readable parquet file (corrupt or truncated footer: {e})",
@@ -934,17 +967,40 @@ class ParquetSource(HFSource):
             ) from None
 
     def _stream(self, shard: int, columns: Sequence[str]) -> Iterator[tuple[int, pa.Table]]:
-        yield from self._stream_some(
-            shard, range(len(self._shards()[shard].batch_starts) - 1), columns
-        )
+        pf = self._open(self._shards()[shard].name)
+        try:
+            for bi in range(len(self._shards()[shard].batch_starts) - 1):
+                yield bi, self._read_group(pf, shard, bi, columns)
+        finally:
+            pf.close()
 
     def _stream_some(
         self, shard: int, batches: Sequence[int], cols: Sequence[str]
-    ) -> Iterator[tuple[int, pa.Table]]:
-        pf = self._open(self._shards()[shard].name)
+    ) -> Iterator[tuple[int, int, pa.Table]]:
+        # Row groups are read READ_BATCH_ROWS rows at a time: memory stays a few images,
+        # however large the shard's row groups (some Hub datasets have 1000-image groups).
+        pa_ = require("pyarrow")
+        name = self._shards()[shard].name
+        pf = self._open(name)
         try:
             for bi in batches:
-                yield bi, self._read_group(pf, shard, bi, cols)
+                start = 0
+                try:
+                    for rb in pf.iter_batches(
+                        batch_size=READ_BATCH_ROWS,
+                        row_groups=[bi],
+                        columns=list(cols),
+                        use_threads=False,
+                    ):
+                        table = pa_.Table.from_batches([rb])
+                        yield bi, start, table
+                        start += table.num_rows
+                        del rb, table
+                except (pa_.ArrowException, OSError) as e:
+                    raise SourceError(
+                        f"{name}, row group {bi}: cannot be read ({e})",
+                        hint="download this shard again and compare its checksum with the Hub's",
+                    ) from None
         finally:
             pf.close()
 
@@ -1091,7 +1147,7 @@ class ArrowSource(HFSource):
 
     def _stream_some(
         self, shard: int, batches: Sequence[int], cols: Sequence[str]
-    ) -> Iterator[tuple[int, pa.Table]]:
+    ) -> Iterator[tuple[int, int, pa.Table]]:
         pa_ = require("pyarrow")
         wanted = set(batches)
         # a plain file, not a memory map: each batch is read into the heap and freed after,
@@ -1102,7 +1158,7 @@ class ArrowSource(HFSource):
                 for b in range(len(self._shards()[shard].batch_starts) - 1):
                     rb = reader.read_next_batch()
                     if b in wanted:
-                        yield b, pa_.Table.from_batches([rb]).select(_top(cols))
+                        yield b, 0, pa_.Table.from_batches([rb]).select(_top(cols))
                     del rb
         except (pa_.ArrowException, OSError) as e:
             raise SourceError(f"{self._shards()[shard].name}: cannot be read ({e})") from None
