@@ -478,6 +478,10 @@ def test_arrow_dataset_and_dict(tmp_path: Path, rows: list[dict[str, Any]]) -> N
     with open_source(dd, split="test") as src:
         assert src.listing().ids == ("test/0", "test/1")
         assert src.read("test/1") == rows[1]["bytes"]
+    with open_source(dd / "test") as src:  # one split's folder: a Dataset saved as 'test'
+        assert src.listing().ids == ("test/0", "test/1")
+    with pytest.raises(SourceError, match="holds one split, 'test', not 'train'"):
+        open_source(dd / "test", split="train").listing()
 
 
 def test_arrow_null_image_names_the_file(tmp_path: Path, rows: list[dict[str, Any]]) -> None:

@@ -1092,8 +1092,15 @@ class ArrowSource(HFSource):
                     f"{self._dir} is not a readable save_to_disk folder ({e})",
                     hint="save the dataset again with save_to_disk",
                 ) from None
-            if not self._split_resolved:
-                self._split_resolved = str(ds.split) if ds.split is not None else "train"
+            # one Dataset: its split is the one it was saved with (or its DatasetDict folder name)
+            known = (str(ds.split) if ds.split is not None else None) or _dict_split(self.path)
+            if self._dir == self.path:
+                if self.split is not None and known is not None and self.split != known:
+                    raise SourceError(
+                        f"{self.path} holds one split, {known!r}, not {self.split!r}",
+                        hint="drop --split (or pass the DatasetDict folder that holds it)",
+                    )
+                self._split_resolved = self.split or known or "train"
             features = dict(ds.features)
             files = tuple(Path(f["filename"]).name for f in ds.cache_files)
             del ds
@@ -1180,6 +1187,15 @@ class ArrowSource(HFSource):
     def close(self) -> None:
         with self._lock:
             self._cache = None
+
+
+def _dict_split(folder: Path) -> str | None:
+    """The split name of a DatasetDict's split folder (its name, if the parent lists it)."""
+    try:
+        doc = json.loads((folder.parent / "dataset_dict.json").read_text("utf-8"))
+        return folder.name if folder.name in doc.get("splits", ()) else None
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _top(columns: Sequence[str]) -> list[str]:
