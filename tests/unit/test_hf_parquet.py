@@ -208,3 +208,15 @@ def test_reader_refuses_what_is_not_a_benchmark(tmp_path: Path, rows: list[Bench
     shard.write_bytes(shard.read_bytes()[:-50])
     with pytest.raises(InputError, match="not a readable parquet file"):
         list(read_parquet(other))
+
+
+def test_without_the_extra_a_clear_input_error(
+    tmp_path: Path, rows: list[BenchmarkRow], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    with pytest.raises(InputError, match="optional package 'pyarrow'") as e:
+        write_parquet(tmp_path, rows, SPECS)
+    assert e.value.hint == "pip install 'benchmark-regen[hf]'"
+    assert not (tmp_path / "data").exists()

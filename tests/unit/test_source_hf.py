@@ -591,7 +591,8 @@ def test_without_the_extra_a_clear_input_error(monkeypatch: pytest.MonkeyPatch, 
 
 def test_core_imports_without_hf_packages() -> None:
     code = (
-        "import sys, toolchain.source, toolchain.source.hf, toolchain.hf;"
+        "import sys, toolchain.source, toolchain.source.hf, toolchain.hf.parquet,"
+        " toolchain.hf.card, toolchain.hf.croissant, toolchain.hf.load, toolchain.diff.hfdiff;"
         "bad = [m for m in ('datasets', 'pyarrow', 'mlcroissant') if m in sys.modules];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
