@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import pickle
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,29 +38,54 @@ def bdiff(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return diff
 
 
+# The lead's format change gives SealedEntry its manifest `index` (entries in any order)
+# and DiffReader a close(): these helpers work with and without them.
+INDEXED = "index" in {f.name for f in dataclasses.fields(SealedEntry)}
+
+
+def _entry(i: int, reader: DiffReader) -> SealedEntry:
+    rec = reader.records[i]
+    extra: dict[str, Any] = {"index": i} if INDEXED else {}
+    return SealedEntry(
+        kind=rec.kind, fingerprint=rec.fingerprint, sealed=reader.read_sealed(i), **extra
+    )
+
+
 def _entries(reader: DiffReader) -> list[SealedEntry]:
-    return [
-        SealedEntry(kind=rec.kind, fingerprint=rec.fingerprint, sealed=reader.read_sealed(i))
-        for i, rec in enumerate(reader.records)
-    ]
+    return [_entry(i, reader) for i in range(len(reader.records))]
+
+
+@contextlib.contextmanager
+def opened(path: Path) -> Iterator[DiffReader]:
+    reader = open_diff(path)
+    try:
+        yield reader
+    finally:
+        close = getattr(reader, "close", None)
+        if close is not None:
+            close()
 
 
 @pytest.fixture
 def dataset(bdiff: Path, tmp_path: Path) -> Path:
-    reader = open_diff(bdiff)
     out = tmp_path / "diffds"
-    write_diff_dataset(
-        out,
-        key_on=reader.header.key_on,
-        manifest_bytes=reader.manifest_bytes,
-        entries=iter(_entries(reader)),
-        entry_count=reader.header.entry_count,
-    )
+    with opened(bdiff) as reader:
+        write_diff_dataset(
+            out,
+            key_on=reader.header.key_on,
+            manifest_bytes=reader.manifest_bytes,
+            entries=iter(_entries(reader)),
+            entry_count=reader.header.entry_count,
+        )
     return out
 
 
 def test_both_forms_read_back_the_same(bdiff: Path, dataset: Path) -> None:
-    a, b = open_diff(bdiff), open_diff_dataset(dataset)
+    with opened(bdiff) as a, open_diff_dataset(dataset) as b:
+        _same(a, b, bdiff, dataset)
+
+
+def _same(a: DiffReader, b: DiffReader, bdiff: Path, dataset: Path) -> None:
     assert isinstance(b, DiffReader) and b.path == dataset
     assert b.manifest_bytes == a.manifest_bytes
     assert b.manifest == a.manifest
@@ -72,7 +101,29 @@ def test_both_forms_read_back_the_same(bdiff: Path, dataset: Path) -> None:
 
 
 def test_writer_is_deterministic_and_takes_write_diffs_inputs(bdiff: Path, tmp_path: Path) -> None:
-    reader = open_diff(bdiff)
+    with opened(bdiff) as reader:
+        _writer_checks(reader, tmp_path)
+
+
+@pytest.mark.skipif(not INDEXED, reason="entries carry no index before the format change")
+def test_entries_in_any_order_give_the_same_dataset(
+    bdiff: Path, dataset: Path, tmp_path: Path
+) -> None:
+    with opened(bdiff) as reader:
+        shuffled = _entries(reader)[::-1]
+        write_diff_dataset(
+            tmp_path / "rev",
+            key_on=reader.header.key_on,
+            manifest_bytes=reader.manifest_bytes,
+            entries=shuffled,
+            entry_count=reader.header.entry_count,
+        )
+    for p in dataset.rglob("*"):
+        if p.is_file():
+            assert (tmp_path / "rev" / p.relative_to(dataset)).read_bytes() == p.read_bytes()
+
+
+def _writer_checks(reader: DiffReader, tmp_path: Path) -> None:
     kwargs = {
         "key_on": reader.header.key_on,
         "manifest_bytes": reader.manifest_bytes,
@@ -134,7 +185,13 @@ def test_picklable_for_workers(dataset: Path) -> None:
 def test_open_any_diff(bdiff: Path, dataset: Path) -> None:
     assert is_diff_dataset(dataset) and not is_diff_dataset(bdiff)
     assert isinstance(open_any_diff(dataset), DiffDataset)
-    assert not isinstance(open_any_diff(bdiff), DiffDataset)
+    plain = open_any_diff(bdiff)
+    try:
+        assert not isinstance(plain, DiffDataset)
+    finally:
+        close = getattr(plain, "close", None)
+        if close is not None:
+            close()
 
 
 # -- tampering ---------------------------------------------------------------------------

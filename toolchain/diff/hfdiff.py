@@ -29,12 +29,14 @@ interface (``path``, ``header``, ``manifest_bytes``, ``manifest``, ``records``,
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -148,15 +150,18 @@ def write_diff_dataset(
     *,
     key_on: KeyOn,
     manifest_bytes: bytes,
-    entries: Iterator[SealedEntry],
+    entries: Iterable[SealedEntry],
     entry_count: int,
 ) -> Header:
     """Write the diff dataset ``path`` (a folder, absent or empty) from sealed entries.
 
-    Same inputs as :func:`~toolchain.diff.format.write_diff`; returns the
-    header the ``.bdiff`` of the same entries would have. Entries stream to
-    the shards (memory: one row group); the folder is assembled next to
-    ``path`` and renamed into place, so a failure leaves nothing behind.
+    Same inputs as :func:`~toolchain.diff.format.write_diff`: entries in any
+    order when they carry their manifest ``index``, else in manifest order.
+    Returns the header the ``.bdiff`` of the same entries has. Payloads are
+    spooled to a temporary file as they come (memory: one small record per
+    entry), then written to the shards in manifest order (memory: one row
+    group). The folder is assembled next to ``path`` and renamed into place,
+    so a failure leaves nothing behind. The bytes depend only on the entries.
     """
     pa_ = require("pyarrow")
     from toolchain.hf.card import render_diff_card
@@ -174,68 +179,78 @@ def write_diff_dataset(
         )
     bid = benchmark_id(manifest_bytes)
     schema = _schema(bid)
-    base = HEADER_SIZE + len(manifest_bytes) + INDEX_RECORD_SIZE * entry_count
-    records: list[IndexRecord] = []
-    ids = iter(manifest.entries)
-
-    def rows() -> Iterator[tuple[str, SealedEntry]]:
-        offset = base
-        for entry in entries:
-            manifest_entry = next(ids, None)
-            if manifest_entry is None:
-                raise ValueError(f"more than {entry_count} entries")
-            records.append(
-                IndexRecord(
-                    offset=offset,
-                    length=len(entry.sealed),
-                    kind=entry.kind,
-                    fingerprint=entry.fingerprint,
-                    sealed_digest=hashlib.sha256(entry.sealed).digest(),
-                )
-            )
-            offset += len(entry.sealed)
-            yield manifest_entry.id, entry
-
-    def table(buf: list[tuple[str, SealedEntry]]) -> pa.Table:
-        n = len(records)
-        recs = records[n - len(buf) :]
-        return pa_.Table.from_arrays(
-            [
-                pa_.array([sid for sid, _ in buf], pa_.string()),
-                pa_.array([_KINDS[e.kind] for _, e in buf], pa_.string()),
-                pa_.array([e.fingerprint for _, e in buf], pa_.binary()),
-                pa_.array([e.sealed for _, e in buf], pa_.binary()),
-                pa_.array([r.length for r in recs], pa_.int64()),
-                pa_.array([r.sealed_digest for r in recs], pa_.binary()),
-            ],
-            schema=schema,
-        )
-
-    work = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}")
+    work = path.with_name(f"{TMP_PREFIX}{secrets.token_hex(8)}-{path.name}")
     try:
-        shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        write_shards(
-            work / "data",
-            SPLIT,
-            schema,
-            rows(),
-            size_of=lambda r: len(r[1].sealed),
-            to_table=table,
-            row_group_rows=ROW_GROUP_ROWS,
-            row_group_bytes=ROW_GROUP_BYTES,
-            shard_bytes=SHARD_BYTES,
-            # no min/max copies of payloads in the footer: each payload is stored once
-            statistics=[c for c in _COLUMNS if c != "sealed"],
-        )
-        if len(records) != entry_count:
-            raise ValueError(f"expected {entry_count} entries, got {len(records)}")
+        spooled: dict[int, tuple[int, IndexRecord]] = {}  # index -> (spool offset, record)
+        with open(work / ".payloads", "x+b") as sp:
+            at = 0
+            for n, entry in enumerate(entries):
+                i = getattr(entry, "index", n)  # entries without an index come in order
+                if not 0 <= i < entry_count or i in spooled:
+                    raise ValueError(f"entry index {i} is out of range or repeated")
+                sp.write(entry.sealed)
+                spooled[i] = (
+                    at,
+                    IndexRecord(
+                        offset=0,
+                        length=len(entry.sealed),
+                        kind=entry.kind,
+                        fingerprint=entry.fingerprint,
+                        sealed_digest=hashlib.sha256(entry.sealed).digest(),
+                    ),
+                )
+                at += len(entry.sealed)
+            if len(spooled) != entry_count:
+                raise ValueError(f"expected {entry_count} entries, got {len(spooled)}")
+            offset = HEADER_SIZE + len(manifest_bytes) + INDEX_RECORD_SIZE * entry_count
+            records: list[IndexRecord] = []
+            for i in range(entry_count):  # offsets as the .bdiff of these entries has them
+                records.append(dataclasses.replace(spooled[i][1], offset=offset))
+                offset += records[-1].length
+
+            def rows() -> Iterator[tuple[int, bytes]]:
+                for i in range(entry_count):
+                    sp.seek(spooled[i][0])
+                    data = sp.read(records[i].length)
+                    if len(data) != records[i].length:
+                        raise OSError(f"the payload spool lost entry {i}")
+                    yield i, data
+
+            def table(buf: list[tuple[int, bytes]]) -> pa.Table:
+                recs = [records[i] for i, _ in buf]
+                return pa_.Table.from_arrays(
+                    [
+                        pa_.array([manifest.entries[i].id for i, _ in buf], pa_.string()),
+                        pa_.array([_KINDS[r.kind] for r in recs], pa_.string()),
+                        pa_.array([r.fingerprint for r in recs], pa_.binary()),
+                        pa_.array([data for _, data in buf], pa_.binary()),
+                        pa_.array([r.length for r in recs], pa_.int64()),
+                        pa_.array([r.sealed_digest for r in recs], pa_.binary()),
+                    ],
+                    schema=schema,
+                )
+
+            write_shards(
+                work / "data",
+                SPLIT,
+                schema,
+                rows(),
+                size_of=lambda r: len(r[1]),
+                to_table=table,
+                row_group_rows=ROW_GROUP_ROWS,
+                row_group_bytes=ROW_GROUP_BYTES,
+                shard_bytes=SHARD_BYTES,
+                # no min/max copies of payloads in the footer: each payload is stored once
+                statistics=[c for c in _COLUMNS if c != "sealed"],
+            )
+        (work / ".payloads").unlink()
         header = Header(
             version=FORMAT_VERSION,
             key_on=key_on,
             entry_count=entry_count,
             manifest_length=len(manifest_bytes),
-            file_length=base + sum(r.length for r in records),
+            file_length=offset,
             benchmark_id=bid,
         )
         index = b"".join(r.pack() for r in records)
@@ -293,6 +308,16 @@ class DiffDataset(DiffReader):
                 hint=_HINT,
             )
         self.manifest = self._check_manifest(ids)
+
+    def close(self) -> None:
+        """Drop the cached row group (the shards are opened per read, never kept open)."""
+        self._cache = None
+
+    def __enter__(self) -> DiffDataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __getstate__(self) -> dict[str, object]:
         return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_cache")}
