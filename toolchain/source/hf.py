@@ -146,7 +146,7 @@ def parquet_layout(
                 ignored["hidden"] = ignored.get("hidden", 0) + 1
                 continue
             if not fn.endswith(".parquet"):
-                kind = Path(fn).suffix.lower() or "no suffix"
+                kind = Path(fn).suffix.lower() or "(none)"
                 ignored[kind] = ignored.get(kind, 0) + 1
                 continue
             shard = _classify(rel)
