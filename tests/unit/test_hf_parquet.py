@@ -8,7 +8,7 @@ import pytest
 
 from tests.hf_cases import LABELS, hf_offline, photos
 from toolchain.decode import decode
-from toolchain.encode import encode_png, output_path_for
+from toolchain.encode import encode_png
 from toolchain.errors import InputError, OutputError
 from toolchain.hf.parquet import (
     BenchmarkRow,
@@ -40,7 +40,7 @@ def bench_rows(n: int = 8) -> list[BenchmarkRow]:
         rows.append(
             BenchmarkRow(
                 id=sid,
-                path=output_path_for(sid),
+                path=sid.rsplit(".", 1)[0] + ".png",  # the benchmark's output path
                 png=encode_png(decode(data)),
                 columns={
                     "label": i % 2,
