@@ -15,7 +15,13 @@ import pytest
 
 from tests.diff_cases import build, tiny_original
 from tests.hf_cases import hf_offline
-from toolchain.diff.format import DiffReader, SealedEntry, open_diff, write_diff
+from toolchain.diff.format import (
+    FORMAT_VERSION,
+    DiffReader,
+    SealedEntry,
+    open_diff,
+    write_diff,
+)
 from toolchain.diff.hfdiff import (
     HEADER_NAME,
     DiffDataset,
@@ -254,7 +260,7 @@ def test_a_consistently_rewritten_row_is_detected(dataset: Path) -> None:
         ("header_digest", "00" * 32, "header digest mismatch"),
         ("key_on", "pixels", "header digest mismatch"),
         ("format", "other/v9", "unknown format"),
-        ("version", 2, "unknown container version 2"),
+        ("version", FORMAT_VERSION + 1, f"unknown container version {FORMAT_VERSION + 1}"),
         ("entry_count", 4, "more rows than the 4 entries declared"),
         ("entry_count", 6, "hold 5 rows, diff.json declares 6"),
     ],
