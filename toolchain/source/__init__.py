@@ -1,4 +1,6 @@
-"""Sources: the user's copy of the original dataset, as a folder tree or a ``.tar``.
+"""Sources: the user's copy of the original dataset: a folder tree, a ``.tar``, or a
+Hugging Face dataset (parquet shards, a ``save_to_disk`` folder, a ``datasets.Dataset``;
+see :mod:`toolchain.source.hf` and ``docs/huggingface.md``).
 
 A sample's id is its relative POSIX path inside the source. Samples are listed
 in one canonical order (sorted by the UTF-8 bytes of the id), whatever order
@@ -15,7 +17,9 @@ from __future__ import annotations
 
 import os
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from toolchain.errors import SourceError
 from toolchain.source._common import (
@@ -46,9 +50,69 @@ __all__ = [
 ]
 
 
-def open_source(path: str | os.PathLike[str]) -> Source:
-    """Open an original: a folder tree, or a tar archive."""
+def open_source(
+    path: str | os.PathLike[str] | Any,
+    *,
+    split: str | None = None,
+    config: str | None = None,
+    image_column: str | None = None,
+    columns: str | Sequence[str] | None = None,
+    ids: str = "auto",
+) -> Source:
+    """Open an original: a folder tree, a tar archive, or a Hugging Face dataset.
+
+    ``path`` may be a ``datasets.Dataset`` object (Python API). A folder is a
+    Hugging Face dataset when :func:`toolchain.source.hf.detect` says so
+    (parquet shards in a Hub layout, or a ``save_to_disk`` folder); a
+    ``.parquet`` file is one too. ``split``, ``config``, ``image_column``,
+    ``columns`` and ``ids`` apply to Hugging Face datasets only.
+    """
+    from toolchain.source import hf  # imports no HF package until one is used
+
+    hf_options = {
+        "split": split,
+        "image_column": image_column,
+        "columns": columns,
+        "ids": ids,
+    }
+    if hf.is_dataset(path):
+        if config is not None:
+            raise SourceError(
+                "config applies to parquet folders, not to a Dataset object",
+                hint="load the config you want with datasets.load_dataset(..., name=CONFIG)",
+            )
+        return hf.DatasetSource(
+            path, split=split, image_column=image_column, columns=columns, ids=ids
+        )
+    if not isinstance(path, str | os.PathLike):
+        raise SourceError(
+            f"cannot open an original of type {type(path).__name__}",
+            hint="pass a folder, a .tar, a .parquet file, or a datasets.Dataset",
+        )
     p = Path(path)
+    kind = hf.detect(p)
+    if kind == "parquet":
+        return hf.ParquetSource(
+            p, split=split, config=config, image_column=image_column, columns=columns, ids=ids
+        )
+    if kind == "arrow":
+        if config is not None:
+            raise SourceError(
+                f"{p} is a save_to_disk folder: it has no configs",
+                hint="drop --config (choose a split with --split)",
+            )
+        return hf.ArrowSource(p, split=split, image_column=image_column, columns=columns, ids=ids)
+    given = [
+        k.replace("_", "-")
+        for k, v in {**hf_options, "config": config}.items()
+        if v is not None and not (k == "ids" and v == "auto")
+    ]
+    if given and (p.is_dir() or p.is_file()):
+        raise SourceError(
+            f"--{given[0]} applies to Hugging Face datasets, and {p} is not one "
+            "(no parquet shards in a Hub layout, no save_to_disk folder)",
+            hint=f"drop --{given[0]}, or pass the folder that holds the dataset",
+        )
     if p.is_dir():
         return FolderSource(p)
     if p.is_file():
@@ -56,6 +120,6 @@ def open_source(path: str | os.PathLike[str]) -> Source:
             return TarSource(p)
         raise SourceError(
             f"{p} is a file but not a tar archive",
-            hint="pass the folder that holds the images, or a .tar of it",
+            hint="pass the folder that holds the images, a .tar of it, or a .parquet file",
         )
     raise SourceError(f"original {p} does not exist", hint="check the --original path")

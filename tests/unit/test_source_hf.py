@@ -1,0 +1,616 @@
+"""Hugging Face originals: parquet (both Hub layouts), save_to_disk, Dataset objects."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.hf_cases import (
+    LABELS,
+    class_records,
+    hf_offline,
+    load_parquet_dir,
+    make_dataset,
+    to_converted_parquet,
+    to_folder,
+    to_hub_parquet,
+)
+from toolchain.errors import InputError, SourceError
+from toolchain.source import ColumnSpec, FolderSource, open_source
+from toolchain.source.hf import (
+    ArrowSource,
+    DatasetSource,
+    ParquetSource,
+    class_labels_from_ids,
+    detect,
+    select_columns,
+)
+
+__all__ = ["hf_offline"]
+
+pytestmark = pytest.mark.usefixtures("hf_offline")
+
+SPECS = (
+    ColumnSpec(name="label", type="class_label", names=LABELS),
+    ColumnSpec(name="caption", type="string"),
+    ColumnSpec(name="score", type="float"),
+)
+
+
+@pytest.fixture
+def rows() -> list[dict[str, Any]]:
+    return class_records(8)
+
+
+@pytest.fixture
+def hub(tmp_path: Path, rows: list[dict[str, Any]]) -> Path:
+    """data/train-0000i-of-00002.parquet (8 rows, row groups of 3) + data/test-... + README."""
+    root = tmp_path / "hub"
+    to_hub_parquet(make_dataset(rows), root, "train", shards=2)
+    to_hub_parquet(make_dataset(rows[:3]), root, "test")
+    (root / "README.md").write_text("---\nlicense: other\n---\n")
+    (root / ".gitattributes").write_text("*.parquet filter=lfs\n")
+    return root
+
+
+def _samples(source: Any, ids: Any = None) -> list[tuple[str, bytes, dict[str, Any]]]:
+    ids = source.listing().ids if ids is None else ids
+    return [(s.id, s.data, dict(s.columns)) for s in source.iter_samples(ids)]
+
+
+def _expected(rows: list[dict[str, Any]]) -> dict[str, tuple[bytes, dict[str, Any]]]:
+    return {
+        r["path"]: (
+            r["bytes"],
+            {"label": r["label"], "caption": r["caption"], "score": repr(float(r["score"]))},
+        )
+        for r in rows
+    }
+
+
+# -- detect / open_source ----------------------------------------------------------------
+
+
+def test_detect_kinds(tmp_path: Path, hub: Path, rows: list[dict[str, Any]]) -> None:
+    conv = tmp_path / "conv"
+    to_converted_parquet(make_dataset(rows), conv, "default", "train")
+    arrow = tmp_path / "arrow"
+    make_dataset(rows).save_to_disk(str(arrow))
+    folder = to_folder(rows, tmp_path / "folder")
+    assert detect(hub) == "parquet"
+    assert detect(conv) == "parquet"
+    assert detect(hub / "data" / "test-00000-of-00001.parquet") == "parquet"
+    assert detect(arrow) == "arrow"
+    assert detect(folder) is None
+    assert detect(tmp_path / "missing") is None
+    assert isinstance(open_source(hub, split="train"), ParquetSource)
+    assert isinstance(open_source(arrow), ArrowSource)
+    assert isinstance(open_source(folder), FolderSource)
+    assert isinstance(open_source(make_dataset(rows)), DatasetSource)
+
+
+def test_hf_options_on_a_plain_folder_are_refused(
+    tmp_path: Path, rows: list[dict[str, Any]]
+) -> None:
+    folder = to_folder(rows, tmp_path / "folder")
+    with pytest.raises(SourceError, match="--split applies to Hugging Face datasets"):
+        open_source(folder, split="train")
+
+
+# -- parquet, Hub layout data/<split>-NNNNN-of-NNNNN.parquet -----------------------------
+
+
+def test_parquet_listing_ids_columns_and_ignored(hub: Path, rows: list[dict[str, Any]]) -> None:
+    with open_source(hub, split="train") as src:
+        listing = src.listing()
+        assert listing.ids == tuple(sorted((r["path"] for r in rows), key=str.encode))
+        assert listing.columns == SPECS
+        # README.md, .gitattributes, and the test split's shard
+        assert listing.ignored == 3
+        assert dict(listing.ignored_kinds) == {".md": 1, "hidden": 1, "parquet (other split)": 1}
+        got = {sid: (data, cols) for sid, data, cols in _samples(src)}
+    assert got == _expected(rows)
+
+
+def test_parquet_needs_a_split_and_names_them(hub: Path) -> None:
+    with pytest.raises(SourceError, match="several splits: test, train") as e:
+        open_source(hub)
+    assert "--split" in (e.value.hint or "")
+    with pytest.raises(SourceError, match="no split 'validation'; its splits: test, train"):
+        open_source(hub, split="validation")
+
+
+def test_iter_samples_streams_in_storage_order_each_once(
+    hub: Path, rows: list[dict[str, Any]]
+) -> None:
+    with open_source(hub, split="train") as src:
+        ids = list(src.listing().ids)
+        wanted = ids[::2] + ids[::2]  # duplicates are read once
+        got = [s.id for s in src.iter_samples(reversed(wanted))]
+    storage = [r["path"] for r in rows]
+    assert got == [p for p in storage if p in set(ids[::2])]
+
+
+def test_read_and_columns_of_match_iter_samples(hub: Path) -> None:
+    with open_source(hub, split="train") as src:
+        for s in src.iter_samples(src.listing().ids):
+            assert src.read(s.id) == s.data
+            assert dict(src.columns_of(s.id)) == dict(s.columns)
+        with pytest.raises(SourceError, match="not in split 'train'"):
+            src.read("nope.png")
+
+
+def test_source_pickles_for_workers(hub: Path) -> None:
+    with open_source(hub, split="train") as src:
+        ids = src.listing().ids
+        clone = pickle.loads(pickle.dumps(src))
+        assert clone.read(ids[3]) == src.read(ids[3])
+        clone.close()
+
+
+def test_row_ids_follow_load_dataset_numbering(
+    tmp_path: Path, hf_offline: Path, rows: list[dict[str, Any]]
+) -> None:
+    root = tmp_path / "nopaths"
+    to_hub_parquet(make_dataset(rows, paths=False), root, "validation", shards=3)
+    with open_source(root) as src:
+        listing = src.listing()
+        assert listing.ids == tuple(sorted((f"validation/{i}" for i in range(8)), key=str.encode))
+        got = {s.id: s.data for s in src.iter_samples(listing.ids)}
+    loaded = load_parquet_dir(root, hf_offline / "cache", split="validation")
+    import datasets
+
+    loaded = loaded.cast_column("image", datasets.Image(decode=False))
+    for i in range(len(loaded)):
+        assert got[f"validation/{i}"] == loaded[i]["image"]["bytes"]
+
+
+def test_single_parquet_file_is_split_train(hub: Path) -> None:
+    with open_source(hub / "data" / "test-00000-of-00001.parquet") as src:
+        assert len(src.listing().ids) == 3
+        with pytest.raises(SourceError, match="no configs or splits"):
+            open_source(hub / "data" / "test-00000-of-00001.parquet", split="test")
+
+
+def test_ids_row_mode_and_path_mode(tmp_path: Path, hub: Path, rows: list[dict[str, Any]]) -> None:
+    with open_source(hub, split="train", ids="row") as src:
+        assert set(src.listing().ids) == {f"train/{i}" for i in range(8)}
+        assert src.read("train/5") == rows[5]["bytes"]
+    root = tmp_path / "nopaths"
+    to_hub_parquet(make_dataset(rows, paths=False), root, "train")
+    with pytest.raises(SourceError, match="has no path, and ids='path' needs one"):
+        open_source(root, ids="path").listing()
+    with pytest.raises(SourceError, match="ids must be one of"):
+        open_source(root, ids="paths")
+
+
+# -- parquet, Hub layout <config>/<split>/NNNN.parquet -----------------------------------
+
+
+def test_converted_layout_with_configs(tmp_path: Path, rows: list[dict[str, Any]]) -> None:
+    root = tmp_path / "conv"
+    to_converted_parquet(make_dataset(rows), root, "full", "train", shards=2)
+    to_converted_parquet(make_dataset(rows[:2]), root, "small", "train")
+    with pytest.raises(SourceError, match="several configs: full, small"):
+        open_source(root)
+    with pytest.raises(SourceError, match="no config 'tiny'"):
+        open_source(root, config="tiny")
+    with open_source(root, config="full") as src:
+        got = {sid: (data, cols) for sid, data, cols in _samples(src)}
+    assert got == _expected(rows)
+    with open_source(root, config="small", split="train") as src:
+        assert len(src.listing().ids) == 2
+
+
+# -- ids: the path rule and its bad inputs -----------------------------------------------
+
+
+def test_duplicated_paths_name_file_and_both_rows(
+    tmp_path: Path, rows: list[dict[str, Any]]
+) -> None:
+    rows[6]["path"] = rows[1]["path"]
+    root = tmp_path / "dup"
+    to_hub_parquet(make_dataset(rows), root, "train", shards=2)
+    with pytest.raises(SourceError) as e:
+        open_source(root).listing()
+    msg = e.value.message
+    assert "data/train-00000-of-00002.parquet, row 1 (row 1 of split 'train')" in msg
+    assert "data/train-00001-of-00002.parquet, row 2 (row 6 of split 'train')" in msg
+    assert "same image path 'dog/coins.png'" in msg
+    assert "--ids row" in (e.value.hint or "")
+    with open_source(root, ids="row") as src:  # the way out the hint names
+        assert src.read("train/6") == rows[6]["bytes"]
+
+
+def test_paths_colliding_by_case_are_refused(tmp_path: Path, rows: list[dict[str, Any]]) -> None:
+    rows[2]["path"] = rows[0]["path"].upper()
+    root = tmp_path / "case"
+    to_hub_parquet(make_dataset(rows), root, "train")
+    with pytest.raises(SourceError, match="collide once case is folded"):
+        open_source(root).listing()
+
+
+def test_unsafe_path_is_refused_with_a_way_out(tmp_path: Path, rows: list[dict[str, Any]]) -> None:
+    rows[3]["path"] = "/home/someone/x.png"
+    root = tmp_path / "abs"
+    to_hub_parquet(make_dataset(rows), root, "train")
+    with pytest.raises(SourceError, match=r"row 3 .*cannot be a sample id: .*absolute") as e:
+        open_source(root).listing()
+    assert "--ids row" in (e.value.hint or "")
+
+
+# -- bad input ---------------------------------------------------------------------------
+
+
+def test_no_rows_is_an_error_not_an_empty_benchmark(
+    tmp_path: Path, rows: list[dict[str, Any]]
+) -> None:
+    root = tmp_path / "empty"
+    to_hub_parquet(make_dataset(rows).select([]), root, "train")
+    with pytest.raises(SourceError, match="has no rows: there are no images"):
+        open_source(root).listing()
+    with pytest.raises(SourceError, match="has no rows"):
+        open_source(make_dataset(rows).select([])).listing()
+
+
+def test_parquet_without_image_column(tmp_path: Path) -> None:
+    import datasets
+
+    root = tmp_path / "text"
+    root.mkdir()
+    datasets.Dataset.from_dict({"text": ["a", "b"], "n": [1, 2]}).to_parquet(
+        str(root / "train.parquet")
+    )
+    with pytest.raises(SourceError, match=r"has no image column .* its columns: text, n"):
+        open_source(root).listing()
+
+
+def test_corrupt_footer_names_the_shard(hub: Path) -> None:
+    shard = hub / "data" / "train-00001-of-00002.parquet"
+    shard.write_bytes(shard.read_bytes()[:-100])
+    with pytest.raises(
+        SourceError, match=r"train-00001-of-00002.parquet: not a readable parquet"
+    ) as e:
+        open_source(hub, split="train").listing()
+    assert "download this shard again" in (e.value.hint or "")
+
+
+def test_missing_shard_is_named(hub: Path) -> None:
+    (hub / "data" / "train-00000-of-00002.parquet").unlink()
+    with pytest.raises(SourceError, match="1 of its 2 shards; missing: train-00000-of-00002"):
+        open_source(hub, split="train")
+
+
+def test_null_image_cell_names_file_and_row(tmp_path: Path, rows: list[dict[str, Any]]) -> None:
+    import datasets
+
+    ds = make_dataset(rows)
+    images = [{"bytes": r["bytes"], "path": r["path"]} for r in rows]
+    images[4] = None
+    ds = (
+        ds.remove_columns("image")
+        .add_column("image", images)
+        .cast_column("image", datasets.Image())
+    )
+    root = tmp_path / "null"
+    to_hub_parquet(ds, root, "train")
+    with pytest.raises(
+        SourceError, match=r"train-00000-of-00001.parquet, row 4 .*no image \(null\)"
+    ):
+        open_source(root).listing()
+
+
+def test_path_only_image_cell_is_refused(tmp_path: Path, rows: list[dict[str, Any]]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "pathonly" / "data"
+    root.mkdir(parents=True)
+    shard = root / "train-00000-of-00001.parquet"
+    to_hub_parquet(make_dataset(rows), root.parent, "train")
+    table = pq.read_table(shard)
+    image = table.column("image").combine_chunks()
+    byts = image.field("bytes").to_pylist()
+    byts[2] = None
+    fixed = pa.StructArray.from_arrays(
+        [pa.array(byts, pa.binary()), image.field("path")], names=["bytes", "path"]
+    )
+    pq.write_table(table.set_column(0, "image", fixed), shard)
+    with (
+        pytest.raises(
+            SourceError, match=r"row 2 .*only a path \('cat/horse.png'\) and no bytes"
+        ) as e,
+        open_source(root.parent) as src,
+    ):
+        list(src.iter_samples(src.listing().ids))
+    assert "embed" in (e.value.hint or "")
+
+
+def test_shards_whose_schemas_disagree(tmp_path: Path, rows: list[dict[str, Any]]) -> None:
+    root = tmp_path / "mixed"
+    to_hub_parquet(make_dataset(rows[:4]), root, "train", shards=2)
+    # the second shard from another version of the dataset: other class names
+    make_dataset(rows[4:], names=("cat", "wolf")).to_parquet(
+        str(root / "data" / "train-00001-of-00002.parquet")
+    )
+    with pytest.raises(
+        SourceError,
+        match=r"schemas of .*train-00000.* and .*train-00001.* disagree: column 'label'",
+    ):
+        open_source(root).listing()
+
+
+def test_null_in_a_carried_column(tmp_path: Path, rows: list[dict[str, Any]]) -> None:
+    ds = make_dataset(rows)
+    caps = [r["caption"] for r in rows]
+    caps[5] = None
+    ds = ds.remove_columns("caption").add_column("caption", caps)
+    root = tmp_path / "nullcol"
+    to_hub_parquet(ds, root, "train")
+    with pytest.raises(SourceError, match=r"row 5 .*column 'caption' is empty") as e:
+        open_source(root).listing()
+    assert e.value.hint == "drop the column with --columns -caption"
+    with open_source(root, columns="-caption") as src:
+        assert [c.name for c in src.listing().columns] == ["label", "score"]
+
+
+def test_class_label_out_of_range_but_minus_one_allowed(
+    tmp_path: Path, rows: list[dict[str, Any]]
+) -> None:
+    import pyarrow.parquet as pq
+
+    rows[0]["label"] = -1  # ImageNet's test split: no label
+    root = tmp_path / "labels"
+    (shard,) = to_hub_parquet(make_dataset(rows), root, "train")
+    with open_source(root) as src:
+        assert src.columns_of(rows[0]["path"])["label"] == -1
+    table = pq.read_table(shard)
+    labels = table.column("label").to_pylist()
+    labels[7] = 5
+    import pyarrow as pa
+
+    pq.write_table(table.set_column(1, "label", pa.array(labels, pa.int64())), shard)
+    with pytest.raises(
+        SourceError, match=r"row 7 .*class label 5 of column 'label' is not in 0..1"
+    ):
+        open_source(root).listing()
+
+
+def test_several_image_columns(tmp_path: Path, rows: list[dict[str, Any]]) -> None:
+    import datasets
+
+    ds = make_dataset(rows)
+    ds = ds.add_column("mask", [{"bytes": r["bytes"], "path": None} for r in rows]).cast_column(
+        "mask", datasets.Image()
+    )
+    root = tmp_path / "two"
+    to_hub_parquet(ds, root, "train")
+    with pytest.raises(SourceError, match="several image columns: image, mask") as e:
+        open_source(root).listing()
+    assert "--image-column" in (e.value.hint or "")
+    with open_source(root, image_column="mask") as src:  # no paths: row ids
+        assert src.read("train/1") == rows[1]["bytes"]
+    with pytest.raises(SourceError, match="no column 'picture'"):
+        open_source(root, image_column="picture").listing()
+    with pytest.raises(SourceError, match=r"'caption' .* is not an image"):
+        open_source(root, image_column="caption").listing()
+
+
+# -- columns -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (None, ("label", "caption", "score")),
+        ("", ()),
+        ([], ()),
+        ("score,label", ("label", "score")),  # schema order, whatever the order typed
+        (" label ", ("label",)),
+        ("-caption", ("label", "score")),
+        ("-caption,-score", ("label",)),
+        (["-score"], ("label", "caption")),
+    ],
+)
+def test_select_columns(spec: Any, expected: tuple[str, ...]) -> None:
+    assert select_columns(["label", "caption", "score"], spec, where="x") == expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ("label,-caption", "mixes picked and dropped"),
+        ("label,label", "names 'label' twice"),
+        ("colour", "no carryable column 'colour'"),
+    ],
+)
+def test_select_columns_refuses(spec: str, match: str) -> None:
+    with pytest.raises(SourceError, match=match):
+        select_columns(["label", "caption", "score"], spec, where="x")
+
+
+def test_columns_on_a_source(tmp_path: Path, hub: Path, rows: list[dict[str, Any]]) -> None:
+    with open_source(hub, split="train", columns="label") as src:
+        assert src.listing().columns == SPECS[:1]
+        assert dict(src.columns_of(rows[0]["path"])) == {"label": 0}
+    with pytest.raises(SourceError, match=r"'image' .* cannot be carried: it is the image column"):
+        open_source(hub, split="train", columns="image").listing()
+    ds = make_dataset(rows).add_column("sample_id", [str(i) for i in range(8)])
+    ds = ds.add_column("tags", [["a"]] * 8)
+    root = tmp_path / "more"
+    to_hub_parquet(ds, root, "train")
+    with pytest.raises(SourceError, match=r"'sample_id' .* clashes with the benchmark's own") as e:
+        open_source(root).listing()
+    assert e.value.hint == "drop it with --columns -sample_id"
+    with pytest.raises(SourceError, match=r"'tags' .* cannot be carried: its type is List"):
+        open_source(root, columns="label,tags").listing()
+    with open_source(root, columns="-sample_id") as src:  # lists are not carried by default
+        assert [c.name for c in src.listing().columns] == ["label", "caption", "score"]
+
+
+# -- save_to_disk and Dataset objects ----------------------------------------------------
+
+
+def test_arrow_dataset_and_dict(tmp_path: Path, rows: list[dict[str, Any]]) -> None:
+    import datasets
+
+    single = tmp_path / "single"
+    make_dataset(rows).save_to_disk(str(single), num_shards=2)
+    with open_source(single) as src:
+        assert src.listing().columns == SPECS
+        got = {sid: (data, cols) for sid, data, cols in _samples(src)}
+        # save_to_disk (like push_to_hub) embeds the images and keeps only the paths' base names
+        assert got == {k.split("/")[-1]: v for k, v in _expected(rows).items()}
+        assert src.read("horse.png") == rows[2]["bytes"]
+    dd = tmp_path / "dict"
+    datasets.DatasetDict(
+        {"train": make_dataset(rows), "test": make_dataset(rows[:2], paths=False)}
+    ).save_to_disk(str(dd))
+    with pytest.raises(SourceError, match="several splits: train, test"):
+        open_source(dd)
+    with pytest.raises(SourceError, match="no split 'dev'"):
+        open_source(dd, split="dev")
+    with open_source(dd, split="test") as src:
+        assert src.listing().ids == ("test/0", "test/1")
+        assert src.read("test/1") == rows[1]["bytes"]
+    with open_source(dd / "test") as src:  # one split's folder: a Dataset saved as 'test'
+        assert src.listing().ids == ("test/0", "test/1")
+    with pytest.raises(SourceError, match="holds one split, 'test', not 'train'"):
+        open_source(dd / "test", split="train").listing()
+
+
+def test_arrow_null_image_names_the_file(tmp_path: Path, rows: list[dict[str, Any]]) -> None:
+    import datasets
+
+    ds = make_dataset(rows)
+    images = [{"bytes": r["bytes"], "path": r["path"]} for r in rows]
+    images[6] = None
+    ds = (
+        ds.remove_columns("image")
+        .add_column("image", images)
+        .cast_column("image", datasets.Image())
+    )
+    ds.save_to_disk(str(tmp_path / "a"))
+    with pytest.raises(SourceError, match=r"data-00000-of-00001.arrow, row 6 .*no image"):
+        open_source(tmp_path / "a").listing()
+
+
+def test_dataset_object_honours_select(rows: list[dict[str, Any]]) -> None:
+    ds = make_dataset(rows, paths=False).select([5, 1, 3])
+    with open_source(ds, split="val") as src:
+        assert src.listing().ids == ("val/0", "val/1", "val/2")
+        got = [(s.id, s.data, s.columns["label"]) for s in src.iter_samples(src.listing().ids)]
+    assert got == [
+        (f"val/{i}", rows[r]["bytes"], rows[r]["label"]) for i, r in enumerate([5, 1, 3])
+    ]
+
+
+# -- the same images, as a folder and as parquet -----------------------------------------
+
+
+def test_folder_and_parquet_give_the_same_samples(
+    tmp_path: Path, hub: Path, rows: list[dict[str, Any]]
+) -> None:
+    folder = to_folder(rows, tmp_path / "folder")
+    with open_source(folder) as f, open_source(hub, split="train", columns="label") as p:
+        ids = f.listing().ids
+        assert p.listing().ids == ids
+        labels = class_labels_from_ids(ids)
+        assert labels is not None
+        spec, values = labels
+        assert p.listing().columns == (spec,)
+        from_folder = [(s.id, s.data, {"label": values[s.id]}) for s in f.iter_samples(ids)]
+        from_parquet = sorted(_samples(p), key=lambda t: t[0].encode())
+    assert from_parquet == from_folder
+
+
+# -- folder-per-class labels, as imagefolder infers them ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "tree",
+    [
+        ["cat/a.png", "dog/b.png", "dog/c.jpg", "bird/d.png"],
+        ["train/cat/a.png", "train/dog/b.png", "test/dog/c.png", "test/cat/d.png"],
+        # split folders only: imagefolder labels them too (but, in datasets 5.2.0, leaves
+        # the first split's rows without a label: its labels are counted split by split)
+        ["train/a.png", "test/b.png"],
+        ["a.png", "b.png"],  # flat: no labels
+        ["cat/a.png", "cat/b.png"],  # one class: no labels
+        ["cat/a.png", "dog/x/b.png"],  # mixed depths: no labels
+        ["Zebra/a.png", "apple/b.png", "Äpfel/c.png"],  # code-point order
+    ],
+)
+def test_class_labels_match_imagefolder(tmp_path: Path, hf_offline: Path, tree: list[str]) -> None:
+    import datasets
+
+    from tests.hf_cases import photos
+
+    root = tmp_path / "orig"
+    for rel, (_, data) in zip(tree, photos(len(tree)), strict=True):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    ids = open_source(root).listing().ids
+    ours = class_labels_from_ids(ids)
+    loaded = datasets.load_dataset(
+        "imagefolder", data_dir=str(root), cache_dir=str(hf_offline / "cache")
+    )
+    feature = next(iter(loaded.values())).features.get("label")
+    if feature is None:
+        assert ours is None
+        return
+    assert ours is not None
+    spec, values = ours
+    assert spec == ColumnSpec(name="label", type="class_label", names=tuple(feature.names))
+    for split in loaded.values():
+        split = split.cast_column("image", datasets.Image(decode=False))
+        for row in split:
+            rel = Path(row["image"]["path"]).relative_to(root).as_posix()
+            assert values[rel] == row["label"] or (row["label"] is None and tree[0] == rel)
+
+
+def test_class_labels_none_with_a_metadata_file() -> None:
+    assert class_labels_from_ids(["cat/a.png", "dog/b.png"], has_metadata_file=True) is None
+
+
+# -- the optional extra ------------------------------------------------------------------
+
+
+def test_without_the_extra_a_clear_input_error(monkeypatch: pytest.MonkeyPatch, hub: Path) -> None:
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    with pytest.raises(InputError, match="optional package 'datasets'") as e:
+        open_source(hub, split="train").listing()
+    assert e.value.hint == "pip install 'benchmark-regen[hf]'"
+    assert not isinstance(e.value, SourceError) or e.value.exit_code == 3
+
+
+def test_core_imports_without_hf_packages() -> None:
+    code = (
+        "import sys, toolchain.source, toolchain.source.hf, toolchain.hf.parquet,"
+        " toolchain.hf.card, toolchain.hf.croissant, toolchain.hf.load, toolchain.diff.hfdiff;"
+        "bad = [m for m in ('datasets', 'pyarrow', 'mlcroissant') if m in sys.modules];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_iter_samples_memory_is_a_few_rows_of_a_row_group(tmp_path: Path) -> None:
+    """One row group of 160 photographs is decoded READ_BATCH_ROWS (16) rows at a time."""
+    import pyarrow as pa
+
+    many = class_records(160)
+    root = tmp_path / "many"
+    to_hub_parquet(make_dataset(many), root, "train", row_group=160)
+    total = sum(len(r["bytes"]) for r in many)
+    peak = 0
+    with open_source(root) as src:
+        for s in src.iter_samples(src.listing().ids):
+            assert s.data
+            peak = max(peak, pa.total_allocated_bytes())
+    assert peak < total / 3

@@ -1,0 +1,342 @@
+"""The benchmark as Hugging Face parquet shards: ``data/<split>-0000N-of-0000M.parquet``.
+
+``load_dataset("parquet", data_dir=OUT)`` (or ``load_dataset(OUT)`` with the
+card) gives the images and the carried columns with their features: the
+``image`` column is ``Image`` (``{bytes, path}``: the canonical PNG bytes as
+given, and the benchmark path), ``sample_id`` a string, each carried column its
+feature (``ClassLabel`` with its names, ``int64``, ``string``, ``bool``,
+``float64``), in that order.
+
+Fixed rules, so the bytes are a function of the rows and the pyarrow version:
+
+* rows in sorted-id order; a row group ends after :data:`ROW_GROUP_ROWS` rows
+  or once its PNG bytes reach :data:`ROW_GROUP_BYTES`;
+* a shard ends after the row group with which its PNG bytes reach
+  :data:`SHARD_BYTES` (the Hub's recommended shard size);
+* the writer options of :mod:`toolchain.hf._arrow`; the ``huggingface``
+  schema metadata; no timestamps.
+
+Memory is bounded by one row group, on writing and on reading.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from toolchain.errors import InputError, OutputError
+from toolchain.hf._arrow import (
+    HF_METADATA_KEY,
+    arrow_type,
+    feature_json,
+    features_metadata,
+    file_sha256,
+    specs_from_features,
+    write_shards,
+)
+from toolchain.hf._deps import require
+from toolchain.source._common import ColumnSpec, ColumnValue
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = [
+    "DATA_DIR",
+    "ROW_GROUP_BYTES",
+    "ROW_GROUP_ROWS",
+    "SHARD_BYTES",
+    "BenchmarkRow",
+    "ParquetFile",
+    "ParquetWriteResult",
+    "benchmark_features",
+    "parquet_columns",
+    "parquet_files",
+    "read_parquet",
+    "write_parquet",
+]
+
+DATA_DIR = "data"
+ROW_GROUP_ROWS = 100
+"""Rows per row group (what ``datasets`` uses for image datasets)."""
+ROW_GROUP_BYTES = 64 << 20
+"""A row group also ends once its PNG bytes reach 64 MiB (large images)."""
+SHARD_BYTES = 500 << 20
+"""A shard ends after the row group with which its PNG bytes reach 500 MiB."""
+_IMAGE, _ID = "image", "sample_id"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BenchmarkRow:
+    """One benchmark sample: its id, output path, canonical PNG bytes, carried column values."""
+
+    id: str
+    path: str
+    png: bytes
+    columns: Mapping[str, ColumnValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ParquetFile:
+    """A written shard: path relative to the benchmark folder, SHA-256 (hex), size, rows."""
+
+    path: str
+    sha256: str
+    size: int
+    rows: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParquetWriteResult:
+    split: str
+    files: tuple[ParquetFile, ...]
+    columns: tuple[ColumnSpec, ...]
+
+    @property
+    def rows(self) -> int:
+        return sum(f.rows for f in self.files)
+
+
+def benchmark_features(columns: Sequence[ColumnSpec]) -> dict[str, object]:
+    """The benchmark's ``datasets`` features (``Features.to_dict`` form), in column order."""
+    features: dict[str, object] = {
+        _IMAGE: {"_type": "Image"},
+        _ID: {"dtype": "string", "_type": "Value"},
+    }
+    for spec in columns:
+        if spec.name in features:
+            raise ValueError(f"carried column {spec.name!r} clashes with the benchmark's own")
+        features[spec.name] = feature_json(spec)
+    return features
+
+
+def _schema(columns: Sequence[ColumnSpec]) -> pa.Schema:
+    pa_ = require("pyarrow")
+    fields = [
+        pa_.field(_IMAGE, pa_.struct([("bytes", pa_.binary()), ("path", pa_.string())])),
+        pa_.field(_ID, pa_.string()),
+        *(pa_.field(s.name, arrow_type(s)) for s in columns),
+    ]
+    meta = {HF_METADATA_KEY: features_metadata(benchmark_features(columns))}
+    return pa_.schema(fields, metadata=meta)
+
+
+def _check_row(row: BenchmarkRow, columns: Sequence[ColumnSpec], previous: str | None) -> None:
+    if previous is not None and row.id.encode("utf-8") <= previous.encode("utf-8"):
+        raise ValueError(f"rows must come in sorted-id order: {row.id!r} after {previous!r}")
+    if set(row.columns) != {s.name for s in columns}:
+        raise ValueError(
+            f"sample {row.id!r} carries columns {sorted(row.columns)}, "
+            f"expected {[s.name for s in columns]}"
+        )
+    for spec in columns:
+        v = row.columns[spec.name]
+        ok = {
+            "class_label": isinstance(v, int)
+            and not isinstance(v, bool)
+            and (v == -1 or 0 <= v < len(spec.names)),
+            "int": isinstance(v, int) and not isinstance(v, bool),
+            "string": isinstance(v, str),
+            "bool": isinstance(v, bool),
+            "float": isinstance(v, str) and _is_float(v),
+        }[spec.type]
+        if not ok:
+            raise ValueError(f"sample {row.id!r}: {v!r} is not a {spec.type} for {spec.name!r}")
+
+
+def _is_float(v: str) -> bool:
+    try:
+        return repr(float(v)) == v
+    except ValueError:
+        return False
+
+
+def _table(rows: Sequence[BenchmarkRow], columns: Sequence[ColumnSpec], schema: Any) -> pa.Table:
+    pa_ = require("pyarrow")
+    image = pa_.StructArray.from_arrays(
+        [
+            pa_.array([r.png for r in rows], pa_.binary()),
+            pa_.array([r.path for r in rows], pa_.string()),
+        ],
+        fields=list(schema.field(_IMAGE).type),
+    )
+    arrays = [image, pa_.array([r.id for r in rows], pa_.string())]
+    for spec in columns:
+        values: list[object] = [r.columns[spec.name] for r in rows]
+        if spec.type == "float":
+            values = [float(str(v)) for v in values]
+        arrays.append(pa_.array(values, arrow_type(spec)))
+    return pa_.Table.from_arrays(arrays, schema=schema)
+
+
+def write_parquet(
+    out: str | os.PathLike[str],
+    rows: Iterable[BenchmarkRow],
+    columns: Sequence[ColumnSpec],
+    *,
+    split: str = "train",
+    shard_bytes: int = SHARD_BYTES,
+    row_group_rows: int = ROW_GROUP_ROWS,
+) -> ParquetWriteResult:
+    """Write ``rows`` (sorted by id) as ``OUT/data/<split>-0000N-of-0000M.parquet``.
+
+    Shards are written under temporary names and renamed once the count M is
+    known; on any error none is left behind. Refuses to write over existing
+    shards of ``split`` (the output folder is prepared by the caller).
+    """
+    data = Path(out) / DATA_DIR
+    existing = sorted(data.glob(f"{split}-*.parquet")) if data.is_dir() else []
+    if existing:
+        raise OutputError(
+            f"{existing[0]} already exists",
+            hint="write the parquet benchmark into an empty output folder",
+        )
+    schema = _schema(columns)
+    previous: list[str] = []
+
+    def checked() -> Iterator[BenchmarkRow]:
+        for row in rows:
+            _check_row(row, columns, previous[0] if previous else None)
+            previous[:] = [row.id]
+            yield row
+
+    try:
+        written = write_shards(
+            data,
+            split,
+            schema,
+            checked(),
+            size_of=lambda r: len(r.png),
+            to_table=lambda buf: _table(buf, columns, schema),
+            row_group_rows=row_group_rows,
+            row_group_bytes=ROW_GROUP_BYTES,
+            shard_bytes=shard_bytes,
+        )
+        if not written:
+            raise ValueError("no rows: a benchmark has at least one sample")
+        files = tuple(
+            ParquetFile(
+                path=path.relative_to(Path(out)).as_posix(),
+                sha256=file_sha256(path),
+                size=path.stat().st_size,
+                rows=count,
+            )
+            for path, count in written
+        )
+    except OSError as e:
+        raise OutputError(f"cannot write parquet shards into {data}: {e.strerror or e}") from None
+    return ParquetWriteResult(split=split, files=files, columns=tuple(columns))
+
+
+# -- reading ---------------------------------------------------------------------------
+
+
+def parquet_files(out: str | os.PathLike[str], *, split: str | None = None) -> tuple[Path, ...]:
+    """The shards of a parquet benchmark (one split), in order; checked to be complete."""
+    from toolchain.errors import SourceError
+    from toolchain.source.hf import parquet_layout
+
+    root = Path(out)
+    try:
+        layout, _ = parquet_layout(root)
+    except SourceError as e:
+        raise InputError(f"parquet benchmark {root}: {e.message}", hint=e.hint) from None
+    splits = sorted(s for c, s in layout if c == "default")
+    if not splits:
+        raise InputError(
+            f"{root} holds no {DATA_DIR}/<split>-NNNNN-of-NNNNN.parquet shards",
+            hint="pass the folder of a parquet benchmark",
+        )
+    if split is None:
+        if len(splits) > 1:
+            raise InputError(f"{root} has several splits: {', '.join(splits)}", hint="pass split=")
+        split = splits[0]
+    if split not in splits:
+        raise InputError(f"{root} has no split {split!r}; its splits: {', '.join(splits)}")
+    return tuple(root / rel for rel in layout[("default", split)])
+
+
+def _specs(schema: pa.Schema, where: str) -> tuple[ColumnSpec, ...]:
+    import json
+
+    raw = (schema.metadata or {}).get(HF_METADATA_KEY)
+    try:
+        features = json.loads(raw)["info"]["features"] if raw else None
+        if not isinstance(features, dict) or list(features)[:2] != [_IMAGE, _ID]:
+            raise ValueError("features do not start with image, sample_id")
+        if list(features) != schema.names:
+            raise ValueError("features do not match the columns")
+        return tuple(specs_from_features(features, skip=(_IMAGE, _ID)))
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(
+            f"{where} is not a benchmark shard ({e})",
+            hint="pass a folder that benchmark-regen wrote in the parquet format",
+        ) from None
+
+
+def parquet_columns(
+    out: str | os.PathLike[str], *, split: str | None = None
+) -> tuple[ColumnSpec, ...]:
+    """The carried columns of a parquet benchmark, from the first shard's features."""
+    pq = require("pyarrow.parquet")
+    first = parquet_files(out, split=split)[0]
+    return _specs(pq.read_schema(str(first)), str(first))
+
+
+def read_parquet(
+    out: str | os.PathLike[str], *, split: str | None = None
+) -> Iterator[BenchmarkRow]:
+    """Every row of a parquet benchmark, shard by shard, row group by row group.
+
+    Raises :class:`~toolchain.errors.InputError` naming the file (and row)
+    when a shard is unreadable, has other columns than the first, or a cell
+    is empty.
+    """
+    pa_ = require("pyarrow")
+    pq = require("pyarrow.parquet")
+    expected: tuple[ColumnSpec, ...] | None = None
+    for path in parquet_files(out, split=split):
+        where = path.relative_to(Path(out)).as_posix()
+        try:
+            pf = pq.ParquetFile(str(path), memory_map=False, pre_buffer=False)
+        except (pa_.ArrowException, OSError) as e:
+            raise InputError(f"{where}: not a readable parquet file ({e})") from None
+        try:
+            specs = _specs(pf.schema_arrow, where)
+            if expected is None:
+                expected = specs
+            elif specs != expected:
+                raise InputError(f"{where}: its columns differ from the first shard's")
+            start = 0
+            for g in range(pf.metadata.num_row_groups):
+                try:
+                    table = pf.read_row_group(g, use_threads=False)
+                except (pa_.ArrowException, OSError) as e:
+                    raise InputError(f"{where}, row group {g}: cannot be read ({e})") from None
+                yield from _rows(table, specs, where, start)
+                start += table.num_rows
+                del table
+        finally:
+            pf.close()
+
+
+def _rows(
+    table: pa.Table, specs: Sequence[ColumnSpec], where: str, start: int
+) -> Iterator[BenchmarkRow]:
+    image = table.column(_IMAGE).combine_chunks()
+    pngs, paths = image.field("bytes"), image.field("path")
+    ids = table.column(_ID).combine_chunks()
+    cols = [(s, table.column(s.name).combine_chunks()) for s in specs]
+    for j in range(table.num_rows):
+        png, path, sid = pngs[j].as_py(), paths[j].as_py(), ids[j].as_py()
+        if not image[j].is_valid or png is None or path is None or sid is None:
+            raise InputError(f"{where}, row {start + j}: empty image, path or sample_id cell")
+        values: dict[str, ColumnValue] = {}
+        for spec, arr in cols:
+            v = arr[j].as_py()
+            if v is None:
+                raise InputError(f"{where}, row {start + j}: column {spec.name!r} is empty")
+            values[spec.name] = repr(float(v)) if spec.type == "float" else v
+        yield BenchmarkRow(id=sid, path=path, png=png, columns=values)
