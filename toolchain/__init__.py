@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from toolchain.diff import create_diff, get_benchmark
     from toolchain.fingerprint import runtime_fingerprint
     from toolchain.generate import GenerateResult, generate_benchmark
+    from toolchain.hf.load import load_benchmark
+    from toolchain.source import SourceOptions
     from toolchain.manifest import Manifest, load_manifest
     from toolchain.verify import VerifyReport, verify_benchmark
 
@@ -35,12 +37,14 @@ __all__ = [
     "GenerateResult",
     "Manifest",
     "Recipe",
+    "SourceOptions",
     "VerifyReport",
     "__version__",
     "create_diff",
     "errors",
     "generate_benchmark",
     "get_benchmark",
+    "load_benchmark",
     "load_manifest",
     "load_recipe",
     "recipe",
@@ -61,6 +65,8 @@ _LAZY = {
     "run_demo": "toolchain.demo",
     "runtime_fingerprint": "toolchain.fingerprint",
     "create_diff": "toolchain.diff",
+    "load_benchmark": "toolchain.hf.load",
+    "SourceOptions": "toolchain.source",
     "get_benchmark": "toolchain.diff",
 }
 

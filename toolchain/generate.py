@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from toolchain._internal.executor import Executor, make_executor
 from toolchain._internal.journal import JournaledSample, plan_digest
@@ -33,6 +33,7 @@ from toolchain.errors import (
     DecodeError,
     DeterminismError,
     Error,
+    InputError,
     Interrupted,
     RecipeError,
     SourceError,
@@ -41,16 +42,16 @@ from toolchain.fingerprint import fingerprint_digest
 from toolchain.hashing import Digest, file_digest, pixel_digest, source_digest, source_salt
 from toolchain.manifest import Manifest, ManifestEntry, Provenance
 from toolchain.outdir import (
+    FORMATS,
     OutDir,
     SampleWriter,
-    companions,
     open_out,
     plan_outputs,
     read_output,
 )
 from toolchain.recipes import Recipe, RecipeRef, load_recipe
 from toolchain.shard import Shard, parse_shard
-from toolchain.source import ColumnValue, Source, open_source
+from toolchain.source import ColumnValue, Source, SourceOptions
 
 if TYPE_CHECKING:
     import numpy as np
@@ -76,6 +77,8 @@ class GenerateResult:
     manifest: Manifest
     redone: int = 0
     """Samples a resumed run made again because their original had changed."""
+    ignored: Mapping[str, int] = field(default_factory=dict)
+    """Files of the original that are not samples, by kind (``.gif``, ``hidden``, ...)."""
 
     @property
     def root(self) -> Digest:
@@ -85,6 +88,7 @@ class GenerateResult:
         return {
             "out": str(self.out),
             "recipe": self.manifest.recipe.to_json(),
+            "ignored": dict(self.ignored),
             "root": str(self.root),
             "samples": len(self.manifest.entries),
         }
@@ -185,7 +189,7 @@ def _finished(outdir: OutDir, planned: Mapping[str, str]) -> dict[str, Journaled
 
 
 def generate_benchmark(
-    original: str | os.PathLike[str],
+    original: str | os.PathLike[str] | Any,
     recipe: str | Recipe,
     out: str | os.PathLike[str],
     *,
@@ -198,8 +202,15 @@ def generate_benchmark(
     executor: str = "local",
     scheduler: str | None = None,
     progress: Progress | None = None,
+    source_options: SourceOptions | None = None,
+    format: str = "folder",
 ) -> GenerateResult:
     """Regenerate the benchmark that ``recipe`` makes from ``original`` into ``out``.
+
+    ``original``: a folder, a ``.tar``, a Hugging Face dataset folder (parquet
+    shards or ``save_to_disk``) or a ``datasets.Dataset``; ``source_options`` say
+    how to read it (split, image column, carried columns). ``format``: ``folder``
+    (one PNG per sample) or ``parquet`` (Hugging Face shards of the same PNGs).
 
     The root hash is the same for any ``workers``, ``executor`` or shard split,
     listing order, locale, time zone or checkout path. With ``shard="I/N"`` only
@@ -213,7 +224,8 @@ def generate_benchmark(
     in_process = executor == "local" and workers == 1 and process_is_pinned()
     ref: RecipeRef | Recipe = rec if in_process else rec.reference()
     identity = rec.identity()
-    with open_source(original) as source:
+    _check_format(format)
+    with (source_options or SourceOptions()).open(original) as source:
         listing = source.listing()
         if not listing.ids:
             raise SourceError(
@@ -267,11 +279,24 @@ def generate_benchmark(
                 ),
                 shard=str(part) if part else None,
             )
-            outdir.commit_manifest(manifest, companions(manifest))
-    return GenerateResult(out=Path(out), manifest=manifest, redone=run.redone)
+            if part is None:
+                outdir.commit(manifest, format=format, split=source.split_name)
+            else:
+                outdir.commit(manifest)
+    return GenerateResult(
+        out=Path(out), manifest=manifest, redone=run.redone, ignored=listing.ignored_kinds
+    )
+
+
+def _check_format(format: str) -> None:
+    if format not in FORMATS:
+        raise InputError(
+            f"unknown output format {format!r}", hint=f"use one of: {', '.join(FORMATS)}"
+        )
 
 
 def _path_of(original: object) -> Path | None:
+    """The original's path, for the --out overlap check (a ``Dataset`` object has none)."""
     return Path(original) if isinstance(original, str | os.PathLike) else None
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -73,6 +74,8 @@ __all__ = [
     "write_benchmark_files",
 ]
 
+DATA_DIR = "data"
+"""Where the parquet format's shards live: ``data/<split>-0000N-of-0000M.parquet``."""
 MAX_OUTPUT_BYTES = 1 << 30
 """The largest output file read back (1 GiB: a 128 Mi-pixel RGBA PNG is at most ~512 MiB)."""
 MAX_SIDE_FILE_BYTES = 1 << 30
@@ -86,9 +89,51 @@ def read_output(root: Path, rel: str, *, limit: int = MAX_OUTPUT_BYTES) -> bytes
     return safefs.read_file(root, rel, limit=limit)
 
 
-def unexpected_files(root: Path, listed: Iterable[str]) -> list[tuple[str, str]]:
-    """Entries that are neither listed samples nor our own files: ``(path, why)``."""
-    wanted = set(listed)
+def benchmark_format(root: Path) -> str:
+    """``parquet`` when ``root`` holds ``data/*.parquet`` shards, else ``folder``."""
+    data = root / DATA_DIR
+    return "parquet" if data.is_dir() and any(data.glob("*.parquet")) else "folder"
+
+
+class OutputReader:
+    """Random access to a benchmark's PNG bytes by output path, in either format."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.format = benchmark_format(root)
+        self._parquet: Any = None
+        if self.format == "parquet":
+            from toolchain.source.hf import ParquetSource
+
+            # A parquet benchmark is a Hugging Face dataset whose image paths are the
+            # output paths: read it as one, by path.
+            self._parquet = ParquetSource(root, image_column="image", columns="", ids="path")
+            self._parquet.listing()
+
+    def read(self, rel: str) -> bytes:
+        if self._parquet is not None:
+            return bytes(self._parquet.read(rel))
+        return read_output(self.root, rel)
+
+    def close(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+
+    def __enter__(self) -> OutputReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def unexpected_files(
+    root: Path, listed: Iterable[str], *, data: Iterable[str] = ()
+) -> list[tuple[str, str]]:
+    """Entries that are neither listed samples nor our own files: ``(path, why)``.
+
+    ``data``: the parquet shards of a parquet benchmark (expected files too).
+    """
+    wanted = set(listed) | set(data)
     found: list[tuple[str, str]] = []
     for rel, kind in safefs.walk(root):
         top = rel.split("/", 1)[0]
@@ -148,14 +193,52 @@ def metadata_jsonl(entries: Sequence[ManifestEntry]) -> bytes:
     return ("\n".join(lines) + "\n").encode("ascii") if lines else b""
 
 
+FORMATS = ("folder", "parquet")
+"""Output formats: one PNG per sample, or Hugging Face parquet shards (same PNG bytes)."""
+
+
 def companions(
-    manifest: Manifest, entries: Sequence[ManifestEntry] | None = None
+    manifest: Manifest,
+    manifest_bytes: bytes,
+    *,
+    format: str = "folder",
+    split: str = "train",
+    entries: Sequence[ManifestEntry] | None = None,
+    data: Sequence[tuple[str, str]] = (),
 ) -> dict[str, bytes]:
     """The files written beside a whole benchmark's manifest, from the manifest alone.
 
-    ``entries``: the samples actually present, when fewer (a partial result).
+    ``metadata.jsonl`` (folder format), the dataset card ``README.md`` and
+    ``croissant.json``. ``entries``: the samples actually present, when fewer (a
+    partial result); ``data``: ``(path, sha256 hex)`` of the parquet shards.
     """
-    return {METADATA_NAME: metadata_jsonl(manifest.entries if entries is None else entries)}
+    from toolchain.hf.card import CardInfo, render_card
+    from toolchain.hf.croissant import CroissantFile, render_croissant
+
+    out: dict[str, bytes] = {}
+    files: list[CroissantFile] = [
+        CroissantFile(path=path, sha256=sha, encoding_format="application/x-parquet")
+        for path, sha in data
+    ]
+    if format == "folder":
+        meta = metadata_jsonl(manifest.entries if entries is None else entries)
+        out[METADATA_NAME] = meta
+        files += [
+            CroissantFile(
+                path=METADATA_NAME,
+                sha256=hashlib.sha256(meta).hexdigest(),
+                encoding_format="application/jsonlines",
+            ),
+            CroissantFile(
+                path=MANIFEST_NAME,
+                sha256=hashlib.sha256(manifest_bytes).hexdigest(),
+                encoding_format="application/json",
+            ),
+        ]
+    info = CardInfo.from_manifest(manifest, format=format, columns=manifest.columns, split=split)
+    out[CARD_NAME] = render_card(info)
+    out[CROISSANT_NAME] = render_croissant(info, files)
+    return out
 
 
 def write_benchmark_files(
@@ -204,18 +287,56 @@ class OutDir:
     def manifest_name(self) -> str:
         return MANIFEST_NAME if self.slug == "all" else shard_manifest_name(self.slug)
 
-    def commit(self, manifest_bytes: bytes, companions: Mapping[str, bytes] | None = None) -> None:
-        """Write the companions and the manifest (last, durably), then drop the journal."""
-        write_benchmark_files(
-            self.root,
-            manifest_bytes,
-            name=self.manifest_name,
-            companions=companions if self.slug == "all" else None,
-        )
+    def commit(
+        self,
+        manifest: Manifest,
+        manifest_bytes: bytes | None = None,
+        *,
+        format: str = "folder",
+        split: str = "train",
+        present: Sequence[ManifestEntry] | None = None,
+        extra: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """Finish the benchmark: (parquet: pack the samples into shards), the companion
+        files, ``extra`` (e.g. ``coverage.json``), then the manifest, last and durably; then
+        the journal goes. ``manifest_bytes``: the exact bytes to write (a carried manifest)."""
+        data = manifest_bytes if manifest_bytes is not None else dump_manifest(manifest)
+        files: dict[str, bytes] = dict(extra or {})
+        if self.slug == "all":
+            shards: Sequence[tuple[str, str]] = ()
+            if format == "parquet":
+                shards = self._pack_parquet(manifest, split, present)
+            files.update(
+                companions(manifest, data, format=format, split=split, entries=present, data=shards)
+            )
+        write_benchmark_files(self.root, data, name=self.manifest_name, companions=files)
         self.journal.remove()
 
-    def commit_manifest(self, manifest: Manifest, companions: Mapping[str, bytes]) -> None:
-        self.commit(dump_manifest(manifest), companions)
+    def _pack_parquet(
+        self, manifest: Manifest, split: str, present: Sequence[ManifestEntry] | None
+    ) -> list[tuple[str, str]]:
+        """Move the written samples into ``data/<split>-*.parquet`` (sorted by id)."""
+        from toolchain.hf.parquet import BenchmarkRow, write_parquet
+
+        entries = list(manifest.entries if present is None else present)
+
+        def rows() -> Iterator[BenchmarkRow]:
+            for e in entries:
+                png = read_output(self.root, e.path)
+                yield BenchmarkRow(id=e.id, path=e.path, png=png, columns=e.columns)
+
+        result = write_parquet(self.root, rows(), manifest.columns, split=split)
+        for e in entries:
+            safefs.remove_file(self.root, e.path)
+        _remove_empty_folders(self.root)
+        return [(f.path, f.sha256) for f in result.files]
+
+
+def _remove_empty_folders(root: Path) -> None:
+    for rel, kind in reversed(list(safefs.walk(root))):
+        if kind == "dir" and rel.split("/", 1)[0] not in (STATE_DIR, DATA_DIR):
+            with contextlib.suppress(OSError):
+                os.rmdir(root / rel)
 
 
 def _lock_rel(slug: str) -> str:

@@ -152,9 +152,10 @@ def write_merged(manifest: Manifest, path: str | os.PathLike[str]) -> None:
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    data = dump_manifest(manifest)
     write_benchmark_files(
         target.parent,
-        dump_manifest(manifest),
+        data,
         name=target.name,
-        companions=companions(manifest) if target.name == MANIFEST_NAME else None,
+        companions=companions(manifest, data) if target.name == MANIFEST_NAME else None,
     )

@@ -19,7 +19,7 @@ from toolchain.errors import DecodeError, SignatureError
 from toolchain.hashing import Digest, file_digest, pixel_digest
 from toolchain.layout import COVERAGE_NAME, MANIFEST_NAME, SIGNATURE_NAME
 from toolchain.manifest import Manifest, parse_manifest
-from toolchain.outdir import read_output, unexpected_files
+from toolchain.outdir import benchmark_format, read_output, unexpected_files
 from toolchain.sign import SignatureCheck, check_manifest_signature, read_manifest_bytes
 
 __all__ = ["Problem", "SampleProblem", "VerifyReport", "verify_benchmark"]
@@ -109,13 +109,69 @@ class VerifyReport:
         }
 
 
-def _check_entry(root: Path, path: str, pixels: Digest, file: Digest) -> tuple[Problem, str] | None:
-    try:
-        data = read_output(root, path)
-    except FileNotFoundError:
-        return Problem.MISSING, "file is missing"
-    except OSError as e:
-        return Problem.MISSING, f"cannot read: {e.strerror or e}"
+def _check_folder(
+    root: Path, m: Manifest, progress: Callable[[int, int], None] | None
+) -> list[SampleProblem]:
+    problems: list[SampleProblem] = []
+    for i, entry in enumerate(m.entries, 1):
+        try:
+            data = read_output(root, entry.path)
+        except FileNotFoundError:
+            found: tuple[Problem, str] | None = (Problem.MISSING, "file is missing")
+        except OSError as e:
+            found = (Problem.MISSING, f"cannot read: {e.strerror or e}")
+        else:
+            found = _check_bytes(data, entry.pixels, entry.file)
+        if found:
+            problems.append(
+                SampleProblem(path=entry.path, sample=entry.id, problem=found[0], detail=found[1])
+            )
+        if progress:
+            progress(i, len(m.entries))
+    return problems
+
+
+def _check_parquet(
+    root: Path, m: Manifest, progress: Callable[[int, int], None] | None
+) -> tuple[list[SampleProblem], list[str]]:
+    """Stream the shards row by row; each manifest entry must be there exactly once."""
+    from toolchain.hf.parquet import parquet_files, read_parquet
+
+    by_path = {e.path: e for e in m.entries}
+    seen: set[str] = set()
+    problems: list[SampleProblem] = []
+    shards = [p.relative_to(root).as_posix() for p in parquet_files(root)]
+    for row in read_parquet(root):
+        entry = by_path.get(row.path)
+        if entry is None or row.path in seen:
+            why = "not in the manifest" if entry is None else "appears twice in the shards"
+            problems.append(SampleProblem(path=row.path, problem=Problem.EXTRA, detail=why))
+            continue
+        seen.add(row.path)
+        found = _check_bytes(row.png, entry.pixels, entry.file)
+        if found is None and (row.id != entry.id or dict(row.columns) != dict(entry.columns)):
+            found = (
+                Problem.PIXELS_DIFFER,
+                f"the row's id or columns ({row.id!r}, {dict(row.columns)}) differ from the "
+                f"manifest's ({entry.id!r}, {dict(entry.columns)})",
+            )
+        if found:
+            problems.append(
+                SampleProblem(path=entry.path, sample=entry.id, problem=found[0], detail=found[1])
+            )
+        if progress:
+            progress(len(seen), len(m.entries))
+    for e in m.entries:
+        if e.path not in seen:
+            problems.append(
+                SampleProblem(
+                    path=e.path, sample=e.id, problem=Problem.MISSING, detail="not in the shards"
+                )
+            )
+    return problems, shards
+
+
+def _check_bytes(data: bytes, pixels: Digest, file: Digest) -> tuple[Problem, str] | None:
     try:
         got = pixel_digest(decode(data))
     except DecodeError as e:
@@ -157,18 +213,13 @@ def verify_benchmark(
             sig_check = check_manifest_signature(data, sig_path, pubkey)
         except SignatureError as e:
             sig_problem = e.diagnostics()
-    problems: list[SampleProblem] = []
-    for i, entry in enumerate(m.entries, 1):
-        found = _check_entry(out_path, entry.path, entry.pixels, entry.file)
-        if found:
-            problems.append(
-                SampleProblem(path=entry.path, sample=entry.id, problem=found[0], detail=found[1])
-            )
-        if progress:
-            progress(i, len(m.entries))
+    if benchmark_format(out_path) == "parquet":
+        problems, shards = _check_parquet(out_path, m, progress)
+    else:
+        problems, shards = _check_folder(out_path, m, progress), []
     partial = (out_path / COVERAGE_NAME).exists()
     if out_path.is_dir():
-        for rel, why in unexpected_files(out_path, (e.path for e in m.entries)):
+        for rel, why in unexpected_files(out_path, (e.path for e in m.entries), data=shards):
             problems.append(SampleProblem(path=rel, problem=Problem.EXTRA, detail=why))
     notes: list[str] = []
     if m.version == 1:

@@ -39,7 +39,12 @@ def test_one_altered_pixel_hash_exit_1(runner: CliRunner, bench: Path, tmp_path:
         dataclasses.replace(e, pixels=Digest.of(b"x")) if e.id == victim else e for e in m.entries
     ]
     altered = Manifest.build(
-        recipe=m.recipe, entries=entries, fingerprint=m.fingerprint, provenance=m.provenance
+        recipe=m.recipe,
+        entries=entries,
+        fingerprint=m.fingerprint,
+        provenance=m.provenance,
+        columns=m.columns,
+        encoder=m.encoder,
     )
     write_manifest(altered, tmp_path / "altered.json")
     r = runner.invoke(cli, ["compare", str(bench / MANIFEST_NAME), str(tmp_path / "altered.json")])

@@ -47,7 +47,8 @@ def _altered(src: Path, dest: Path, sample: str) -> Path:
         for e in m.entries
     ]
     altered = Manifest.build(recipe=m.recipe, entries=entries, fingerprint=m.fingerprint,
-                             provenance=m.provenance)  # fmt: skip
+                             provenance=m.provenance, columns=m.columns,
+                             encoder=m.encoder)  # fmt: skip
     write_manifest(altered, dest)
     return dest
 
@@ -76,7 +77,8 @@ def test_one_altered_pixel_hash_names_that_sample(identity_bench: Path, tmp_path
 def test_missing_samples_and_recipe_change(identity_bench: Path, tmp_path: Path) -> None:
     m = load_manifest(identity_bench / MANIFEST_NAME)
     fewer = Manifest.build(recipe=m.recipe, entries=m.entries[1:], fingerprint=m.fingerprint,
-                           provenance=m.provenance)  # fmt: skip
+                           provenance=m.provenance, columns=m.columns,
+                           encoder=m.encoder)  # fmt: skip
     write_manifest(fewer, tmp_path / "fewer.json")
     c = compare_benchmarks(identity_bench, tmp_path / "fewer.json")
     (s,) = c.differing

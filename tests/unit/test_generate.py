@@ -40,7 +40,7 @@ def test_root_is_the_same_for_any_worker_count(
     assert str(result.root) == ADVERSARIAL_SMALL_STEPS2
 
 
-ADVERSARIAL_SMALL_STEPS2 = "sha256:ec2f5d804d2d2c8dec1877f385c949cd2b25fff5d7a5d9210b70d9696c1093bf"
+ADVERSARIAL_SMALL_STEPS2 = "sha256:ed17b4249b402d4fae6df401b573f7b012f92e276fade3241771294d16462e18"
 
 
 def test_same_root_when_tree_created_in_another_order(small_original: Path, tmp_path: Path) -> None:

@@ -146,8 +146,9 @@ def test_load_benchmark_folder_end_to_end(bench: Bench, hf_offline: Path) -> Non
     assert ds.features["label"] == datasets.ClassLabel(names=list(LABELS))
     assert len(ds) == len(manifest.entries)
     _assert_same_samples(ds, folder, manifest)
-    plain = load_benchmark(folder, cache_dir=hf_offline / "c2")  # no columns: labels stay ints
-    assert plain.features["label"] == datasets.Value("int64")
+    # Without columns given, the manifest's own schema names the classes.
+    plain = load_benchmark(folder, cache_dir=hf_offline / "c2")
+    assert plain.features["label"] == datasets.ClassLabel(names=list(LABELS))
 
 
 def test_load_benchmark_refuses_what_does_not_verify(bench: Bench, tmp_path: Path) -> None:

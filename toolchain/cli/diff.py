@@ -17,6 +17,7 @@ from toolchain.cli.options import (
     echo,
     emit_json,
     executor_option,
+    format_option,
     image_option,
     in_container_option,
     json_option,
@@ -31,6 +32,7 @@ from toolchain.cli.options import (
     workers_option,
 )
 from toolchain.errors import ExitCode
+from toolchain.source import SourceOptions
 
 __all__ = ["diff"]
 
@@ -38,8 +40,8 @@ _diff_option = click.option(
     "--diff",
     "diff_file",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The .bdiff file.",
+    type=click.Path(exists=True, path_type=Path),
+    help="The .bdiff file (or the folder of a diff made with --format parquet).",
 )
 
 
@@ -64,7 +66,15 @@ def diff() -> None:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="The generated benchmark folder (must verify).",
 )
-@out_option("The .bdiff file to write.", dir_okay=False)
+@out_option("The .bdiff file to write (with --format parquet: a new folder).")
+@click.option(
+    "--format",
+    "diff_format",
+    type=click.Choice(["bdiff", "parquet"]),
+    default="bdiff",
+    show_default=True,
+    help="bdiff: one file; parquet: the same diff as a small Hugging Face dataset (a folder).",
+)
 @click.option(
     "--key-on",
     type=click.Choice(["file", "pixels"]),
@@ -77,8 +87,10 @@ def diff() -> None:
 @quiet_option
 def create(
     original: Path,
+    source_options: SourceOptions,
     benchmark: Path,
     out: Path,
+    diff_format: str,
     key_on: str,
     workers: int,
     as_json: bool,
@@ -125,10 +137,12 @@ def create(
 )
 @in_container_option
 @image_option
+@format_option
 @json_option
 @quiet_option
 def apply(
     original: Path,
+    source_options: SourceOptions,
     diff_file: Path,
     out: Path,
     workers: int,
@@ -141,6 +155,7 @@ def apply(
     signature: Path | None,
     in_container: bool,
     image_tag: str,
+    out_format: str,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -186,6 +201,8 @@ def apply(
             pubkey=pubkey,
             signature=signature,
             progress=bar,
+            source_options=source_options,
+            format=out_format,
         )
     if result.signature is not None and not as_json:
         sig = result.signature
@@ -220,13 +237,15 @@ def apply(
 @_diff_option
 @json_option
 @quiet_option
-def check(original: Path, diff_file: Path, as_json: bool, quiet: bool) -> None:
+def check(
+    original: Path, source_options: SourceOptions, diff_file: Path, as_json: bool, quiet: bool
+) -> None:
     """Report which originals are present (by id, by content), missing, or different."""
     from toolchain.diff import check_diff
     from toolchain.diff.locate import Found
 
     with progress("diff check", quiet=quiet or as_json) as bar:
-        report = check_diff(original, diff_file, progress=bar)
+        report = check_diff(original, diff_file, progress=bar, source_options=source_options)
     if as_json:
         emit_json(report.to_json())
     else:
@@ -240,7 +259,7 @@ def check(original: Path, diff_file: Path, as_json: bool, quiet: bool) -> None:
 
 @diff.command("inspect", epilog=EPILOG_EXIT_CODES)
 @click.argument(
-    "diff_file", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+    "diff_file", metavar="FILE", type=click.Path(exists=True, path_type=Path)
 )
 @json_option
 def inspect_command(diff_file: Path, as_json: bool) -> None:

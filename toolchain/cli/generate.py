@@ -14,6 +14,7 @@ from toolchain.cli.options import (
     echo,
     emit_json,
     executor_option,
+    format_option,
     image_option,
     in_container_option,
     json_option,
@@ -29,6 +30,7 @@ from toolchain.cli.options import (
     workers_option,
 )
 from toolchain.errors import ParamError
+from toolchain.source import SourceOptions
 
 __all__ = ["generate"]
 
@@ -67,6 +69,7 @@ def _param_pairs(
 @scheduler_option
 @in_container_option
 @image_option
+@format_option
 @click.option("--overwrite", is_flag=True, help="Replace an existing benchmark in --out.")
 @click.option("--original-name", default="", help="Provenance: the original dataset's name.")
 @click.option("--original-terms", default="", help="Provenance: URL of the original's terms.")
@@ -76,6 +79,7 @@ def _param_pairs(
 def generate(
     recipe_ref: str,
     original: Path,
+    source_options: SourceOptions,
     out: Path,
     params: tuple[str, ...],
     workers: int,
@@ -85,6 +89,7 @@ def generate(
     scheduler: str | None,
     in_container: bool,
     image_tag: str,
+    out_format: str,
     overwrite: bool,
     original_name: str,
     original_terms: str,
@@ -105,6 +110,8 @@ def generate(
       benchmark-regen generate --recipe adversarial --original /shared/val --out /shared/adv \\
           --executor dask --scheduler tcp://head:8786
       benchmark-regen generate --recipe adversarial --original ./val --out ./adv --in-container
+      benchmark-regen generate --recipe gaussian-noise --original ./imagenet-1k \\
+          --split validation --format parquet --out ./bench-hf
     """
     from toolchain.generate import generate_benchmark
     from toolchain.manifest import Provenance
@@ -136,6 +143,8 @@ def generate(
             executor=executor,
             scheduler=scheduler,
             progress=bar,
+            source_options=source_options,
+            format=out_format,
             provenance=Provenance(
                 original_name=original_name,
                 original_terms=original_terms,

@@ -25,6 +25,7 @@ __all__ = [
     "echo",
     "emit_json",
     "executor_option",
+    "format_option",
     "image_option",
     "in_container_option",
     "json_option",
@@ -122,11 +123,70 @@ workers_option = click.option(
     show_default=True,
     help="Worker processes. The output is identical for every value.",
 )
-original_option = click.option(
+_ORIGINAL = click.option(
     "--original",
     required=True,
     type=click.Path(exists=True, path_type=Path),
-    help="Your copy of the original: a folder of images, or a .tar of one.",
+    help="Your copy of the original: a folder of images, a .tar of one, or a Hugging Face "
+    "dataset (a folder of parquet shards, or a save_to_disk folder).",
+)
+_SOURCE = [
+    click.option("--split", default=None, help="Hugging Face dataset: the split to read."),
+    click.option("--config", default=None, help="Hugging Face parquet folder: the config."),
+    click.option(
+        "--image-column",
+        default=None,
+        help="Hugging Face dataset: the image column (default: found from the features).",
+    ),
+    click.option(
+        "--columns",
+        default=None,
+        metavar="A,B | -A,-B",
+        help="Columns to carry into the benchmark (labels, ...): pick (label,caption) or drop "
+        "(-caption); '' carries none. Default: every label and scalar column.",
+    ),
+    click.option(
+        "--ids",
+        type=click.Choice(["auto", "path", "row"]),
+        default="auto",
+        show_default=True,
+        help="Hugging Face dataset: sample ids from image paths, or <split>/<row index>.",
+    ),
+]
+
+
+def original_option(fn: F) -> F:
+    """``--original`` and how to read it; the command receives ``original`` and
+    ``source_options`` (a :class:`toolchain.source.SourceOptions`)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from toolchain.source import SourceOptions
+
+        kwargs["source_options"] = SourceOptions(
+            split=kwargs.pop("split"),
+            config=kwargs.pop("config"),
+            image_column=kwargs.pop("image_column"),
+            columns=kwargs.pop("columns"),
+            ids=kwargs.pop("ids"),
+        )
+        return fn(*args, **kwargs)
+
+    decorated: Any = wrapper
+    for option in reversed([_ORIGINAL, *_SOURCE]):
+        decorated = option(decorated)
+    return decorated  # type: ignore[no-any-return]
+
+
+format_option = click.option(
+    "--format",
+    "out_format",
+    type=click.Choice(["folder", "parquet"]),
+    default="folder",
+    show_default=True,
+    help="folder: one PNG per sample (+ metadata.jsonl); parquet: Hugging Face parquet shards "
+    "of the same PNGs. The root hash is the same.",
 )
 
 

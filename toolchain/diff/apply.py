@@ -28,7 +28,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from toolchain._internal.executor import Executor, make_executor, worker_fingerprint
 from toolchain._internal.journal import plan_digest
@@ -42,16 +42,17 @@ from toolchain.encode import encode_png
 from toolchain.errors import (
     DecodeError,
     ExitCode,
+    InputError,
     Interrupted,
     ShardSpecError,
 )
 from toolchain.hashing import Digest, file_digest, pixel_digest, source_digest
 from toolchain.layout import COVERAGE_NAME
-from toolchain.manifest import Manifest, ManifestEntry, dump_manifest
-from toolchain.outdir import OutDir, SampleWriter, companions, open_out
+from toolchain.manifest import Manifest, ManifestEntry
+from toolchain.outdir import FORMATS, OutDir, SampleWriter, open_out
 from toolchain.shard import Shard, parse_shard
 from toolchain.sign import SignatureCheck, check_manifest_signature
-from toolchain.source import Source, open_source
+from toolchain.source import Source, SourceOptions
 
 if TYPE_CHECKING:
     import numpy as np
@@ -400,7 +401,9 @@ def _commit(
     reader: DiffReader,
     outcomes: Sequence[SampleOutcome],
     partial: bool,
-    part: Shard | None = None,
+    part: Shard | None,
+    format: str,
+    split: str,
 ) -> bool:
     """Write the folder's companion files, the manifest last; ``True`` if it was written."""
     ok = all(o.status is Status.OK for o in outcomes)
@@ -420,18 +423,24 @@ def _commit(
             shard=str(part),
             version=m.version,
         )
-        outdir.commit(dump_manifest(shard_manifest))
+        outdir.commit(shard_manifest)
         return True
     exact = {o.id for o in outcomes if o.status is Status.OK}
-    extra = companions(m, [e for e in m.entries if e.id in exact])
-    if not ok:
-        extra[COVERAGE_NAME] = _coverage(m, outcomes)
-    outdir.commit(reader.manifest_bytes, extra)
+    present = [e for e in m.entries if e.id in exact]
+    extra = {} if ok else {COVERAGE_NAME: _coverage(m, outcomes)}
+    outdir.commit(
+        m,
+        reader.manifest_bytes,
+        format=format,
+        split=split,
+        present=None if ok else present,
+        extra=extra,
+    )
     return True
 
 
 def get_benchmark(
-    original: str | os.PathLike[str],
+    original: str | os.PathLike[str] | Any,
     diff: str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
@@ -444,8 +453,14 @@ def get_benchmark(
     pubkey: str | os.PathLike[str] | None = None,
     signature: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    source_options: SourceOptions | None = None,
+    format: str = "folder",
 ) -> ApplyResult:
     """Rebuild the benchmark carried by ``diff`` from ``original`` into ``out``.
+
+    ``diff``: a ``.bdiff`` file, or a folder holding the diff as a parquet dataset.
+    ``original``: as for :func:`toolchain.generate_benchmark` (``source_options``).
+    ``format``: write the benchmark as ``folder`` or ``parquet``; the root is the same.
 
     ``result.ok`` only when every sample is bit-exact; then ``out`` holds the
     benchmark with the carried ``manifest.json``. Otherwise no manifest is
@@ -459,14 +474,18 @@ def get_benchmark(
     part = parse_shard(shard) if isinstance(shard, str) else shard
     if part is not None and partial:
         raise ShardSpecError("--shard and --partial cannot be combined", hint="drop one of them")
+    if format not in FORMATS:
+        raise InputError(f"unknown output format {format!r}", hint=f"use one of {FORMATS}")
+    if format != "folder" and partial:
+        raise InputError("--partial writes the folder format only", hint="drop --format")
     with open_diff(diff) as reader:
         check = None
         if pubkey is not None:
             sig = Path(signature) if signature is not None else Path(f"{os.fspath(diff)}.sig")
             check = check_manifest_signature(reader.manifest_bytes, sig, pubkey)
-        with open_source(original) as source:
+        with (source_options or SourceOptions()).open(original) as source:
             result = _apply(reader, source, out, original, workers, partial, overwrite, part,
-                            executor, scheduler, progress)  # fmt: skip
+                            executor, scheduler, progress, format)  # fmt: skip
     return ApplyResult(
         out=result.out,
         manifest=result.manifest,
@@ -481,7 +500,7 @@ def _apply(
     reader: DiffReader,
     source: Source,
     out: str | os.PathLike[str],
-    original: str | os.PathLike[str],
+    original: str | os.PathLike[str] | Any,
     workers: int,
     partial: bool,
     overwrite: bool,
@@ -489,6 +508,7 @@ def _apply(
     executor: str,
     scheduler: str | None,
     progress: Callable[[int, int], None] | None,
+    format: str,
 ) -> ApplyResult:
     ids = source.listing().ids
     entries = reader.manifest.entries
@@ -504,7 +524,7 @@ def _apply(
         out,
         header=header,
         slug=part.slug if part else "all",
-        original=Path(original),
+        original=Path(original) if isinstance(original, str | os.PathLike) else None,
         overwrite=overwrite,
     ) as outdir:
         remote = executor != "local"
@@ -536,7 +556,7 @@ def _apply(
         finally:
             outdir.journal.close()
         outcomes = _outcomes(reader, runner)
-        written = _commit(outdir, reader, outcomes, partial, part)
+        written = _commit(outdir, reader, outcomes, partial, part, format, source.split_name)
     return ApplyResult(
         out=Path(out),
         manifest=reader.manifest,

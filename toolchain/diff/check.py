@@ -18,7 +18,7 @@ from toolchain.diff.format import DiffReader, open_diff
 from toolchain.diff.locate import Found, scan_by_content, unseal
 from toolchain.errors import SourceError
 from toolchain.manifest import Manifest
-from toolchain.source import Source, open_source
+from toolchain.source import Source, SourceOptions
 
 __all__ = ["CheckEntry", "CheckReport", "check_diff"]
 
@@ -90,9 +90,10 @@ def check_diff(
     diff: str | os.PathLike[str],
     *,
     progress: Callable[[int, int], None] | None = None,
+    source_options: SourceOptions | None = None,
 ) -> CheckReport:
     """Report, per sample, whether ``original`` holds what ``diff`` needs. Writes nothing."""
-    with open_diff(diff) as reader, open_source(original) as source:
+    with open_diff(diff) as reader, (source_options or SourceOptions()).open(original) as source:
         entries = reader.manifest.entries
         ids = source.listing().ids
         present = set(ids)

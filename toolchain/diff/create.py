@@ -11,10 +11,10 @@ The pipeline::
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from toolchain._internal.executor import make_executor
 from toolchain.decode import decode
@@ -25,15 +25,18 @@ from toolchain.errors import DecodeError, InputError, Interrupted, ManifestError
 from toolchain.hashing import Digest, pixel_digest, source_digest
 from toolchain.layout import MANIFEST_NAME, RESERVED_NAMES, is_shard_manifest
 from toolchain.manifest import Manifest, ManifestEntry, dump_manifest, parse_manifest
-from toolchain.outdir import read_output
-from toolchain.source import Source, open_source
+from toolchain.outdir import OutputReader, read_output
+from toolchain.source import Source, SourceOptions
 from toolchain.verify import verify_benchmark
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["CreateResult", "create_diff"]
+__all__ = ["DIFF_FORMATS", "CreateResult", "create_diff"]
+
+DIFF_FORMATS = ("bdiff", "parquet")
+"""A ``.bdiff`` file, or the same diff as a parquet dataset (a folder)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,13 +124,14 @@ def _verified_manifest_bytes(benchmark: Path) -> bytes:
     return data
 
 
-def _tasks(source: Source, bench: Path, manifest: Manifest) -> Iterator[SealTask]:
+def _tasks(source: Source, outputs: OutputReader, manifest: Manifest) -> Iterator[SealTask]:
     index = {e.id: i for i, e in enumerate(manifest.entries)}
+    bench = outputs.root
     for sample in source.iter_samples([e.id for e in manifest.entries]):
         i = index[sample.id]
         entry = manifest.entries[i]
         try:
-            target = read_output(bench, entry.path)
+            target = outputs.read(entry.path)
         except OSError as e:
             raise InputError(
                 f"cannot read {entry.path} in {bench}: {e.strerror or e}", sample=entry.id
@@ -138,7 +142,7 @@ def _tasks(source: Source, bench: Path, manifest: Manifest) -> Iterator[SealTask
 
 
 def create_diff(
-    original: str | os.PathLike[str],
+    original: str | os.PathLike[str] | Any,
     benchmark: str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
@@ -147,8 +151,13 @@ def create_diff(
     executor: str = "local",
     scheduler: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    source_options: SourceOptions | None = None,
+    format: str = "bdiff",
 ) -> CreateResult:
     """Write ``out``, a ``.bdiff`` that rebuilds ``benchmark`` for holders of ``original``.
+
+    ``format="parquet"``: ``out`` is a folder holding the same diff as a small
+    parquet dataset (``docs/huggingface.md``), which ``diff apply`` takes too.
 
     Refuses a benchmark that does not verify, and an existing ``out`` that is a
     manifest or a benchmark folder. The output is byte-identical for the same
@@ -158,13 +167,17 @@ def create_diff(
         mode = KeyOn(key_on)
     except ValueError:
         raise InputError(f"key_on must be 'file' or 'pixels', not {key_on!r}") from None
+    if format not in DIFF_FORMATS:
+        raise InputError(
+            f"unknown diff format {format!r}", hint=f"use one of: {', '.join(DIFF_FORMATS)}"
+        )
     bench = Path(benchmark)
     target = Path(out)
-    _refuse_target(target)
+    _refuse_target(target, format)
     manifest_bytes = _verified_manifest_bytes(bench)
     manifest = parse_manifest(manifest_bytes)
     kinds: list[PayloadKind] = []
-    with open_source(original) as source:
+    with (source_options or SourceOptions()).open(original) as source:
         present = set(source.listing().ids)
         absent = [e.id for e in manifest.entries if e.id not in present]
         if absent:
@@ -183,15 +196,19 @@ def create_diff(
         pool = make_executor(executor, workers=max(1, min(workers, n)), scheduler=scheduler)
 
         def sealed() -> Iterator[SealedEntry]:
-            with pool.run(job, _tasks(source, bench, manifest)) as run:
+            with (
+                OutputReader(bench) as outputs,
+                pool.run(job, _tasks(source, outputs, manifest)) as run,
+            ):
                 for s in run:
                     kinds.append(s.kind)
                     if progress:
                         progress(len(kinds), n)
                     yield s
 
+        writer = write_diff if format == "bdiff" else _write_dataset
         try:
-            header = write_diff(
+            header = writer(
                 target,
                 key_on=mode,
                 manifest_bytes=manifest_bytes,
@@ -205,8 +222,34 @@ def create_diff(
     return CreateResult(out=target, header=header, kinds=tuple(kinds))
 
 
-def _refuse_target(target: Path) -> None:
+def _write_dataset(
+    path: Path,
+    *,
+    key_on: KeyOn,
+    manifest_bytes: bytes,
+    entries: Iterable[SealedEntry],
+    entry_count: int,
+) -> Header:
+    from toolchain.diff.hfdiff import write_diff_dataset
+
+    return write_diff_dataset(
+        path,
+        key_on=key_on,
+        manifest_bytes=manifest_bytes,
+        entries=entries,
+        entry_count=entry_count,
+    )
+
+
+def _refuse_target(target: Path, format: str) -> None:
     """Never overwrite a manifest or a folder with ``--out``: only a file, or nothing."""
+    if format == "parquet":
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            raise InputError(
+                f"--out {target} exists and is not an empty folder",
+                hint="the parquet form of a diff is written into a new, empty folder",
+            )
+        return
     if target.is_dir():
         raise InputError(f"--out {target} is a folder; give the .bdiff file to write")
     if target.name in RESERVED_NAMES or is_shard_manifest(target.name):

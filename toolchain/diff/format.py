@@ -455,8 +455,14 @@ class DiffReader:
 
 
 def open_diff(path: str | os.PathLike[str]) -> DiffReader:
-    """Open and check a container's header, manifest and index (not yet the payloads).
+    """Open and check a diff's header, manifest and index (not yet the payloads).
 
-    Close it when done (it is a context manager).
+    A ``.bdiff`` file, or a folder holding the diff as a parquet dataset
+    (``diff create --format parquet``, :mod:`toolchain.diff.hfdiff`): the same
+    reader interface and checks either way. Close it when done (a context manager).
     """
+    if Path(path).is_dir():
+        from toolchain.diff.hfdiff import open_diff_dataset
+
+        return open_diff_dataset(path)
     return DiffReader(path)

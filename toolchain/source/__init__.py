@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import tarfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +45,33 @@ __all__ = [
     "Listing",
     "Sample",
     "Source",
+    "SourceOptions",
     "TarSource",
     "check_sample_id",
     "open_source",
 ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceOptions:
+    """How to read an original: the command line's ``--split``, ``--config``,
+    ``--image-column``, ``--columns`` and ``--ids`` (see ``docs/huggingface.md``)."""
+
+    split: str | None = None
+    config: str | None = None
+    image_column: str | None = None
+    columns: str | Sequence[str] | None = None
+    ids: str = "auto"
+
+    def open(self, original: str | os.PathLike[str] | Any) -> Source:
+        return open_source(
+            original,
+            split=self.split,
+            config=self.config,
+            image_column=self.image_column,
+            columns=self.columns,
+            ids=self.ids,
+        )
 
 
 def open_source(
@@ -105,7 +129,7 @@ def open_source(
     given = [
         k.replace("_", "-")
         for k, v in {**hf_options, "config": config}.items()
-        if v is not None and not (k == "ids" and v == "auto")
+        if v is not None and k != "columns" and not (k == "ids" and v == "auto")
     ]
     if given and (p.is_dir() or p.is_file()):
         raise SourceError(
@@ -114,10 +138,10 @@ def open_source(
             hint=f"drop --{given[0]}, or pass the folder that holds the dataset",
         )
     if p.is_dir():
-        return FolderSource(p)
+        return FolderSource(p, columns=columns)
     if p.is_file():
         if tarfile.is_tarfile(p):
-            return TarSource(p)
+            return TarSource(p, columns=columns)
         raise SourceError(
             f"{p} is a file but not a tar archive",
             hint="pass the folder that holds the images, a .tar of it, or a .parquet file",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -18,11 +19,15 @@ from toolchain._internal import safefs
 from toolchain.errors import SourceError
 from toolchain.source._common import (
     MAX_SAMPLE_BYTES,
+    ColumnSpec,
+    ColumnValue,
     Listing,
     Source,
     check_collisions,
     check_sample_id,
+    class_labels_from_ids,
     is_sample_name,
+    select_columns,
 )
 
 __all__ = ["FolderSource"]
@@ -40,8 +45,11 @@ class FolderSource(Source):
     """An original stored as a folder tree."""
 
     path: Path
+    columns: str | Sequence[str] | None = None
+    """Which carried columns to keep (``--columns``): of a folder-per-class original, ``label``."""
     _where: dict[str, str] = field(default_factory=dict, init=False, repr=False)
     """Sample id -> its real path relative to the root, where a link led elsewhere inside."""
+    _labels: Mapping[str, int] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._real = Path(os.path.realpath(self.path))
@@ -49,6 +57,7 @@ class FolderSource(Source):
     def listing(self) -> Listing:
         ids: list[str] = []
         ignored: Counter[str] = Counter()
+        metadata = False
         visited: dict[tuple[int, int], str] = {}
         for dirpath, dirnames, filenames in os.walk(self._real, followlinks=True, onerror=_raise):
             st = os.stat(dirpath)
@@ -69,6 +78,7 @@ class FolderSource(Source):
                 rel = fn if here == "." else f"{here}/{fn}"
                 if not is_sample_name(rel):
                     ignored[ignored_kind(rel)] += 1
+                    metadata = metadata or fn in METADATA_FILES
                     continue
                 ids.append(check_sample_id(rel))
                 full = Path(dirpath) / fn
@@ -78,11 +88,16 @@ class FolderSource(Source):
                     self._where[rel] = real_rel
         ids.sort(key=lambda s: s.encode("utf-8"))
         check_collisions(ids)
+        spec, self._labels = folder_labels(ids, self.columns, has_metadata_file=metadata)
         return Listing(
             ids=tuple(ids),
             ignored=sum(ignored.values()),
             ignored_kinds=dict(sorted(ignored.items())),
+            columns=spec,
         )
+
+    def columns_of(self, sample_id: str) -> Mapping[str, ColumnValue]:
+        return {"label": self._labels[sample_id]} if self._labels else {}
 
     def _inside(self, p: Path) -> Path:
         real = Path(os.path.realpath(p))
@@ -115,6 +130,21 @@ class FolderSource(Source):
             ) from None
         except OSError as e:
             raise SourceError(f"cannot read: {e.strerror or e}", sample=sample_id) from None
+
+
+METADATA_FILES = frozenset({"metadata.jsonl", "metadata.csv", "metadata.parquet"})
+"""A folder holding one of these gets no labels from its folder names (as in imagefolder)."""
+
+
+def folder_labels(
+    ids: Sequence[str], columns: str | Sequence[str] | None, *, has_metadata_file: bool
+) -> tuple[tuple[ColumnSpec, ...], Mapping[str, int]]:
+    """The ``label`` column of a folder-per-class original (kept unless ``--columns`` drops it)."""
+    found = class_labels_from_ids(ids, has_metadata_file=has_metadata_file)
+    carried = select_columns(["label"] if found else [], columns, where="this original")
+    if found is None or not carried:
+        return (), {}
+    return (found[0],), found[1]
 
 
 def _raise(e: OSError) -> None:

@@ -45,6 +45,8 @@ from toolchain.source._common import (
     Sample,
     Source,
     check_sample_id,
+    class_labels_from_ids,
+    select_columns,
 )
 
 if TYPE_CHECKING:
@@ -259,43 +261,6 @@ def _has_numbered_shard(folder: Path) -> bool:
 # -- columns ---------------------------------------------------------------------------
 
 
-def select_columns(
-    available: Sequence[str], spec: str | Sequence[str] | None, *, where: str
-) -> tuple[str, ...]:
-    """Which carryable columns to carry, in ``available``'s (schema) order.
-
-    ``spec``: ``None`` → all of ``available``; ``""`` or ``[]`` → none;
-    ``"label,caption"`` → exactly those; ``"-caption"`` or ``"-caption,-id"`` →
-    all but those. Picks and drops cannot be mixed; names must be known.
-    """
-    if spec is None:
-        return tuple(available)
-    items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
-    items = [s for s in items if s]
-    if not items:
-        return ()
-    drops = [s[1:] for s in items if s.startswith("-")]
-    picks = [s for s in items if not s.startswith("-")]
-    if drops and picks:
-        raise SourceError(
-            f"--columns {','.join(items)!r} mixes picked and dropped columns",
-            hint="either list the columns to carry (label,caption) or those to drop (-caption)",
-        )
-    names = drops or picks
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise SourceError(f"--columns names {dup[0]!r} twice", hint="name each column once")
-    unknown = [n for n in names if n not in available]
-    if unknown:
-        raise SourceError(
-            f"{where} has no carryable column {unknown[0]!r}",
-            hint="carryable columns: " + (", ".join(available) or "(none)"),
-        )
-    if drops:
-        return tuple(n for n in available if n not in drops)
-    return tuple(n for n in available if n in picks)
-
-
 def _column_spec(name: str, feature: Any) -> ColumnSpec | None:
     """The ColumnSpec of a ``datasets`` feature, or None if it cannot be carried."""
     ds = require("datasets")
@@ -401,6 +366,11 @@ class HFSource(Source):
         self.__dict__.update(state)
         self._lock = threading.RLock()
         self._cache = None
+
+    @property
+    def split_name(self) -> str:
+        """The split read (the benchmark's parquet shards are named after it)."""
+        return self._split_name() or "train"
 
     # -- to provide -------------------------------------------------------------------
 
@@ -1282,32 +1252,6 @@ class DatasetSource(HFSource):
 
 
 # -- folder-per-class labels -----------------------------------------------------------
-
-
-def class_labels_from_ids(
-    ids: Iterable[str], *, has_metadata_file: bool = False
-) -> tuple[ColumnSpec, Mapping[str, int]] | None:
-    """The ``label`` column ``load_dataset("imagefolder")`` infers for a folder-per-class original.
-
-    The rule of ``datasets``' folder-based builder (5.2.0,
-    ``packaged_modules/folder_based_builder``): a file's label is the name of
-    the folder that holds it; labels are added only when there is no metadata
-    file (``metadata.csv``/``.jsonl``/``.parquet``), the files all sit at the
-    same depth, and there are at least two distinct labels. The names are
-    sorted (code points) and a sample's value is its label's index. Returns
-    None when no labels would be added.
-    """
-    if has_metadata_file:
-        return None
-    ids = list(ids)
-    labels = {sid.rsplit("/", 2)[-2] if "/" in sid else "" for sid in ids}
-    depths = {sid.count("/") for sid in ids}
-    if len(labels) <= 1 or len(depths) != 1:
-        return None
-    names = tuple(sorted(labels))
-    index = {n: i for i, n in enumerate(names)}
-    spec = ColumnSpec(name="label", type="class_label", names=names)
-    return spec, {sid: index[sid.rsplit("/", 2)[-2]] for sid in ids}
 
 
 def is_dataset(obj: object) -> bool:

@@ -20,7 +20,7 @@ import shutil
 import tarfile
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -28,6 +28,7 @@ from typing import IO
 from toolchain.errors import SourceError
 from toolchain.source._common import (
     MAX_SAMPLE_BYTES,
+    ColumnValue,
     Listing,
     Sample,
     Source,
@@ -35,7 +36,7 @@ from toolchain.source._common import (
     check_sample_id,
     is_sample_name,
 )
-from toolchain.source.folder import ignored_kind
+from toolchain.source.folder import METADATA_FILES, folder_labels, ignored_kind
 
 __all__ = ["TarSource"]
 
@@ -65,7 +66,11 @@ class TarSource(Source):
     """An original stored as a ``.tar`` (optionally compressed); see the module docstring."""
 
     path: Path
+    columns: str | Sequence[str] | None = None
+    """Which carried columns to keep (``--columns``): of a folder-per-class archive, ``label``."""
     _index: dict[str, _Member] | None = field(default=None, init=False, repr=False)
+    _labels: Mapping[str, int] = field(default_factory=dict, init=False, repr=False)
+    _metadata: bool = field(default=False, init=False, repr=False)
     _ignored: Counter[str] = field(default_factory=Counter, init=False, repr=False)
     _plain: IO[bytes] | None = field(default=None, init=False, repr=False)
 
@@ -86,11 +91,13 @@ class TarSource(Source):
             with self._stream() as tar:
                 for m in tar:
                     if m.isdir():
-                        _member_id(m)
+                        if m.name not in (".", "./"):  # `tar -C DIR .` stores the root as "."
+                            _member_id(m)
                         continue
                     sid = _member_id(m)
                     if not is_sample_name(sid):
                         self._ignored[ignored_kind(sid)] += 1
+                        self._metadata |= sid.rsplit("/", 1)[-1] in METADATA_FILES
                         continue
                     if not m.isreg():
                         raise SourceError(
@@ -116,11 +123,16 @@ class TarSource(Source):
     def listing(self) -> Listing:
         ids = sorted(self._scan(), key=lambda s: s.encode("utf-8"))
         check_collisions(ids)
+        spec, self._labels = folder_labels(ids, self.columns, has_metadata_file=self._metadata)
         return Listing(
             ids=tuple(ids),
             ignored=sum(self._ignored.values()),
             ignored_kinds=dict(sorted(self._ignored.items())),
+            columns=spec,
         )
+
+    def columns_of(self, sample_id: str) -> Mapping[str, ColumnValue]:
+        return {"label": self._labels[sample_id]} if self._labels else {}
 
     def iter_samples(self, ids: Iterable[str]) -> Iterator[Sample]:
         """The samples ``ids``, in archive order, in one streaming pass."""
@@ -144,7 +156,7 @@ class TarSource(Source):
                     if len(data) != index[sid].size:
                         raise SourceError("tar member is truncated", sample=sid)
                     wanted.discard(sid)
-                    yield Sample(id=sid, data=data)
+                    yield Sample(id=sid, data=data, columns=self.columns_of(sid))
         except (tarfile.TarError, OSError, EOFError) as e:
             raise SourceError(f"cannot read tar {self.path.name!r}: {e}") from None
         if wanted:
