@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from toolchain.fingerprint import runtime_fingerprint
     from toolchain.generate import GenerateResult, generate_benchmark
     from toolchain.hf.load import load_benchmark
-    from toolchain.source import SourceOptions
     from toolchain.manifest import Manifest, load_manifest
+    from toolchain.source import SourceOptions
     from toolchain.verify import VerifyReport, verify_benchmark
 
 __all__ = [

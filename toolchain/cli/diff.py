@@ -258,9 +258,7 @@ def check(
 
 
 @diff.command("inspect", epilog=EPILOG_EXIT_CODES)
-@click.argument(
-    "diff_file", metavar="FILE", type=click.Path(exists=True, path_type=Path)
-)
+@click.argument("diff_file", metavar="FILE", type=click.Path(exists=True, path_type=Path))
 @json_option
 def inspect_command(diff_file: Path, as_json: bool) -> None:
     """Describe a .bdiff (header, counts, kinds, sizes, manifest); no original needed."""
