@@ -254,3 +254,24 @@ def test_a_wait_that_times_out_names_slurm_and_leaves_nothing_merged(
     finally:
         for name in ("regen", "regen-merge"):
             slurm.run(["scancel", f"--name={name}"], cwd=tmp_path)
+
+
+def test_a_resumed_shard_leaves_the_files_of_running_shards_alone(
+    small_original: Path, tmp_path: Path
+) -> None:
+    """Every array task runs with --resume, and shards share OUT: a task that starts
+    while another shard is writing must not delete that shard's in-flight temp file
+    (`.tmp-<pid>-<name>`, docs/scale-out.md), or the other shard's rename fails."""
+    out = tmp_path / "out"
+    ids = _ids(small_original)
+    other = next(s for s in ids if Shard(index=0, count=2).contains(s))
+    target = out / output_path_for(other)
+    # Shard 0 is "running": its process (this one) is alive, its temp file half-written.
+    inflight = target.with_name(f".tmp-{os.getpid()}-{target.name}")
+    inflight.parent.mkdir(parents=True)
+    inflight.write_bytes(b"\x89PNG half")
+    r = CliRunner().invoke(cli, [
+        *_generate(small_original, out, FAST), "--shard", "1/2", "--resume",
+    ])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert inflight.exists(), "shard 1 deleted shard 0's in-flight file"
