@@ -110,6 +110,13 @@ class SlurmCluster:
         )  # fmt: skip
         return {j.job_id: j for j in parse_show_job(out.stdout)}
 
+    def own_job_id(self, task: str) -> str:
+        """The job id Slurm gave array task ``A_I`` (its ``SLURM_JOB_ID``)."""
+        text = self.run(["scontrol", "--oneliner", "show", "job", task], cwd=self.state_dir)
+        found = re.search(r"\bJobId=(\d+)", text)
+        assert found, text
+        return found.group(1)
+
     def wait(self, job_id: str, *, tasks: int, timeout: float) -> dict[str, JobState]:
         """Wait until ``tasks`` tasks of ``job_id`` ended (any terminal state)."""
         end = time.monotonic() + timeout
