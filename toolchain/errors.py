@@ -23,6 +23,7 @@ place; anything else is a bug and is reported as one.
     ├── ExecutorError                  exit 4: a worker died or could not start, or a
     │                                          scheduler (Dask, Slurm) did not answer
     ├── ContainerError                 exit 4: the Docker engine or image failed
+    ├── ClusterError                   exit 4: Slurm or a Dask cluster is missing, silent or failed
     └── Interrupted                    exit 130: the user pressed Ctrl-C
 
 Checks that *fail* (a benchmark that is not bit-exact) are not exceptions:
@@ -34,6 +35,7 @@ from __future__ import annotations
 import enum
 
 __all__ = [
+    "ClusterError",
     "ContainerError",
     "DecodeError",
     "DeterminismError",
@@ -194,6 +196,11 @@ class ExecutorError(Error):
 
 class ContainerError(Error):
     """The Docker engine is unreachable, or an image build or run failed."""
+
+
+class ClusterError(Error):
+    """A cluster engine (Slurm, a Dask scheduler) is not installed, does not answer,
+    or a job on it failed or ran out of time. The message names the engine."""
 
 
 class Interrupted(Error):

@@ -19,6 +19,7 @@ import click
 
 import toolchain
 from toolchain.cli import compare, diff, generate, image, info, jobs, manifest, signing, verify
+from toolchain.cli.cluster import dask_worker
 from toolchain.cli.options import EPILOG_EXIT_CODES, JSON_REQUESTED, echo, emit_json, style
 from toolchain.errors import Error, ExitCode
 
@@ -74,5 +75,6 @@ for _command in (
     jobs.jobs,
     image.image,
     diff.diff,
+    dask_worker,
 ):
     cli.add_command(_command)
