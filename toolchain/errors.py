@@ -20,10 +20,10 @@ place; anything else is a bug and is reported as one.
     │   └── ShardSpecError             a --shard value is malformed
     ├── OutputError                    exit 4: the output cannot be written
     ├── DeterminismError               exit 4: the pinned environment is not in force
-    ├── ExecutorError                  exit 4: a worker died or could not start, or a
-    │                                          scheduler (Dask, Slurm) did not answer
+    ├── ExecutorError                  exit 4: a worker died or could not start
+    │   └── ClusterError                       Slurm or a Dask scheduler is missing, silent,
+    │                                          or a job on it failed or timed out
     ├── ContainerError                 exit 4: the Docker engine or image failed
-    ├── ClusterError                   exit 4: Slurm or a Dask cluster is missing, silent or failed
     └── Interrupted                    exit 130: the user pressed Ctrl-C
 
 Checks that *fail* (a benchmark that is not bit-exact) are not exceptions:
@@ -198,7 +198,7 @@ class ContainerError(Error):
     """The Docker engine is unreachable, or an image build or run failed."""
 
 
-class ClusterError(Error):
+class ClusterError(ExecutorError):
     """A cluster engine (Slurm, a Dask scheduler) is not installed, does not answer,
     or a job on it failed or ran out of time. The message names the engine."""
 

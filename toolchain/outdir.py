@@ -163,10 +163,12 @@ class SampleWriter:
     """Writes sample files into a benchmark folder (picklable: workers get one)."""
 
     root: Path
+    tag: str = ""
+    """Marks this run's temp files (a shard's slug), see :func:`safefs.write_file`."""
 
     def write(self, rel: str, data: bytes, *, sample: str | None = None) -> None:
         try:
-            safefs.write_file(self.root, rel, data)
+            safefs.write_file(self.root, rel, data, tag=self.tag)
         except safefs.UnsafePath as e:
             raise OutputError(
                 f"refusing to write {rel!r} in {self.root}: {e.strerror}", sample=sample
@@ -461,9 +463,12 @@ def _wipe(root: Path, keep_lock: str) -> None:
                 os.rmdir(root / rel)
 
 
-def _clean_temp_files(root: Path) -> None:
+def _clean_temp_files(root: Path, slug: str) -> None:
+    """Delete leftovers of a killed run: all of them for a whole run; a shard's own only
+    (other shards sharing the folder may be writing theirs right now)."""
+    prefix = safefs.TMP_PREFIX if slug == "all" else safefs.temp_prefix(slug)
     for rel, kind in safefs.walk(root):
-        if kind == "file" and rel.rsplit("/", 1)[-1].startswith(safefs.TMP_PREFIX):
+        if kind == "file" and rel.rsplit("/", 1)[-1].startswith(prefix):
             safefs.remove_file(root, rel)
 
 
@@ -518,7 +523,7 @@ def open_out(
                     "shard, or the samples of the original differ)",
                     hint="use the same command on the same original, or --overwrite to start over",
                 )
-            _clean_temp_files(root)  # leftovers of a killed run are never trusted
+            _clean_temp_files(root, slug)  # leftovers of a killed run are never trusted
         elif journal.exists() and not overwrite:
             raise OutputError(
                 f"--out {path} holds an interrupted run",
@@ -542,7 +547,11 @@ def open_out(
         else:
             safefs.remove_file(root, shard_manifest_name(slug))
         outdir = OutDir(
-            root=root, slug=slug, journal=journal, writer=SampleWriter(root=root), _lock_fd=fd
+            root=root,
+            slug=slug,
+            journal=journal,
+            writer=SampleWriter(root=root, tag="" if slug == "all" else slug),
+            _lock_fd=fd,
         )
         yield outdir
         committed = not journal.exists()

@@ -31,6 +31,7 @@ __all__ = [
     "open_append",
     "read_file",
     "read_path",
+    "temp_prefix",
     "remove_file",
     "walk",
     "write_file",
@@ -129,8 +130,16 @@ def _read_fd(fd: int, limit: int) -> bytes:
         os.close(fd)
 
 
-def write_file(root: Path, rel: str, data: bytes, *, durable: bool = False) -> None:
+def temp_prefix(tag: str = "") -> str:
+    """The start of our temp files' names: ``.tmp-`` (and ``TAG-``: whose they are)."""
+    return f"{TMP_PREFIX}{tag}-" if tag else TMP_PREFIX
+
+
+def write_file(root: Path, rel: str, data: bytes, *, durable: bool = False, tag: str = "") -> None:
     """Write ``root/rel`` atomically: exclusive random temp file, then rename over the target.
+
+    ``tag`` goes into the temp file's name (``.tmp-TAG-<random>-NAME``), so that a run
+    sharing the folder with others (a shard) can later clean up only its own leftovers.
 
     Refuses when a folder on the way is a symlink, or when the target exists and is not a
     regular file or a symlink (a symlink at the target is replaced, never followed).
@@ -143,7 +152,7 @@ def write_file(root: Path, rel: str, data: bytes, *, durable: bool = False) -> N
         else:
             if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
                 raise UnsafePath(errno.EISDIR, f"{rel!r} exists and is not a file")
-        tmp = f"{TMP_PREFIX}{secrets.token_hex(8)}-{name}"[:255]
+        tmp = f"{temp_prefix(tag)}{secrets.token_hex(8)}-{name}"[:255]
         fd = os.open(tmp, _CREATE_FLAGS, 0o644, dir_fd=dfd)
         try:
             try:

@@ -53,22 +53,30 @@ def portable_error(exc: BaseException) -> BaseException:
 
 
 def check_same_environment(fingerprints: Mapping[str, Mapping[str, str]]) -> Mapping[str, str]:
-    """The one fingerprint all workers share; refuse a worker that differs, naming it."""
+    """The one fingerprint all workers share; refuse a worker that differs, naming it.
+
+    The reference is the first pinned worker (by name); a worker that is not pinned is
+    refused with the fields in which it differs from that reference.
+    """
     if not fingerprints:
         raise DeterminismError("no worker reported its runtime fingerprint")
     names = sorted(fingerprints)
-    reference = fingerprints[names[0]]
+    pinned = [n for n in names if fingerprints[n].get("pinned") == "true"]
+    ref_name = pinned[0] if pinned else names[0]
+    reference = fingerprints[ref_name]
     for name in names:
         fp = fingerprints[name]
+        diff = fingerprint_differences(reference, fp)
         if fp.get("pinned") != "true":
+            detail = f" (it differs from worker {ref_name} in {describe_differences(diff)})"
             raise DeterminismError(
-                f"worker {name} is not running in the pinned environment",
+                f"worker {name} is not running in the pinned environment"
+                + (detail if diff else ""),
                 hint="start workers with `benchmark-regen dask-worker`, or from the pinned image",
             )
-        diff = fingerprint_differences(reference, fp)
         if diff:
             raise DeterminismError(
-                f"worker {name} runs in a different environment from worker {names[0]} "
+                f"worker {name} runs in a different environment from worker {ref_name} "
                 f"({describe_differences(diff)})",
                 hint="every worker must run the same pinned environment (the same image)",
             )

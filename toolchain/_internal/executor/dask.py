@@ -30,7 +30,7 @@ from toolchain._internal.executor._worker import (
 )
 from toolchain.determinism import MARKER, NPY_FEATURES, PINNED, pinned_spawn_context
 from toolchain.drift import describe_differences, fingerprint_differences
-from toolchain.errors import DeterminismError, ExecutorError
+from toolchain.errors import ClusterError, DeterminismError, ExecutorError
 from toolchain.fingerprint import runtime_digest
 
 __all__ = ["CONNECT_TIMEOUT", "DaskExecutor"]
@@ -47,7 +47,12 @@ _START_HINT = (
 
 
 def _dask_fingerprint() -> dict[str, str]:
-    return dict(start_worker())
+    """The worker's fingerprint, pinned or not (the client names what differs)."""
+    from toolchain.determinism import apply_process_settings
+    from toolchain.fingerprint import runtime_fingerprint
+
+    apply_process_settings()
+    return dict(runtime_fingerprint())
 
 
 def _dask_task(job: Callable[[Any], Any], task: Any) -> tuple[Any, str, str]:
@@ -83,7 +88,7 @@ class DaskExecutor:
                     Client(self.scheduler, set_as_default=False, timeout=CONNECT_TIMEOUT)
                 )
             except (OSError, TimeoutError) as e:
-                raise ExecutorError(
+                raise ClusterError(
                     f"no Dask scheduler answers at {self.scheduler} ({type(e).__name__}: {e})",
                     hint=_START_HINT,
                 ) from None
@@ -115,7 +120,7 @@ class DaskExecutor:
             client = self._client(stack)
             fingerprints = client.run(_dask_fingerprint)
             if not fingerprints:
-                raise ExecutorError(f"the Dask cluster at {where} has no workers", hint=_START_HINT)
+                raise ClusterError(f"the Dask cluster at {where} has no workers", hint=_START_HINT)
             fingerprint = check_same_environment(fingerprints)
             n_workers = len(fingerprints)
             [job_future] = client.scatter([job], broadcast=True, hash=False)
@@ -143,7 +148,7 @@ class DaskExecutor:
                             "with --resume after fixing the workers",
                         ) from None
                     except (OSError, FutureCancelledError) as e:
-                        raise ExecutorError(
+                        raise ClusterError(
                             f"lost the Dask scheduler at {where} ({type(e).__name__}: {e})",
                             hint="run again with --resume once the cluster is back",
                         ) from None
