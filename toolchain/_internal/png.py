@@ -42,7 +42,7 @@ __all__ = [
 PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 FILTER_TYPE: Final = 2
 """PNG filter type of every row: 2, Up (each byte minus the byte above it, mod 256)."""
-DEFLATE_LEVEL: Final = 4
+DEFLATE_LEVEL: Final = 6
 """libdeflate compression level (1..12); chosen by ``benchmarks/bench_png.py``."""
 
 _COLOUR_TYPES: Final = {1: 0, 3: 2, 4: 6}  # channels -> PNG colour type (grey, RGB, RGBA)
@@ -118,10 +118,10 @@ def _max_pixels() -> int:
     return MAX_PIXELS
 
 
-def _chunk(kind: bytes, payload: bytes | bytearray | memoryview) -> bytes:
-    header = struct.pack(">I4s", len(payload), kind)
+def _chunk(kind: bytes, payload: bytes | bytearray) -> tuple[bytes, bytes | bytearray, bytes]:
+    """A chunk as (length and type, data, CRC), for one join of the whole file."""
     crc = deflate.crc32(payload, deflate.crc32(kind))
-    return b"".join((header, payload, struct.pack(">I", crc)))
+    return struct.pack(">I4s", len(payload), kind), payload, struct.pack(">I", crc)
 
 
 def _check_shape(pixels: object) -> tuple[int, int, int]:
@@ -138,7 +138,7 @@ def _check_shape(pixels: object) -> tuple[int, int, int]:
     return h, w, c
 
 
-def filter_up(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+def _filter_up(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     """The filtered image: (H, 1 + W*C) bytes, each row its filter byte (2) then Up residuals."""
     h, w, c = pixels.shape
     raw = np.empty((h, 1 + w * c), dtype=np.uint8)
@@ -157,9 +157,9 @@ def encode_png(pixels: npt.NDArray[np.uint8]) -> bytes:
     """
     h, w, c = _check_shape(pixels)
     ihdr = struct.pack(">IIBBBBB", w, h, 8, _COLOUR_TYPES[c], 0, 0, 0)
-    stream = deflate.zlib_compress(filter_up(pixels), DEFLATE_LEVEL)
+    stream = deflate.zlib_compress(_filter_up(pixels), DEFLATE_LEVEL)
     return b"".join(
-        (PNG_SIGNATURE, _chunk(b"IHDR", ihdr), _chunk(b"IDAT", stream), _chunk(b"IEND", b""))
+        (PNG_SIGNATURE, *_chunk(b"IHDR", ihdr), *_chunk(b"IDAT", stream), *_chunk(b"IEND", b""))
     )
 
 
@@ -240,6 +240,8 @@ def decode_png(data: bytes | bytearray | memoryview) -> npt.NDArray[np.uint8] | 
     c = _CHANNELS[colour]
     row = 1 + w * c
     size = h * row
+    if size >= 2**32:  # the deflate wheel takes the output size as a C unsigned int
+        raise PngError(f"IHDR declares {w}x{h} pixels: too large to decode; refused")
     stream = chunks[1][1]
     if size > _MAX_DEFLATE_RATIO * len(stream):
         raise PngError(
