@@ -27,6 +27,8 @@ Run:  python benchmarks/bench_png.py [--sklearn PATH] [--repeat 2] [--levels 1,2
       [--grid-filters none,sub,up,avg,paeth] [--grid-levels 1,6,9] [--json]
 ``--sklearn`` is a folder holding china.jpg and flower.jpg, or a scikit-learn wheel;
 without it an installed scikit-learn is used, else those two photographs are left out.
+The full default grid (levels 10 to 12 are slow) took 26 min on 2 busy cores; for a
+few minutes: ``--levels 1,6 --grid-filters sub --grid-levels 1``.
 """
 
 from __future__ import annotations
