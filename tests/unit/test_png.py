@@ -1,0 +1,428 @@
+"""The canonical PNG writer and the fast reader of our own files (toolchain/_internal/png.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import struct
+import tracemalloc
+import zlib
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from PIL import Image
+
+import toolchain.decode
+from toolchain._internal import png
+from toolchain._internal.png import (
+    DEFLATE_LEVEL,
+    ENCODER,
+    PNG_SIGNATURE,
+    PngEncoder,
+    PngError,
+    decode_png,
+    encode_png,
+)
+
+Pixels = npt.NDArray[np.uint8]
+
+
+def formula(h: int, w: int, c: int) -> Pixels:
+    """Pixels from a fixed integer formula: a smooth gradient plus a hashed texture."""
+    y, x, ch = np.meshgrid(np.arange(h), np.arange(w), np.arange(c), indexing="ij")
+    i = ((y * w + x) * c + ch).astype(np.uint64)
+    texture = ((i * np.uint64(2654435761)) >> np.uint64(13)) & np.uint64(15)
+    smooth = (3 * y + 5 * x + 85 * ch) % 256
+    return ((smooth + texture.astype(np.int64)) % 256).astype(np.uint8)
+
+
+def pillow_pixels(data: bytes) -> Pixels:
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.format == "PNG"
+        arr = np.asarray(img)
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def chunk(kind: bytes, payload: bytes) -> bytes:
+    return (
+        struct.pack(">I4s", len(payload), kind)
+        + payload
+        + struct.pack(">I", zlib.crc32(kind + payload))
+    )
+
+
+def handmade_png(ihdr: bytes, raw: bytes, *, extra: bytes = b"") -> bytes:
+    """A PNG assembled here with Python's zlib: IHDR, optional chunks, one IDAT, IEND."""
+    return (
+        PNG_SIGNATURE
+        + chunk(b"IHDR", ihdr)
+        + extra
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+def chunk_offsets(data: bytes) -> dict[bytes, tuple[int, int]]:
+    """Chunk type -> (offset of its length field, payload length), for our 3-chunk files."""
+    out, pos = {}, len(PNG_SIGNATURE)
+    while pos < len(data):
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        out[kind] = (pos, length)
+        pos += 12 + length
+    return out
+
+
+SHAPES = [(1, 1), (1, 37), (41, 1), (13, 17), (7, 33), (3, 22001)]
+
+
+# ------------------------------------------------------------ what we write
+
+
+@pytest.mark.parametrize("c", [1, 3, 4])
+@pytest.mark.parametrize(("h", "w"), SHAPES)
+def test_pillow_reads_our_bytes_bit_exactly(h: int, w: int, c: int) -> None:
+    pixels = formula(h, w, c)
+    data = encode_png(pixels)
+    assert np.array_equal(pillow_pixels(data), pixels)
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.mode == {1: "L", 3: "RGB", 4: "RGBA"}[c]
+        assert img.info.get("interlace", 0) == 0
+
+
+@pytest.mark.parametrize("c", [1, 3, 4])
+def test_rows_over_64_kib(c: int) -> None:
+    w = 65536 // c + 5  # row bytes exceed 64 KiB for every C
+    pixels = formula(4, w, c)
+    assert w * c > 65536
+    data = encode_png(pixels)
+    assert np.array_equal(pillow_pixels(data), pixels)
+    got = decode_png(data)
+    assert got is not None and np.array_equal(got, pixels)
+
+
+def test_layout_is_signature_ihdr_one_idat_iend() -> None:
+    data = encode_png(formula(9, 11, 4))
+    assert data.startswith(PNG_SIGNATURE)
+    offsets = chunk_offsets(data)
+    assert list(offsets) == [b"IHDR", b"IDAT", b"IEND"]
+    pos, length = offsets[b"IHDR"]
+    assert length == 13
+    assert struct.unpack_from(">IIBBBBB", data, pos + 8) == (11, 9, 8, 6, 0, 0, 0)
+    pos, length = offsets[b"IDAT"]
+    raw = zlib.decompress(data[pos + 8 : pos + 8 + length])
+    rows = np.frombuffer(raw, dtype=np.uint8).reshape(9, 1 + 11 * 4)
+    assert (rows[:, 0] == 2).all()  # Up on every row
+    assert offsets[b"IEND"] == (len(data) - 12, 0)
+
+
+# Golden SHA-256 of encode_png's bytes: they change only with ENCODER (the layout, the
+# level or the deflate wheel). libdeflate's compressor has no run-time CPU dispatch, so
+# they hold on x86-64 and aarch64 alike (docs/png.md, "Why the bytes do not depend on
+# the CPU").
+GOLDEN = {
+    (1, 1, 1): "f8f2e12affa1b860e04f6def024470fbe8c51edd2e76624043024b0a22ed0847",
+    (1, 37, 3): "cc6b34e5b0defc1137c5df2191c3e51aa3f70d5164b54942e298f61a94959208",
+    (41, 1, 4): "93b4930fe199196e6688a59a02554bed54e9b4e631e2ec0b8920c05a6ae8c1cc",
+    (64, 48, 3): "38b16722a547e807176559177246c15fbf57c510ded774f1a162608c0b2de4ca",
+    (300, 200, 3): "043228f2d8d5b6003bec96f9b3235486964bec8a51ed84605eeb82e0ea158a36",
+    (120, 333, 4): "b4e6ecf29291c38eedfca526730d17b50b3ac4bd9d6e89c8968db7c165660daa",
+    (257, 129, 1): "0fa9455a948d222c6b3cb79e07f00fbeee95c3ad9de3f0e15086f4eb8e38b55a",
+}
+
+
+@pytest.mark.parametrize("shape", list(GOLDEN))
+def test_golden_bytes(shape: tuple[int, int, int]) -> None:
+    assert ENCODER.deflate == "deflate 0.9.0", "the deflate wheel changed: update ENCODER/goldens"
+    assert hashlib.sha256(encode_png(formula(*shape))).hexdigest() == GOLDEN[shape]
+
+
+def test_bytes_do_not_depend_on_memory_layout() -> None:
+    pixels = formula(23, 31, 3)
+    reference = encode_png(pixels)
+    fortran = np.asfortranarray(pixels)
+    flipped = np.ascontiguousarray(pixels[::-1, ::-1])[::-1, ::-1]
+    padded = np.zeros((23, 40, 5), dtype=np.uint8)
+    padded[:, :31, 1:4] = pixels
+    for variant in (fortran, flipped, padded[:, :31, 1:4], pixels.copy()):
+        assert np.array_equal(variant, pixels)
+        assert encode_png(variant) == reference
+
+
+def test_encode_refuses_what_is_not_canonical_pixels() -> None:
+    with pytest.raises(TypeError, match="uint8"):
+        encode_png(np.zeros((2, 2, 3), dtype=np.uint16))  # type: ignore[arg-type]
+    for shape in [(2, 2), (2, 2, 2), (0, 2, 3), (2, 0, 1), (2, 2, 5)]:
+        with pytest.raises(ValueError, match="shape"):
+            encode_png(np.zeros(shape, dtype=np.uint8))
+
+
+def test_encode_refuses_images_it_would_refuse_to_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(toolchain.decode, "MAX_PIXELS", 100)
+    encode_png(np.zeros((10, 10, 1), dtype=np.uint8))
+    with pytest.raises(ValueError, match="over the limit of 100"):
+        encode_png(np.zeros((10, 11, 1), dtype=np.uint8))
+
+
+# ------------------------------------------------------------ the encoder identity
+
+
+def test_encoder_identity() -> None:
+    doc = ENCODER.to_json()
+    assert list(doc) == sorted(doc)
+    assert all(type(v) in (str, int) for v in doc.values())
+    assert json.loads(json.dumps(doc)) == doc
+    assert doc == {
+        "chunking": "one-idat",
+        "deflate": "deflate 0.9.0",
+        "filter": "up",
+        "layout": 1,
+        "level": DEFLATE_LEVEL,
+        "libdeflate": "1.25",
+        "name": "benchmark-regen-png",
+    }
+    assert str(ENCODER).startswith(f"benchmark-regen-png/1 filter=up level={DEFLATE_LEVEL} ")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ENCODER.level = 1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        PngEncoder("x", 1, "up", "one-idat", "deflate 0.9.0", "1.25", 1)  # type: ignore[misc]
+    assert dataclasses.replace(ENCODER, level=1) != ENCODER
+
+
+def test_every_encoder_field_is_in_the_json() -> None:
+    names = {f.name for f in dataclasses.fields(PngEncoder)}
+    assert names == set(ENCODER.to_json())
+
+
+# ------------------------------------------------------------ what we read
+
+
+@pytest.mark.parametrize("c", [1, 3, 4])
+@pytest.mark.parametrize(("h", "w"), [*SHAPES, (300, 7), (2, 63), (2, 64)])
+def test_decode_round_trips_our_files(h: int, w: int, c: int) -> None:
+    pixels = formula(h, w, c)
+    got = decode_png(encode_png(pixels))
+    assert got is not None
+    assert got.dtype == np.uint8 and got.shape == (h, w, c) and got.flags.c_contiguous
+    assert np.array_equal(got, pixels)
+
+
+def test_decode_accepts_bytes_bytearray_and_memoryview() -> None:
+    pixels = formula(5, 6, 3)
+    data = encode_png(pixels)
+    for form in (data, bytearray(data), memoryview(data)):
+        got = decode_png(form)
+        assert got is not None and np.array_equal(got, pixels)
+
+
+def test_decode_a_maximally_compressible_image() -> None:
+    # All zeros: the highest compression ratio the encoder produces stays within the
+    # reader's deflate bound (1032:1), so a real file is never refused as truncated.
+    pixels = np.zeros((1500, 1500, 4), dtype=np.uint8)
+    data = encode_png(pixels)
+    got = decode_png(data)
+    assert got is not None and not got.any() and got.shape == pixels.shape
+
+
+def pillow_png(pixels: Pixels, **options: object) -> bytes:
+    buf = io.BytesIO()
+    arr = pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
+    Image.fromarray(arr).save(buf, format="PNG", **options)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("c", [1, 3, 4])
+@pytest.mark.parametrize("level", [0, 1, 6, 9])
+def test_decode_returns_none_on_pillow_pngs(c: int, level: int) -> None:
+    data = pillow_png(formula(20, 30, c), compress_level=level)
+    assert decode_png(data) is None
+
+
+def adam7(pixels: Pixels) -> bytes:
+    """The raw (filter-0) scanlines of an Adam7-interlaced 8-bit image."""
+    out = b""
+    for x0, y0, dx, dy in [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4)]:
+        out += b"".join(b"\x00" + row.tobytes() for row in pixels[y0::dy, x0::dx])
+    for x0, y0, dx, dy in [(0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]:
+        out += b"".join(b"\x00" + row.tobytes() for row in pixels[y0::dy, x0::dx])
+    return out
+
+
+def test_decode_returns_none_on_interlaced_16_bit_and_palette_pngs() -> None:
+    pixels = formula(9, 10, 3)
+    interlaced = handmade_png(struct.pack(">IIBBBBB", 10, 9, 8, 2, 0, 0, 1), adam7(pixels))
+    assert np.array_equal(pillow_pixels(interlaced), pixels)  # a real interlaced PNG
+    assert decode_png(interlaced) is None
+
+    wide = (formula(6, 7, 1)[:, :, 0].astype(">u2") * 257).tobytes()
+    sixteen = handmade_png(
+        struct.pack(">IIBBBBB", 7, 6, 16, 0, 0, 0, 0),
+        b"".join(b"\x00" + wide[r * 14 : (r + 1) * 14] for r in range(6)),
+    )
+    with Image.open(io.BytesIO(sixteen)) as img:
+        img.load()
+        assert img.mode.startswith("I")
+    assert decode_png(sixteen) is None
+
+    palette = io.BytesIO()
+    Image.fromarray(formula(8, 8, 3)).convert("P").save(palette, format="PNG")
+    assert decode_png(palette.getvalue()) is None
+
+
+def test_decode_returns_none_on_our_layout_with_other_filters() -> None:
+    pixels = formula(6, 5, 3)
+    raw = b"".join(b"\x00" + row.tobytes() for row in pixels.reshape(6, 15))  # None filter
+    data = handmade_png(struct.pack(">IIBBBBB", 5, 6, 8, 2, 0, 0, 0), raw)
+    assert np.array_equal(pillow_pixels(data), pixels)
+    assert decode_png(data) is None
+
+
+def test_decode_returns_none_on_extra_chunks_several_idats_or_trailing_bytes() -> None:
+    pixels = formula(4, 4, 3)
+    ours = encode_png(pixels)
+    iend = len(ours) - 12
+    with_text = ours[:33] + chunk(b"tEXt", b"k\x00v") + ours[33:]
+    assert np.array_equal(pillow_pixels(with_text), pixels)
+    assert decode_png(with_text) is None
+    assert decode_png(ours + b"\x00") is None
+    pos, length = chunk_offsets(ours)[b"IDAT"]
+    stream = ours[pos + 8 : pos + 8 + length]
+    split = ours[:pos] + chunk(b"IDAT", stream[:5]) + chunk(b"IDAT", stream[5:]) + ours[iend:]
+    assert np.array_equal(pillow_pixels(split), pixels)
+    assert decode_png(split) is None
+
+
+@pytest.mark.parametrize("data", [b"", b"\x89PN", b"GIF89a" + bytes(40), b"\xff\xd8\xff\xe0"])
+def test_decode_returns_none_on_non_pngs(data: bytes) -> None:
+    assert decode_png(data) is None
+
+
+# ------------------------------------------------------------ damaged files
+
+
+@pytest.mark.parametrize("kind", [b"IHDR", b"IDAT", b"IEND"])
+def test_a_flipped_bit_in_each_chunk_is_a_crc_error_naming_it(kind: bytes) -> None:
+    data = encode_png(formula(16, 16, 3))
+    pos, length = chunk_offsets(data)[kind]
+    # a bit of the payload (IEND has none), then a bit of the stored CRC
+    targets = [pos + 8 + length // 2, pos + 8 + length + 3] if length else [pos + 8 + 1]
+    for byte in targets:
+        for bit in (0, 7):
+            damaged = bytearray(data)
+            damaged[byte] ^= 1 << bit
+            with pytest.raises(
+                PngError, match=f"chunk '{kind.decode()}' at byte {pos} has a bad CRC"
+            ):
+                decode_png(bytes(damaged))
+
+
+def test_every_truncation_is_an_error() -> None:
+    data = encode_png(formula(12, 9, 4))
+    for n in range(len(PNG_SIGNATURE)):
+        assert decode_png(data[:n]) is None  # not even a PNG signature
+    for n in range(len(PNG_SIGNATURE), len(data)):
+        with pytest.raises(PngError, match="truncated"):
+            decode_png(data[:n])
+
+
+def test_a_short_image_stream_is_an_error() -> None:
+    pixels = formula(10, 10, 3)
+    rows = b"".join(b"\x02" + bytes(30) for _ in range(9))  # one row short, valid CRCs
+    data = handmade_png(struct.pack(">IIBBBBB", 10, 10, 8, 2, 0, 0, 0), rows)
+    with pytest.raises(PngError, match="inflates to 279 bytes, but a 10x10 image needs 310"):
+        decode_png(data)
+    too_long = handmade_png(struct.pack(">IIBBBBB", 10, 10, 8, 2, 0, 0, 0), rows * 2)
+    with pytest.raises(PngError, match="not hold a valid zlib stream of 310 bytes"):
+        decode_png(too_long)
+    corrupt = bytearray(zlib.compress(rows + b"\x02" + bytes(30)))
+    corrupt[len(corrupt) // 2] ^= 0xFF
+    data = (
+        PNG_SIGNATURE
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 10, 10, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", bytes(corrupt))
+        + chunk(b"IEND", b"")
+    )
+    with pytest.raises(PngError, match="chunk 'IDAT'"):
+        decode_png(data)
+    assert pixels.shape == (10, 10, 3)
+
+
+def test_zero_dimensions_are_an_error() -> None:
+    for w, h in [(0, 5), (5, 0), (2**31, 1)]:
+        data = handmade_png(struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0), b"\x02")
+        with pytest.raises(PngError, match=f"IHDR declares {w}x{h} pixels"):
+            decode_png(data)
+
+
+@pytest.mark.parametrize(("w", "h"), [(2**31 - 1, 2**31 - 1), (100_000, 100_000), (11_000, 11_000)])
+def test_absurd_dimensions_are_refused_with_small_memory(w: int, h: int) -> None:
+    data = handmade_png(struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0), b"\x02" * 64)
+    tracemalloc.start()
+    try:
+        with pytest.raises(PngError, match=r"refused before decoding|too few to inflate"):
+            decode_png(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+
+
+def test_the_pixel_limit_is_toolchain_decode_max_pixels(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = encode_png(formula(10, 11, 1))
+    monkeypatch.setattr(toolchain.decode, "MAX_PIXELS", 109)
+    with pytest.raises(PngError, match="11x10 = 110 pixels, over the limit of 109"):
+        decode_png(data)
+    monkeypatch.setattr(toolchain.decode, "MAX_PIXELS", 110)
+    assert decode_png(data) is not None
+
+
+def test_an_image_too_large_for_the_inflater_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(toolchain.decode, "MAX_PIXELS", 2**40)  # above the real limit
+    data = handmade_png(struct.pack(">IIBBBBB", 70_000, 70_000, 8, 6, 0, 0, 0), b"\x02")
+    with pytest.raises(PngError, match="too large to decode"):
+        decode_png(data)
+
+
+def test_a_declared_chunk_length_beyond_the_file_allocates_nothing() -> None:
+    data = bytearray(encode_png(formula(8, 8, 3)))
+    pos, _ = chunk_offsets(bytes(data))[b"IDAT"]
+    struct.pack_into(">I", data, pos, 2**31 - 1)
+    tracemalloc.start()
+    try:
+        with pytest.raises(PngError, match="truncated: chunk 'IDAT'"):
+            decode_png(bytes(data))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 16
+    struct.pack_into(">I", data, pos, 2**31)
+    with pytest.raises(PngError, match="over PNG's limit"):
+        decode_png(bytes(data))
+
+
+# ------------------------------------------------------------ the property
+
+
+@settings(derandomize=True, max_examples=60, deadline=None)
+@given(
+    hnp.arrays(
+        np.uint8,
+        st.tuples(st.integers(1, 24), st.integers(1, 40), st.sampled_from([1, 3, 4])),
+    )
+)
+def test_round_trip_property(pixels: Pixels) -> None:
+    data = encode_png(pixels)
+    got = decode_png(data)
+    assert got is not None and np.array_equal(got, pixels)
+    assert np.array_equal(pillow_pixels(data), pixels)
+    assert encode_png(np.asfortranarray(pixels)) == data
+
+
+def test_module_declares_its_public_names() -> None:
+    for name in png.__all__:
+        assert hasattr(png, name)
