@@ -1,43 +1,30 @@
-"""Canonical encoding: pixels → PNG bytes, and the atomic write of an output file.
+"""Canonical encoding: pixels → the canonical PNG (``docs/png.md``).
 
-One lossless PNG per sample, written by Pillow with a fixed zlib level and no
-ancillary chunks (no tIME, tEXt, iCCP, pHYs, gAMA): the bytes depend only on
-the pixels and on the zlib build recorded in the fingerprint.
+One lossless PNG per sample, written by the project's own writer
+(:mod:`toolchain._internal.png`): IHDR, one IDAT (every row Up-filtered, libdeflate
+from the pinned ``deflate`` wheel) and IEND, no ancillary chunk. The bytes are a
+function of the pixels and of the lockfile's versions only, never of the
+operating system's zlib; :data:`ENCODER` names everything that can change a byte
+and goes into every manifest, so ``compare`` can name encoder-only drift.
 """
 
 from __future__ import annotations
 
-import io
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 
+from toolchain._internal import png
 from toolchain.errors import RecipeError
 
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-__all__ = ["ENCODER", "PNG_COMPRESS_LEVEL", "check_pixels", "encode_png"]
+__all__ = ["ENCODER", "check_pixels", "encode_png"]
 
-PNG_COMPRESS_LEVEL = 6
-
-
-def _identity() -> dict[str, str | int]:
-    import PIL
-    from PIL import features
-
-    return {
-        "level": PNG_COMPRESS_LEVEL,
-        "name": "pillow-png",
-        "pillow": PIL.__version__,
-        "zlib": str(features.version("zlib") or "absent"),
-    }
-
-
-ENCODER: dict[str, str | int] = _identity()
+ENCODER: dict[str, str | int] = png.ENCODER.to_json()
 """The encoder's identity, recorded in every manifest: anything that can change a byte."""
-_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+_CHANNELS = (1, 3, 4)
 
 
 def check_pixels(pixels: object, *, sample: str | None = None) -> npt.NDArray[np.uint8]:
@@ -54,18 +41,14 @@ def check_pixels(pixels: object, *, sample: str | None = None) -> npt.NDArray[np
             sample=sample,
             hint="round and clip explicitly, e.g. np.clip(np.rint(x), 0, 255).astype(np.uint8)",
         )
-    if pixels.ndim != 3 or pixels.shape[2] not in _MODES or 0 in pixels.shape:
+    if pixels.ndim != 3 or pixels.shape[2] not in _CHANNELS or 0 in pixels.shape:
         raise RecipeError(
             f"recipe returned shape {pixels.shape}, expected (H, W, C) with C in 1, 3, 4",
             sample=sample,
         )
-    return np.ascontiguousarray(pixels)
+    return pixels
 
 
 def encode_png(pixels: npt.NDArray[np.uint8]) -> bytes:
-    """Encode canonical pixels as a PNG with fixed settings and no metadata."""
-    arr = pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
-    img = Image.fromarray(arr)  # mode follows from the shape: L, RGB or RGBA
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL, optimize=False)
-    return buf.getvalue()
+    """Encode canonical pixels as the canonical PNG (any memory layout, same bytes)."""
+    return png.encode_png(pixels)

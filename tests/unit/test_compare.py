@@ -235,3 +235,62 @@ def test_real_matrix(bench: str) -> None:
                 assert s.a.source != s.b.source
         # the libraries really differ: the matrix is not five copies of one environment
         assert {"pillow"} <= set(c.fingerprint_diff)
+
+
+def _as_v1_benchmark(src: Path, dest: Path) -> Path:
+    """The same benchmark as benchmark-regen 0.1 made it: Pillow level-6 PNGs, a v1 manifest."""
+    import io
+
+    from PIL import Image
+
+    from toolchain.decode import decode
+    from toolchain.hashing import file_digest
+
+    m = load_manifest(src / MANIFEST_NAME)
+    entries = []
+    for e in m.entries:
+        px = decode((src / e.path).read_bytes())
+        buf = io.BytesIO()
+        Image.fromarray(px[:, :, 0] if px.shape[2] == 1 else px).save(
+            buf, format="PNG", compress_level=6
+        )
+        (dest / e.path).parent.mkdir(parents=True, exist_ok=True)
+        (dest / e.path).write_bytes(buf.getvalue())
+        # identity: the decoded original is the output, so v1's source_pixels is its pixels
+        entries.append(
+            dataclasses.replace(e, file=file_digest(buf.getvalue()), source=e.pixels, columns={})
+        )
+    v1 = Manifest.build(recipe=m.recipe, entries=entries, fingerprint=m.fingerprint,
+                        provenance=m.provenance, version=1)  # fmt: skip
+    write_manifest(v1, dest / MANIFEST_NAME)
+    return dest
+
+
+def test_old_encoder_vs_new_encoder_is_encoder_only_drift(demo_dir: Path, tmp_path: Path) -> None:
+    """A benchmark of format v1 (Pillow's PNG bytes) against the same one made now."""
+    from toolchain.verify import verify_benchmark
+
+    flat = tmp_path / "flat"  # no class folders: v1 carried no labels
+    flat.mkdir()
+    for name in ("camera.png", "coins.png", "rocket.jpg"):
+        shutil.copy2(demo_dir / name, flat / name)
+    new = tmp_path / "new"
+    generate_benchmark(flat, "identity", new)
+    old = _as_v1_benchmark(new, tmp_path / "old")
+    assert load_manifest(old / MANIFEST_NAME).version == 1
+    report = verify_benchmark(old)  # old manifests still verify, on their pixels
+    assert report.ok and report.notes and "format v1" in report.notes[0]
+    c = compare_benchmarks(old, new)
+    assert c.reproduces and not c.identical
+    assert {s.status for s in c.differing} == {Status.FILE_DIFFERS}
+    assert {s.cause for s in c.differing} == {Cause.ENCODER}
+    assert all(any(k.startswith("encoder.") for k in s.keys) for s in c.differing)
+    assert c.dominant_cause is Cause.ENCODER
+    # The old manifest against files written by this version's encoder: pixels verify, and
+    # the other PNG bytes are reported, not counted as a failure.
+    shutil.copy2(old / MANIFEST_NAME, new / MANIFEST_NAME)
+    for name in ("README.md", "croissant.json", "metadata.jsonl"):
+        (new / name).unlink()
+    again = verify_benchmark(new)
+    assert again.ok and len(again.problems) == 3
+    assert all(p.problem.value == "file-differs" for p in again.problems)

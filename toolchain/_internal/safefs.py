@@ -31,8 +31,8 @@ __all__ = [
     "open_append",
     "read_file",
     "read_path",
-    "temp_prefix",
     "remove_file",
+    "temp_prefix",
     "walk",
     "write_file",
 ]
