@@ -11,7 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from toolchain._internal.slurm import JobState, parse_show_job
+from toolchain._internal.slurm import JobState
 from toolchain.errors import ClusterError, InputError
 from toolchain.jobs import (
     JobSpec,
@@ -298,17 +298,3 @@ def test_wait_is_bounded_in_time() -> None:
         wait_slurm(SUB, NATIVE, timeout=30, poll=2, slurm=fake, clock=lambda: now[0], sleep=sleep)
     assert "did not finish within 30 s" in e.value.message and "scancel 7 8" in (e.value.hint or "")
     assert 30 <= now[0] <= 32
-
-
-def test_parse_show_job_reads_array_tasks() -> None:
-    text = (
-        "JobId=12 ArrayJobId=11 ArrayTaskId=1 JobName=adv JobState=CANCELLED Reason=None "
-        "ExitCode=0:15 StdOut=/w/adv-11_1.log\n"
-        "JobId=11 ArrayJobId=11 ArrayTaskId=2-3 JobName=adv JobState=PENDING Reason=Resources\n"
-        "JobId=13 JobName=adv-merge JobState=PENDING Reason=Dependency ExitCode=0:0\n"
-    )
-    jobs = parse_show_job(text)
-    assert [(j.job_id, j.state) for j in jobs] == [
-        ("11_1", "CANCELLED"), ("11_2-3", "PENDING"), ("13", "PENDING"),
-    ]  # fmt: skip
-    assert jobs[0].std_out == "/w/adv-11_1.log" and jobs[0].exit_code == "0:15"
