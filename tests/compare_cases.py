@@ -50,14 +50,18 @@ def pinned_here(mp: pytest.MonkeyPatch) -> Iterator[None]:
     """Run ``generate`` in this process (so monkeypatches apply) by pinning its environ."""
     saved_umask = os.umask(0o022)
     os.umask(saved_umask)
+    from toolchain.fingerprint import runtime_digest
+
     for k, v in pinned_environ().items():
         mp.setenv(k, v)
     runtime_fingerprint.cache_clear()
+    runtime_digest.cache_clear()  # the digest is cached apart: it must follow the fingerprint
     try:
         yield
     finally:
         mp.undo()
         runtime_fingerprint.cache_clear()
+        runtime_digest.cache_clear()
         os.umask(saved_umask)
 
 

@@ -54,3 +54,14 @@ def build(original: Path, recipe: str, work: Path, *, key_on: str = "file") -> t
         generate_benchmark(original, recipe, bench)
         create_diff(original, bench, diff, key_on=key_on)
     return bench, diff
+
+
+def missing_and_altered(original: Path, tmp_path: Path) -> Path:
+    """A copy of a :func:`tiny_original` without ``five.jpg`` and with ``a/one.png`` altered."""
+    copy = Path(shutil.copytree(original, tmp_path / "original"))
+    (copy / "five.jpg").unlink()
+    altered = copy / "a/one.png"
+    data = bytearray(altered.read_bytes())
+    data[-20] ^= 0xFF
+    altered.write_bytes(bytes(data))
+    return copy

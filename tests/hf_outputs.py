@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from tests.diff_cases import pinned
 from tests.hf_cases import class_records, to_folder
+from toolchain.decode import decode
 from toolchain.generate import generate_benchmark
+from toolchain.hashing import pixel_digest
 from toolchain.hf.card import CardInfo
 from toolchain.hf.parquet import BenchmarkRow, ParquetWriteResult, write_parquet
 from toolchain.manifest import Manifest, Provenance, load_manifest
 from toolchain.source import ColumnSpec
 from toolchain.source.hf import class_labels_from_ids
 
-__all__ = ["card_info", "folder_benchmark", "parquet_benchmark"]
+__all__ = ["assert_same_samples", "card_info", "folder_benchmark", "parquet_benchmark"]
 
 
 def folder_benchmark(work: Path, n: int = 6) -> tuple[Path, Manifest, tuple[ColumnSpec, ...]]:
@@ -73,3 +76,17 @@ def parquet_benchmark(
 
 def card_info(manifest: Manifest, columns: tuple[ColumnSpec, ...], fmt: str) -> CardInfo:
     return CardInfo.from_manifest(manifest, format=fmt, columns=columns)
+
+
+def assert_same_samples(ds: Any, bench: Path, manifest: Manifest) -> None:
+    """``ds`` (a loaded ``datasets.Dataset``) holds exactly the benchmark's samples."""
+    import datasets
+
+    raw = ds.cast_column("image", datasets.Image(decode=False))
+    by_id = {e.id: e for e in manifest.entries}
+    assert sorted(raw["sample_id"]) == sorted(by_id)
+    for row in raw:
+        entry = by_id[row["sample_id"]]
+        image = row["image"]  # parquet: the bytes; a folder: the file's path
+        data = image["bytes"] or Path(image["path"]).read_bytes()
+        assert pixel_digest(decode(data)) == entry.pixels

@@ -18,10 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from tests.clusters import DaskCluster, cli_env, dask_cluster
-from toolchain.cli import cli
 from toolchain.determinism import MARKER, PINNED, pinned_environ
 from toolchain.diff import create_diff
 from toolchain.generate import generate_benchmark
@@ -193,30 +191,3 @@ def test_a_scheduler_that_does_not_answer_is_an_environment_error(
     assert "Traceback" not in proc.stderr
     assert "Dask" in proc.stderr and address in proc.stderr
     assert not (tmp_path / "out" / "manifest.json").exists()
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["tcp://h:8786", "--nthreads", "4"], "one task at a time"),
-        (["tcp://h:8786", "--nthreads=2"], "one task at a time"),
-        (["tcp://h:8786", "--nworkers", "auto"], "give a number"),
-        ([], "give the scheduler address"),
-    ],
-)
-def test_dask_worker_refuses_threads(args: list[str], message: str) -> None:
-    r = CliRunner().invoke(cli, ["dask-worker", *args])
-    assert r.exit_code == 2 and message in r.output
-
-
-def test_dask_worker_runs_one_thread_per_process() -> None:
-    from toolchain._internal.dask_worker import worker_argv
-
-    argv = worker_argv(["tcp://h:8786", "--nworkers", "4"])
-    assert argv[1:3] == ["-m", "distributed.cli.dask_worker"]
-    assert argv[3:] == ["tcp://h:8786", "--nworkers", "4", "--nthreads", "1"]
-    assert worker_argv(["tcp://h:8786", "--nthreads", "1"])[3:] == [
-        "tcp://h:8786",
-        "--nthreads",
-        "1",
-    ]

@@ -11,11 +11,11 @@ import pytest
 import toolchain
 import toolchain.diff.apply as apply_mod
 from tests.compare_cases import ycbcr_decode
-from tests.diff_cases import build, demo_subset, pinned, tiny_original
-from toolchain.diff import check_diff, create_diff, get_benchmark
+from tests.diff_cases import build, demo_subset, missing_and_altered, pinned, tiny_original
+from toolchain.diff import get_benchmark
 from toolchain.diff.apply import COVERAGE_NAME, Status
 from toolchain.diff.locate import Found
-from toolchain.errors import ExitCode, InputError
+from toolchain.errors import ExitCode
 from toolchain.manifest import MANIFEST_NAME, load_manifest
 from toolchain.verify import verify_benchmark
 
@@ -59,13 +59,6 @@ def test_public_api_round_trip(tiny: tuple[Path, Path, Path], tmp_path: Path) ->
     assert result.ok and result.exit_code is ExitCode.OK
     assert result.manifest.root == load_manifest(bench / MANIFEST_NAME).root
     assert {o.found for o in result.outcomes} == {Found.BY_ID}
-
-
-def test_create_twice_gives_identical_bytes(tiny: tuple[Path, Path, Path], tmp_path: Path) -> None:
-    original, bench, diff = tiny
-    with pinned():
-        toolchain.create_diff(original, bench, tmp_path / "again.bdiff")
-    assert (tmp_path / "again.bdiff").read_bytes() == diff.read_bytes()
 
 
 def test_key_on_pixels_survives_a_lossless_reencode(tmp_path: Path) -> None:
@@ -139,35 +132,9 @@ def test_swapped_files_are_found_by_content(tiny: tuple[Path, Path, Path], tmp_p
     assert found["b/three.png"] == (Found.BY_CONTENT, "a/one.png")
 
 
-def _missing_and_altered(original: Path, tmp_path: Path) -> Path:
-    copy = Path(shutil.copytree(original, tmp_path / "original"))
-    (copy / "five.jpg").unlink()
-    altered = copy / "a/one.png"
-    data = bytearray(altered.read_bytes())
-    data[-20] ^= 0xFF
-    altered.write_bytes(bytes(data))
-    return copy
-
-
-def test_check_reports_exactly_the_missing_and_the_altered(
-    tiny: tuple[Path, Path, Path], tmp_path: Path
-) -> None:
-    original, _, diff = tiny
-    copy = _missing_and_altered(original, tmp_path)
-    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
-    report = check_diff(copy, diff)
-    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # writes nothing
-    assert not report.ok
-    verdicts = {e.id: e.found for e in report.entries}
-    assert verdicts.pop("five.jpg") is Found.MISSING
-    assert verdicts.pop("a/one.png") is Found.DIFFERENT
-    assert set(verdicts.values()) == {Found.BY_ID}
-    assert report.coverage == "0.600000"
-
-
 def test_partial_writes_the_rest_and_exits_5(tiny: tuple[Path, Path, Path], tmp_path: Path) -> None:
     original, _, diff = tiny
-    copy = _missing_and_altered(original, tmp_path)
+    copy = missing_and_altered(original, tmp_path)
     out = tmp_path / "out"
     result = _apply(copy, diff, out, partial=True)
     assert result.exit_code is ExitCode.PARTIAL
@@ -195,26 +162,3 @@ def test_decoder_drift_is_named(
     assert "decoder drift" in bad[0].message
     assert "pillow.libjpeg_turbo" in bad[0].message and "pinned container" in bad[0].message
     assert not (tmp_path / "out" / MANIFEST_NAME).exists()
-
-
-def test_create_refuses_a_benchmark_that_does_not_verify(
-    tiny: tuple[Path, Path, Path], tmp_path: Path
-) -> None:
-    original, bench, _ = tiny
-    copy = Path(shutil.copytree(bench, tmp_path / "bench"))
-    entry = load_manifest(copy / MANIFEST_NAME).entries[0]
-    (copy / entry.path).unlink()
-    with pytest.raises(InputError, match="does not verify"):
-        create_diff(original, copy, tmp_path / "x.bdiff")
-    assert not (tmp_path / "x.bdiff").exists()
-
-
-def test_create_refuses_another_original(tiny: tuple[Path, Path, Path], tmp_path: Path) -> None:
-    _, bench, _ = tiny
-    other = tiny_original(tmp_path / "other")
-    from tests.conftest import make_image
-
-    make_image(other / "a/one.png", seed=99)
-    with pinned(), pytest.raises(InputError, match="other pixels") as e:
-        create_diff(other, bench, tmp_path / "x.bdiff")
-    assert e.value.sample == "a/one.png"

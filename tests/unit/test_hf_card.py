@@ -1,4 +1,5 @@
-"""The dataset card (README.md) and load_benchmark, for both output formats."""
+"""toolchain.hf.card: the dataset card (README.md), for both output formats (load_benchmark's
+own tests: test_hf_load.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,8 @@ from typing import Any
 import pytest
 
 from tests.hf_cases import LABELS, hf_offline
-from tests.hf_outputs import card_info, folder_benchmark, parquet_benchmark
-from toolchain.decode import decode
-from toolchain.errors import InputError
-from toolchain.hashing import pixel_digest
+from tests.hf_outputs import assert_same_samples, card_info, folder_benchmark, parquet_benchmark
 from toolchain.hf.card import CardInfo, render_card
-from toolchain.hf.load import benchmark_format, load_benchmark
 from toolchain.manifest import Manifest
 from toolchain.source import ColumnSpec
 
@@ -36,19 +33,6 @@ def _front_matter(card: bytes) -> dict[str, Any]:
     text = card.decode("utf-8")
     assert text.startswith("---\n")
     return yaml.safe_load(text.split("---\n")[1])  # type: ignore[no-any-return]
-
-
-def _assert_same_samples(ds: Any, bench: Path, manifest: Manifest) -> None:
-    import datasets
-
-    raw = ds.cast_column("image", datasets.Image(decode=False))
-    by_id = {e.id: e for e in manifest.entries}
-    assert sorted(raw["sample_id"]) == sorted(by_id)
-    for row in raw:
-        entry = by_id[row["sample_id"]]
-        image = row["image"]  # parquet: the bytes; a folder: the file's path
-        data = image["bytes"] or Path(image["path"]).read_bytes()
-        assert pixel_digest(decode(data)) == entry.pixels
 
 
 def test_card_metadata_is_valid_and_deterministic(bench: Bench) -> None:
@@ -118,7 +102,7 @@ def test_parquet_output_loads_with_its_card(bench: Bench, tmp_path: Path, hf_off
     ds = datasets.load_dataset(str(out), split="train", cache_dir=str(hf_offline / "c"))
     assert ds.features["label"] == datasets.ClassLabel(names=list(LABELS))
     assert isinstance(ds.features["image"], datasets.Image)
-    _assert_same_samples(ds, folder, manifest)
+    assert_same_samples(ds, folder, manifest)
 
 
 def test_folder_output_loads_with_its_card(bench: Bench, tmp_path: Path, hf_offline: Path) -> None:
@@ -131,59 +115,4 @@ def test_folder_output_loads_with_its_card(bench: Bench, tmp_path: Path, hf_offl
     ds = datasets.load_dataset(str(out), split="train", cache_dir=str(hf_offline / "c"))
     assert ds.features["label"] == datasets.ClassLabel(names=list(LABELS))
     assert sorted(ds.column_names) == ["image", "label", "sample_id"]
-    _assert_same_samples(ds, folder, manifest)
-
-
-# -- load_benchmark ----------------------------------------------------------------------
-
-
-def test_load_benchmark_folder_end_to_end(bench: Bench, hf_offline: Path) -> None:
-    import datasets
-
-    folder, manifest, columns = bench
-    assert benchmark_format(folder) == "folder"
-    ds = load_benchmark(folder, columns=columns, cache_dir=hf_offline / "c")
-    assert ds.features["label"] == datasets.ClassLabel(names=list(LABELS))
-    assert len(ds) == len(manifest.entries)
-    _assert_same_samples(ds, folder, manifest)
-    # Without columns given, the manifest's own schema names the classes.
-    plain = load_benchmark(folder, cache_dir=hf_offline / "c2")
-    assert plain.features["label"] == datasets.ClassLabel(names=list(LABELS))
-
-
-def test_load_benchmark_refuses_what_does_not_verify(bench: Bench, tmp_path: Path) -> None:
-    folder, manifest, _ = bench
-    bad = tmp_path / "bad"
-    shutil.copytree(folder, bad)
-    (bad / manifest.entries[0].path).write_bytes((bad / manifest.entries[1].path).read_bytes())
-    with pytest.raises(InputError, match=r"does not verify .*first: .*pixels-differ") as e:
-        load_benchmark(bad)
-    assert "benchmark-regen verify" in (e.value.hint or "")
-
-
-def test_load_benchmark_parquet_with_verification_stubbed(
-    bench: Bench, tmp_path: Path, hf_offline: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """verify of the parquet format is the lead's part: stubbed here, and only here."""
-    import datasets
-
-    import toolchain.hf.load as load_mod
-
-    folder, manifest, columns = bench
-    out = tmp_path / "pq"
-    parquet_benchmark(folder, manifest, columns, out)
-    checked: list[Path] = []
-
-    class Ok:
-        ok = True
-
-    def fake_verify(path: Path) -> Ok:
-        checked.append(Path(path))
-        return Ok()
-
-    monkeypatch.setattr(load_mod, "verify_benchmark", fake_verify)
-    assert benchmark_format(out) == "parquet"
-    ds = load_benchmark(out, cache_dir=hf_offline / "c")
-    assert checked == [out]
-    assert ds.features["label"] == datasets.ClassLabel(names=list(LABELS))
-    _assert_same_samples(ds, folder, manifest)
+    assert_same_samples(ds, folder, manifest)

@@ -10,10 +10,8 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from click.testing import CliRunner
 
-from toolchain._internal.slurm import JobState, parse_show_job
-from toolchain.cli import cli
+from toolchain._internal.slurm import JobState
 from toolchain.errors import ClusterError, InputError
 from toolchain.jobs import (
     JobSpec,
@@ -73,24 +71,6 @@ def test_writers_are_deterministic() -> None:
 def test_bad_job_specs(name: str, shards: int) -> None:
     with pytest.raises(InputError):
         JobSpec(name=name, shards=shards, image="x", command=("generate",), original="o", out="p")
-
-
-def test_jobs_cli_writes_parsable_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from click.testing import CliRunner
-
-    from toolchain.cli import cli
-
-    out = tmp_path / "adv.yaml"
-    r = CliRunner().invoke(cli, ["jobs", "k8s", "--name", "adv", "--shards", "5", "--original",
-                                 "val-pvc", "--out", "adv-pvc", "--write", str(out), "--",
-                                 "generate", "--recipe", "adversarial", "--original", "/original",
-                                 "--out", "/out"])  # fmt: skip
-    assert r.exit_code == 0, r.output
-    job = next(yaml.safe_load_all(out.read_text()))
-    assert job["spec"]["completions"] == 5 and job["spec"]["completionMode"] == "Indexed"
-    r = CliRunner().invoke(cli, ["jobs", "slurm", "--name", "Bad Name", "--shards", "2",
-                                 "--original", "a", "--out", "b", "--", "generate"])  # fmt: skip
-    assert r.exit_code == 3 and "job name" in r.output
 
 
 # -- Kubernetes: the OpenAPI schema, offline ---------------------------------------------
@@ -318,45 +298,3 @@ def test_wait_is_bounded_in_time() -> None:
         wait_slurm(SUB, NATIVE, timeout=30, poll=2, slurm=fake, clock=lambda: now[0], sleep=sleep)
     assert "did not finish within 30 s" in e.value.message and "scancel 7 8" in (e.value.hint or "")
     assert 30 <= now[0] <= 32
-
-
-def test_parse_show_job_reads_array_tasks() -> None:
-    text = (
-        "JobId=12 ArrayJobId=11 ArrayTaskId=1 JobName=adv JobState=CANCELLED Reason=None "
-        "ExitCode=0:15 StdOut=/w/adv-11_1.log\n"
-        "JobId=11 ArrayJobId=11 ArrayTaskId=2-3 JobName=adv JobState=PENDING Reason=Resources\n"
-        "JobId=13 JobName=adv-merge JobState=PENDING Reason=Dependency ExitCode=0:0\n"
-    )
-    jobs = parse_show_job(text)
-    assert [(j.job_id, j.state) for j in jobs] == [
-        ("11_1", "CANCELLED"), ("11_2-3", "PENDING"), ("13", "PENDING"),
-    ]  # fmt: skip
-    assert jobs[0].std_out == "/w/adv-11_1.log" and jobs[0].exit_code == "0:15"
-
-
-# -- the CLI ---------------------------------------------------------------------------
-
-
-def test_submit_without_slurm_installed_is_an_environment_error(tmp_path: Path) -> None:
-    r = CliRunner(env={"PATH": str(tmp_path)}).invoke(cli, [
-        "jobs", "slurm", "--name", "adv", "--shards", "2", "--runtime", "none", "--out",
-        str(tmp_path / "out"), "--write", str(tmp_path / "adv.sbatch"), "--submit", "--",
-        "generate", "--recipe", "identity", "--original", "/o", "--out", str(tmp_path / "out"),
-    ])  # fmt: skip
-    assert r.exit_code == 4, r.output
-    assert "Slurm is not installed here: `sbatch` is not on PATH" in r.output
-    assert (tmp_path / "adv.sbatch").exists() and not (tmp_path / "out").exists()
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--submit"], "--submit needs --write"),
-        (["--wait"], "--wait needs --submit"),
-        (["--tasks", "1"], "--tasks needs --submit"),
-    ],
-)
-def test_submit_options_need_each_other(args: list[str], message: str) -> None:
-    r = CliRunner().invoke(cli, ["jobs", "slurm", "--name", "adv", "--shards", "2", "--original",
-                                 "/o", "--out", "/p", *args, "--", "generate"])  # fmt: skip
-    assert r.exit_code == 2 and message in r.output

@@ -9,7 +9,6 @@ import pytest
 import toolchain
 from toolchain.errors import ParamError, RecipeError
 from toolchain.recipes import load_recipe, parse_params, sample_seed_sequence
-from toolchain.recipes.gaussian_noise import integer_gaussian
 
 
 def test_builtin_recipes_load_with_identity() -> None:
@@ -144,14 +143,6 @@ def test_recipe_file_that_raises_on_import(tmp_path: Path) -> None:
     f.write_text("raise RuntimeError('kaput')\n")
     with pytest.raises(RecipeError, match="failed to import: RuntimeError: kaput"):
         load_recipe(f"{f}:x")
-
-
-def test_integer_gaussian_has_the_requested_spread() -> None:
-    rng = np.random.Generator(np.random.PCG64(0))
-    noise = integer_gaussian(rng, (200_000,), 8.0)
-    assert abs(float(noise.std()) - 8.0) < 0.1
-    assert abs(float(noise.mean())) < 0.1
-    assert noise.dtype == np.int64
 
 
 def test_decorator_validates_its_arguments() -> None:

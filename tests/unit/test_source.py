@@ -1,7 +1,7 @@
+"""toolchain.source: open_source picks the kind of original, or says why it cannot."""
+
 from __future__ import annotations
 
-import io
-import os
 import tarfile
 from pathlib import Path
 
@@ -9,106 +9,7 @@ import pytest
 
 from tests.conftest import make_image
 from toolchain.errors import SourceError
-from toolchain.source import FolderSource, TarSource, check_sample_id, open_source
-
-
-def test_listing_is_sorted_and_skips_hidden_and_non_images(tmp_path: Path) -> None:
-    for name in ["b/z.png", "a/y.JPG", "a/x.webp", ".hidden/q.png", "a/.dot.png"]:
-        make_image(
-            tmp_path / name,
-            fmt={"png": "PNG", "JPG": "JPEG", "webp": "WEBP"}[name.rsplit(".", 1)[1]],
-        )
-    (tmp_path / "README.txt").write_text("not an image")
-    listing = open_source(tmp_path).listing()
-    assert listing.ids == ("a/x.webp", "a/y.JPG", "b/z.png")
-    assert listing.ignored == 3  # README.txt and the two hidden images
-
-
-def test_listing_does_not_depend_on_creation_order(tmp_path: Path) -> None:
-    names = [f"d{i % 3}/img{i}.png" for i in range(9)]
-    one, two = tmp_path / "one", tmp_path / "two"
-    for n in names:
-        make_image(one / n, seed=len(n))
-    for n in reversed(names):
-        make_image(two / n, seed=len(n))
-    assert open_source(one).listing().ids == open_source(two).listing().ids
-
-
-@pytest.mark.parametrize(
-    "bad",
-    [
-        "",
-        "/abs.png",
-        "../up.png",
-        "a/../b.png",
-        "a\\b.png",
-        "a\x00.png",
-        "a//b.png",
-        "./a.png",
-        "e\u0301.png",
-    ],
-)
-def test_unsafe_ids_are_refused(bad: str) -> None:
-    with pytest.raises(SourceError, match="unsafe sample id"):
-        check_sample_id(bad)
-
-
-def test_symlink_escaping_the_original_is_refused(tmp_path: Path) -> None:
-    outside = tmp_path / "outside"
-    make_image(outside / "secret.png")
-    root = tmp_path / "orig"
-    make_image(root / "ok.png")
-    os.symlink(outside / "secret.png", root / "link.png")
-    with pytest.raises(SourceError, match="points outside the original"):
-        FolderSource(root).listing()
-    with pytest.raises(SourceError, match="symlink: not followed"):
-        FolderSource(root).read("link.png")  # never followed, listed or not
-
-
-def test_case_collision_is_refused(tmp_path: Path) -> None:
-    make_image(tmp_path / "A.png")
-    make_image(tmp_path / "a.png")
-    if len(list(tmp_path.iterdir())) < 2:
-        pytest.skip("case-insensitive file system")
-    with pytest.raises(SourceError, match="collide"):
-        open_source(tmp_path).listing()
-
-
-def _tar(path: Path, members: dict[str, bytes]) -> Path:
-    with tarfile.open(path, "w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
-
-
-def test_tar_source_reads_like_a_folder(tmp_path: Path) -> None:
-    a = make_image(tmp_path / "f/x/a.png")
-    b = make_image(tmp_path / "f/b.jpg", seed=1)
-    tar = _tar(tmp_path / "o.tar", {"./x/a.png": a, "b.jpg": b, "notes.txt": b"hi"})
-    with open_source(tar) as src:
-        assert isinstance(src, TarSource)
-        assert src.listing().ids == ("b.jpg", "x/a.png")
-        assert src.listing().ignored == 1
-        assert src.read("x/a.png") == a
-
-
-def test_tar_with_dotdot_member_is_refused(tmp_path: Path) -> None:
-    tar = _tar(tmp_path / "evil.tar", {"../evil.png": b"x"})
-    with pytest.raises(SourceError, match="unsafe sample id"):
-        open_source(tar).listing()
-
-
-def test_tar_symlink_member_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "link.tar"
-    with tarfile.open(path, "w") as tar:
-        info = tarfile.TarInfo("a.png")
-        info.type = tarfile.SYMTYPE
-        info.linkname = "/etc/passwd"
-        tar.addfile(info)
-    with pytest.raises(SourceError, match="link or special file"):
-        open_source(path).listing()
+from toolchain.source import FolderSource, SourceOptions, TarSource, open_source
 
 
 def test_missing_original_and_non_tar_file(tmp_path: Path) -> None:
@@ -119,10 +20,43 @@ def test_missing_original_and_non_tar_file(tmp_path: Path) -> None:
         open_source(tmp_path / "f.bin")
 
 
-def test_vanished_file_names_the_sample(tmp_path: Path) -> None:
-    make_image(tmp_path / "gone.png")
-    src = open_source(tmp_path)
-    (tmp_path / "gone.png").unlink()
-    with pytest.raises(SourceError, match="vanished") as e:
-        src.read("gone.png")
-    assert e.value.sample == "gone.png"
+def test_a_folder_and_a_tar_open_as_their_kind(tmp_path: Path) -> None:
+    make_image(tmp_path / "orig/a.png")
+    with tarfile.open(tmp_path / "orig.tar", "w") as tar:
+        tar.add(tmp_path / "orig/a.png", arcname="a.png")
+    with open_source(tmp_path / "orig") as folder, open_source(tmp_path / "orig.tar") as packed:
+        assert isinstance(folder, FolderSource) and isinstance(packed, TarSource)
+        assert folder.listing().ids == packed.listing().ids == ("a.png",)
+        assert folder.read("a.png") == packed.read("a.png")
+
+
+@pytest.mark.parametrize(
+    ("options", "flag"),
+    [
+        ({"split": "train"}, "--split"),
+        ({"config": "default"}, "--config"),
+        ({"image_column": "img"}, "--image-column"),
+        ({"ids": "row"}, "--ids"),
+    ],
+)
+def test_dataset_options_on_a_plain_folder_are_refused(
+    tmp_path: Path, options: dict[str, str], flag: str
+) -> None:
+    make_image(tmp_path / "a.png")
+    with pytest.raises(SourceError, match=f"{flag} applies to Hugging Face datasets") as e:
+        SourceOptions(**options).open(tmp_path)
+    assert e.value.hint and f"drop {flag}" in e.value.hint
+
+
+def test_columns_apply_to_folders_too(tmp_path: Path) -> None:
+    for rel in ("cat/a.png", "dog/b.png"):
+        make_image(tmp_path / rel)
+    with SourceOptions(columns="-label").open(tmp_path) as src:
+        assert src.listing().columns == ()
+    with SourceOptions().open(tmp_path) as src:
+        assert [c.name for c in src.listing().columns] == ["label"]
+
+
+def test_an_object_that_is_no_original_is_refused() -> None:
+    with pytest.raises(SourceError, match="cannot open an original of type int"):
+        open_source(42)

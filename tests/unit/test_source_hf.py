@@ -28,7 +28,6 @@ from toolchain.source.hf import (
     ParquetSource,
     class_labels_from_ids,
     detect,
-    select_columns,
 )
 
 __all__ = ["hf_offline"]
@@ -92,14 +91,6 @@ def test_detect_kinds(tmp_path: Path, hub: Path, rows: list[dict[str, Any]]) -> 
     assert isinstance(open_source(arrow), ArrowSource)
     assert isinstance(open_source(folder), FolderSource)
     assert isinstance(open_source(make_dataset(rows)), DatasetSource)
-
-
-def test_hf_options_on_a_plain_folder_are_refused(
-    tmp_path: Path, rows: list[dict[str, Any]]
-) -> None:
-    folder = to_folder(rows, tmp_path / "folder")
-    with pytest.raises(SourceError, match="--split applies to Hugging Face datasets"):
-        open_source(folder, split="train")
 
 
 # -- parquet, Hub layout data/<split>-NNNNN-of-NNNNN.parquet -----------------------------
@@ -401,37 +392,7 @@ def test_several_image_columns(tmp_path: Path, rows: list[dict[str, Any]]) -> No
         open_source(root, image_column="caption").listing()
 
 
-# -- columns -----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("spec", "expected"),
-    [
-        (None, ("label", "caption", "score")),
-        ("", ()),
-        ([], ()),
-        ("score,label", ("label", "score")),  # schema order, whatever the order typed
-        (" label ", ("label",)),
-        ("-caption", ("label", "score")),
-        ("-caption,-score", ("label",)),
-        (["-score"], ("label", "caption")),
-    ],
-)
-def test_select_columns(spec: Any, expected: tuple[str, ...]) -> None:
-    assert select_columns(["label", "caption", "score"], spec, where="x") == expected
-
-
-@pytest.mark.parametrize(
-    ("spec", "match"),
-    [
-        ("label,-caption", "mixes picked and dropped"),
-        ("label,label", "names 'label' twice"),
-        ("colour", "no carryable column 'colour'"),
-    ],
-)
-def test_select_columns_refuses(spec: str, match: str) -> None:
-    with pytest.raises(SourceError, match=match):
-        select_columns(["label", "caption", "score"], spec, where="x")
+# -- columns (select_columns itself: test_source_common.py) -----------------------------
 
 
 def test_columns_on_a_source(tmp_path: Path, hub: Path, rows: list[dict[str, Any]]) -> None:
@@ -527,55 +488,6 @@ def test_folder_and_parquet_give_the_same_samples(
         from_folder = [(s.id, s.data, {"label": values[s.id]}) for s in f.iter_samples(ids)]
         from_parquet = sorted(_samples(p), key=lambda t: t[0].encode())
     assert from_parquet == from_folder
-
-
-# -- folder-per-class labels, as imagefolder infers them ---------------------------------
-
-
-@pytest.mark.parametrize(
-    "tree",
-    [
-        ["cat/a.png", "dog/b.png", "dog/c.jpg", "bird/d.png"],
-        ["train/cat/a.png", "train/dog/b.png", "test/dog/c.png", "test/cat/d.png"],
-        # split folders only: imagefolder labels them too (but, in datasets 5.2.0, leaves
-        # the first split's rows without a label: its labels are counted split by split)
-        ["train/a.png", "test/b.png"],
-        ["a.png", "b.png"],  # flat: no labels
-        ["cat/a.png", "cat/b.png"],  # one class: no labels
-        ["cat/a.png", "dog/x/b.png"],  # mixed depths: no labels
-        ["Zebra/a.png", "apple/b.png", "Äpfel/c.png"],  # code-point order
-    ],
-)
-def test_class_labels_match_imagefolder(tmp_path: Path, hf_offline: Path, tree: list[str]) -> None:
-    import datasets
-
-    from tests.hf_cases import photos
-
-    root = tmp_path / "orig"
-    for rel, (_, data) in zip(tree, photos(len(tree)), strict=True):
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_bytes(data)
-    ids = open_source(root).listing().ids
-    ours = class_labels_from_ids(ids)
-    loaded = datasets.load_dataset(
-        "imagefolder", data_dir=str(root), cache_dir=str(hf_offline / "cache")
-    )
-    feature = next(iter(loaded.values())).features.get("label")
-    if feature is None:
-        assert ours is None
-        return
-    assert ours is not None
-    spec, values = ours
-    assert spec == ColumnSpec(name="label", type="class_label", names=tuple(feature.names))
-    for split in loaded.values():
-        split = split.cast_column("image", datasets.Image(decode=False))
-        for row in split:
-            rel = Path(row["image"]["path"]).relative_to(root).as_posix()
-            assert values[rel] == row["label"] or (row["label"] is None and tree[0] == rel)
-
-
-def test_class_labels_none_with_a_metadata_file() -> None:
-    assert class_labels_from_ids(["cat/a.png", "dog/b.png"], has_metadata_file=True) is None
 
 
 # -- the optional extra ------------------------------------------------------------------

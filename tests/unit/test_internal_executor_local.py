@@ -15,7 +15,7 @@ import pytest
 
 from toolchain._internal.executor import make_executor
 from toolchain._internal.executor._worker import WorkerBug
-from toolchain.errors import DecodeError, DeterminismError, ExecutorError
+from toolchain.errors import DecodeError, ExecutorError
 
 
 @dataclass(frozen=True)
@@ -138,21 +138,32 @@ def test_workers_leave_no_process_behind() -> None:
     assert not multiprocessing.active_children()
 
 
-def test_unknown_executor_and_bad_worker_count() -> None:
-    with pytest.raises(ValueError, match="unknown executor"):
-        make_executor("slurm", workers=1)
-    with pytest.raises(ValueError, match="at least 1"):
-        make_executor("local", workers=0)
-    with pytest.raises(ValueError, match="needs --executor dask"):
-        make_executor("local", workers=1, scheduler="tcp://x:1")
+@dataclass(frozen=True)
+class Pid:
+    def __call__(self, t: Task) -> int:
+        return os.getpid()
 
 
-def test_a_run_refuses_a_worker_from_another_environment() -> None:
-    from toolchain._internal.executor._worker import check_same_environment
+def test_one_worker_in_a_pinned_process_runs_here_without_a_pool() -> None:
+    import multiprocessing
 
-    a = {"pinned": "true", "numpy": "2.4.6", "env.OPENBLAS_CORETYPE": "Haswell"}
-    b = {**a, "env.OPENBLAS_CORETYPE": "Prescott"}
-    with pytest.raises(DeterminismError, match=r"worker w2 .*OPENBLAS_CORETYPE"):
-        check_same_environment({"w1": a, "w2": b})
-    with pytest.raises(DeterminismError, match="not running in the pinned"):
-        check_same_environment({"w1": {**a, "pinned": "false"}})
+    from tests.compare_cases import pinned_here
+
+    with (
+        pinned_here(pytest.MonkeyPatch()),
+        make_executor("local", workers=1).run(Pid(), iter(_tasks(3))) as run,
+    ):
+        assert not multiprocessing.active_children()
+        assert list(run) == [os.getpid()] * 3
+        assert run.fingerprint["pinned"] == "true"
+
+
+def test_an_unpinned_process_runs_even_one_worker_in_a_pinned_child(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from toolchain.determinism import MARKER
+
+    monkeypatch.delenv(MARKER, raising=False)
+    with make_executor("local", workers=1).run(Pid(), iter(_tasks(2))) as run:
+        pids = list(run)
+    assert len(set(pids)) == 1 and pids[0] != os.getpid()

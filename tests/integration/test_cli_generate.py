@@ -1,4 +1,4 @@
-"""The CLI in-process (CliRunner): exit codes, messages, --json, --help, --version."""
+"""toolchain.cli.generate: ``generate`` through Click: --json, exit codes, messages, options."""
 
 from __future__ import annotations
 
@@ -6,20 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from tests.conftest import make_image
+from tests.diff_cases import pinned, tiny_original
 from toolchain.cli import cli
-
-
-def test_version_and_help(runner: CliRunner) -> None:
-    r = runner.invoke(cli, ["--version"])
-    assert r.exit_code == 0 and "benchmark-regen, version" in r.output
-    r = runner.invoke(cli, ["--help"])
-    assert r.exit_code == 0 and "Examples:" in r.output and "Exit codes" in r.output
-    for cmd in ("generate", "verify", "env", "demo"):
-        r = runner.invoke(cli, [cmd, "--help"])
-        assert r.exit_code == 0 and "Examples:" in r.output, cmd
+from toolchain.errors import ExitCode
+from toolchain.manifest import load_manifest
 
 
 def test_generate_then_verify_json(runner: CliRunner, small_original: Path, tmp_path: Path) -> None:
@@ -46,33 +39,6 @@ def test_generate_then_verify_json(runner: CliRunner, small_original: Path, tmp_
     r = runner.invoke(cli, ["verify", str(out), "--json"])
     assert r.exit_code == 0
     assert json.loads(r.output)["ok"] is True and json.loads(r.output)["root"] == doc["root"]
-
-
-def test_verify_failure_exit_code_and_listing(
-    runner: CliRunner, small_original: Path, tmp_path: Path
-) -> None:
-    out = tmp_path / "out"
-    assert (
-        runner.invoke(
-            cli,
-            [
-                "generate",
-                "--recipe",
-                "identity",
-                "--original",
-                str(small_original),
-                "--out",
-                str(out),
-                "-q",
-            ],
-        ).exit_code
-        == 0
-    )
-    victim = sorted(out.rglob("*.png"))[0]
-    victim.unlink()
-    r = runner.invoke(cli, ["verify", str(out)])
-    assert r.exit_code == 1
-    assert "missing" in r.output and victim.name in r.output and "FAILED" in r.output
 
 
 def test_undecodable_input_exit_code_3(runner: CliRunner, tmp_path: Path) -> None:
@@ -113,35 +79,6 @@ def test_bad_arguments(
     )
     assert r.exit_code == code, r.output
     assert words in r.output and "Traceback" not in r.output
-
-
-def test_env_json_is_a_pinned_fingerprint(runner: CliRunner) -> None:
-    r = runner.invoke(cli, ["env", "--json"])
-    assert r.exit_code == 0
-    fp = json.loads(r.output)
-    assert fp["pinned"] == "true"
-    assert fp["env.OPENBLAS_NUM_THREADS"] == "1" and fp["blas.threads"] == "1"
-    assert fp["numpy.simd.in_use"] == ""
-    for key in ("python", "numpy", "pillow", "pillow.jpg", "pillow.zlib", "blas.coretype"):
-        assert fp[key]
-
-
-def test_no_color_and_plain_output(runner: CliRunner, small_original: Path, tmp_path: Path) -> None:
-    r = runner.invoke(
-        cli,
-        [
-            "generate",
-            "--recipe",
-            "identity",
-            "--original",
-            str(small_original),
-            "--out",
-            str(tmp_path / "o"),
-        ],
-        env={"NO_COLOR": "1"},
-        color=True,
-    )
-    assert r.exit_code == 0 and "\x1b[" not in r.output and "root sha256:" in r.output
 
 
 def test_generate_in_container_forwards_the_same_command(
@@ -197,3 +134,44 @@ def test_generate_in_container_forwards_the_same_command(
         ],
     )
     assert r.exit_code == 2 and "built-in recipe" in r.output
+
+
+def _generate(runner: CliRunner, original: Path, out: Path, *extra: str) -> Result:
+    with pinned():  # in this process: no worker pool to spawn
+        return runner.invoke(cli, ["generate", "--recipe", "identity", "--original",
+                                   str(original), "--out", str(out), *extra])  # fmt: skip
+
+
+def test_a_non_empty_out_needs_overwrite(runner: CliRunner, tmp_path: Path) -> None:
+    original = tiny_original(tmp_path / "orig")
+    out = tmp_path / "out"
+    assert _generate(runner, original, out, "-q").exit_code == 0
+    r = _generate(runner, original, out, "-q")
+    assert r.exit_code == ExitCode.ENVIRONMENT and "--overwrite" in r.output
+    r = _generate(runner, original, out, "--overwrite", "--json")
+    assert r.exit_code == 0 and json.loads(r.output)["samples"] == 5
+
+
+def test_a_shard_writes_its_manifest_and_says_so(runner: CliRunner, tmp_path: Path) -> None:
+    original = tiny_original(tmp_path / "orig")
+    out = tmp_path / "out"
+    r = _generate(runner, original, out, "--shard", "1/2")
+    assert r.exit_code == 0, r.output
+    assert "(shard 1/2; merge the shards for the whole benchmark)" in r.output
+    assert (out / "manifest.shard-1-of-2.json").is_file() and not (out / "manifest.json").exists()
+    r = _generate(runner, original, tmp_path / "o2", "--shard", "2/2")
+    assert r.exit_code == ExitCode.USAGE and "--shard" in r.output
+
+
+def test_provenance_options_are_recorded(runner: CliRunner, tmp_path: Path) -> None:
+    original = tiny_original(tmp_path / "orig")
+    out = tmp_path / "out"
+    terms = "https://example.org/terms"
+    r = _generate(runner, original, out, "-q", "--original-name", "Tiny 1.0",
+                  "--original-terms", terms, "--recipe-license", "MIT")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    p = load_manifest(out / "manifest.json").provenance
+    assert (p.original_name, p.original_terms, p.recipe_license) == (
+        "Tiny 1.0", terms, "MIT",
+    )  # fmt: skip
+    assert (p.samples_used, p.samples_in_original) == (5, 5)

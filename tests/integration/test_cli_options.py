@@ -1,0 +1,149 @@
+"""toolchain.cli.options: NO_COLOR, --json errors, the shared options, container_argv."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from toolchain.cli import cli
+from toolchain.cli.options import (
+    JSON_REQUESTED,
+    color,
+    container_argv,
+    json_option,
+    original_option,
+    progress,
+    shard_option,
+    style,
+)
+
+
+def test_no_color_and_plain_output(runner: CliRunner, small_original: Path, tmp_path: Path) -> None:
+    r = runner.invoke(
+        cli,
+        [
+            "generate",
+            "--recipe",
+            "identity",
+            "--original",
+            str(small_original),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        env={"NO_COLOR": "1"},
+        color=True,
+    )
+    assert r.exit_code == 0 and "\x1b[" not in r.output and "root sha256:" in r.output
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1", False), ("anything", False), ("", None)])
+def test_no_color_means_any_non_empty_value(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: bool | None
+) -> None:
+    monkeypatch.setenv("NO_COLOR", value)
+    assert color() is expected
+    assert (style("OK", fg="green") == "OK") is (expected is False)
+
+
+def test_json_errors_go_to_stdout_as_one_object(runner: CliRunner, tmp_path: Path) -> None:
+    r = runner.invoke(cli, ["verify", str(tmp_path), "--json"])
+    assert r.exit_code == 3
+    doc = json.loads(r.stdout)
+    assert list(doc) == ["error"]
+    assert set(doc["error"]) == {"exit_code", "hint", "kind", "message", "sample"}
+    assert doc["error"]["exit_code"] == 3
+    plain = runner.invoke(cli, ["verify", str(tmp_path)])
+    assert plain.stdout == "" and plain.stderr.startswith("error: ")
+
+
+def test_json_option_notes_the_request_for_the_error_handler() -> None:
+    seen: dict[str, object] = {}
+
+    @click.command()
+    @json_option
+    def cmd(as_json: bool) -> None:
+        seen["meta"] = click.get_current_context().meta.get(JSON_REQUESTED)
+        seen["as_json"] = as_json
+
+    assert CliRunner().invoke(cmd, ["--json"]).exit_code == 0
+    assert seen == {"meta": True, "as_json": True}
+    CliRunner().invoke(cmd, [])
+    assert seen == {"meta": None, "as_json": False}
+
+
+def test_original_option_builds_the_source_options(tmp_path: Path) -> None:
+    seen: dict[str, object] = {}
+
+    @click.command()
+    @original_option
+    def cmd(original: Path, source_options: object) -> None:
+        seen.update(original=original, options=source_options)
+
+    r = CliRunner().invoke(
+        cmd, ["--original", str(tmp_path), "--split", "validation", "--columns", "-caption"]
+    )
+    assert r.exit_code == 0, r.output
+    from toolchain.source import SourceOptions
+
+    assert seen == {
+        "original": tmp_path,
+        "options": SourceOptions(split="validation", columns="-caption"),
+    }
+    r = CliRunner().invoke(cmd, ["--original", str(tmp_path / "nope")])
+    assert r.exit_code == 2 and "does not exist" in r.output
+
+
+@pytest.mark.parametrize(("value", "ok"), [("0/2", True), ("1/2", True), ("2/2", False),
+                                           ("x", False), ("1/0", False)])  # fmt: skip
+def test_shard_option_parses_or_is_a_usage_error(value: str, ok: bool) -> None:
+    @click.command()
+    @shard_option
+    def cmd(shard: object) -> None:
+        click.echo(f"shard {shard}")
+
+    r = CliRunner().invoke(cmd, ["--shard", value])
+    if ok:
+        assert r.exit_code == 0 and f"shard {value}" in r.output
+    else:
+        assert r.exit_code == 2 and "Invalid value for '--shard'" in r.output
+
+
+def test_container_argv_rebuilds_the_command_without_the_container_options() -> None:
+    @click.command("generate")
+    @click.option("--recipe")
+    @click.option("--param", multiple=True)
+    @click.option("--workers", type=int, default=1)
+    @click.option("--quiet", "-q", is_flag=True)
+    @click.option("--resume", is_flag=True)
+    @click.option("--original-name", default="")
+    @click.option("--scheduler", default=None)
+    @click.option("--in-container", is_flag=True)
+    @click.option("--image", "image_tag", default="benchmark-regen:latest")
+    def cmd(**kw: object) -> None: ...
+
+    ctx = cmd.make_context("generate", [
+        "--recipe", "adversarial", "--param", "eps=4", "--param", "steps=2", "-q",
+        "--in-container", "--image", "x:1", "--workers", "2",
+    ])  # fmt: skip
+    with ctx:
+        argv = container_argv(ctx, drop=("in_container", "image_tag"))
+    # unset flags, empty strings and None are left out; other defaults are spelt out
+    assert argv == [
+        "generate", "--recipe", "adversarial", "--param", "eps=4", "--param", "steps=2",
+        "--workers", "2", "--quiet",
+    ]  # fmt: skip
+
+
+def test_progress_is_silent_when_quiet_or_not_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("sys.stderr", io.StringIO())  # not a terminal, even under `pytest -s`
+    with progress("x", quiet=True) as bar:
+        assert bar is None
+    with progress("x", quiet=False) as bar:
+        assert bar is None

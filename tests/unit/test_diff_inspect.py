@@ -1,0 +1,69 @@
+"""toolchain.diff.inspect: what a .bdiff holds, read without the original, every byte accounted
+for and every payload's digest checked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.diff_cases import build, tiny_original
+from toolchain.diff import inspect_diff
+from toolchain.diff.format import HEADER_SIZE, INDEX_RECORD_SIZE, open_diff
+from toolchain.errors import DiffFormatError
+from toolchain.manifest import load_manifest
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    work = tmp_path_factory.mktemp("inspect")
+    bench, diff = build(tiny_original(work / "original"), "adversarial", work)
+    return bench, diff
+
+
+def test_every_byte_of_the_file_is_accounted_for(published: tuple[Path, Path]) -> None:
+    _, diff = published
+    doc = inspect_diff(diff).to_json()
+    sizes = doc["bytes"]
+    assert sizes["header"] == HEADER_SIZE and sizes["index"] == INDEX_RECORD_SIZE * 5
+    assert sizes["file"] == diff.stat().st_size
+    total = sizes["header"] + sizes["manifest"] + sizes["index"] + sum(sizes["payloads"].values())
+    assert total == sizes["file"]
+    with open_diff(diff) as reader:
+        assert sizes["largest_payload"] == max(r.length for r in reader.records)
+
+
+def test_the_report_names_the_benchmark_and_counts_the_payloads(
+    published: tuple[Path, Path],
+) -> None:
+    bench, diff = published
+    info = inspect_diff(diff)
+    doc = json.loads(json.dumps(info.to_json()))
+    manifest = load_manifest(bench / "manifest.json")
+    assert doc["integrity"] == "ok" and doc["samples"] == 5 and doc["version"] == 2
+    assert doc["key_on"] == "file" and len(bytes.fromhex(doc["benchmark_id"])) == 32
+    assert set(doc["kinds"]) == {"delta", "full"} and sum(doc["kinds"].values()) == 5
+    assert doc["manifest"]["root"] == str(manifest.root)
+    assert doc["manifest"]["recipe"]["name"] == "adversarial"
+    assert doc["manifest"]["samples"] == doc["manifest"]["samples_in_original"] == 5
+    # only the decoders' versions are shown: they decide whether apply can work here
+    assert doc["manifest"]["fingerprint"] and all(
+        k.startswith("pillow") for k in doc["manifest"]["fingerprint"]
+    )
+    assert info.manifest == manifest and info.path == diff
+
+
+def test_a_corrupt_payload_fails_the_inspection(
+    published: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, diff = published
+    with open_diff(diff) as reader:
+        last = reader.records[-1]
+    data = bytearray(diff.read_bytes())
+    data[last.offset + last.length // 2] ^= 0x01
+    bad = tmp_path / "bad.bdiff"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(DiffFormatError) as e:
+        inspect_diff(bad)
+    assert e.value.exit_code == 3

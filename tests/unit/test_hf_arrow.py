@@ -1,0 +1,131 @@
+"""toolchain.hf._arrow: the parquet writer's fixed options, the features we write and read
+back, and shards cut by rows and bytes, written whole or not at all."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from toolchain.hf._arrow import (
+    arrow_type,
+    feature_json,
+    features_metadata,
+    file_sha256,
+    open_writer,
+    specs_from_features,
+    write_shards,
+)
+from toolchain.source import ColumnSpec
+
+SPECS = [
+    ColumnSpec(name="label", type="class_label", names=("cat", "dog")),
+    ColumnSpec(name="n", type="int"),
+    ColumnSpec(name="caption", type="string"),
+    ColumnSpec(name="ok", type="bool"),
+    ColumnSpec(name="score", type="float"),
+]
+
+
+def test_features_as_datasets_writes_them_and_back() -> None:
+    features = {spec.name: feature_json(spec) for spec in SPECS}
+    assert features["label"] == {"names": ["cat", "dog"], "_type": "ClassLabel"}
+    assert features["score"] == {"dtype": "float64", "_type": "Value"}
+    assert specs_from_features({"image": {"_type": "Image"}, **features}, skip=["image"]) == SPECS
+
+
+def test_the_features_agree_with_datasets() -> None:
+    import datasets
+
+    features = {spec.name: feature_json(spec) for spec in SPECS}
+    assert datasets.Features.from_dict(features).to_dict() == features
+    import pyarrow as pa
+
+    assert [arrow_type(s) for s in SPECS] == [pa.int64(), pa.int64(), pa.string(), pa.bool_(),
+                                              pa.float64()]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("features", "words"),
+    [
+        ({"x": "int64"}, "is not an object"),
+        ({"x": {"_type": "ClassLabel"}}, "ClassLabel without a list of names"),
+        ({"x": {"_type": "ClassLabel", "names": [1]}}, "ClassLabel without a list of names"),
+        ({"x": {"_type": "Value", "dtype": "int8"}}, "is not one we write"),
+        ({"x": {"_type": "Sequence"}}, "is not one we write"),
+    ],
+)
+def test_features_we_do_not_write_are_refused(features: dict[str, object], words: str) -> None:
+    with pytest.raises(ValueError, match=words):
+        specs_from_features(features, skip=())
+
+
+def test_the_schema_metadata_keeps_column_order_and_is_ascii() -> None:
+    meta = features_metadata({"z": {"_type": "Image"}, "a": {"dtype": "string", "_type": "Value"}})
+    assert meta == (b'{"info": {"features": {"z": {"_type": "Image"}, '
+                    b'"a": {"dtype": "string", "_type": "Value"}}}}')  # fmt: skip
+    assert features_metadata({"\u00e9": {}}).isascii()
+
+
+def _write(folder: Path, rows: list[int], **kw: int) -> list[tuple[Path, int]]:
+    import pyarrow as pa
+
+    schema = pa.schema([("n", pa.int64())])
+    return write_shards(
+        folder, "train", schema, rows,
+        size_of=lambda _: 10,
+        to_table=lambda batch: pa.table({"n": batch}, schema=schema),
+        **{"row_group_rows": 4, "row_group_bytes": 1 << 20, "shard_bytes": 1 << 20, **kw},
+    )  # fmt: skip
+
+
+def test_shards_are_cut_after_the_row_group_that_fills_them(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    shards = _write(tmp_path, list(range(10)), row_group_rows=4, shard_bytes=75)
+    assert [(p.name, n) for p, n in shards] == [
+        ("train-00000-of-00002.parquet", 8),  # two row groups of 4 rows (80 bytes >= 75)
+        ("train-00001-of-00002.parquet", 2),
+    ]
+    first = pq.ParquetFile(shards[0][0])
+    assert [first.metadata.row_group(i).num_rows for i in range(2)] == [4, 4]
+    assert pq.read_table(shards[1][0])["n"].to_pylist() == [8, 9]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [p.name for p, _ in shards]
+
+
+def test_a_row_group_also_ends_at_its_byte_budget(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    ((path, rows),) = _write(tmp_path, list(range(5)), row_group_rows=100, row_group_bytes=20)
+    meta = pq.ParquetFile(path).metadata
+    assert rows == 5 and [meta.row_group(i).num_rows for i in range(3)] == [2, 2, 1]
+
+
+def test_the_bytes_are_a_function_of_the_rows(tmp_path: Path) -> None:
+    ((a, _),) = _write(tmp_path / "a", list(range(7)))
+    ((b, _),) = _write(tmp_path / "b", list(range(7)))
+    assert a.read_bytes() == b.read_bytes()
+    assert file_sha256(a) == hashlib.sha256(a.read_bytes()).hexdigest()
+
+
+def test_the_writer_options_are_fixed(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([("b", pa.binary())])
+    with open_writer(tmp_path / "x.parquet", schema, statistics=[]) as writer:
+        writer.write_table(pa.table({"b": [b"x" * 100] * 3}, schema=schema))
+    column = pq.ParquetFile(tmp_path / "x.parquet").metadata.row_group(0).column(0)
+    assert column.compression == "UNCOMPRESSED" and not column.is_stats_set
+    assert "PLAIN" in column.encodings and "RLE_DICTIONARY" not in column.encodings
+
+
+def test_an_error_mid_way_leaves_no_shard_behind(tmp_path: Path) -> None:
+    def rows() -> object:
+        yield from range(6)
+        raise RuntimeError("the source vanished")
+
+    with pytest.raises(RuntimeError, match="vanished"):
+        _write(tmp_path, rows(), row_group_rows=2, shard_bytes=20)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,222 @@
+"""toolchain._internal.safefs: no link followed, no FIFO waited on, no size unbounded, every
+write atomic, every temp file tagged, every entry walked by its kind."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from toolchain._internal import safefs
+from toolchain._internal.safefs import UnsafePath
+
+
+def _within(seconds: float, fn: Callable[[], object]) -> object:
+    """``fn()``'s result or exception; fails if it blocks (on a FIFO, say)."""
+    got: list[object] = []
+
+    def run() -> None:
+        try:
+            got.append(fn())
+        except BaseException as e:
+            got.append(e)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), "blocked"
+    return got[0]
+
+
+# -- reads -------------------------------------------------------------------------------
+
+
+def test_read_file_reads_a_regular_file_below_the_root(tmp_path: Path) -> None:
+    (tmp_path / "a/b").mkdir(parents=True)
+    (tmp_path / "a/b/c.png").write_bytes(b"x" * 3000)
+    assert safefs.read_file(tmp_path, "a/b/c.png", limit=3000) == b"x" * 3000
+    with pytest.raises(FileNotFoundError):
+        safefs.read_file(tmp_path, "a/b/missing.png", limit=10)
+
+
+def test_read_file_never_follows_a_link(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real/f.png").write_bytes(b"secret")
+    (tmp_path / "leaf.png").symlink_to(tmp_path / "real/f.png")
+    (tmp_path / "dirlink").symlink_to(tmp_path / "real")
+    with pytest.raises(UnsafePath, match="is a symlink: not followed"):
+        safefs.read_file(tmp_path, "leaf.png", limit=100)
+    with pytest.raises(UnsafePath, match="'dirlink' is a symlink or a file, not a folder"):
+        safefs.read_file(tmp_path, "dirlink/f.png", limit=100)
+
+
+@pytest.mark.parametrize("rel", ["", "../x", "a/../b", "a//b", "./a", "/etc/passwd", "a/"])
+def test_only_plain_relative_paths(tmp_path: Path, rel: str) -> None:
+    with pytest.raises(UnsafePath, match="not a plain relative path") as e:
+        safefs.read_file(tmp_path, rel, limit=10)
+    assert e.value.errno == errno.EINVAL
+
+
+def test_a_fifo_is_refused_at_once_not_waited_on(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "fifo.png")
+    err = _within(5, lambda: safefs.read_file(tmp_path, "fifo.png", limit=10))
+    assert isinstance(err, UnsafePath) and "not a regular file" in str(err)
+    err = _within(5, lambda: safefs.read_path(tmp_path / "fifo.png", limit=10))
+    assert isinstance(err, UnsafePath) and "not a regular file" in str(err)
+
+
+def test_a_folder_or_a_socket_is_not_a_file(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    with pytest.raises(UnsafePath, match="not a regular file"):
+        safefs.read_path(tmp_path / "d", limit=10)
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(tmp_path / "s"))
+        with pytest.raises(OSError):  # a socket cannot even be opened
+            safefs.read_file(tmp_path, "s", limit=10)
+
+
+def test_size_limits_are_checked_before_reading(tmp_path: Path) -> None:
+    (tmp_path / "big").write_bytes(b"y" * 1001)
+    with pytest.raises(UnsafePath, match="1001 bytes, over the 1000-byte limit") as e:
+        safefs.read_file(tmp_path, "big", limit=1000)
+    assert e.value.errno == errno.EFBIG
+    with pytest.raises(UnsafePath, match="over the 1000-byte limit"):
+        safefs.read_path(tmp_path / "big", limit=1000)
+    assert safefs.read_path(tmp_path / "big", limit=1001) == b"y" * 1001
+
+
+def test_read_path_follows_the_link_the_user_named(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"key")
+    (tmp_path / "link").symlink_to(tmp_path / "f")
+    assert safefs.read_path(tmp_path / "link", limit=10) == b"key"
+
+
+# -- writes ------------------------------------------------------------------------------
+
+
+def test_write_file_creates_folders_and_replaces_atomically(tmp_path: Path) -> None:
+    safefs.write_file(tmp_path, "a/b/c.png", b"one")
+    safefs.write_file(tmp_path, "a/b/c.png", b"two", durable=True)
+    assert (tmp_path / "a/b/c.png").read_bytes() == b"two"
+    assert sorted(p.name for p in (tmp_path / "a/b").iterdir()) == ["c.png"]
+
+
+def test_temp_files_are_named_after_their_owner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert safefs.temp_prefix() == safefs.TMP_PREFIX == ".tmp-"
+    assert safefs.temp_prefix("3-of-8") == ".tmp-3-of-8-"
+    renamed: list[str] = []
+    real = os.replace
+
+    def spy(src: str, dst: str, **kw: object) -> None:
+        renamed.append(src)
+        real(src, dst, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(safefs.os, "replace", spy)
+    safefs.write_file(tmp_path, "x.png", b"1", tag="3-of-8")
+    safefs.write_file(tmp_path, "y" * 250 + ".png", b"2")
+    first, second = renamed
+    assert first.startswith(".tmp-3-of-8-") and first.endswith("-x.png")
+    assert second.startswith(".tmp-") and len(second) == 255  # cut to a legal name
+
+
+def test_a_link_at_the_target_is_replaced_and_its_target_untouched(tmp_path: Path) -> None:
+    (tmp_path / "victim").write_bytes(b"precious")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out/x.png").symlink_to(tmp_path / "victim")
+    safefs.write_file(tmp_path / "out", "x.png", b"new")
+    assert (tmp_path / "victim").read_bytes() == b"precious"
+    assert not (tmp_path / "out/x.png").is_symlink()
+
+
+def test_a_linked_folder_on_the_way_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out/sub").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UnsafePath, match="'sub' is a symlink or a file"):
+        safefs.write_file(tmp_path / "out", "sub/x.png", b"data")
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_a_fifo_or_folder_at_the_target_is_refused_without_hanging(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "f.png")
+    (tmp_path / "d.png").mkdir()
+    for name in ("f.png", "d.png"):
+        err = _within(5, lambda name=name: safefs.write_file(tmp_path, name, b"x"))
+        assert isinstance(err, UnsafePath) and "exists and is not a file" in str(err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.png", "f.png"]
+
+
+def test_a_failed_write_removes_its_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(fd: int, data: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(safefs.os, "write", full)
+    with pytest.raises(OSError, match="No space left"):
+        safefs.write_file(tmp_path, "x.png", b"data")
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_open_append_appends_and_refuses_links(tmp_path: Path) -> None:
+    fd = safefs.open_append(tmp_path, "state/journal.jsonl")
+    try:
+        os.write(fd, b"one\n")
+    finally:
+        os.close(fd)
+    fd = safefs.open_append(tmp_path, "state/journal.jsonl")
+    try:
+        os.write(fd, b"two\n")
+    finally:
+        os.close(fd)
+    assert (tmp_path / "state/journal.jsonl").read_bytes() == b"one\ntwo\n"
+    (tmp_path / "victim").write_bytes(b"")
+    (tmp_path / "state/link").symlink_to(tmp_path / "victim")
+    with pytest.raises(UnsafePath, match="is a symlink: not followed"):
+        safefs.open_append(tmp_path, "state/link")
+
+
+# -- removal, walking --------------------------------------------------------------------
+
+
+def test_remove_file_removes_a_link_never_its_target(tmp_path: Path) -> None:
+    (tmp_path / "target").write_bytes(b"keep")
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    assert safefs.remove_file(tmp_path, "link") is True
+    assert (tmp_path / "target").read_bytes() == b"keep"
+    assert safefs.remove_file(tmp_path, "link") is False
+    assert safefs.remove_file(tmp_path, "no/such/file") is False
+    (tmp_path / "d").mkdir()
+    with pytest.raises(UnsafePath, match="is a folder"):
+        safefs.remove_file(tmp_path, "d")
+
+
+def test_walk_lists_every_kind_sorted_without_following_links(tmp_path: Path) -> None:
+    (tmp_path / "b/c").mkdir(parents=True)
+    (tmp_path / "b/c/f.png").write_bytes(b"")
+    (tmp_path / "a.png").write_bytes(b"")
+    (tmp_path / "linkdir").symlink_to(tmp_path / "b")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    os.mkfifo(tmp_path / "fifo")
+    assert list(safefs.walk(tmp_path)) == [
+        ("a.png", "file"),
+        ("b", "dir"),
+        ("b/c", "dir"),
+        ("b/c/f.png", "file"),
+        ("dangling", "link"),
+        ("fifo", "other"),
+        ("linkdir", "link"),
+    ]
+
+
+def test_fsync_dir_is_a_no_op_where_a_folder_cannot_be_opened(tmp_path: Path) -> None:
+    safefs.fsync_dir(tmp_path)
+    safefs.fsync_dir(tmp_path / "missing")
