@@ -8,14 +8,19 @@ tests/integration/test_scale.py.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from tests.conftest import make_image
 from toolchain._internal.executor.dask import DaskExecutor
-from toolchain.errors import ClusterError, DeterminismError
+from toolchain.cli import cli
+from toolchain.errors import ClusterError, DeterminismError, ExecutorError
 from toolchain.fingerprint import fingerprint_digest
 
 FP = {"pinned": "true", "numpy": "2.4.6", "pillow": "12.0.0"}
@@ -148,3 +153,28 @@ def test_a_local_cluster_gives_results_in_task_order_from_pinned_workers() -> No
         assert list(run) == [-i for i in range(12)]
         assert run.fingerprint["pinned"] == "true"
         assert run.fingerprint["env.OPENBLAS_NUM_THREADS"] == "1"
+
+
+def test_without_distributed_the_executor_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with (
+        pytest.raises(ExecutorError, match="needs the 'distributed' package") as e,
+        DaskExecutor(workers=1, scheduler="tcp://127.0.0.1:1").run(abs, []) as run,
+    ):
+        list(run)
+    assert e.value.hint == "pip install 'benchmark-regen[dask]'"
+    assert not isinstance(e.value, ClusterError) and e.value.exit_code == 4
+
+
+def test_generate_executor_dask_without_distributed_exits_4_with_the_hint(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    make_image(tmp_path / "o/a.png")
+    r = CliRunner().invoke(cli, ["generate", "--recipe", "identity", "--original",
+                                 str(tmp_path / "o"), "--out", str(tmp_path / "out"),
+                                 "--executor", "dask"])  # fmt: skip
+    assert r.exit_code == 4, repr(r.exception)
+    assert "benchmark-regen[dask]" in r.output

@@ -220,3 +220,24 @@ def test_walk_lists_every_kind_sorted_without_following_links(tmp_path: Path) ->
 def test_fsync_dir_is_a_no_op_where_a_folder_cannot_be_opened(tmp_path: Path) -> None:
     safefs.fsync_dir(tmp_path)
     safefs.fsync_dir(tmp_path / "missing")
+
+
+def test_open_append_refuses_a_fifo_without_hanging(tmp_path: Path) -> None:
+    """A FIFO planted where the lock or journal goes is refused, never opened blocking."""
+    import threading
+
+    os.mkfifo(tmp_path / "journal.jsonl")
+    got: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            safefs.open_append(tmp_path, "journal.jsonl")
+            got.append(None)
+        except BaseException as e:
+            got.append(e)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(5)
+    assert not t.is_alive(), "blocked on a FIFO"
+    assert isinstance(got[0], safefs.UnsafePath)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import make_image
+from tests.diff_cases import pinned
 from toolchain.errors import OutputError
 from toolchain.generate import generate_benchmark
 from toolchain.layout import STATE_DIR
@@ -133,3 +136,32 @@ def test_unexpected_files_names_links_fifos_and_leftovers(tmp_path: Path) -> Non
         "fifo.png": "not a regular file (a FIFO, socket or device)",
         "link.png": "a symlink (benchmark-regen never writes one)",
     }
+
+
+def _outcome(fn: Callable[[], object], timeout: float = 5) -> BaseException | None:
+    got: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            fn()
+            got.append(None)
+        except BaseException as e:
+            got.append(e)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout)
+    assert not t.is_alive(), "blocked on a FIFO"
+    return got[0]
+
+
+def test_generate_refuses_a_fifo_at_its_lock_without_hanging(tmp_path: Path) -> None:
+    make_image(tmp_path / "orig/a.png")
+    (tmp_path / "out/.benchmark-regen").mkdir(parents=True)
+    os.mkfifo(tmp_path / "out/.benchmark-regen/lock-all")
+
+    def run() -> None:
+        with pinned():
+            generate_benchmark(tmp_path / "orig", "identity", tmp_path / "out")
+
+    assert isinstance(_outcome(run), OutputError)

@@ -175,16 +175,20 @@ def write_file(root: Path, rel: str, data: bytes, *, durable: bool = False, tag:
 def open_append(root: Path, rel: str) -> int:
     """A descriptor appending to regular file ``root/rel`` (created 0644 if missing), no links."""
     with _folder_of(root, rel, create=True) as (dfd, name):
+        # O_NONBLOCK: opening a FIFO planted at this name must not hang us (it is refused).
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            fd = os.open(name, flags, 0o644, dir_fd=dfd)
+            fd = os.open(name, flags | os.O_NONBLOCK, 0o644, dir_fd=dfd)
         except OSError as e:
             if e.errno == errno.ELOOP:
                 raise UnsafePath(e.errno, f"{rel!r} is a symlink: not followed") from None
+            if e.errno == errno.ENXIO:  # a FIFO with no reader
+                raise UnsafePath(e.errno, f"{rel!r} is not a regular file") from None
             raise
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise UnsafePath(errno.EINVAL, f"{rel!r} is not a regular file")
+        os.set_blocking(fd, True)
         os.fsync(dfd)
         return fd
 

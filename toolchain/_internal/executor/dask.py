@@ -112,12 +112,12 @@ class DaskExecutor:
 
     @contextlib.contextmanager
     def run(self, job: Callable[[T], R], tasks: Iterable[T]) -> Iterator[OrderedRun[R]]:
-        from distributed.client import FutureCancelledError
-        from distributed.scheduler import KilledWorker
-
         where = self.scheduler or "a local Dask cluster"
         with contextlib.ExitStack() as stack:
-            client = self._client(stack)
+            client = self._client(stack)  # says which extra to install when Dask is missing
+            from distributed.client import FutureCancelledError
+            from distributed.scheduler import KilledWorker
+
             fingerprints = client.run(_dask_fingerprint)
             if not fingerprints:
                 raise ClusterError(f"the Dask cluster at {where} has no workers", hint=_START_HINT)
