@@ -37,7 +37,7 @@ def test_root_is_the_same_for_any_worker_count(
     assert str(result.root) == ADVERSARIAL_SMALL_STEPS2
 
 
-ADVERSARIAL_SMALL_STEPS2 = "sha256:656c1dbfd8885bb0cb9046248db386aeffd891885b6f4652d8f92ac937452132"
+ADVERSARIAL_SMALL_STEPS2 = "sha256:de61b07a46d5df33486b4e85c1e2f59674250e5cb446c01e6d2523daba042851"
 
 
 def test_same_root_when_tree_created_in_another_order(small_original: Path, tmp_path: Path) -> None:
