@@ -169,7 +169,7 @@ _WHY: Mapping[Kind, tuple[str, str]] = {
     ),
     Kind.RESIZE: (
         "without an explicit filter the library's default resampling filter is used, and "
-        "defaults have changed between versions (Pillow 7 and 10, scikit-image 0.19)",
+        "defaults have changed between versions (Pillow 7.0: nearest -> bicubic)",
         "pass the filter explicitly, e.g. resample=Image.Resampling.BICUBIC",
     ),
     Kind.OPT_OUT: ("", ""),  # set per finding
