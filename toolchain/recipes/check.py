@@ -348,7 +348,7 @@ class _Types:
         outer: Mapping[str, bool],
         params: Iterable[tuple[str, bool]],
     ) -> dict[str, bool]:
-        assigns: list[tuple[ast.expr, ast.expr | None, bool]] = []  # target, value, augmented
+        assigns: list[tuple[ast.expr, ast.expr | None]] = []  # (target, value or unknown)
 
         def visit(stmts: Iterable[ast.stmt]) -> None:
             for s in stmts:
@@ -356,19 +356,18 @@ class _Types:
                     continue
                 if isinstance(s, ast.Assign):
                     for t in s.targets:
-                        assigns.append((t, s.value, False))
+                        assigns.append((t, s.value))
                 elif isinstance(s, ast.AnnAssign):
-                    assigns.append((s.target, s.value, False))
+                    assigns.append((s.target, s.value))
                 elif isinstance(s, ast.AugAssign):
-                    value = ast.BinOp(left=s.target, op=s.op, right=s.value)
-                    assigns.append((s.target, value, True))
+                    assigns.append((s.target, ast.BinOp(left=s.target, op=s.op, right=s.value)))
                 elif isinstance(s, ast.For | ast.AsyncFor):
                     # `for i in range(n)` and `for v in int_array` bind integers.
-                    assigns.append((s.target, s.iter, False))
+                    assigns.append((s.target, s.iter))
                 elif isinstance(s, ast.With | ast.AsyncWith):
                     for item in s.items:
                         if item.optional_vars is not None:
-                            assigns.append((item.optional_vars, None, False))
+                            assigns.append((item.optional_vars, None))
                 for field in ("body", "orelse", "finalbody", "handlers"):
                     inner = getattr(s, field, None)
                     if isinstance(inner, list):
@@ -380,7 +379,7 @@ class _Types:
         visit(body)
         env: dict[str, bool] = dict(outer)
         local: dict[str, bool] = dict(params)
-        for target, _, _ in assigns:
+        for target, _ in assigns:
             for name in _target_names(target):
                 local.setdefault(name, True)
         env.update(local)
@@ -388,7 +387,7 @@ class _Types:
         changed = True
         while changed:
             changed = False
-            for target, value, _ in assigns:
+            for target, value in assigns:
                 ok = value is not None and self.is_int(value, env)
                 for name in _target_names(target):
                     if env.get(name) and not ok:
