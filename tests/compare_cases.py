@@ -6,10 +6,12 @@ bring, so the classifier is tested on digests a real drift produces:
 
 * decoder drift: JPEGs decoded as raw YCbCr and converted by Pillow's own
   YCbCr->RGB code instead of libjpeg-turbo's (a different colour conversion);
-* generator drift: the adversarial recipe's GEMMs accumulated in float64 and
-  rounded once (a different BLAS kernel's rounding), recorded as a different
-  ``blas.coretype`` (on this machine OPENBLAS_CORETYPE=Sandybridge instead of
-  Haswell changes the adversarial outputs; the thread count does not);
+* generator drift: the float32 adversarial recipe of version 1.0
+  (``tests/float_adversarial.py``; the built-in 2.0 is exact and cannot drift)
+  with its GEMMs accumulated in float64 and rounded once (a different BLAS
+  kernel's rounding), recorded as a different ``blas.coretype`` (on this machine
+  OPENBLAS_CORETYPE=Sandybridge instead of Haswell changes that recipe's
+  outputs; the thread count does not);
 * encoder-only drift: every PNG re-encoded at another zlib level.
 
 The swaps are monkeypatches, so generation must run in this process: the
@@ -31,8 +33,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import tests.float_adversarial as float_adversarial_mod
 import toolchain.generate as generate_mod
-import toolchain.recipes.adversarial as adversarial_mod
 from toolchain.decode import decode
 from toolchain.determinism import pinned_environ
 from toolchain.fingerprint import runtime_fingerprint
@@ -40,6 +42,8 @@ from toolchain.generate import generate_benchmark
 from toolchain.hashing import file_digest
 from toolchain.manifest import MANIFEST_NAME, load_manifest, write_manifest
 
+FLOAT_RECIPE = "tests.float_adversarial:float_adversarial"
+"""The non-portable float32 recipe (adversarial 1.0) that generator drift is built from."""
 GENERATOR_SAMPLES = ("camera.png", "chelsea.png", "coffee.png")
 """Of these, only chelsea.png drifts under the float64 gradient (159 values).
 """
@@ -77,7 +81,7 @@ def ycbcr_decode(data: bytes) -> np.ndarray[Any, np.dtype[np.uint8]]:
 def _float64_gradient(
     x: Any, w1: Any, w2: Any, label: int | None
 ) -> tuple[int, np.ndarray[Any, np.dtype[np.float32]]]:
-    """The adversarial model's pass with every GEMM accumulated in float64."""
+    """The float32 adversarial model's pass with every GEMM accumulated in float64."""
     f32 = np.float32
     pre = (x.astype(np.float64) @ w1.astype(np.float64)).astype(f32)
     hidden = np.maximum(pre, f32(0))
@@ -114,8 +118,8 @@ def decoder_drift(original: Path, out: Path, mp: pytest.MonkeyPatch) -> Path:
 
 def generator_drift(original: Path, out: Path, mp: pytest.MonkeyPatch) -> Path:
     with pinned_here(mp):
-        mp.setattr(adversarial_mod, "_margin_gradient", _float64_gradient)
-        generate_benchmark(original, "adversarial", out)
+        mp.setattr(float_adversarial_mod, "_margin_gradient", _float64_gradient)
+        generate_benchmark(original, FLOAT_RECIPE, out)
     with_fingerprint(out, {"blas.coretype": "Sandybridge"})
     return out
 

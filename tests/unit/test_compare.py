@@ -116,7 +116,7 @@ def test_generator_drift(demo_dir: Path, tmp_path: Path, monkeypatch: pytest.Mon
     original.mkdir()
     for name in cc.GENERATOR_SAMPLES:
         shutil.copy2(demo_dir / name, original / name)
-    ref = cc.in_process(original, "adversarial", tmp_path / "ref", monkeypatch)
+    ref = cc.in_process(original, cc.FLOAT_RECIPE, tmp_path / "ref", monkeypatch)
     drifted = cc.generator_drift(original, tmp_path / "f64", monkeypatch)
     c = compare_benchmarks(ref, drifted)
     # How many samples a kernel change moves depends on the CPU (one on AVX2

@@ -40,7 +40,7 @@ def test_root_is_the_same_for_any_worker_count(
     assert str(result.root) == ADVERSARIAL_SMALL_STEPS2
 
 
-ADVERSARIAL_SMALL_STEPS2 = "sha256:ed17b4249b402d4fae6df401b573f7b012f92e276fade3241771294d16462e18"
+ADVERSARIAL_SMALL_STEPS2 = "sha256:ee2e2f7b2b422fef9501a90dab903f591dfa569ad7d80d34da0a8863feaff681"
 
 
 def test_same_root_when_tree_created_in_another_order(small_original: Path, tmp_path: Path) -> None:

@@ -12,11 +12,12 @@ from toolchain.recipes import load_recipe, parse_params, sample_seed_sequence
 
 
 def test_builtin_recipes_load_with_identity() -> None:
-    for name in ("gaussian-noise", "adversarial", "identity"):
+    versions = {"gaussian-noise": "1.0", "adversarial": "2.0", "identity": "1.0"}
+    for name, version in versions.items():
         r = load_recipe(name)
         assert r.name == name
         ident = r.identity()
-        assert ident.source.hex and ident.version == "1.0"
+        assert ident.source.hex and ident.version == version
 
 
 def test_sample_rng_depends_only_on_seed_and_id() -> None:

@@ -41,9 +41,6 @@ EXEMPT: dict[str, str] = {
 """Modules with no test module of their own, and why (paths relative to ``toolchain/``)."""
 
 PENDING: dict[str, str] = {
-    "recipes/adversarial.py": "rewritten concurrently (adversarial 2.0), with its tests as "
-    "tests/unit/test_adversarial.py: rename that to test_recipes_adversarial.py and drop this "
-    "entry; meanwhile test_generate.py pins its root and test_recipes.py its parameters",
     "_internal/image_layout.py": "rewritten concurrently (the layered image), with its tests as "
     "tests/unit/test_image_layout.py: rename that to test_internal_image_layout.py and drop "
     "this entry; meanwhile test_container.py tests its layers and archives",

@@ -94,9 +94,26 @@ def demo(out: Path, workers: int, as_json: bool, quiet: bool) -> None:
 
 
 @click.command("recipes", epilog=EPILOG_EXIT_CODES)
+@click.option(
+    "--check",
+    "check_target",
+    metavar="FILE",
+    help="Scan a recipe file (or a built-in recipe's name) for constructs that are not "
+    "portable across CPUs, BLAS kernels and numpy versions; exit 1 if there are findings.",
+)
 @json_option
-def list_recipes(as_json: bool) -> None:
-    """List the built-in recipes and their parameters."""
+def list_recipes(check_target: str | None, as_json: bool) -> None:
+    """List the built-in recipes and their parameters, or check a recipe's portability.
+
+    \b
+    Examples:
+      benchmark-regen recipes
+      benchmark-regen recipes --check my_recipes.py
+      benchmark-regen recipes --check adversarial --json
+    """
+    if check_target is not None:
+        _check(check_target, as_json)
+        return
     from toolchain.recipes import BUILTIN_RECIPES, load_recipe
 
     rows: list[dict[str, Any]] = []
@@ -118,3 +135,33 @@ def list_recipes(as_json: bool) -> None:
     for row in rows:
         params = ", ".join(f"{k}={v}" for k, v in row["params"].items()) or "-"
         echo(f"{row['name']:<16} v{row['version']}  seed {row['seed']}  {row['select']}  {params}")
+
+
+def _check(target: str, as_json: bool) -> None:
+    from toolchain.recipes import BUILTIN_RECIPES
+    from toolchain.recipes.check import check_file, recipe_file
+
+    if target in BUILTIN_RECIPES:
+        path = recipe_file(target)
+    else:
+        where, sep, attr = target.rpartition(":")
+        path = Path(where if sep and where.endswith(".py") and attr.isidentifier() else target)
+        if not path.is_file():
+            raise click.BadParameter(
+                f"{target!r} is neither a file nor a built-in recipe", param_hint="'--check'"
+            )
+    report = check_file(path)
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        for f in report.findings:
+            echo(f"{f.location}: {style(f.kind.value, bold=True)}: {f.construct}")
+            echo(f"  why: {f.why}")
+            echo(f"  fix: {f.fix}")
+        for f in report.exempted:
+            echo(f"{f.location}: {f.kind.value}: {f.construct} (exempt: {f.exemption})")
+        verdict = (
+            f"{len(report.findings)} finding(s)" if report.findings else "no portability findings"
+        )
+        echo(f"{report.path}: {verdict}, {len(report.exempted)} exempted by '# portable:'")
+    sys.exit(ExitCode.OK if report.ok else ExitCode.CHECK_FAILED)

@@ -19,13 +19,15 @@ or ``package.module:NAME``.
 Built-in recipes (in this package):
 
 * ``gaussian-noise``: half of the original with independent Gaussian-like noise.
-* ``adversarial``: a PGD perturbation against a small seeded numpy model (real BLAS).
+* ``adversarial``: a PGD perturbation against a small seeded int8 model whose
+  BLAS products are exact (the same pixels on any CPU architecture).
 * ``identity``: every sample unchanged (a control for decoder and encoder drift).
 
 Built-in recipes draw randomness only from the raw output of the PCG64 bit
 generator (``rng.bit_generator.random_raw``), which NEP 19 keeps stable across
 numpy versions, and compute with integer or exactly representable float
-arithmetic wherever no BLAS call is the point.
+arithmetic only (``benchmark-regen recipes --check`` checks a recipe file for
+constructs that are not portable; see ``toolchain.recipes.check``).
 """
 
 from __future__ import annotations
