@@ -302,6 +302,7 @@ class _Run:
                     self._tick()
                     continue
                 self.redone += 1  # the original changed since: make it again
+            self.outdir.journal.note_writing(self.planned[sample.id], sample.id)
             yield SampleTask(
                 sample_id=sample.id,
                 path=self.planned[sample.id],
