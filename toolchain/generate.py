@@ -76,6 +76,8 @@ class GenerateResult:
     manifest: Manifest
     redone: int = 0
     """Samples a resumed run made again because their original had changed."""
+    ignored_kinds: Mapping[str, int] = field(default_factory=dict)
+    """Files of the original that are not samples, by kind (``.gif``, ``hidden``, ...)."""
 
     @property
     def root(self) -> Digest:
@@ -87,6 +89,7 @@ class GenerateResult:
             "recipe": self.manifest.recipe.to_json(),
             "root": str(self.root),
             "samples": len(self.manifest.entries),
+            "ignored": dict(sorted(self.ignored_kinds.items())),
         }
 
 
@@ -268,7 +271,12 @@ def generate_benchmark(
                 shard=str(part) if part else None,
             )
             outdir.commit_manifest(manifest, companions(manifest))
-    return GenerateResult(out=Path(out), manifest=manifest, redone=run.redone)
+    return GenerateResult(
+        out=Path(out),
+        manifest=manifest,
+        redone=run.redone,
+        ignored_kinds=dict(listing.ignored_kinds),
+    )
 
 
 def _path_of(original: object) -> Path | None:
