@@ -11,6 +11,8 @@ The rules (specified in ``docs/determinism.md``):
 * 16-bit greyscale (``I;16*``, ``I``) is scaled to 8 bits exactly as
   ``(v * 255 + 32767) // 65535`` in integer arithmetic. 16-bit-per-channel
   colour PNGs are reduced to 8 bits by Pillow's decoder (high byte).
+* A PNG whose chunks do not all carry their right CRC is refused, naming the chunk
+  (Pillow checks the chunks before the image data only).
 * EXIF orientation is **not** applied, and ICC profiles are **not** applied:
   the pixels are the stored grid, as most training pipelines read them.
 * JPEG is decoded by Pillow's bundled libjpeg-turbo with its defaults
@@ -29,7 +31,9 @@ whole-image conversion.
 from __future__ import annotations
 
 import io
+import struct
 import warnings
+import zlib
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -123,8 +127,40 @@ def _to_canonical(img: Image.Image) -> npt.NDArray[np.uint8]:
     return out
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_png_chunks(data: bytes) -> None:
+    """Every chunk up to IEND must fit in the file and carry its CRC (PNG spec, 5.3)."""
+    at = len(_PNG_SIGNATURE)
+    view = memoryview(data)
+    while at + 8 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, at)
+        name = kind.decode("latin-1")
+        end = at + 8 + length
+        if end + 4 > len(data):
+            raise DecodeError(
+                f"truncated PNG: chunk {name!r} at offset {at} declares {length} bytes, "
+                f"the file ends {end + 4 - len(data)} bytes too early",
+                hint="the file is truncated: replace it with a good copy",
+            )
+        stored = int.from_bytes(view[end : end + 4], "big")
+        computed = zlib.crc32(view[at + 4 : end])
+        if stored != computed:
+            raise DecodeError(
+                f"corrupt PNG: chunk {name!r} at offset {at} has a bad CRC "
+                f"(stored {stored:08x}, computed {computed:08x})",
+                hint="the file was damaged (a bad download or disk): replace it with a good copy",
+            )
+        if kind == b"IEND":
+            return
+        at = end + 4
+
+
 def decode_image(data: bytes) -> Image.Image:
     """Open and fully load an image, refusing bombs and unknown formats."""
+    if data.startswith(_PNG_SIGNATURE):
+        _check_png_chunks(data)
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
