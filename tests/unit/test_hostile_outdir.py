@@ -251,6 +251,57 @@ def test_planted_symlinks_in_a_shared_out_never_reach_the_victim(
     assert now == outside  # nothing was written outside --out
 
 
+MID_RUN: dict[str, Callable[[Path, Path, Path], None]] = {
+    # After the first sample (a/one.png), before the others: past the checks at the start.
+    "class folder": lambda out, victim, vdir: (out / "b").symlink_to(vdir, True),
+    "sample path": lambda out, victim, vdir: (out / "five.png").symlink_to(victim),
+    "shard manifest": lambda out, victim, vdir: (out / "manifest.shard-0-of-1.json").symlink_to(
+        victim
+    ),
+    "guessed temp names": PLANTS["guessed temp names"],
+}
+
+
+@pytest.mark.parametrize("command", ["generate", "apply"])
+@pytest.mark.parametrize("plant", sorted(MID_RUN))
+def test_symlinks_planted_mid_run_are_not_followed(
+    tmp_path: Path, plant: str, command: str, shared_case: tuple[Path, Path]
+) -> None:
+    """A co-user of the shared folder plants links once the run has started."""
+    original, diff = shared_case
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    vdir = tmp_path / "victim-dir"
+    vdir.mkdir()
+    out = tmp_path / "shared"
+    planted: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        if done == 1 and not planted:
+            MID_RUN[plant](out, victim, vdir)
+            planted.append(done)
+
+    outside = {k: v for k, v in tree(tmp_path).items() if not k.startswith("shared")}
+    try:
+        with pinned():
+            if command == "generate":
+                generate_benchmark(original, "identity", out, shard="0/1", progress=progress)
+            else:
+                get_benchmark(original, diff, out, shard="0/1", progress=progress)
+    except Error as e:
+        assert plant == "class folder", e.diagnostics()  # the only refusal expected
+        assert e.exit_code == ExitCode.ENVIRONMENT and "not followed" in e.message
+        assert e.sample == "b/four.png"
+    else:
+        assert plant != "class folder"
+        shard = load_manifest(out / "manifest.shard-0-of-1.json")
+        assert len(shard.entries) == 5
+        assert not any((out / en.path).is_symlink() for en in shard.entries)
+    assert planted and victim.read_text() == "precious" and list(vdir.iterdir()) == []
+    now = {k: v for k, v in tree(tmp_path).items() if not k.startswith("shared")}
+    assert now == outside
+
+
 @pytest.fixture(scope="module")
 def shared_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     work = tmp_path_factory.mktemp("shared")
