@@ -241,6 +241,7 @@ def generate_benchmark(
             original=_path_of(original),
             overwrite=overwrite,
             resume=resume,
+            plan=plan,
         ) as outdir:
             remote = executor != "local"
             job = _SampleJob(

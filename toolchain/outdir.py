@@ -401,6 +401,28 @@ def _wipe(root: Path, keep_lock: str) -> None:
                 os.rmdir(root / rel)
 
 
+def _what_changed(
+    journal: Journal, recorded: Mapping[str, Any] | None, plan: Sequence[tuple[str, str]]
+) -> str:
+    """When only the original's samples changed: name one the interrupted run made that
+    the original no longer has."""
+    differing = {k for k, v in journal.header.items() if (recorded or {}).get(k) != v}
+    if not plan or recorded is None or not differing <= {"plan", "samples"}:
+        return ""
+    planned = {sid for sid, _ in plan}
+    gone = sorted({s.entry.id for s in journal.samples()} - planned, key=str.encode)
+    if gone:
+        more = f" (and {len(gone) - 1} more)" if len(gone) > 1 else ""
+        return (
+            f": sample {gone[0]!r}{more}, made by the interrupted run, is no longer in the "
+            "original (renamed or removed?)"
+        )
+    then = recorded.get("samples")
+    if then == len(plan):
+        return f": {len(plan)} samples then and now, but a sample not made yet was renamed"
+    return f": {then} samples then, {len(plan)} now (samples were added or removed)"
+
+
 def _clean_temp_files(root: Path) -> None:
     for rel, kind in safefs.walk(root):
         if kind == "file" and rel.rsplit("/", 1)[-1].startswith(safefs.TMP_PREFIX):
@@ -427,8 +449,12 @@ def open_out(
     original: Path | None = None,
     overwrite: bool = False,
     resume: bool = False,
+    plan: Sequence[tuple[str, str]] = (),
 ) -> Iterator[OutDir]:
     """Prepare and lock ``out`` for one run (``slug`` ``all``) or one shard (``I-of-N``).
+
+    ``plan``: the run's ``(sample id, output path)`` pairs, to name a sample when a
+    resumed run's original changed.
 
     * fresh: the folder must be empty (shards of one run may share it);
     * ``overwrite``: an old benchmark (or interrupted run) there is deleted first, see
@@ -455,7 +481,8 @@ def open_out(
             if recorded is None or {k: recorded.get(k) for k in journal.header} != journal.header:
                 raise OutputError(
                     f"the interrupted run in {path} is a different run (recipe, parameters, "
-                    "shard, or the samples of the original differ)",
+                    f"shard, or the samples of the original differ)"
+                    f"{_what_changed(journal, recorded, plan)}",
                     hint="use the same command on the same original, or --overwrite to start over",
                 )
             _clean_temp_files(root)  # leftovers of a killed run are never trusted
