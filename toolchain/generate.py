@@ -76,8 +76,9 @@ class GenerateResult:
     manifest: Manifest
     redone: int = 0
     """Samples a resumed run made again because their original had changed."""
-    ignored_kinds: Mapping[str, int] = field(default_factory=dict)
-    """Files of the original that are not samples, by kind (``.gif``, ``hidden``, ...)."""
+    ignored: Mapping[str, int] = field(default_factory=dict)
+    """Files of the original that are not samples, by kind (``.gif``, ``hidden``, ...): the
+    listing's ``ignored_kinds``."""
 
     @property
     def root(self) -> Digest:
@@ -89,7 +90,7 @@ class GenerateResult:
             "recipe": self.manifest.recipe.to_json(),
             "root": str(self.root),
             "samples": len(self.manifest.entries),
-            "ignored": dict(sorted(self.ignored_kinds.items())),
+            "ignored": dict(sorted(self.ignored.items())),
         }
 
 
@@ -276,7 +277,7 @@ def generate_benchmark(
         out=Path(out),
         manifest=manifest,
         redone=run.redone,
-        ignored_kinds=dict(listing.ignored_kinds),
+        ignored=dict(listing.ignored_kinds),
     )
 
 

@@ -257,4 +257,4 @@ def test_the_api_result_exposes_ignored_kinds(tmp_path: Path) -> None:
     (original / ".hidden.png").write_bytes(b"x")
     with pinned():
         result = generate_benchmark(original, "identity", tmp_path / "out")
-    assert result.ignored_kinds == {".gif": 1, "hidden": 1}
+    assert result.ignored == {".gif": 1, "hidden": 1}
