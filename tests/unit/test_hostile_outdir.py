@@ -169,18 +169,25 @@ def test_a_planted_journal_cannot_make_overwrite_delete_the_users_files(
 ) -> None:
     """A journal naming files benchmark-regen never writes is not ours: nothing is deleted."""
     repo = hf_repo(tmp_path / "repo")
+    # It names every file there (README.md is a name of ours): obeyed, it deleted them all.
     _forged_journal(
         repo,
         [("src/model.py", "src/model.py"), ("train/a.png", "train/a.png"),
-         ("README", "README.md"), ("x.png", "README.md")],
+         ("train/b.png", "train/b.png")],
         writing=writing,
     )  # fmt: skip
     before = tree(repo)
     original = tiny_original(tmp_path / "original")
     with pinned(), pytest.raises(OutputError) as e:
         generate_benchmark(original, "identity", repo, overwrite=True)
-    assert "never writes" in e.value.message or "not part of" in e.value.message
+    assert "names 'src/model.py', which benchmark-regen never writes" in e.value.message
     assert tree(repo) == before
+    # Nor does one naming only output paths make the user's other files ours.
+    _forged_journal(repo, [("train/a.png", "train/a.png"), ("train/b.png", "train/b.png")],
+                    writing=writing)  # fmt: skip
+    with pinned(), pytest.raises(OutputError, match=r"'src/model\.py'"):
+        generate_benchmark(original, "identity", repo, overwrite=True)
+    assert (repo / "src/model.py").is_file() and (repo / "README.md").is_file()
 
 
 # -- item 4: planted symlinks in a shared --out --------------------------------------------
