@@ -78,7 +78,8 @@ class GenerateResult:
     redone: int = 0
     """Samples a resumed run made again because their original had changed."""
     ignored: Mapping[str, int] = field(default_factory=dict)
-    """Files of the original that are not samples, by kind (``.gif``, ``hidden``, ...)."""
+    """Files of the original that are not samples, by kind (``.gif``, ``hidden``, ...): the
+    listing's ``ignored_kinds``."""
 
     @property
     def root(self) -> Digest:
@@ -88,7 +89,7 @@ class GenerateResult:
         return {
             "out": str(self.out),
             "recipe": self.manifest.recipe.to_json(),
-            "ignored": dict(self.ignored),
+            "ignored": dict(sorted(self.ignored.items())),
             "root": str(self.root),
             "samples": len(self.manifest.entries),
         }
@@ -250,6 +251,7 @@ def generate_benchmark(
             original=_path_of(original),
             overwrite=overwrite,
             resume=resume,
+            plan=plan,
         ) as outdir:
             remote = executor != "local"
             job = _SampleJob(
@@ -284,7 +286,7 @@ def generate_benchmark(
             else:
                 outdir.commit(manifest)
     return GenerateResult(
-        out=Path(out), manifest=manifest, redone=run.redone, ignored=listing.ignored_kinds
+        out=Path(out), manifest=manifest, redone=run.redone, ignored=dict(listing.ignored_kinds)
     )
 
 
@@ -327,6 +329,7 @@ class _Run:
                     self._tick()
                     continue
                 self.redone += 1  # the original changed since: make it again
+            self.outdir.journal.note_writing(self.planned[sample.id], sample.id)
             yield SampleTask(
                 sample_id=sample.id,
                 path=self.planned[sample.id],

@@ -407,30 +407,59 @@ def _parse_side(root: Path, rel: str) -> Manifest | None:
         ) from None
 
 
-def _wipe(root: Path, keep_lock: str) -> None:
-    """``--overwrite``: delete our benchmark (manifest first), refusing unknown files."""
+@dataclass(frozen=True, kw_only=True)
+class _Inventory:
+    """What a folder holds, as far as benchmark-regen is concerned."""
+
+    ours: frozenset[str]
+    """Files our manifests and journals name, and our companions of those manifests."""
+    known: bool
+    """A manifest or journal of ours is there."""
+    unknown: tuple[str, ...]
+    """Everything else (links and special files included), outside our state folder."""
+
+
+def _companion_is_ours(root: Path, rel: str, manifests: Sequence[Manifest], ours: set[str]) -> bool:
+    """Is a top-level file with one of our reserved names one we wrote, by its content?
+
+    A user's own ``README.md`` beside our manifest is not ours. What we write cites the
+    manifest: ``metadata.jsonl`` lists its samples, the dataset card, ``croissant.json``
+    and ``coverage.json`` state its root; ``manifest.sig`` sits beside a manifest.
+    """
+    if not manifests and rel != METADATA_NAME:
+        return False
+    if rel == SIGNATURE_NAME:
+        return True
+    try:
+        data = safefs.read_file(root, rel, limit=MAX_SIDE_FILE_BYTES)
+    except OSError:
+        return False
+    if rel == METADATA_NAME:
+        try:
+            docs = [json.loads(line) for line in data.splitlines() if line.strip()]
+        except ValueError:
+            return False
+        return all(isinstance(d, dict) and d.get("file_name") in ours for d in docs)
+    return any(str(m.root).encode() in data for m in manifests)
+
+
+def _inventory(root: Path) -> _Inventory:
     ours: set[str] = set()
-    known = False
+    manifests: list[Manifest] = []
     for rel, kind in safefs.walk(root):
         if kind == "file" and "/" not in rel and (rel == MANIFEST_NAME or is_shard_manifest(rel)):
             m = _parse_side(root, rel)
             if m is not None:
+                manifests.append(m)
                 ours |= {e.path for e in m.entries}
                 ours.add(rel)
-                known = True
+    journaled = False
     for rel, kind in safefs.walk(root):
         if kind == "file" and rel.startswith(f"{STATE_DIR}/journal-"):
             j = Journal(root, rel, {})
             if j.recorded_header() is not None:
-                ours |= j.paths()
-                known = True
-    if not known:
-        raise OutputError(
-            f"--out {root} is not empty and does not hold a benchmark made by benchmark-regen; "
-            "refusing to delete it",
-            hint="choose an empty folder",
-        )
-    ours |= {n for n in RESERVED_NAMES}
+                ours |= j.paths()  # refuses a journal naming what we never write
+                journaled = True
     unknown: list[str] = []
     for rel, kind in safefs.walk(root):
         top = rel.split("/", 1)[0]
@@ -439,12 +468,44 @@ def _wipe(root: Path, keep_lock: str) -> None:
         name = rel.rsplit("/", 1)[-1]
         if rel in ours or (kind == "file" and name.startswith(safefs.TMP_PREFIX)):
             continue
+        if kind == "file" and rel in RESERVED_NAMES and _companion_is_ours(root, rel, manifests,
+                                                                           ours):  # fmt: skip
+            ours.add(rel)
+            continue
         unknown.append(rel + ("" if kind == "file" else f" ({kind})"))
+    return _Inventory(ours=frozenset(ours), known=bool(manifests) or journaled,
+                      unknown=tuple(unknown))  # fmt: skip
+
+
+def _list(unknown: Sequence[str]) -> str:
+    shown = ", ".join(repr(u) for u in unknown[:10])
+    return shown + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+
+
+def _refuse_unknown(root: Path) -> None:
+    """A shard shares its folder with other shards of its run, never with files not ours."""
+    unknown = _inventory(root).unknown
     if unknown:
-        shown = ", ".join(repr(u) for u in unknown[:10])
-        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
         raise OutputError(
-            f"--out {root} holds files that are not part of its benchmark: {shown}{more}; "
+            f"--out {root} holds files that no benchmark-regen run wrote: {_list(unknown)}; "
+            "shards share a folder only with each other",
+            hint="choose an empty folder (the same one for every shard)",
+        )
+
+
+def _wipe(root: Path, keep_lock: str) -> None:
+    """``--overwrite``: delete our benchmark (manifest first), refusing unknown files."""
+    found = _inventory(root)
+    if not found.known:
+        raise OutputError(
+            f"--out {root} is not empty and does not hold a benchmark made by benchmark-regen; "
+            "refusing to delete it",
+            hint="choose an empty folder",
+        )
+    if found.unknown:
+        raise OutputError(
+            f"--out {root} holds files that are not part of its benchmark: "
+            f"{_list(found.unknown)}; "
             "--overwrite deletes only what a benchmark-regen manifest or journal names",
             hint="move those files away, or choose another --out",
         )
@@ -461,6 +522,28 @@ def _wipe(root: Path, keep_lock: str) -> None:
         if kind == "dir" and rel != STATE_DIR:
             with contextlib.suppress(OSError):
                 os.rmdir(root / rel)
+
+
+def _what_changed(
+    journal: Journal, recorded: Mapping[str, Any] | None, plan: Sequence[tuple[str, str]]
+) -> str:
+    """When only the original's samples changed: name one the interrupted run made that
+    the original no longer has."""
+    differing = {k for k, v in journal.header.items() if (recorded or {}).get(k) != v}
+    if not plan or recorded is None or not differing <= {"plan", "samples"}:
+        return ""
+    planned = {sid for sid, _ in plan}
+    gone = sorted({s.entry.id for s in journal.samples()} - planned, key=str.encode)
+    if gone:
+        more = f" (and {len(gone) - 1} more)" if len(gone) > 1 else ""
+        return (
+            f": sample {gone[0]!r}{more}, made by the interrupted run, is no longer in the "
+            "original (renamed or removed?)"
+        )
+    then = recorded.get("samples")
+    if then == len(plan):
+        return f": {len(plan)} samples then and now, but a sample not made yet was renamed"
+    return f": {then} samples then, {len(plan)} now (samples were added or removed)"
 
 
 def _clean_temp_files(root: Path, slug: str) -> None:
@@ -492,8 +575,12 @@ def open_out(
     original: Path | None = None,
     overwrite: bool = False,
     resume: bool = False,
+    plan: Sequence[tuple[str, str]] = (),
 ) -> Iterator[OutDir]:
     """Prepare and lock ``out`` for one run (``slug`` ``all``) or one shard (``I-of-N``).
+
+    ``plan``: the run's ``(sample id, output path)`` pairs, to name a sample when a
+    resumed run's original changed.
 
     * fresh: the folder must be empty (shards of one run may share it);
     * ``overwrite``: an old benchmark (or interrupted run) there is deleted first, see
@@ -512,7 +599,7 @@ def open_out(
         raise OutputError(f"cannot create --out {path}: {e.strerror or e}") from None
     root = Path(os.path.realpath(path))
     fd = _acquire(root, slug)
-    committed = False
+    committed = refused = False
     try:
         journal = Journal(root, f"{STATE_DIR}/journal-{slug}.jsonl", header)
         if resume and journal.exists():
@@ -520,7 +607,8 @@ def open_out(
             if recorded is None or {k: recorded.get(k) for k in journal.header} != journal.header:
                 raise OutputError(
                     f"the interrupted run in {path} is a different run (recipe, parameters, "
-                    "shard, or the samples of the original differ)",
+                    f"shard, or the samples of the original differ)"
+                    f"{_what_changed(journal, recorded, plan)}",
                     hint="use the same command on the same original, or --overwrite to start over",
                 )
             _clean_temp_files(root, slug)  # leftovers of a killed run are never trusted
@@ -538,14 +626,24 @@ def open_out(
             _wipe(root, keep_lock=_lock_rel(slug))
         elif overwrite and journal.exists():
             # One shard restarts: only the files its own journal names go.
+            _refuse_unknown(root)
             for rel in sorted(journal.paths()):
                 safefs.remove_file(root, rel)
             journal.remove()
+        if slug != "all":
+            _refuse_unknown(root)
         _check_writable(root)
         if slug == "all":
             safefs.remove_file(root, MANIFEST_NAME)
         else:
             safefs.remove_file(root, shard_manifest_name(slug))
+    except BaseException:
+        refused = True  # before any work: take our lock (and state folder) away again
+        raise
+    finally:
+        if refused:
+            _release(root, slug, fd, remove=True)
+    try:
         outdir = OutDir(
             root=root,
             slug=slug,

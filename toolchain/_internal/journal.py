@@ -7,7 +7,10 @@ collects results. The header commits to the run's plan: the recipe (or the diff'
 root), the shard, and a digest of every planned ``(sample id, output path)``
 pair, so a resumed run is the same run or is refused. Each sample line holds the
 manifest entry and the SHA-256 of the original's file bytes it was made from, so
-a resumed run re-checks every finished sample against the current original. A
+a resumed run re-checks every finished sample against the current original.
+Before a sample is handed to a worker (which writes its file itself), a
+``{"id": ..., "writing": path}`` line names the file it may write, so ``--overwrite`` after an
+interrupt knows every file the run may have left, journaled or not. A sample
 line is appended only after the sample's file was renamed into place; on resume
 every journaled file is re-hashed before it is trusted, so a torn last line, a
 lost rename or a corrupted file only costs redoing that sample.
@@ -25,9 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from toolchain._internal import safefs
-from toolchain.errors import ManifestError, OutputError
+from toolchain.errors import InputError, ManifestError, OutputError
 from toolchain.hashing import Digest
+from toolchain.layout import check_layout
 from toolchain.manifest import ManifestEntry, parse_entry
+from toolchain.source import check_sample_id
 
 __all__ = ["FORMAT", "Journal", "JournaledSample", "plan_digest"]
 
@@ -109,8 +114,31 @@ class Journal:
                 continue  # a damaged line: that sample is redone
 
     def paths(self) -> set[str]:
-        """Output paths this run wrote (for ``--overwrite`` of an interrupted run)."""
-        return {s.entry.path for s in self.samples()}
+        """Output paths this run wrote or may have written (for ``--overwrite`` of an
+        interrupted run): finished samples, and samples handed to a worker.
+
+        Refuses (:class:`OutputError`) a journal naming a path benchmark-regen never
+        writes (not the output path of its sample id, a reserved or hidden name): such
+        a journal was not written by us, and nothing it names may be deleted.
+        """
+        pairs = [(s.entry.id, s.entry.path) for s in self.samples()]
+        for doc in self._lines():
+            if "writing" in doc:
+                pairs.append((doc.get("id"), doc.get("writing")))  # type: ignore[arg-type]
+        for sid, path in pairs:
+            try:
+                if not (isinstance(sid, str) and isinstance(path, str)):
+                    raise ManifestError("a 'writing' line without its sample id and path")
+                check_sample_id(sid)
+                check_layout([(sid, path)])
+            except InputError as e:
+                raise OutputError(
+                    f"the run journal {self.path} names {path!r}, which benchmark-regen never "
+                    f"writes ({e.message}); refusing to delete anything",
+                    hint="this journal was not written by benchmark-regen: remove the "
+                    f"{self.path.parent.name} folder yourself, or choose another --out",
+                ) from None
+        return {path for _, path in pairs}
 
     def open(self) -> None:
         """Start appending; writes the header when the journal is new."""
@@ -126,6 +154,10 @@ class Journal:
     def note_fingerprint(self, digest: str) -> None:
         """Record the workers' fingerprint digest (once per session)."""
         self._write({"fingerprint": digest})
+
+    def note_writing(self, path: str, sample: str) -> None:
+        """Record that a worker may write ``path`` (before the task is handed out)."""
+        self._write({"id": sample, "writing": path}, sample=sample)
 
     def append(self, entry: ManifestEntry, source_file: Digest) -> None:
         self._write({"entry": entry.to_json(), "source_file": str(source_file)}, sample=entry.id)

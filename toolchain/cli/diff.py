@@ -288,20 +288,57 @@ def inspect_command(diff_file: Path, as_json: bool) -> None:
 )
 @json_option
 def audit(diff_file: Path, original: Path | None, as_json: bool) -> None:
-    """Quantify leakage: randomness of sealed payloads, and what a delta says about the image."""
+    """Report what an outsider learns: membership tests, payload randomness, guessable
+    originals and what a plaintext delta rebuilds (the last two need --original).
+
+    \b
+    Examples:
+      benchmark-regen diff audit --diff bench.bdiff
+      benchmark-regen diff audit --diff bench.bdiff --original ./val --json
+    """
     from toolchain.diff import audit_diff
 
     report = audit_diff(diff_file, original)
     if as_json:
         emit_json(report.to_json())
         return
+    m = report.membership
+    if m is not None:
+        via = "decoded pixels" if str(m.key_on) == "pixels" else "file bytes"
+        echo(
+            f"membership: all {m.entries} entries can be tested by anyone holding a candidate "
+            "image: its source commitment (salted per benchmark, the salt is in the manifest), "
+            f"its pixel digest (run the public recipe) or its locating fingerprint (its {via})"
+            + (f"; {m.duplicates} entries share an original" if m.duplicates else "")
+        )
     echo(
         f"sealed payloads: chi-square {report.chi_square:.1f} (255 dof), p={report.p_value:.4f}; "
         f"{report.payloads_p_below_001} of {report.payloads} payloads with p < 0.01"
     )
-    if report.leaks:
-        echo(
-            f"plaintext deltas: the best per-value reconstruction of the original gains "
-            f"{report.mean_psnr_gain:.2f} dB PSNR on average (max {report.max_psnr_gain:.2f} dB) "
-            f"over a constant guess; max |correlation| {report.max_abs_correlation:.4f}"
+    if report.guesses:
+        from toolchain.diff.audit import FEW_COLOURS, GUESSABLE_BITS
+
+        guessable = ", ".join(g.id for g in report.guessable[:5]) or "none"
+        few = sum(g.few_colours for g in report.guesses)
+        checkers = "its source commitment" + (
+            ", the AEAD tag and the fingerprint (key_on = pixels)"
+            if m is not None and str(m.key_on) == "pixels"
+            else ""
         )
+        echo(
+            f"guessable originals: {len(report.guessable)} of {len(report.guesses)} carry at "
+            f"most {GUESSABLE_BITS} bits or one colour ({guessable}); {few} with at most "
+            f"{FEW_COLOURS} colours; a right guess is confirmed offline by {checkers}"
+        )
+    if report.leaks:
+        leaks = report.leaks
+        gains = [s.rebuilt_gain for s in leaks]
+        echo(
+            f"plaintext deltas: {len(report.structure_leaks)} of {len(leaks)} are mostly a "
+            f"linear function of the original (R^2 >= 0.5); deconvolving them rebuilds it "
+            f"{sum(gains) / len(gains):+.2f} dB PSNR on average (best {max(gains):+.2f} dB) over "
+            f"a constant guess; per value: {report.mean_psnr_gain:+.2f} dB on average "
+            f"(max {report.max_psnr_gain:+.2f} dB), max |correlation| "
+            f"{report.max_abs_correlation:.4f}"
+        )
+    echo(f"flags: {', '.join(report.flags) or 'none'}")

@@ -157,4 +157,8 @@ def generate(
     m = result.manifest
     part = f" (shard {m.shard}; merge the shards for the whole benchmark)" if m.shard else ""
     echo(f"generated {len(m.entries)} samples of {m.recipe} into {out}{part}")
+    if result.ignored:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(result.ignored.items()))
+        total = sum(result.ignored.values())
+        echo(f"ignored {total} file(s) of the original that are not JPEG, PNG or WebP: {kinds}")
     echo(f"root {style(str(result.root), bold=True)}")

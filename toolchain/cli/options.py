@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar, cast
 
 import click
 
@@ -71,6 +71,20 @@ def emit_json(doc: object) -> None:
     click.echo(json.dumps(doc, indent=2, sort_keys=True))
 
 
+class _Unstyled:
+    """A text stream that drops escape sequences: click's progress bar writes its
+    cursor codes (``ESC[?25h``) straight to its file, past ``color=False``."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return int(self._stream.write(click.unstyle(text)))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 @contextlib.contextmanager
 def progress(label: str, *, quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
     """A progress bar on stderr when it is a terminal; nothing otherwise."""
@@ -78,12 +92,13 @@ def progress(label: str, *, quiet: bool) -> Iterator[Callable[[int, int], None] 
         yield None
         return
     state: dict[str, Any] = {}
+    stream = sys.stderr if color() is None else cast(TextIO, _Unstyled(sys.stderr))
 
     def update(done: int, total: int) -> None:
         bar = state.get("bar")
         if bar is None:
             bar = click.progressbar(
-                length=total, label=label, file=sys.stderr, color=color(), show_pos=True
+                length=total, label=label, file=stream, color=color(), show_pos=True
             )
             bar.__enter__()
             state["bar"] = bar

@@ -310,6 +310,7 @@ class _Runner:
 
     def task(self, i: int, source_id: str, data: bytes) -> RebuildTask:
         e, record = self.reader.manifest.entries[i], self.reader.records[i]
+        self.outdir.journal.note_writing(e.path, e.id)  # before a worker may write it
         return RebuildTask(
             sample_id=e.id,
             index=i,

@@ -104,10 +104,11 @@ def check_diff(
                 if progress:
                     progress(len(result), len(entries))
         unresolved = [i for i in range(len(entries)) if i not in result]
-        used = {r.source for r in result.values()}
+        # Every file is a candidate, those found by id too: one image can be the original
+        # of two entries (a duplicate in the benchmark), as apply finds it.
         matches = scan_by_content(
             source,
-            [s for s in ids if s not in used],
+            ids,
             reader.header.key_on,
             reader.header.benchmark_id,
             {reader.records[i].fingerprint for i in unresolved},

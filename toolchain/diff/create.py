@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from toolchain._internal import safefs
 from toolchain._internal.executor import make_executor
 from toolchain.decode import decode
 from toolchain.diff.codec import pack_payload
@@ -24,7 +25,13 @@ from toolchain.diff.format import Header, KeyOn, PayloadKind, SealedEntry, bench
 from toolchain.errors import DecodeError, InputError, Interrupted, ManifestError
 from toolchain.hashing import Digest, pixel_digest, source_digest
 from toolchain.layout import MANIFEST_NAME, RESERVED_NAMES, is_shard_manifest
-from toolchain.manifest import Manifest, ManifestEntry, dump_manifest, parse_manifest
+from toolchain.manifest import (
+    MAX_MANIFEST_BYTES,
+    Manifest,
+    ManifestEntry,
+    dump_manifest,
+    parse_manifest,
+)
 from toolchain.outdir import OutputReader, read_output
 from toolchain.source import Source, SourceOptions
 from toolchain.verify import verify_benchmark
@@ -252,9 +259,25 @@ def _refuse_target(target: Path, format: str) -> None:
         return
     if target.is_dir():
         raise InputError(f"--out {target} is a folder; give the .bdiff file to write")
+    if _is_manifest(target):
+        raise InputError(
+            f"--out {target} is a benchmark-regen manifest; refusing to overwrite it",
+            hint="write the diff to its own file, e.g. bench.bdiff",
+        )
     if target.name in RESERVED_NAMES or is_shard_manifest(target.name):
         raise InputError(
             f"--out {target} names a file of a benchmark folder ({target.name}); refusing to "
             "overwrite it",
             hint="write the diff to its own file, e.g. bench.bdiff",
         )
+
+
+def _is_manifest(target: Path) -> bool:
+    """Is ``target`` a regular file (a link is replaced, never written through) holding one
+    of our manifests, whatever its name?"""
+    try:
+        data = safefs.read_file(target.parent, target.name, limit=MAX_MANIFEST_BYTES)
+        parse_manifest(data)
+    except (OSError, ManifestError):
+        return False
+    return True

@@ -73,8 +73,13 @@ MAX_SEALED_BYTES = 1 << 30
 BENCHMARK_ID_DOMAIN = b"benchmark-regen/diff/benchmark-id/v1\n"
 _MANIFEST_BASE = 1 << 20
 _MANIFEST_PER_ENTRY = 1 << 14
-"""A manifest is at most 1 MiB plus 16 KiB per entry: checked before it is read, so a
-sparse file declaring a huge manifest costs nothing."""
+"""A manifest is at most 1 MiB plus 16 KiB per entry: checked before it is read."""
+_MIN_ENTRY_BYTES = 256
+"""Every entry takes at least this much of a canonical manifest (three digests of 71
+characters, the id, the path, the keys and the indentation: 345 bytes for a one-letter
+id), so the index (88 bytes per entry) is never larger than the manifest."""
+_TEXT = bytes([0x0A, *range(0x20, 0x7F)])
+"""The bytes a canonical manifest is made of (ASCII JSON, indented, ``ensure_ascii``)."""
 
 _HEAD = struct.Struct("<8sHBBB3xIIQQ32s")  # everything up to the header digest: 72 bytes
 _RECORD = struct.Struct("<QQB7x32s32s")
@@ -258,6 +263,33 @@ def _read_exact(
     return data
 
 
+def _read_text(f: BinaryIO, offset: int, length: int) -> bytes:
+    """The manifest, read 1 MiB at a time and refused at the first byte canonical JSON text
+    never holds: a file's holes (a sparse file declaring a huge manifest) read as NUL, so
+    memory follows the bytes really there, not the length the header declares."""
+    f.seek(offset)
+    chunks: list[bytes] = []
+    done = 0
+    while done < length:
+        chunk = f.read(min(_MANIFEST_BASE, length - done))
+        if not chunk:
+            raise DiffFormatError(
+                f"truncated: the manifest needs {length} bytes, only {done} remain",
+                offset=offset + done,
+            )
+        odd = chunk.translate(None, _TEXT)
+        if odd:
+            at = offset + done + min(chunk.index(b) for b in set(odd))
+            raise DiffFormatError(
+                f"the manifest holds byte 0x{odd[0]:02x}, which canonical JSON text never "
+                "does (a NUL: a hole in a sparse file?)",
+                offset=at,
+            )
+        chunks.append(chunk)
+        done += len(chunk)
+    return b"".join(chunks)
+
+
 def _parse_header(raw: bytes, actual_size: int) -> tuple[Header, bytes]:
     (magic, version, key_code, aead, codec, count, reserved, mlen, flen, bid) = _HEAD.unpack(
         raw[: _HEAD.size]
@@ -296,6 +328,12 @@ def _parse_header(raw: bytes, actual_size: int) -> tuple[Header, bytes]:
             f"manifest length {mlen} is implausible for {count} entries (at most "
             f"{_MANIFEST_BASE} + {_MANIFEST_PER_ENTRY} bytes per entry)",
             offset=24,
+        )
+    if count * _MIN_ENTRY_BYTES > mlen:
+        raise DiffFormatError(
+            f"{count} entries cannot fit in a manifest of {mlen} bytes (each takes at least "
+            f"{_MIN_ENTRY_BYTES})",
+            offset=16,
         )
     header = Header(
         version=version,
@@ -345,7 +383,7 @@ class DiffReader:
             head = _read_exact(f, 0, HEADER_SIZE, "the header")
             self.header, stored_digest = _parse_header(head, st.st_size)
             h = self.header
-            self.manifest_bytes = _read_exact(f, HEADER_SIZE, h.manifest_length, "the manifest")
+            self.manifest_bytes = _read_text(f, HEADER_SIZE, h.manifest_length)
             index = _read_exact(f, h.index_offset, INDEX_RECORD_SIZE * h.entry_count, "the index")
         except OSError as e:
             raise DiffFormatError(f"cannot read {self.path}: {e.strerror or e}") from None

@@ -11,7 +11,11 @@
 ``pixels`` is the canonically decoded original, ``uint8`` of shape (H, W, C).
 ``rng`` is a ``numpy.random.Generator`` whose stream depends only on the recipe
 seed and the sample id. Keyword-only parameters with defaults are the recipe's
-parameters, set with ``--param name=value``.
+parameters, set with ``--param name=value``. A numeric parameter may declare
+inclusive bounds, ``@toolchain.recipe(..., bounds={"sigma": (0.0, 255.0)})``
+(``None`` for an open side): a value outside them, or of another type, is a
+:class:`~toolchain.errors.ParamError` from ``--param`` and from
+:meth:`Recipe.with_params` alike, before any sample is read.
 
 A recipe is named on the command line as a built-in name, ``path/to/file.py:NAME``
 or ``package.module:NAME``.
@@ -57,6 +61,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUILTIN_RECIPES",
+    "Bound",
     "Recipe",
     "RecipeRef",
     "load_recipe",
@@ -72,6 +77,8 @@ BUILTIN_RECIPES: Mapping[str, str] = {
 }
 
 Select = None | int | float | Fraction | str | Callable[[str], bool]
+Bound = tuple[int | float | None, int | float | None]
+"""Inclusive ``(low, high)`` bounds of a numeric parameter; ``None`` leaves a side open."""
 _SAMPLE_DOMAIN = b"benchmark-regen/sample/v1\x00"
 _SELECT_DOMAIN = b"benchmark-regen/select/v1\x00"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -134,6 +141,8 @@ class Recipe:
     select: Select = None
     ref: str = ""
     """How a worker process loads this recipe again: ``module:NAME`` or ``file.py:NAME``."""
+    bounds: Mapping[str, Bound] = field(default_factory=dict)
+    """Declared inclusive bounds of numeric parameters (see :func:`recipe`)."""
 
     def with_params(self, overrides: Mapping[str, Scalar | float]) -> Recipe:
         unknown = sorted(set(overrides) - set(self.defaults))
@@ -142,6 +151,8 @@ class Recipe:
             raise ParamError(
                 f"recipe {self.name!r} has no parameter {unknown[0]!r} (it has: {known})"
             )
+        for name, value in sorted(overrides.items()):
+            _check_bound(self, name, value)
         return replace(self, params={**self.params, **overrides})
 
     @property
@@ -247,10 +258,70 @@ class RecipeRef:
 _RESOLVED: dict[RecipeRef, Recipe] = {}
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_bound(rec: Recipe, name: str, value: object) -> None:
+    """Refuse ``value`` for parameter ``name`` when it is outside the declared bounds."""
+    bound = rec.bounds.get(name)
+    if bound is None:
+        return
+    low, high = bound
+    default = rec.defaults[name]
+    lo = "-inf" if low is None else repr(low)
+    hi = "inf" if high is None else repr(high)
+    shown = f"{lo} <= {name} <= {hi}"
+    wanted = "int" if isinstance(default, int) else "number"
+    if not _is_number(value) or (wanted == "int" and not isinstance(value, int)):
+        raise ParamError(
+            f"parameter {name}={value!r} of recipe {rec.name!r}: expected {wanted} ({shown})"
+        )
+    assert isinstance(value, int | float)
+    if value != value or (low is not None and value < low) or (high is not None and value > high):
+        raise ParamError(
+            f"parameter {name}={value!r} of recipe {rec.name!r} is out of bounds: "
+            f"the recipe accepts {shown}",
+            hint=f"pick a value in the declared bounds (the default is {default!r})",
+        )
+
+
+def _check_bounds_declaration(
+    name: str, bounds: Mapping[str, Bound], defaults: Mapping[str, Scalar | float]
+) -> None:
+    for param, bound in sorted(bounds.items()):
+        if param not in defaults:
+            raise RecipeError(f"recipe {name!r}: bounds for unknown parameter {param!r}")
+        default = defaults[param]
+        if not _is_number(default):
+            raise RecipeError(f"recipe {name!r}: bounds for non-numeric parameter {param!r}")
+        if not (isinstance(bound, tuple) and len(bound) == 2):
+            raise RecipeError(f"recipe {name!r}: bounds of {param!r} must be (low, high)")
+        low, high = bound
+        if any(v is not None and (not _is_number(v) or v != v) for v in (low, high)):
+            raise RecipeError(f"recipe {name!r}: bounds of {param!r} must be numbers or None")
+        if low is not None and high is not None and low > high:
+            raise RecipeError(f"recipe {name!r}: bounds of {param!r} are empty ({low} > {high})")
+        assert isinstance(default, int | float)
+        if (low is not None and default < low) or (high is not None and default > high):
+            raise RecipeError(
+                f"recipe {name!r}: the default {param}={default!r} is outside its bounds"
+            )
+
+
 def recipe(
-    *, name: str, version: str, seed: int, select: Select = None
+    *,
+    name: str,
+    version: str,
+    seed: int,
+    select: Select = None,
+    bounds: Mapping[str, Bound] | None = None,
 ) -> Callable[[Callable[..., Any]], Recipe]:
-    """Decorator that turns ``fn(pixels, rng, *, param=default, ...)`` into a :class:`Recipe`."""
+    """Decorator that turns ``fn(pixels, rng, *, param=default, ...)`` into a :class:`Recipe`.
+
+    ``bounds`` maps numeric parameters to inclusive ``(low, high)`` bounds (``None``: open);
+    values outside them are refused with :class:`~toolchain.errors.ParamError`.
+    """
     if not _NAME.fullmatch(name):
         raise RecipeError(f"recipe name {name!r} must be 1-64 of letters, digits, '.', '_', '-'")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
@@ -275,6 +346,7 @@ def recipe(
                         "or bool default"
                     )
                 defaults[p.name] = p.default
+        _check_bounds_declaration(name, bounds or {}, defaults)
         module = fn.__module__
         if module == "__main__":
             main_file = getattr(sys.modules["__main__"], "__file__", None)
@@ -289,6 +361,7 @@ def recipe(
             defaults=defaults,
             select=select,
             ref=ref,
+            bounds=dict(bounds or {}),
         )
 
     return wrap
@@ -401,4 +474,5 @@ def parse_params(recipe_: Recipe, pairs: Iterable[str]) -> dict[str, Scalar | fl
         if name in out:
             raise ParamError(f"--param {name} is given twice")
         out[name] = _parse_scalar(name, text, recipe_.defaults[name])
+        _check_bound(recipe_, name, out[name])
     return out

@@ -40,7 +40,11 @@ def integer_gaussian(
     return ((2 * centred * num + den) // (2 * den)).reshape(shape)
 
 
-@recipe(name="gaussian-noise", version="1.0", seed=2024, select="1/2")
+# sigma: 0 (no noise) to 255 grey levels (beyond that every value clips); a negative or
+# absurd sigma is refused before any sample is read.
+@recipe(
+    name="gaussian-noise", version="1.0", seed=2024, select="1/2", bounds={"sigma": (0.0, 255.0)}
+)
 def gaussian_noise(
     pixels: npt.NDArray[np.uint8], rng: np.random.Generator, *, sigma: float = 8.0
 ) -> npt.NDArray[np.uint8]:
