@@ -11,6 +11,11 @@
 The rows are the demo photographs cycled (row ids ``train/<i>``), in row groups of 100, as
 ``Dataset.to_parquet`` writes them.
 
+* the whole pipeline: ``benchmark-regen generate --recipe gaussian-noise --workers 1`` on the
+  N-row parquet original against the same image bytes as a folder (a ratio of wall times,
+  best of ``--repeat``), and its peak RSS on the N-row and the 10N-row parquet original
+  (goal: 10 N / N <= 1.10, the same rule as for folders).
+
 Run:  python benchmarks/bench_hf.py [--n 200] [--repeat 3] [--json]
 """
 
@@ -130,6 +135,34 @@ def read_all(source_path: Path, kind: str) -> float:
     return elapsed
 
 
+_RSS_WRAPPER = (
+    "import resource, subprocess, sys\n"
+    "rc = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    "sys.exit(rc)\n"
+)
+
+
+def generate(original: Path, out: Path) -> tuple[float, int]:
+    """Wall time and peak RSS (KiB, of any process of the run) of one ``generate``."""
+    env = {k: v for k, v in os.environ.items() if k != "BENCHMARK_REGEN_PINNED"}
+    env.update({"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"})
+    argv = [sys.executable, "-m", "toolchain", "generate", "--recipe", "gaussian-noise",
+            "--original", str(original), "--out", str(out), "--overwrite", "-q"]  # fmt: skip
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", _RSS_WRAPPER, *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"generate failed on {original}:\n{proc.stderr}")
+    return elapsed, int(proc.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=200)
@@ -148,6 +181,14 @@ def main() -> None:
         rss_small, rss_large = measure_rss(small), measure_rss(large)
         parquet_t = min(read_all(small, "parquet") for _ in range(args.repeat))
         folder_t = min(read_all(folder, "folder") for _ in range(args.repeat))
+        runs = [
+            (generate(small, work / "gp"), generate(folder, work / "gf"))
+            for _ in range(args.repeat)
+        ]  # interleaved, so both see the same load
+        gen_parquet = min(p for (p, _), _f in runs)
+        gen_folder = min(f for _p, (f, _) in runs)
+        gen_rss_small = min(r for (_, r), _f in runs)
+        gen_rss_large = generate(large, work / "gl")[1]
     growth = [r["high_kib"] - r["base_kib"] for r in (rss_small, rss_large)]
     result = {
         "n": args.n,
@@ -159,6 +200,11 @@ def main() -> None:
         "folder_read_s": round(folder_t, 4),
         "parquet_over_folder_time": round(parquet_t / folder_t, 3),
         "mib_read": round(rss_small["bytes"] / 2**20, 1),
+        "generate_parquet_s": round(gen_parquet, 3),
+        "generate_folder_s": round(gen_folder, 3),
+        "generate_parquet_over_folder_time": round(gen_parquet / gen_folder, 3),
+        "generate_peak_rss_kib": [gen_rss_small, gen_rss_large],
+        "generate_peak_rss_ratio_10n_over_n": round(gen_rss_large / gen_rss_small, 3),
     }
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
@@ -176,6 +222,14 @@ def main() -> None:
     print(
         f"read all  parquet: {parquet_t:.3f} s   folder: {folder_t:.3f} s   "
         f"parquet/folder: {result['parquet_over_folder_time']}"
+    )
+    print(
+        f"generate (gaussian-noise, 1 worker)  parquet: {gen_parquet:.2f} s   folder: "
+        f"{gen_folder:.2f} s   parquet/folder: {result['generate_parquet_over_folder_time']}"
+    )
+    print(
+        f"generate peak RSS  N: {gen_rss_small / 1024:.1f} MiB   10N: "
+        f"{gen_rss_large / 1024:.1f} MiB   ratio: {result['generate_peak_rss_ratio_10n_over_n']}"
     )
 
 

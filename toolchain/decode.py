@@ -213,6 +213,7 @@ def decode(data: bytes) -> npt.NDArray[np.uint8]:
     anything else by Pillow. Both give the same pixels for our files (tested).
     """
     if data[:8] == png.PNG_SIGNATURE:
+        _check_png_chunks(data)  # one wording for a damaged PNG, whoever would decode it
         try:
             ours = png.decode_png(data)
         except png.PngError as e:

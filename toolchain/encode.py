@@ -46,7 +46,7 @@ def check_pixels(pixels: object, *, sample: str | None = None) -> npt.NDArray[np
             f"recipe returned shape {pixels.shape}, expected (H, W, C) with C in 1, 3, 4",
             sample=sample,
         )
-    return pixels
+    return np.ascontiguousarray(pixels)
 
 
 def encode_png(pixels: npt.NDArray[np.uint8]) -> bytes:

@@ -98,17 +98,15 @@ def test_the_cli_refuses_a_negative_sigma_as_a_usage_error(tmp_path: Path) -> No
 
 
 def test_every_numeric_builtin_parameter_is_bounded() -> None:
-    for name in ("gaussian-noise", "identity"):
+    for name in ("gaussian-noise", "identity", "adversarial"):
         r = load_recipe(name)
         numeric = {k for k, v in r.defaults.items() if isinstance(v, int | float)}
         assert numeric <= set(r.bounds), f"{name}: unbounded {sorted(numeric - set(r.bounds))}"
     adversarial = load_recipe("adversarial")
-    if not adversarial.bounds:
-        pytest.xfail("adversarial.py is being rewritten; the lead adds its bounds")
-    numeric = {k for k, v in adversarial.defaults.items() if isinstance(v, int | float)}
-    assert numeric <= set(adversarial.bounds)
     with pytest.raises(ParamError, match="out of bounds"):
         adversarial.with_params({"steps": 10**10})
+    with pytest.raises(ParamError, match="out of bounds"):
+        adversarial.with_params({"eps": -1})
 
 
 @pytest.mark.parametrize(

@@ -263,7 +263,12 @@ def attack(
     return out
 
 
-@recipe(name="adversarial", version="2.0", seed=SEED)
+@recipe(
+    name="adversarial",
+    version="2.0",
+    seed=SEED,
+    bounds={"eps": (0, 255), "alpha": (1, 255), "steps": (0, 1000)},
+)
 def adversarial(
     pixels: npt.NDArray[np.uint8],
     rng: np.random.Generator,

@@ -105,6 +105,9 @@ class DaskExecutor:
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
+                # No dashboard, and the scheduler's small HTTP server on a free port: the
+                # default (8787) may be taken by another cluster on this machine.
+                scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
                 silence_logs=50,
             )
         )
