@@ -50,6 +50,7 @@ LOCK=""
 MIRROR=""
 FORCE=0
 UPDATE_LOCK=0
+COMPARE_LOCK=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --arch) ARCH="$2"; shift ;;
@@ -60,6 +61,7 @@ while [ $# -gt 0 ]; do
         --lock) LOCK="$2"; shift ;;
         --force) FORCE=1 ;;
         --update-lock) UPDATE_LOCK=1 ;;
+        --compare-lock) COMPARE_LOCK=1 ;;
         -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "make-base.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -75,10 +77,58 @@ LOCK="${LOCK:-$LOCKDIR/debian-base-$ARCH.txt}"
 log() { printf 'make-base.sh: %s\n' "$*" >&2; }
 die() { log "$*"; exit 4; }
 
+# --- the package lock ---------------------------------------------------------------
+lock_header() {
+    echo "# Debian packages of $TAG: debootstrap --variant=minbase --arch=$ARCH $SUITE"
+    echo "# with $INCLUDE. Checked by docker/make-base.sh; refresh on purpose with"
+    echo "# \`bash docker/make-base.sh --arch $ARCH --update-lock\` and review the diff."
+}
+
+# check_lock WHAT < "name=version arch" lines: compare with the lock, name every difference.
+check_lock() {
+    local what="$1" got
+    got="$(LC_ALL=C sort)"
+    if [ "$UPDATE_LOCK" = 1 ]; then
+        return 0
+    fi
+    local report
+    report="$(LC_ALL=C join -a1 -a2 -e '(none)' -o '0,1.2,2.2' -t ' ' \
+        <(grep -v '^#' "$LOCK" | sed 's/=/ /' | awk '{ print $1, $2 }' | LC_ALL=C sort) \
+        <(printf '%s\n' "$got" | sed 's/=/ /' | awk '{ print $1, $2 }' | LC_ALL=C sort) \
+        | awk '$2 != $3 { printf "  %s: locked %s, %s %s\n", $1, $2, "'"$what"'", $3 }')"
+    if [ -n "$report" ]; then
+        log "the mirror no longer serves the locked packages ($LOCK):"
+        printf '%s\n' "$report" >&2
+        log "use a mirror that still has them (--mirror URL, e.g. a dated snapshot archive of"
+        log "Debian), or refresh the lock on purpose with --update-lock and review the diff"
+        exit 1
+    fi
+}
+
+# --compare-lock (for tests): compare "name=version arch" lines on stdin with the lock.
+if [ "$COMPARE_LOCK" = 1 ]; then
+    check_lock "the mirror has"
+    exit 0
+fi
+
+
 # --- what this machine must have ---------------------------------------------------
+BINFMT="${BENCHMARK_REGEN_BINFMT_DIR:-/proc/sys/fs/binfmt_misc}"  # overridable for tests
 [ "$(id -u)" = 0 ] || die "needs root (debootstrap and chroot): run it with sudo"
 command -v debootstrap >/dev/null \
     || die "debootstrap not found: install Debian's package (apt-get install -y debootstrap)"
+if [ "$ARCH" != "$(host_arch)" ]; then
+    if [ ! -e "$BINFMT/register" ]; then
+        die "binfmt_misc is not mounted, so $ARCH binaries cannot run here: run \
+bash .ci/binfmt.sh (it mounts it and registers qemu-aarch64; needs Debian's qemu-user-static)"
+    fi
+    if [ ! -e "$BINFMT/qemu-aarch64" ] || ! grep -qx enabled "$BINFMT/qemu-aarch64"; then
+        die "qemu-aarch64 is not registered with binfmt_misc: install Debian's qemu-user-static \
+and binfmt-support (apt-get install -y qemu-user-static binfmt-support), then run bash .ci/binfmt.sh"
+    fi
+    grep -q '^flags:.*F' "$BINFMT/qemu-aarch64" \
+        || die "qemu-aarch64 is registered without the F flag (chroots cannot find it): run bash .ci/binfmt.sh"
+fi
 command -v docker >/dev/null \
     || die "the docker client is not installed (apt-get install -y docker.io)"
 docker info >/dev/null 2>&1 \
@@ -87,22 +137,6 @@ start one with: eval \"\$(bash .ci/dockerd.sh start)\""
 "$PYTHON" -c 'import toolchain.container' 2>/dev/null \
     || die "$PYTHON cannot import toolchain: install the project first \
 (pip install --no-deps .), or set PYTHON to the interpreter that has it"
-if [ "$ARCH" != "$(host_arch)" ]; then
-    BINFMT=/proc/sys/fs/binfmt_misc
-    if [ ! -e "$BINFMT/register" ]; then
-        die "binfmt_misc is not mounted, so $ARCH binaries cannot run here: run \
-bash .ci/binfmt.sh (it mounts it and registers qemu-aarch64; needs Debian's qemu-user-static)"
-    fi
-    if [ ! -e "$BINFMT/qemu-aarch64" ] || ! grep -qx enabled "$BINFMT/qemu-aarch64"; then
-        if [ ! -e /usr/lib/binfmt.d/qemu-aarch64.conf ]; then
-            die "qemu-aarch64 is not registered: install Debian's qemu-user-static and \
-binfmt-support (apt-get install -y qemu-user-static binfmt-support), then run bash .ci/binfmt.sh"
-        fi
-        die "qemu-aarch64 is not registered with binfmt_misc: run bash .ci/binfmt.sh"
-    fi
-    grep -q '^flags:.*F' "$BINFMT/qemu-aarch64" \
-        || die "qemu-aarch64 is registered without the F flag (chroots cannot find it): run bash .ci/binfmt.sh"
-fi
 if [ "$UPDATE_LOCK" = 0 ] && [ ! -f "$LOCK" ]; then
     die "no package lock at $LOCK: create it with --update-lock (and commit it)"
 fi
@@ -173,34 +207,6 @@ clean_env=(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C TZ=UTC HOME=/root
 for proxy in http_proxy https_proxy no_proxy; do
     [ -n "${!proxy:-}" ] && clean_env+=("$proxy=${!proxy}")
 done
-
-# --- the package lock ---------------------------------------------------------------
-lock_header() {
-    echo "# Debian packages of $TAG: debootstrap --variant=minbase --arch=$ARCH $SUITE"
-    echo "# with $INCLUDE. Checked by docker/make-base.sh; refresh on purpose with"
-    echo "# \`bash docker/make-base.sh --arch $ARCH --update-lock\` and review the diff."
-}
-
-# check_lock WHAT < "name=version arch" lines: compare with the lock, name every difference.
-check_lock() {
-    local what="$1" got
-    got="$(LC_ALL=C sort)"
-    if [ "$UPDATE_LOCK" = 1 ]; then
-        return 0
-    fi
-    local report
-    report="$(LC_ALL=C join -a1 -a2 -e '(none)' -o '0,1.2,2.2' -t ' ' \
-        <(grep -v '^#' "$LOCK" | sed 's/=/ /' | awk '{ print $1, $2 }' | LC_ALL=C sort) \
-        <(printf '%s\n' "$got" | sed 's/=/ /' | awk '{ print $1, $2 }' | LC_ALL=C sort) \
-        | awk '$2 != $3 { printf "  %s: locked %s, %s %s\n", $1, $2, "'"$what"'", $3 }')"
-    if [ -n "$report" ]; then
-        log "the mirror no longer serves the locked packages ($LOCK):"
-        printf '%s\n' "$report" >&2
-        log "use a mirror that still has them (--mirror URL, e.g. a dated snapshot archive of"
-        log "Debian), or refresh the lock on purpose with --update-lock and review the diff"
-        exit 1
-    fi
-}
 
 log "debootstrap --foreign --variant=minbase --arch=$ARCH $SUITE (include: $INCLUDE)"
 "${clean_env[@]}" debootstrap --foreign --arch="$ARCH" --variant=minbase --include="$INCLUDE" \

@@ -239,7 +239,11 @@ class ImageBuild:
     @property
     def platform(self) -> dict[str, str]:
         variant = _VARIANTS.get(self.arch)
-        return {"os": "linux", "architecture": self.arch, **({"variant": variant} if variant else {})}
+        return {
+            "os": "linux",
+            "architecture": self.arch,
+            **({"variant": variant} if variant else {}),
+        }
 
     def record(self) -> image_lock.PlatformRecord:
         return image_lock.PlatformRecord(
@@ -611,9 +615,7 @@ def _merge_env(base_env: Sequence[str], extra: Mapping[str, str]) -> list[str]:
     return [f"{name}={value}" for name, value in env.items()]
 
 
-def _labels(
-    *, lockfile_sha256: str, base_ref: str, fingerprint: str | None
-) -> dict[str, str]:
+def _labels(*, lockfile_sha256: str, base_ref: str, fingerprint: str | None) -> dict[str, str]:
     # No git revision: it changes with every commit, even one that changes
     # nothing in the image, and a committed image ID cannot hold it. The
     # project layer's diff ID names the code; `git log lockfiles/image.lock`
@@ -692,9 +694,7 @@ def _stat_key(entry: LayerEntry) -> tuple[int, int] | None:
     return (st.st_size, st.st_mtime_ns)
 
 
-def _project_entries(
-    venv: Path, before: Mapping[str, tuple[int, int] | None]
-) -> list[LayerEntry]:
+def _project_entries(venv: Path, before: Mapping[str, tuple[int, int] | None]) -> list[LayerEntry]:
     """What installing the project added to /opt/venv, with the folders that hold it.
 
     Installing one more wheel must only add files: a changed file would
@@ -745,8 +745,15 @@ def _layers(
     (stage / "etc").mkdir()
     venv = stage / "venv"
     stream("installing the locked dependencies (docker/install-venv.sh)")
-    _install(backend, base=base_ref, context=context, stage=stage,
-             requirements="dependencies.txt", compile_dir="/opt/venv/lib", stream=stream)  # fmt: skip
+    _install(
+        backend,
+        base=base_ref,
+        context=context,
+        stage=stage,
+        requirements="dependencies.txt",
+        compile_dir="/opt/venv/lib",
+        stream=stream,
+    )
     deps_entries = entries_from_tree(venv, "opt/venv", normalize_modes=True)
     deps_tar = tmp / "dependencies.tar"
     deps_id = write_layer(_system_entries(stage) + deps_entries, deps_tar, mtime=epoch)
@@ -845,9 +852,7 @@ def _assemble(
             variant=_VARIANTS.get(arch),
         )
         archive = tmp / "image.tar"
-        write_archive(
-            archive, config=config, layers=[(x.diff_id, x.path) for x in layers], tag=tag
-        )
+        write_archive(archive, config=config, layers=[(x.diff_id, x.path) for x in layers], tag=tag)
         backend.load(archive)
         archive.unlink()
         return config
@@ -993,10 +998,16 @@ def build_images(
             own_tag = tag if arch == host_arch() else arch_tag(tag, arch)
             builds.append(
                 _build_assembled(
-                    tag=own_tag, base_image=None, backend=engine, wheelhouse=None,
-                    project_dir=project_dir, epoch=epoch, stream=stream, arch=arch,
+                    tag=own_tag,
+                    base_image=None,
+                    backend=engine,
+                    wheelhouse=None,
+                    project_dir=project_dir,
+                    epoch=epoch,
+                    stream=stream,
+                    arch=arch,
                     mirror=mirror,
-                )  # fmt: skip
+                )
             )
     return builds
 
@@ -1033,6 +1044,30 @@ def lock_path(project_dir: Path | None = None) -> Path:
     return (project_dir or _repo_root()) / "lockfiles" / "image.lock"
 
 
+def _remake_bases(
+    arches: Sequence[str],
+    *,
+    backend: ContainerBackend | None,
+    lock: image_lock.ImageLock | None,
+    mirror: str | None,
+    stream: Stream,
+) -> None:
+    """Remake the offline bases: all of them without a lock, else those that differ from it.
+
+    A base left in the engine by an older make-base.sh must not stand in for
+    the one the inputs make today.
+    """
+    with _engine(backend) as engine:
+        for arch in arches:
+            info = engine.inspect(base_tag(arch))
+            locked = lock.platforms.get(arch) if lock is not None else None
+            if info is not None and locked is not None and info.diff_ids == (locked.base,):
+                continue
+            why = "missing" if info is None else "not the locked one" if lock else "remade"
+            stream(f"{base_tag(arch)}: {why}; making it (docker/make-base.sh --force)")
+            make_base(arch, mirror=mirror, force=True, stream=stream)
+
+
 def lock_images(
     *,
     arches: Sequence[str] = ARCHES,
@@ -1042,7 +1077,8 @@ def lock_images(
     mirror: str | None = None,
     stream: Stream = _print_err,
 ) -> image_lock.ImageLock:
-    """Build every architecture and write ``lockfiles/image.lock`` from what was built."""
+    """Remake the bases, build every architecture, and write ``lockfiles/image.lock``."""
+    _remake_bases(arches, backend=backend, lock=None, mirror=mirror, stream=stream)
     builds = build_images(arches, tag=tag, backend=backend, project_dir=project_dir,
                           mirror=mirror, stream=stream)  # fmt: skip
     lock = image_lock.ImageLock(
@@ -1096,10 +1132,13 @@ def compare_with_lock(
             if lock.inputs.get(key) != inputs.get(key):
                 why = f"{what} changed since the lock was written; {refresh}"
             else:
-                why = (f"its inputs ({what}) are the ones the lock was written from, so this "
-                       "machine built other bytes: a reproducibility bug, please report it")  # fmt: skip
-            problems.append(f"linux/{build.arch}: the {layer} layer differs "
-                            f"(lock {want}, built {have}): {why}")  # fmt: skip
+                why = (
+                    f"its inputs ({what}) are the ones the lock was written from, so this "
+                    "machine built other bytes: a reproducibility bug, please report it"
+                )
+            problems.append(
+                f"linux/{build.arch}: the {layer} layer differs (lock {want}, built {have}): {why}"
+            )
         if all(getattr(locked, x) == getattr(got, x) for x in LAYERS):
             if locked.image_id != got.image_id:
                 problems.append(
@@ -1126,11 +1165,16 @@ def check_images(
     mirror: str | None = None,
     stream: Stream = _print_err,
 ) -> CheckReport:
-    """Rebuild ``arches`` and compare every layer, config and the index with the lock."""
+    """Rebuild ``arches`` and compare every layer, config and the index with the lock.
+
+    A base in the engine that differs from the lock is remade first, so a
+    stale base is never mistaken for a reproducibility failure.
+    """
     path = lock_path(project_dir)
     if not path.is_file():
         raise ContainerError(f"{path} not found", hint="write it with `benchmark-regen image lock`")
     lock = image_lock.parse(path.read_text(), source=str(path))
+    _remake_bases(arches, backend=backend, lock=lock, mirror=mirror, stream=stream)
     builds = build_images(arches, tag=tag, backend=backend, project_dir=project_dir,
                           mirror=mirror, stream=stream)  # fmt: skip
     problems = compare_with_lock(builds, lock, lock_inputs(project_dir))
@@ -1148,7 +1192,7 @@ def save_images(
     arches: Sequence[str] = ARCHES,
     backend: ContainerBackend | None = None,
 ) -> str:
-    """Write the built images of ``arches`` as one OCI image layout tarball; return the index digest.
+    """Write the images of ``arches`` as one OCI image layout tarball; return the index digest.
 
     The images are read from the engine by their architecture tags (built by
     :func:`build_images`). Layers are stored uncompressed, so their digests

@@ -97,11 +97,11 @@ def entries_from_tree(
 
     def entry(path: Path, rel: str) -> LayerEntry:
         st = path.lstat()
-        owner = {"uid": st.st_uid, "gid": st.st_gid} if keep_owners else {}
+        uid, gid = (st.st_uid, st.st_gid) if keep_owners else (0, 0)
         mode = stat.S_IMODE(st.st_mode)
         if stat.S_ISLNK(st.st_mode):
             return LayerEntry(
-                path=rel, kind="symlink", mode=0o777, target=os.readlink(path), **owner
+                path=rel, kind="symlink", mode=0o777, target=os.readlink(path), uid=uid, gid=gid
             )
         if not stat.S_ISDIR(st.st_mode) and not stat.S_ISREG(st.st_mode):
             raise ValueError(f"{path}: not a file, directory or symlink")
@@ -111,9 +111,11 @@ def entries_from_tree(
         if normalize_modes:
             mode = _normal_mode(kind, mode)
         if kind == "dir":
-            return LayerEntry(path=rel, kind="dir", mode=mode, **owner)
+            return LayerEntry(path=rel, kind="dir", mode=mode, uid=uid, gid=gid)
         inode = (st.st_dev, st.st_ino) if st.st_nlink > 1 else None
-        return LayerEntry(path=rel, kind="file", mode=mode, source=path, inode=inode, **owner)
+        return LayerEntry(
+            path=rel, kind="file", mode=mode, source=path, inode=inode, uid=uid, gid=gid
+        )
 
     entries = [entry(root, prefix)] if prefix else []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -357,15 +359,15 @@ def write_oci_archive(
             info.type, info.mode = tarfile.DIRTYPE, 0o755
             tar.addfile(info)
         for name in sorted(members):
-            data, path = members[name]
+            data, source = members[name]
             info = tarfile.TarInfo(name)
             info.mode = 0o644
             if data is not None:
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
             else:
-                assert path is not None
-                with path.open("rb") as f:
+                assert source is not None
+                with source.open("rb") as f:
                     info.size = os.fstat(f.fileno()).st_size
                     tar.addfile(info, f)
     return index_blob.digest

@@ -1,4 +1,4 @@
-"""``benchmark-regen image …``: build, check, lock and save the pinned image (over toolchain.container)."""
+"""``benchmark-regen image …``: build, check, lock, save the pinned image (toolchain.container)."""
 
 from __future__ import annotations
 
@@ -120,8 +120,12 @@ def build(
         report = check_images(arches=arches or ARCHES, tag=tag, mirror=mirror)
         if as_json:
             emit_json(
-                {"ok": report.ok, "index": report.index, "problems": list(report.problems),
-                 "platforms": _builds_json(report.builds)}  # fmt: skip
+                {
+                    "ok": report.ok,
+                    "index": report.index,
+                    "problems": list(report.problems),
+                    "platforms": _builds_json(report.builds),
+                }
             )
         else:
             _print_builds(report.builds)
