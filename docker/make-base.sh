@@ -211,6 +211,7 @@ done
 log "debootstrap --foreign --variant=minbase --arch=$ARCH $SUITE (include: $INCLUDE)"
 "${clean_env[@]}" debootstrap --foreign --arch="$ARCH" --variant=minbase --include="$INCLUDE" \
     "$SUITE" "$ROOTFS" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 || {
+    cp "$WORK/debootstrap.log" "/var/tmp/benchmark-regen-base-$ARCH.log" 2>/dev/null || true
     tail -n 30 "$WORK/debootstrap.log" >&2
     die "debootstrap (first stage) failed; the lines above say why"
 }
@@ -225,8 +226,10 @@ done | check_lock "the mirror has"
 log "second stage (chroot$([ "$ARCH" != "$(host_arch)" ] && echo ", emulated by qemu-aarch64"))"
 "${clean_env[@]}" chroot "$ROOTFS" /debootstrap/debootstrap --second-stage \
     >"$WORK/second-stage.log" 2>&1 || {
-    tail -n 30 "$WORK/second-stage.log" "$ROOTFS/debootstrap/debootstrap.log" >&2 2>/dev/null || true
-    die "debootstrap (second stage) failed; the lines above say why"
+    saved="/var/tmp/benchmark-regen-base-$ARCH.log"
+    cat "$WORK/second-stage.log" "$ROOTFS/debootstrap/debootstrap.log" >"$saved" 2>/dev/null || true
+    tail -n 30 "$saved" >&2 || true
+    die "debootstrap (second stage) failed; the lines above say why (whole log: $saved)"
 }
 
 installed="$("${clean_env[@]}" chroot "$ROOTFS" dpkg-query -W -f '${Package}=${Version} ${Architecture}\n' | LC_ALL=C sort)"

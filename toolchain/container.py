@@ -639,12 +639,13 @@ def _install(
     stage: Path,
     requirements: str,
     compile_dir: str,
+    steps: str,
     stream: Stream,
 ) -> None:
     """Run install-venv.sh in a container of the base; /opt/venv is a host folder."""
     script = (
         f"sh /context/install-venv.sh /context/wheelhouse /opt/venv "
-        f"/context/wheelhouse/{requirements} {compile_dir}"
+        f"/context/wheelhouse/{requirements} {compile_dir} '{steps}'"
         " && cat /etc/passwd > /stage-etc/passwd && cat /etc/group > /stage-etc/group"
     )
     code = backend.run(
@@ -664,7 +665,7 @@ def _install(
         on_stderr=stream,
     )
     if code != 0:
-        raise ContainerError(f"installing {requirements} into {base} failed (exit {code})")
+        raise ContainerError(f"{steps} of {requirements} in {base} failed (exit {code})")
 
 
 def _system_entries(stage: Path) -> list[LayerEntry]:
@@ -729,12 +730,18 @@ def _layers(
     *,
     base: ImageInfo,
     base_ref: str,
+    compile_ref: str,
     context: Path,
     epoch: int,
     tmp: Path,
     stream: Stream,
 ) -> list[_Layer]:
-    """Install the dependencies, then the project, and write each as a layer tar."""
+    """Install the dependencies, then the project, and write each as a layer tar.
+
+    ``compile_ref`` compiles the byte code: the base itself, or for a foreign
+    architecture this machine's base (the same python3, natively: emulated
+    compilation of every module is the slowest step by far).
+    """
     if len(base.diff_ids) != 1 or BASE_LAYER_SIZE_LABEL not in base.labels:
         raise ContainerError(
             f"{base_ref} is not a base made by docker/make-base.sh (one layer, labelled)",
@@ -744,25 +751,23 @@ def _layers(
     (stage / "venv").mkdir(parents=True)
     (stage / "etc").mkdir()
     venv = stage / "venv"
+
+    def install(requirements: str, compile_dir: str) -> None:
+        steps = ["install compile"] if compile_ref == base_ref else ["install", "compile"]
+        for step in steps:
+            ref = compile_ref if step == "compile" else base_ref
+            _install(backend, base=ref, context=context, stage=stage, requirements=requirements,
+                     compile_dir=compile_dir, steps=step, stream=stream)  # fmt: skip
+
     stream("installing the locked dependencies (docker/install-venv.sh)")
-    _install(
-        backend,
-        base=base_ref,
-        context=context,
-        stage=stage,
-        requirements="dependencies.txt",
-        compile_dir="/opt/venv/lib",
-        stream=stream,
-    )
+    install("dependencies.txt", "/opt/venv/lib")
     deps_entries = entries_from_tree(venv, "opt/venv", normalize_modes=True)
     deps_tar = tmp / "dependencies.tar"
     deps_id = write_layer(_system_entries(stage) + deps_entries, deps_tar, mtime=epoch)
     stream(f"dependencies layer {deps_id} ({deps_tar.stat().st_size >> 20} MiB)")
     before = {e.path: _stat_key(e) for e in deps_entries}
     stream("installing the project wheel")
-    site = "/opt/venv/lib/python3.11/site-packages/toolchain"
-    _install(backend, base=base_ref, context=context, stage=stage,
-             requirements="project.txt", compile_dir=site, stream=stream)  # fmt: skip
+    install("project.txt", "/opt/venv/lib/python3.11/site-packages/toolchain")
     project_tar = tmp / "project.tar"
     project_id = write_layer(_project_entries(venv, before), project_tar, mtime=epoch)
     stream(f"project layer {project_id} ({project_tar.stat().st_size >> 10} KiB)")
@@ -818,6 +823,7 @@ def _assemble(
     arch: str,
     base: ImageInfo,
     base_ref: str,
+    compile_ref: str,
     context: Path,
     tag: str,
     labels: Mapping[str, str],
@@ -825,8 +831,8 @@ def _assemble(
     tmp: Path,
     stream: Stream,
 ) -> ImageBuild:
-    layers = _layers(backend, base=base, base_ref=base_ref, context=context, epoch=epoch,
-                     tmp=tmp, stream=stream)  # fmt: skip
+    layers = _layers(backend, base=base, base_ref=base_ref, compile_ref=compile_ref,
+                     context=context, epoch=epoch, tmp=tmp, stream=stream)  # fmt: skip
 
     def load(final_labels: Mapping[str, str]) -> bytes:
         runtime = {
@@ -951,6 +957,10 @@ def _build_assembled(
             base = ensure_base(arch, backend=engine, mirror=mirror, stream=stream)
         if base.architecture != arch:
             raise ContainerError(f"{base_image} is a {base.architecture} image, not {arch}")
+        compile_ref = base_image
+        if arch != host_arch() and arch in ARCHES and host_arch() in ARCHES:
+            ensure_base(host_arch(), backend=engine, mirror=mirror, stream=stream)
+            compile_ref = base_tag(host_arch())
         if wheelhouse is None:
             stream(f"wheelhouse for {arch} (pip download --require-hashes, pinned setuptools)")
             wheelhouse = build_wheelhouse(project_dir=project_dir, epoch=epoch, arch=arch)
@@ -964,8 +974,8 @@ def _build_assembled(
             tmp = Path(tmp_name)
             context = _build_context(wheelhouse, project_dir, tmp)
             built = _assemble(
-                engine, arch=arch, base=base, base_ref=base_image, context=context,
-                tag=tag, labels=labels, epoch=epoch, tmp=tmp, stream=stream,
+                engine, arch=arch, base=base, base_ref=base_image, compile_ref=compile_ref,
+                context=context, tag=tag, labels=labels, epoch=epoch, tmp=tmp, stream=stream,
             )  # fmt: skip
         engine.tag(built.ref.id, tag)
         engine.tag(built.ref.id, arch_tag(tag, arch))
