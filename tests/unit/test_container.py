@@ -435,3 +435,25 @@ def test_bases_that_differ_from_the_lock_are_remade(monkeypatch: pytest.MonkeyPa
     made.clear()
     container._remake_bases(("amd64",), backend=fake, lock=None, mirror=None, stream=print)
     assert made == [("amd64", True)]  # `image lock` always remakes
+
+
+def test_the_project_layer_holds_only_what_the_project_added(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    site = venv / "lib" / "python3.11" / "site-packages"
+    (site / "numpy").mkdir(parents=True)
+    (site / "numpy" / "__init__.py").write_text("")
+    (venv / "bin").mkdir()
+    deps = entries_from_tree(venv, "opt/venv", normalize_modes=True)
+    before = {e.path: container._stat_key(e) for e in deps}
+    (site / "toolchain").mkdir()
+    (site / "toolchain" / "__init__.py").write_text("")
+    (venv / "bin" / "benchmark-regen").write_text("#!/opt/venv/bin/python\n")
+    paths = [e.path for e in container._project_entries(venv, before)]
+    sp = "opt/venv/lib/python3.11/site-packages"
+    assert sorted(paths) == sorted([
+        "opt/venv", "opt/venv/bin", "opt/venv/bin/benchmark-regen", "opt/venv/lib",
+        "opt/venv/lib/python3.11", sp, f"{sp}/toolchain", f"{sp}/toolchain/__init__.py",
+    ])  # fmt: skip
+    (site / "numpy" / "__init__.py").write_text("patched")
+    with pytest.raises(ContainerError, match="changed files of the dependencies layer"):
+        container._project_entries(venv, before)
