@@ -266,8 +266,10 @@ log "packing and loading as $TAG"
 "$PYTHON" -c '
 import sys
 from pathlib import Path
-from toolchain.container import load_base_rootfs
-ref = load_base_rootfs(Path(sys.argv[1]), tag=sys.argv[2], arch=sys.argv[3], epoch=int(sys.argv[4]))
-print(ref.id)
-' "$ROOTFS" "$TAG" "$ARCH" "$SOURCE_DATE_EPOCH" >"$WORK/id" || die "loading the base into the engine failed"
+from toolchain.container import base_inputs, load_base_rootfs
+rootfs, tag, arch, epoch, project = sys.argv[1:]
+inputs = base_inputs(arch, Path(project))
+print(load_base_rootfs(Path(rootfs), tag=tag, arch=arch, epoch=int(epoch), inputs=inputs).id)
+' "$ROOTFS" "$TAG" "$ARCH" "$SOURCE_DATE_EPOCH" "$HERE/.." >"$WORK/id" \
+    || die "loading the base into the engine failed"
 log "done: $TAG = $(cat "$WORK/id")"

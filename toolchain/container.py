@@ -120,11 +120,12 @@ def base_tag(arch: str) -> str:
 
 
 def arch_tag(tag: str, arch: str) -> str:
-    """``benchmark-regen:latest`` → ``benchmark-regen:arm64``: the per-architecture tag."""
+    """The per-architecture tag: ``benchmark-regen:latest`` → ``benchmark-regen:arm64``,
+    ``benchmark-regen:test`` → ``benchmark-regen:test-arm64``."""
     repo, sep, name = tag.rpartition(":")
     if not sep or "/" in name:
-        repo = tag
-    return f"{repo}:{arch}"
+        repo, name = tag, "latest"
+    return f"{repo}:{arch}" if name == "latest" else f"{repo}:{name}-{arch}"
 
 
 BASE_IMAGE_DEBIAN = base_tag(host_arch())
@@ -168,6 +169,8 @@ BASE_ENV = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 BASE_PACKAGES = "python3 python3-venv python3-pip ca-certificates"
 BASE_LAYER_SIZE_LABEL = "io.benchmark-regen.base-layer-size"
 """The size of the base's one layer tar: the OCI manifest names it, the engine does not."""
+BASE_INPUTS_LABEL = "io.benchmark-regen.base-inputs"
+"""The digest of what made the base (make-base.sh, the package lock): a stale base is remade."""
 _VARIANTS = {"arm64": "v8"}
 _WHEEL_PLATFORMS = {
     "amd64": [*(f"manylinux_2_{m}_x86_64" for m in range(28, 16, -1)), "manylinux2014_x86_64"],
@@ -207,7 +210,22 @@ def _print_err(line: str) -> None:
 
 
 def _repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+    """The checkout that holds docker/ and lockfiles/.
+
+    The package's own parent when it is installed editable (nox); else the
+    working directory or one of its parents: `pip install --no-deps .` puts
+    the package in site-packages, away from the files the image is built from.
+    """
+    here = Path.cwd().resolve()
+    for candidate in (Path(__file__).resolve().parent.parent, here, *here.parents):
+        if (candidate / "docker" / "make-base.sh").is_file() and (
+            candidate / "lockfiles" / "requirements.txt"
+        ).is_file():
+            return candidate
+    raise ContainerError(
+        f"no benchmark-regen checkout (docker/make-base.sh, lockfiles/) in {here} or above",
+        hint="run the image commands from a clone of the repository",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -282,13 +300,15 @@ def load_base_rootfs(
     tag: str,
     arch: str,
     epoch: int = SOURCE_DATE_EPOCH,
+    inputs: str | None = None,
     backend: ContainerBackend | None = None,
 ) -> ImageRef:
     """Pack a debootstrapped root file system as one deterministic layer and load it as ``tag``.
 
     Called by ``docker/make-base.sh``. Unlike ``docker import``, which stamps
     the import time into the config, the config here is canonical, so the
-    same packages give the same base image ID on any machine.
+    same packages give the same base image ID on any machine. ``inputs``
+    (:func:`base_inputs`) is recorded as a label.
     """
     with (
         _engine(backend) as engine,
@@ -297,11 +317,10 @@ def load_base_rootfs(
         tmp = Path(tmp_name)
         layer = tmp / "layer.tar"
         diff_id = write_layer(entries_from_tree(rootfs, "", keep_owners=True), layer, mtime=epoch)
-        runtime = {
-            "Cmd": ["/bin/bash"],
-            "Env": list(BASE_ENV),
-            "Labels": {BASE_LAYER_SIZE_LABEL: str(layer.stat().st_size)},
-        }
+        labels = {BASE_LAYER_SIZE_LABEL: str(layer.stat().st_size)}
+        if inputs is not None:
+            labels[BASE_INPUTS_LABEL] = inputs
+        runtime = {"Cmd": ["/bin/bash"], "Env": list(BASE_ENV), "Labels": labels}
         config = image_config(
             diff_ids=[diff_id],
             runtime=runtime,
@@ -367,9 +386,10 @@ def ensure_base(
     """The offline base for ``arch``, made first (``make-base.sh``) when the engine lacks it."""
     tag = base_tag(arch)
     info = backend.inspect(tag)
-    if info is None:
-        stream(f"{tag} is not in the engine at {backend.engine()}: making it (docker/make-base.sh)")
-        make_base(arch, mirror=mirror, stream=stream)
+    if info is None or info.labels.get(BASE_INPUTS_LABEL) != base_inputs(arch):
+        why = "is not in the engine" if info is None else "was made from other inputs"
+        stream(f"{tag} {why}: making it (docker/make-base.sh)")
+        make_base(arch, mirror=mirror, force=True, stream=stream)
         info = backend.inspect(tag)
         if info is None:
             raise ContainerError(f"docker/make-base.sh ran but {tag} is still not in the engine")
@@ -1040,9 +1060,15 @@ def lock_inputs(project_dir: Path | None = None) -> dict[str, str]:
         "project": _tree_digest(root, project_sources(root)),
     }  # fmt: skip
     for arch in ARCHES:
-        files = [docker / "make-base.sh", locks / f"debian-base-{arch}.txt"]
-        inputs[f"base-{arch}"] = _tree_digest(root, [f for f in files if f.is_file()])
+        inputs[f"base-{arch}"] = base_inputs(arch, root)
     return inputs
+
+
+def base_inputs(arch: str, project_dir: Path | None = None) -> str:
+    """The digest of what makes the ``arch`` base: make-base.sh and its package lock."""
+    root = project_dir or _repo_root()
+    files = [root / "docker" / "make-base.sh", root / "lockfiles" / f"debian-base-{arch}.txt"]
+    return _tree_digest(root, [f for f in files if f.is_file()])
 
 
 def _index(builds: Sequence[ImageBuild]) -> bytes:
@@ -1059,21 +1085,30 @@ def _remake_bases(
     *,
     backend: ContainerBackend | None,
     lock: image_lock.ImageLock | None,
+    fresh: bool,
     mirror: str | None,
     stream: Stream,
 ) -> None:
-    """Remake the offline bases: all of them without a lock, else those that differ from it.
+    """Remake the offline bases that cannot stand for the ones the inputs make today.
 
-    A base left in the engine by an older make-base.sh must not stand in for
-    the one the inputs make today.
+    A base is remade when it is missing, was made from other inputs
+    (make-base.sh or the package lock changed: its label says), is not the
+    locked one (with a lock), or always with ``fresh``.
     """
     with _engine(backend) as engine:
         for arch in arches:
             info = engine.inspect(base_tag(arch))
             locked = lock.platforms.get(arch) if lock is not None else None
-            if info is not None and locked is not None and info.diff_ids == (locked.base,):
+            if fresh:
+                why = "remade on request"
+            elif info is None:
+                why = "missing"
+            elif info.labels.get(BASE_INPUTS_LABEL) != base_inputs(arch):
+                why = "made from other inputs than docker/make-base.sh and its package lock"
+            elif locked is not None and info.diff_ids != (locked.base,):
+                why = "not the locked base"
+            else:
                 continue
-            why = "missing" if info is None else "not the locked one" if lock else "remade"
             stream(f"{base_tag(arch)}: {why}; making it (docker/make-base.sh --force)")
             make_base(arch, mirror=mirror, force=True, stream=stream)
 
@@ -1085,10 +1120,15 @@ def lock_images(
     backend: ContainerBackend | None = None,
     project_dir: Path | None = None,
     mirror: str | None = None,
+    fresh_bases: bool = False,
     stream: Stream = _print_err,
 ) -> image_lock.ImageLock:
-    """Remake the bases, build every architecture, and write ``lockfiles/image.lock``."""
-    _remake_bases(arches, backend=backend, lock=None, mirror=mirror, stream=stream)
+    """Build every architecture and write ``lockfiles/image.lock`` from what was built.
+
+    Bases are remade when stale (see ``_remake_bases``), or all with ``fresh_bases``.
+    """
+    _remake_bases(arches, backend=backend, lock=None, fresh=fresh_bases, mirror=mirror,
+                  stream=stream)  # fmt: skip
     builds = build_images(arches, tag=tag, backend=backend, project_dir=project_dir,
                           mirror=mirror, stream=stream)  # fmt: skip
     lock = image_lock.ImageLock(
@@ -1173,18 +1213,22 @@ def check_images(
     backend: ContainerBackend | None = None,
     project_dir: Path | None = None,
     mirror: str | None = None,
+    fresh_bases: bool = False,
     stream: Stream = _print_err,
 ) -> CheckReport:
     """Rebuild ``arches`` and compare every layer, config and the index with the lock.
 
-    A base in the engine that differs from the lock is remade first, so a
-    stale base is never mistaken for a reproducibility failure.
+    A base in the engine that differs from the lock, or was made from other
+    inputs, is remade first, so a stale base is never mistaken for a
+    reproducibility failure; ``fresh_bases`` remakes them all (debootstrap
+    included in the proof).
     """
     path = lock_path(project_dir)
     if not path.is_file():
         raise ContainerError(f"{path} not found", hint="write it with `benchmark-regen image lock`")
     lock = image_lock.parse(path.read_text(), source=str(path))
-    _remake_bases(arches, backend=backend, lock=lock, mirror=mirror, stream=stream)
+    _remake_bases(arches, backend=backend, lock=lock, fresh=fresh_bases, mirror=mirror,
+                  stream=stream)  # fmt: skip
     builds = build_images(arches, tag=tag, backend=backend, project_dir=project_dir,
                           mirror=mirror, stream=stream)  # fmt: skip
     problems = compare_with_lock(builds, lock, lock_inputs(project_dir))

@@ -170,8 +170,17 @@ def test_make_base_failure_carries_the_scripts_words(tmp_path: Path) -> None:
     assert exc.value.exit_code == ExitCode.ENVIRONMENT
 
 
+def _base(arch: str, diff_id: str, *, inputs: str | None = None) -> ImageInfo:
+    labels = {} if inputs is None else {container.BASE_INPUTS_LABEL: inputs}
+    return ImageInfo(
+        id=_digest("e"), diff_ids=(diff_id,), env=(), labels=labels, architecture=arch,
+        os="linux",
+    )  # fmt: skip
+
+
 def test_a_base_of_the_wrong_architecture_is_refused() -> None:
-    fake = FakeBackend(images={container.base_tag("arm64"): _info()})  # amd64 inside
+    wrong = _base("amd64", _digest("1"), inputs=container.base_inputs("arm64"))
+    fake = FakeBackend(images={container.base_tag("arm64"): wrong})
     with pytest.raises(ContainerError, match="is a amd64 image, not arm64"):
         container.build_image(backend=fake, arch="arm64", stream=lambda _: None)
 
@@ -410,50 +419,51 @@ def test_env_pins_match_the_determinism_guard() -> None:
             assert container.IMAGE_ENV[name] == setting.value, name
 
 
-def test_bases_that_differ_from_the_lock_are_remade(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stale_bases_are_remade(monkeypatch: pytest.MonkeyPatch) -> None:
     made: list[tuple[str, bool]] = []
     monkeypatch.setattr(
         container, "make_base", lambda arch, force=False, **kw: made.append((arch, force))
     )
     locked = _build("amd64")
     lock = _lock_of(locked, _build("arm64", base=_digest("7")), inputs=INPUTS)
-    amd64_base = ImageInfo(
-        id=_digest("e"), diff_ids=(locked.layers["base"].digest,), env=(), labels={},
-        architecture="amd64", os="linux",
-    )  # fmt: skip
-    stale_arm64 = ImageInfo(
-        id=_digest("f"), diff_ids=(_digest("6"),), env=(), labels={}, architecture="arm64",
-        os="linux",
-    )  # fmt: skip
+    current = {arch: container.base_inputs(arch) for arch in container.ARCHES}
     fake = FakeBackend(
-        images={container.base_tag("amd64"): amd64_base, container.base_tag("arm64"): stale_arm64}
-    )
-    container._remake_bases(
-        container.ARCHES, backend=fake, lock=lock, mirror=None, stream=lambda _: None
-    )
-    assert made == [("arm64", True)]
-    made.clear()
-    container._remake_bases(("amd64",), backend=fake, lock=None, mirror=None, stream=print)
-    assert made == [("amd64", True)]  # `image lock` always remakes
+        images={
+            container.base_tag("amd64"): _base("amd64", locked.layers["base"].digest,
+                                              inputs=current["amd64"]),
+            container.base_tag("arm64"): _base("arm64", _digest("6"), inputs=current["arm64"]),
+        }
+    )  # fmt: skip
+
+    def remade(**kw: object) -> list[tuple[str, bool]]:
+        made.clear()
+        container._remake_bases(container.ARCHES, backend=fake, mirror=None,
+                                stream=lambda _: None, **kw)  # type: ignore[arg-type]  # fmt: skip
+        return list(made)
+
+    assert remade(lock=lock, fresh=False) == [("arm64", True)]  # not the locked base
+    assert remade(lock=None, fresh=False) == []  # current inputs, no lock: kept
+    assert remade(lock=None, fresh=True) == [("amd64", True), ("arm64", True)]
+    fake.images[container.base_tag("amd64")] = _base("amd64", _digest("1"), inputs=_digest("0"))
+    assert remade(lock=None, fresh=False) == [("amd64", True)]  # made from other inputs
+    del fake.images[container.base_tag("arm64")]
+    assert remade(lock=None, fresh=False) == [("amd64", True), ("arm64", True)]  # missing
 
 
-def test_the_project_layer_holds_only_what_the_project_added(tmp_path: Path) -> None:
-    venv = tmp_path / "venv"
-    site = venv / "lib" / "python3.11" / "site-packages"
-    (site / "numpy").mkdir(parents=True)
-    (site / "numpy" / "__init__.py").write_text("")
-    (venv / "bin").mkdir()
-    deps = entries_from_tree(venv, "opt/venv", normalize_modes=True)
-    before = {e.path: container._stat_key(e) for e in deps}
-    (site / "toolchain").mkdir()
-    (site / "toolchain" / "__init__.py").write_text("")
-    (venv / "bin" / "benchmark-regen").write_text("#!/opt/venv/bin/python\n")
-    paths = [e.path for e in container._project_entries(venv, before)]
-    sp = "opt/venv/lib/python3.11/site-packages"
-    assert sorted(paths) == sorted([
-        "opt/venv", "opt/venv/bin", "opt/venv/bin/benchmark-regen", "opt/venv/lib",
-        "opt/venv/lib/python3.11", sp, f"{sp}/toolchain", f"{sp}/toolchain/__init__.py",
-    ])  # fmt: skip
-    (site / "numpy" / "__init__.py").write_text("patched")
-    with pytest.raises(ContainerError, match="changed files of the dependencies layer"):
-        container._project_entries(venv, before)
+def test_arch_tag_keeps_a_named_tag() -> None:
+    assert container.arch_tag("benchmark-regen:test", "arm64") == "benchmark-regen:test-arm64"
+    assert container.arch_tag("benchmark-regen", "amd64") == "benchmark-regen:amd64"
+
+
+def test_the_checkout_is_found_from_the_working_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`pip install --no-deps .` puts toolchain/ in site-packages: the files stay in the clone."""
+    monkeypatch.setattr(
+        container, "__file__", str(tmp_path / "site-packages" / "toolchain" / "c.py")
+    )
+    monkeypatch.chdir(ROOT / "toolchain")
+    assert container._repo_root() == ROOT
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ContainerError, match="no benchmark-regen checkout"):
+        container._repo_root()

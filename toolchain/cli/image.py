@@ -35,6 +35,11 @@ _arch_option = click.option(
     help="Architecture to build (repeatable). Default: this machine's; "
     "with --check, lock and save: every architecture of the lock.",
 )
+_fresh_bases_option = click.option(
+    "--fresh-bases",
+    is_flag=True,
+    help="Remake the offline bases first (debootstrap), even when current.",
+)
 _mirror_option = click.option(
     "--mirror",
     default=None,
@@ -94,6 +99,7 @@ def image() -> None:
 )
 @click.option("--no-cache", is_flag=True, help="With --dockerfile: do not reuse cached layers.")
 @_mirror_option
+@_fresh_bases_option
 @json_option
 def build(
     tag: str,
@@ -103,6 +109,7 @@ def build(
     use_dockerfile: bool,
     no_cache: bool,
     mirror: str | None,
+    fresh_bases: bool,
     as_json: bool,
 ) -> None:
     """Build the image from the hashed lockfiles and print its ID and layers.
@@ -117,7 +124,9 @@ def build(
     if check:
         if use_dockerfile or base_image:
             raise click.UsageError("--check builds the locked image: no --dockerfile/--base-image")
-        report = check_images(arches=arches or ARCHES, tag=tag, mirror=mirror)
+        report = check_images(
+            arches=arches or ARCHES, tag=tag, mirror=mirror, fresh_bases=fresh_bases
+        )
         if as_json:
             emit_json(
                 {
@@ -163,14 +172,15 @@ def build(
 @_tag_option
 @_arch_option
 @_mirror_option
-def lock(tag: str, arches: tuple[str, ...], mirror: str | None) -> None:
+@_fresh_bases_option
+def lock(tag: str, arches: tuple[str, ...], mirror: str | None, fresh_bases: bool) -> None:
     """Build every architecture and write lockfiles/image.lock (review the diff).
 
     \b
     Examples:
       benchmark-regen image lock && git diff lockfiles/image.lock
     """
-    written = lock_images(arches=arches or ARCHES, tag=tag, mirror=mirror)
+    written = lock_images(arches=arches or ARCHES, tag=tag, mirror=mirror, fresh_bases=fresh_bases)
     for arch, rec in written.platforms.items():
         echo(f"linux/{arch:<6} {rec.image_id}")
     if written.index:
