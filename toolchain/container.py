@@ -998,7 +998,8 @@ def _build_assembled(
                 context=context, tag=tag, labels=labels, epoch=epoch, tmp=tmp, stream=stream,
             )  # fmt: skip
         engine.tag(built.ref.id, tag)
-        engine.tag(built.ref.id, arch_tag(tag, arch))
+        if not tag.endswith(f":{arch}") and not tag.endswith(f"-{arch}"):
+            engine.tag(built.ref.id, arch_tag(tag, arch))
         return built
 
 
