@@ -500,6 +500,7 @@ def _build_project_wheel(project_dir: Path, dest: Path, *, backend_dir: Path, ep
             target = src / path.relative_to(project_dir)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
+            target.chmod(0o644)  # the wheel records modes: not the checkout's, nor the umask
         (src / "README.md").write_text(_WHEEL_README)
         argv = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                 "--no-index", "-q", "-w", str(dest), str(src)]  # fmt: skip
