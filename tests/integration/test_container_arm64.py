@@ -1,9 +1,12 @@
 """The linux/arm64 image under qemu-user-static: the same roots as the host, measured.
 
 Runs the demo recipe and ``adversarial`` in the arm64 image (emulated on an
-x86-64 machine: ~20x slower, so three small real photographs and two
-adversarial steps) and on the host, and asserts that the roots are equal.
-No root is hard-coded: both sides are computed here.
+x86-64 machine: ~20x slower, so three small real photographs) and on the
+host, and asserts that the roots are equal. No root is hard-coded: both sides
+are computed here. ``adversarial`` keeps its default 10 steps: with 2, these
+photographs happen to give the same pixels on both kernels (measured), so the
+test could not see the drift it is there to catch; with 10, coins.png differs
+today (57 of 116,352 values).
 
 The image comes from .ci/run's ``image build --check`` when it ran
 (BENCHMARK_REGEN_IMAGES_CHECKED=1), else it is built here (base included).
@@ -83,10 +86,8 @@ def _arm64_root(image: ImageRef, argv: Sequence[str], original: Path, out: Path)
     return str(json.loads("\n".join(lines))["root"])
 
 
-def _argv(recipe: str, original: Path, out: Path, *params: str) -> list[str]:
-    extra = [a for p in params for a in ("--param", p)]
-    return ["generate", "--recipe", recipe, "--original", str(original), "--out", str(out),
-            *extra]  # fmt: skip
+def _argv(recipe: str, original: Path, out: Path) -> list[str]:
+    return ["generate", "--recipe", recipe, "--original", str(original), "--out", str(out)]
 
 
 def test_the_image_is_arm64_and_its_blas_probe_works(arm64_image: ImageRef) -> None:
@@ -125,12 +126,9 @@ def test_demo_recipe_root_equals_the_hosts(
 def test_adversarial_root_equals_the_hosts(
     arm64_image: ImageRef, photos: Path, tmp_path: Path
 ) -> None:
-    host = _host_root(_argv("adversarial", photos, tmp_path / "host", "steps=2"))
+    host = _host_root(_argv("adversarial", photos, tmp_path / "host"))
     inside = _arm64_root(
-        arm64_image,
-        _argv("adversarial", photos, tmp_path / "arm64", "steps=2"),
-        photos,
-        tmp_path / "arm64",
+        arm64_image, _argv("adversarial", photos, tmp_path / "arm64"), photos, tmp_path / "arm64"
     )
     assert host.startswith("sha256:")
     assert inside == host, f"arm64 {inside} != host {host}"
