@@ -180,16 +180,14 @@ def fuzz(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def image(session: nox.Session) -> None:
-    """Build the pinned container image (needs an engine; see docker/README.md).
+    """Build, check, lock or save the pinned image (needs an engine; see docker/README.md).
 
-    Makes the offline base (docker/make-base.sh, a no-op when it exists) unless
-    another base is named; posargs go to `benchmark-regen image build`.
+    posargs are a `benchmark-regen image` command, `build` by default:
+    ``nox -s image -- build --check`` (what .ci/run does), ``nox -s image -- lock``.
+    A missing offline base is made first (docker/make-base.sh, needs root).
     """
     _install_locked(session, "requirements.txt")
-    if not {"--base-image", "--dockerfile"} & set(session.posargs):
-        session.run("bash", str(ROOT / "docker" / "make-base.sh"), external=True)
-    build = "import sys; from toolchain.cli.image import image; image(['build', *sys.argv[1:]])"
-    session.run("python", "-c", build, *session.posargs)
+    session.run("benchmark-regen", "image", *(session.posargs or ["build"]))
 
 
 @nox.session(python=PYTHON, default=False)

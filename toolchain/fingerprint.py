@@ -18,6 +18,7 @@ import sys
 from collections.abc import Mapping
 from functools import cache
 from importlib import metadata
+from typing import Any
 
 from toolchain.determinism import PINNED, process_is_pinned
 
@@ -33,14 +34,54 @@ def _dist_version(name: str) -> str:
         return "absent"
 
 
+class _DlPhdrInfo(ctypes.Structure):
+    # The first two fields of glibc's (and musl's) struct dl_phdr_info; the rest is unused.
+    _fields_ = [("dlpi_addr", ctypes.c_void_p), ("dlpi_name", ctypes.c_char_p)]
+
+
+_DL_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(_DlPhdrInfo), ctypes.c_size_t, ctypes.c_void_p
+)
+
+
+def _loaded_libraries() -> list[str]:
+    """Paths of the shared objects loaded in this process, from the dynamic loader itself.
+
+    ``dl_iterate_phdr`` needs no /proc: under qemu-user in a chroot without
+    /proc (how an arm64 root is often run on an x86-64 machine),
+    /proc/self/maps reads empty, which left the BLAS probe with nothing.
+    /proc/self/maps remains the fallback where the C library lacks the call.
+    """
+    names: list[str] = []
+
+    def visit(info: Any, _size: int, _data: Any) -> int:
+        name = info.contents.dlpi_name
+        if name:
+            names.append(os.fsdecode(name))
+        return 0
+
+    try:
+        iterate = ctypes.CDLL(None).dl_iterate_phdr
+    except (OSError, AttributeError):
+        return _maps_libraries()
+    iterate.argtypes = [_DL_CALLBACK, ctypes.c_void_p]
+    iterate.restype = ctypes.c_int
+    iterate(_DL_CALLBACK(visit), None)
+    return names or _maps_libraries()
+
+
+def _maps_libraries() -> list[str]:
+    try:
+        with open("/proc/self/maps") as f:
+            return [ln.split()[-1] for ln in f if "/" in ln]
+    except OSError:
+        return []
+
+
 def _openblas_info() -> dict[str, str]:
     """Vendor, core type and threads of the loaded OpenBLAS, read via its C API."""
     info: dict[str, str] = {}
-    try:
-        with open("/proc/self/maps") as f:
-            libs = sorted({ln.split()[-1] for ln in f if "openblas" in ln.lower() and "/" in ln})
-    except OSError:
-        libs = []
+    libs = sorted({p for p in _loaded_libraries() if "openblas" in os.path.basename(p).lower()})
     for path in libs:
         try:
             lib = ctypes.CDLL(path)

@@ -1,12 +1,15 @@
 """The pinned image on a real engine: builds, confinement, and host == container root hashes.
 
 The image is built once per session (the offline Debian base is made first
-when the engine lacks it). Without an engine these tests skip, unless
+when the engine lacks it), or taken from the engine when .ci/run has just
+built and checked it (BENCHMARK_REGEN_IMAGES_CHECKED=1, set after
+`image build --check` passed). Without an engine these tests skip, unless
 BENCHMARK_REGEN_REQUIRE_DOCKER=1 (CI), where they fail (tests/conftest.py).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -33,9 +36,7 @@ def _docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="session")
 def base_image() -> str:
     with DockerSDKBackend() as engine:
-        missing = engine.inspect(container.BASE_IMAGE_DEBIAN) is None
-    if missing:
-        subprocess.run(["bash", str(ROOT / "docker" / "make-base.sh")], check=True)
+        container.ensure_base(container.host_arch(), backend=engine)
     return container.BASE_IMAGE_DEBIAN
 
 
@@ -44,9 +45,24 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Wheelhouse:
     return container.build_wheelhouse(dest=tmp_path_factory.mktemp("wheelhouse"))
 
 
+def checked_image(arch: str) -> ImageRef | None:
+    """The image .ci/run built and checked against the lock just before the tests, if any."""
+    if os.environ.get("BENCHMARK_REGEN_IMAGES_CHECKED") != "1":
+        return None
+    with DockerSDKBackend() as engine:
+        info = engine.inspect(container.arch_tag(container.DEFAULT_TAG, arch))
+    return None if info is None else ImageRef(id=info.id, tag=info.id)
+
+
 @pytest.fixture(scope="session")
-def image(base_image: str, wheelhouse: Wheelhouse) -> ImageRef:
-    return container.build_image(tag=TAG, base_image=base_image, wheelhouse=wheelhouse)
+def image(base_image: str) -> ImageRef:
+    ref = checked_image(container.host_arch())
+    if ref is None:
+        (build,) = container.build_images([container.host_arch()], tag=TAG)
+        ref = build.ref
+    with DockerSDKBackend() as engine:
+        engine.tag(ref.id, TAG)
+    return ImageRef(id=ref.id, tag=TAG)
 
 
 def _host_json(argv: Sequence[str]) -> dict[str, object]:
@@ -77,14 +93,25 @@ def test_env_json_prints_a_fingerprint(image: ImageRef) -> None:
     assert fp["env.OPENBLAS_NUM_THREADS"] == "1"
 
 
-def test_image_is_labelled(image: ImageRef, wheelhouse: Wheelhouse) -> None:
+def test_image_is_labelled_without_the_revision(image: ImageRef) -> None:
     with DockerSDKBackend() as engine:
         info = engine.inspect(image.id)
     assert info is not None
     labels = info.labels
-    assert labels["io.benchmark-regen.lockfile-sha256"] == wheelhouse.lockfile_sha256
+    lock = (ROOT / "lockfiles" / "requirements.txt").read_bytes()
+    assert labels["io.benchmark-regen.lockfile-sha256"] == hashlib.sha256(lock).hexdigest()
     assert len(labels["io.benchmark-regen.fingerprint"]) == 16
-    assert labels["org.opencontainers.image.revision"]
+    # A committed image ID cannot hold the commit that builds it.
+    assert "org.opencontainers.image.revision" not in labels
+    assert [len(info.diff_ids), info.architecture] == [3, container.host_arch()]
+
+
+def test_running_the_image_without_arguments_prints_help_and_fingerprint(
+    image: ImageRef,
+) -> None:
+    proc = _docker("run", "--rm", "--network", "none", TAG)
+    assert "Regenerate image benchmarks bit for bit" in proc.stdout
+    assert "Runtime fingerprint" in proc.stdout and "env.OPENBLAS_NUM_THREADS" in proc.stdout
 
 
 def test_runs_as_non_root_and_cannot_write_the_original(
@@ -139,11 +166,32 @@ def test_adversarial_root_hash_is_the_same_inside_and_outside(
     assert inside["root"] == host["root"]
 
 
-def test_building_twice_gives_the_same_image_id(
-    image: ImageRef, base_image: str, wheelhouse: Wheelhouse
-) -> None:
-    again = container.build_image(tag=f"{TAG}-again", base_image=base_image, wheelhouse=wheelhouse)
-    assert again.id == image.id
+@pytest.mark.skipif(
+    os.environ.get("BENCHMARK_REGEN_IMAGES_CHECKED") == "1",
+    reason="image build --check has just rebuilt the image and proved it against the lock",
+)
+def test_building_again_gives_the_same_layers_and_image_id(image: ImageRef) -> None:
+    (again,) = container.build_images([container.host_arch()], tag=f"{TAG}-again")
+    with DockerSDKBackend() as engine:
+        info = engine.inspect(image.id)
+    assert info is not None
+    assert [again.layers[name].digest for name in container.LAYERS] == list(info.diff_ids)
+    assert again.ref.id == image.id
+
+
+def test_saved_layout_loads_back_with_the_same_id(image: ImageRef, tmp_path: Path) -> None:
+    arch = container.host_arch()
+    with DockerSDKBackend() as engine:
+        engine.tag(image.id, container.arch_tag(f"{TAG}-save", arch))
+    digest = container.save_images(tmp_path / "oci.tar", tag=f"{TAG}-save", arches=[arch])
+    assert digest.startswith("sha256:")
+    _docker("rmi", container.arch_tag(f"{TAG}-save", arch))
+    load = _docker("load", "-i", str(tmp_path / "oci.tar"))
+    assert container.arch_tag(f"{TAG}-save", arch) in load.stdout
+    inspect = _docker(
+        "image", "inspect", "--format", "{{.Id}}", container.arch_tag(f"{TAG}-save", arch)
+    )
+    assert inspect.stdout.strip() == image.id
 
 
 def test_dockerfile_route_builds_with_the_offline_base(
