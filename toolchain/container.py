@@ -69,7 +69,7 @@ from toolchain._internal.image_layout import (
     write_layer,
     write_oci_archive,
 )
-from toolchain.determinism import PINNED
+from toolchain.determinism import PINNED, openblas_coretype
 from toolchain.errors import ContainerError, InputError
 
 __all__ = [
@@ -156,6 +156,17 @@ IMAGE_ENV: Mapping[str, str] = {
     **{name: setting.value for name, setting in PINNED.items() if setting.value},
     "PYTHONDONTWRITEBYTECODE": "1",
 }
+
+
+def image_env(arch: str) -> dict[str, str]:
+    """:data:`IMAGE_ENV` for an image of architecture ``arch``: its own OpenBLAS kernel."""
+    env = dict(IMAGE_ENV)
+    coretype = openblas_coretype(arch)
+    if coretype:
+        env["OPENBLAS_CORETYPE"] = coretype
+    return env
+
+
 MOUNTS_LABEL = f"{CONTAINER_ORIGINAL}:ro {CONTAINER_OUT}:rw {CONTAINER_DIFF}:ro"
 
 # Fingerprint keys that describe the CPU of the machine that ran the probe,
@@ -859,7 +870,7 @@ def _assemble(
         runtime = {
             "Entrypoint": list(IMAGE_ENTRYPOINT),
             "Cmd": list(IMAGE_CMD),
-            "Env": _merge_env(base.env, IMAGE_ENV),
+            "Env": _merge_env(base.env, image_env(base.architecture)),
             "Labels": dict(sorted(final_labels.items())),
             "User": IMAGE_USER,
             "WorkingDir": IMAGE_WORKDIR,

@@ -38,6 +38,7 @@ __all__ = [
     "PINNED",
     "PinnedSetting",
     "apply_process_settings",
+    "openblas_coretype",
     "pinned_environ",
     "pinned_spawn_context",
     "probe_simd_dispatch",
@@ -56,6 +57,12 @@ class PinnedSetting(NamedTuple):
 
 _CORETYPE = {"x86_64": "Haswell", "amd64": "Haswell", "aarch64": "ARMV8", "arm64": "ARMV8"}
 
+
+def openblas_coretype(machine: str) -> str:
+    """The OpenBLAS kernel pinned on CPU architecture ``machine`` (``x86_64``, ``arm64``, ...)."""
+    return _CORETYPE.get(machine.lower(), "")
+
+
 PINNED: Mapping[str, PinnedSetting] = {
     "OPENBLAS_NUM_THREADS": PinnedSetting(
         "1", "a threaded GEMM splits sums differently, changing float results"
@@ -69,7 +76,7 @@ PINNED: Mapping[str, PinnedSetting] = {
         "COMPATIBLE", "MKL otherwise picks code paths by CPU, changing results across machines"
     ),
     "OPENBLAS_CORETYPE": PinnedSetting(
-        _CORETYPE.get(platform.machine().lower(), ""),
+        openblas_coretype(platform.machine()),
         "OpenBLAS otherwise picks its GEMM kernel by CPU; kernels round differently",
     ),
     "PYTHONHASHSEED": PinnedSetting(
@@ -179,7 +186,9 @@ def reexec_pinned(argv: list[str]) -> None:
     env = pinned_environ()
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "toolchain", *argv], env)
+    # -P: the working directory is not put on the import path, so a folder named
+    # `toolchain` there (another checkout) cannot stand in for the installed package.
+    os.execve(sys.executable, [sys.executable, "-P", "-m", "toolchain", *argv], env)
 
 
 @contextlib.contextmanager

@@ -117,12 +117,6 @@ def test_demo_recipe_root_equals_the_hosts(
     assert inside == host
 
 
-@pytest.mark.xfail(
-    reason="float32 GEMM kernels differ between x86-64 and arm64 OpenBLAS until the "
-    "portable adversarial recipe lands (issue #12); strict: remove this mark when it passes",
-    raises=AssertionError,
-    strict=True,
-)
 def test_adversarial_root_equals_the_hosts(
     arm64_image: ImageRef, photos: Path, tmp_path: Path
 ) -> None:

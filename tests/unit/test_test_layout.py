@@ -40,11 +40,7 @@ EXEMPT: dict[str, str] = {
 }
 """Modules with no test module of their own, and why (paths relative to ``toolchain/``)."""
 
-PENDING: dict[str, str] = {
-    "_internal/image_layout.py": "rewritten concurrently (the layered image), with its tests as "
-    "tests/unit/test_image_layout.py: rename that to test_internal_image_layout.py and drop "
-    "this entry; meanwhile test_container.py tests its layers and archives",
-}
+PENDING: dict[str, str] = {}
 """Modules whose test module is on its way; an entry whose test module exists fails."""
 
 
