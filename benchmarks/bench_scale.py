@@ -19,13 +19,18 @@ are the M-sample original). On N and M (``--photos-small``, default N/10) sample
   has no --workers option), each command at --workers 1 and 2, adjacent, best of
   ``--repeat``; the 2-worker speed-up (goal >= 1.8x for generate and apply);
 * peak RSS at N over M samples of every command (goal <= 1.1);
-* per run: CPU seconds (user+sys of the command and its workers), the seconds its processes
-  waited for a CPU (run queue, ``/proc/PID/schedstat``), and the share of the workers' life
-  they sat blocked, waiting for work (sampled every 0.2 s); and the load average.
+* per run: CPU seconds (user+sys of the command and its workers; and of its own, collecting,
+  process alone), the seconds its processes waited for a CPU (run queue,
+  ``/proc/PID/schedstat``), and the share of the workers' life they sat blocked, waiting
+  for work (sampled every 0.2 s); and the load average.
+
+``--commands`` measures a subset (``apply`` and ``verify`` without ``adversarial`` make the
+adversarial benchmark first, untimed, with --workers 2).
 
 Run:  python benchmarks/bench_scale.py [--n 40] [--json]
       python benchmarks/bench_scale.py --photos 10000 [--photos-small 1000] [--steps K]
-          [--sklearn PATH] [--repeat 1] [--json]
+          [--sklearn PATH] [--repeat 1] [--commands gaussian-noise,adversarial,apply,verify]
+          [--json]
 ``--sklearn``: a folder holding china.jpg and flower.jpg, or a scikit-learn wheel (default:
 an installed scikit-learn, else scikit-image's photographs only).
 Every command runs as a fresh `benchmark-regen` process (the console script beside this
@@ -102,6 +107,8 @@ class Measured:
     """User + system time of the command and its reaped workers."""
     run_queue_s: float | None
     """Seconds the command's processes spent runnable but waiting for a CPU (schedstat)."""
+    main_cpu_s: float | None
+    """CPU seconds of the command's own process (with a pool: the collecting process)."""
     worker_blocked: float | None
     """Share of the pool workers' life spent blocked (neither running nor runnable)."""
 
@@ -158,6 +165,7 @@ print(json.dumps({
     "rss_kib": usage.ru_maxrss,
     "cpu_s": usage.ru_utime + usage.ru_stime,
     "run_queue_s": sum(v[3] for v in seen.values()) if seen else None,
+    "main_cpu_s": seen[proc.pid][2] if proc.pid in seen else None,
     "worker_blocked": blocked / life if life > 0 else None,
 }))
 sys.exit(os.waitstatus_to_exitcode(status))
@@ -196,17 +204,24 @@ def photo_figures(opts: argparse.Namespace, tmp: Path) -> dict[str, object]:
     commands = {
         "generate gaussian-noise": lambda src, out: [
             *("generate", "--recipe", "gaussian-noise", "--original", str(src)),
-            *("--out", str(out / "noise"), "--overwrite", "-q"),
+            *("--out", str(out / "noise"), "-q"),
         ],
         "generate adversarial": lambda src, out: [
             *("generate", "--recipe", "adversarial", *steps, "--original", str(src)),
-            *("--out", str(out / "adv"), "--overwrite", "-q"),
+            *("--out", str(out / "adv"), "-q"),
         ],
         "diff apply": lambda src, out: [
             *("diff", "apply", "--original", str(src), "--diff", str(out / "adv.bdiff")),
-            *("--out", str(out / "applied"), "--overwrite", "-q"),
+            *("--out", str(out / "applied"), "-q"),
         ],
         "verify": lambda src, out: ["verify", str(out / "adv"), "-q"],
+    }
+    chosen = [c for c in commands if c.split()[-1] in opts.commands.split(",")]
+    # Each run writes a new folder: the previous run's is removed first, untimed.
+    writes = {
+        "generate gaussian-noise": "noise",
+        "generate adversarial": "adv",
+        "diff apply": "applied",
     }
     runs: dict[str, dict[str, dict[str, object]]] = {}
     setup: dict[str, float] = {}
@@ -218,7 +233,11 @@ def photo_figures(opts: argparse.Namespace, tmp: Path) -> dict[str, object]:
         out = tmp / f"out{n}"
         out.mkdir()
         best: dict[str, Measured] = {}
-        for name, argv in commands.items():
+        if "generate adversarial" not in chosen and {"diff apply", "verify"} & set(chosen):
+            made = measure([*commands["generate adversarial"](src, out), "--workers", "2"])
+            setup[f"generate adversarial --workers 2, {n} samples"] = round(made.wall_s, 1)
+        for name in chosen:
+            argv = commands[name]
             if name == "diff apply":
                 create = measure(
                     [
@@ -233,16 +252,13 @@ def photo_figures(opts: argparse.Namespace, tmp: Path) -> dict[str, object]:
                 for w in worker_counts:
                     label = name if name == "verify" else f"{name} --workers {w}"
                     extra = [] if name == "verify" else ["--workers", str(w)]
+                    if name in writes:
+                        shutil.rmtree(out / writes[name], ignore_errors=True)
                     m = measure([*argv(src, out), *extra])
                     if label not in best or m.wall_s < best[label].wall_s:
                         best[label] = m
             loads.append(round(os.getloadavg()[0], 1))
-        samples = {
-            "generate gaussian-noise": _samples(out / "noise"),
-            "generate adversarial": _samples(out / "adv"),
-            "diff apply": _samples(out / "applied"),
-            "verify": _samples(out / "adv"),
-        }
+        samples = {name: _samples(out / {**writes, "verify": "adv"}[name]) for name in chosen}
         runs[str(n)] = {}
         for label, m in best.items():
             k = next(c for c in commands if label.startswith(c))
@@ -256,7 +272,7 @@ def photo_figures(opts: argparse.Namespace, tmp: Path) -> dict[str, object]:
     big, little = runs[str(opts.photos)], runs[str(small)]
     speedup = {
         name: round(big[f"{name} --workers 1"]["wall_s"] / big[f"{name} --workers 2"]["wall_s"], 2)  # type: ignore[operator]
-        for name in commands
+        for name in chosen
         if name != "verify"
     }
     rss_ratio = {
@@ -286,16 +302,17 @@ def print_photo_figures(fig: dict[str, object]) -> None:
     )
     head = (
         f"{'command':36s} {'N':>6s} {'samples':>7s} {'wall s':>8s} {'img/s':>7s} {'CPU s':>7s}"
-        f" {'runq s':>7s} {'w.idle':>6s} {'RSS MiB':>8s}"
+        f" {'main s':>7s} {'runq s':>7s} {'w.idle':>6s} {'RSS MiB':>8s}"
     )
     print(head)
     for size, table in fig["runs"].items():  # type: ignore[attr-defined]
         for label, r in table.items():
             idle = r["worker_blocked"]
-            runq = r["run_queue_s"]
+            runq, main = r["run_queue_s"], r["main_cpu_s"]
             print(
                 f"{label:36s} {size:>6s} {r['samples']:7d} {r['wall_s']:8.1f} "
                 f"{r['images_per_s']:7.1f} {r['cpu_s']:7.1f} "
+                f"{'-' if main is None else f'{main:.1f}':>7s} "
                 f"{'-' if runq is None else f'{runq:.1f}':>7s} "
                 f"{'-' if idle is None else f'{100 * idle:.1f}%':>6s} {r['rss_kib'] / 1024:8.1f}"
             )
@@ -313,6 +330,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="adversarial --param steps")
     ap.add_argument("--sklearn", default=None, help="folder or wheel with china/flower.jpg")
     ap.add_argument("--repeat", type=int, default=1, help="best of this many runs (--photos)")
+    ap.add_argument(
+        "--commands",
+        default="gaussian-noise,adversarial,apply,verify",
+        help="which --photos commands to measure (comma-separated)",
+    )
     ap.add_argument("--json", action="store_true")
     opts = ap.parse_args()
     if opts.photos:
