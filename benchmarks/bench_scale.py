@@ -1,13 +1,41 @@
-"""Scale-out figures for issue #6, as ratios measured in one run.
+"""Scale-out figures for issues #6 and #11, as ratios measured in one run.
+
+Issue #6 (the default):
 
 * throughput of `generate --recipe adversarial` at --workers 1 and 2 (goal >= 1.8x on 2 cores);
 * peak RSS of `generate` and `diff apply` on N and 10*N synthetic samples (goal: ratio <= 1.2);
 * the overhead of the Dask LocalCluster against the local pool, on the same run.
 
+Issue #11 (``--photos N``, e.g. 10000): N JPEG originals (quality 90) cut from the colour
+photographs of scikit-image and scikit-learn (``bench_png.COLOUR_PHOTOS``): sample i is a
+crop of photograph i mod 11 at one of 160x120, 192x144, 224x168, 256x192, at an offset drawn
+from ``numpy.random.default_rng(11)``, in 10 class folders (deterministic; the first M of N
+are the M-sample original). On N and M (``--photos-small``, default N/10) samples:
+
+* images per second of `generate --recipe gaussian-noise` (it selects half the samples),
+  `generate --recipe adversarial` (``--steps`` sets its `--param steps`; default: the
+  recipe's 10), `diff apply` (the adversarial benchmark's diff, made by `diff create
+  --workers 2`, not timed in the figures) and `verify` (of the adversarial benchmark; verify
+  has no --workers option), each command at --workers 1 and 2, adjacent, best of
+  ``--repeat``; the 2-worker speed-up (goal >= 1.8x for generate and apply);
+* peak RSS at N over M samples of every command (goal <= 1.1);
+* per run: CPU seconds (user+sys of the command and its workers; and of its own, collecting,
+  process alone), the seconds its processes waited for a CPU (run queue,
+  ``/proc/PID/schedstat``), and the share of the workers' life they sat blocked, waiting
+  for work (sampled every 0.2 s); and the load average.
+
+``--commands`` measures a subset (``apply`` and ``verify`` without ``adversarial`` make the
+adversarial benchmark first, untimed, with --workers 2).
+
 Run:  python benchmarks/bench_scale.py [--n 40] [--json]
-Every command runs as a fresh `benchmark-regen` process (pinned by its own re-exec); peak RSS is
-the largest resident set of any process of the run (`RUSAGE_CHILDREN`, measured per run in a
-separate wrapper process so runs do not see each other's peaks).
+      python benchmarks/bench_scale.py --photos 10000 [--photos-small 1000] [--steps K]
+          [--sklearn PATH] [--repeat 1] [--commands gaussian-noise,adversarial,apply,verify]
+          [--json]
+``--sklearn``: a folder holding china.jpg and flower.jpg, or a scikit-learn wheel (default:
+an installed scikit-learn, else scikit-image's photographs only).
+Every command runs as a fresh `benchmark-regen` process (the console script beside this
+Python, else ``python -m toolchain``; pinned by its own re-exec). Peak RSS is the largest
+resident set of any process of the run: the command's and its reaped workers' (``wait4``).
 """
 
 from __future__ import annotations
@@ -21,18 +49,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-CLI = [sys.executable, "-m", "toolchain"]
-_RSS_WRAPPER = (
-    "import resource, subprocess, sys\n"
-    "rc = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-    "sys.exit(rc)\n"
-)
+_SCRIPT = Path(sys.executable).with_name("benchmark-regen")
+CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "toolchain"]
+PHOTO_SIZES = ((160, 120), (192, 144), (224, 168), (256, 192))
 
 
 def synthetic_original(root: Path, n: int, size: int = 256) -> Path:
@@ -51,29 +76,278 @@ def synthetic_original(root: Path, n: int, size: int = 256) -> Path:
     return root
 
 
-def run(args: list[str]) -> tuple[float, int]:
-    """Wall time and peak RSS (KiB) of one CLI run."""
+def photo_original(root: Path, n: int, sklearn: str | None = None) -> Path:
+    """``n`` JPEG crops of the colour photographs in 10 class folders (deterministic)."""
+    import bench_png
+
+    from toolchain.decode import decode
+
+    files = bench_png.native_originals(sklearn)
+    photos = [decode(files[name]) for name in bench_png.COLOUR_PHOTOS if name in files]
+    rng = np.random.default_rng(11)
+    for i in range(n):
+        a = photos[i % len(photos)]
+        w, h = PHOTO_SIZES[(i // len(photos)) % len(PHOTO_SIZES)]
+        y = int(rng.integers(0, a.shape[0] - h + 1))
+        x = int(rng.integers(0, a.shape[1] - w + 1))
+        buf = io.BytesIO()
+        Image.fromarray(a[y : y + h, x : x + w]).save(buf, format="JPEG", quality=90)
+        dest = root / f"class{i % 10:02d}" / f"img{i:06d}.jpg"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(buf.getvalue())
+    return root
+
+
+@dataclass(frozen=True)
+class Measured:
+    wall_s: float
+    rss_kib: int
+    """Largest resident set of the command or any of its (reaped) worker processes."""
+    cpu_s: float
+    """User + system time of the command and its reaped workers."""
+    run_queue_s: float | None
+    """Seconds the command's processes spent runnable but waiting for a CPU (schedstat)."""
+    main_cpu_s: float | None
+    """CPU seconds of the command's own process (with a pool: the collecting process)."""
+    worker_blocked: float | None
+    """Share of the pool workers' life spent blocked (neither running nor runnable)."""
+
+
+# Runs one command and reports on it, as JSON on its last line of stdout. A separate small
+# process, because a child's peak RSS starts at its parent's size when it is forked.
+_WRAPPER = """
+import json, os, subprocess, sys, time
+
+def descendants(root):
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+schedstat = os.path.exists("/proc/self/schedstat")
+seen = {}  # pid -> [first seen, last seen, cpu s, run-queue wait s, is a pool worker]
+t0 = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+while True:
+    pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+    if pid:
+        break
+    now = time.perf_counter()
+    for p in descendants(proc.pid) if schedstat else []:
+        try:
+            with open(f"/proc/{p}/schedstat") as f:
+                cpu_ns, wait_ns = f.read().split()[:2]
+            if p not in seen:
+                with open(f"/proc/{p}/cmdline", "rb") as f:
+                    seen[p] = [now, now, 0.0, 0.0, b"spawn_main" in f.read()]
+        except (OSError, ValueError):
+            continue
+        seen[p][1:4] = [now, int(cpu_ns) / 1e9, int(wait_ns) / 1e9]
+    time.sleep(0.2)
+wall = time.perf_counter() - t0
+workers = [v for v in seen.values() if v[4]]
+life = sum(v[1] - v[0] for v in workers)
+blocked = sum(max(0.0, v[1] - v[0] - v[2] - v[3]) for v in workers)
+print(json.dumps({
+    "wall_s": wall,
+    "rss_kib": usage.ru_maxrss,
+    "cpu_s": usage.ru_utime + usage.ru_stime,
+    "run_queue_s": sum(v[3] for v in seen.values()) if seen else None,
+    "main_cpu_s": seen[proc.pid][2] if proc.pid in seen else None,
+    "worker_blocked": blocked / life if life > 0 else None,
+}))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def measure(args: list[str]) -> Measured:
+    """Run one CLI command; its wall time, peak RSS, CPU, and scheduler figures."""
     env = {k: v for k, v in os.environ.items() if k != "BENCHMARK_REGEN_PINNED"}
-    t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", _RSS_WRAPPER, *CLI, *args],
+        [sys.executable, "-c", _WRAPPER, *CLI, *args],
         env=env,
         capture_output=True,
         text=True,
         check=False,
     )
-    elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"failed: {' '.join(args)}\n{proc.stderr}")
-    return elapsed, int(proc.stdout.strip().splitlines()[-1])
+    return Measured(**json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def run(args: list[str]) -> tuple[float, int]:
+    """Wall time and peak RSS (KiB) of one CLI run."""
+    m = measure(args)
+    return m.wall_s, m.rss_kib
+
+
+def _samples(bench: Path) -> int:
+    return len(json.loads((bench / "manifest.json").read_text())["entries"])
+
+
+def photo_figures(opts: argparse.Namespace, tmp: Path) -> dict[str, object]:
+    """The issue-#11 figures: see the module docstring."""
+    small = opts.photos_small or opts.photos // 10
+    steps = [] if opts.steps is None else ["--param", f"steps={opts.steps}"]
+    commands = {
+        "generate gaussian-noise": lambda src, out: [
+            *("generate", "--recipe", "gaussian-noise", "--original", str(src)),
+            *("--out", str(out / "noise"), "-q"),
+        ],
+        "generate adversarial": lambda src, out: [
+            *("generate", "--recipe", "adversarial", *steps, "--original", str(src)),
+            *("--out", str(out / "adv"), "-q"),
+        ],
+        "diff apply": lambda src, out: [
+            *("diff", "apply", "--original", str(src), "--diff", str(out / "adv.bdiff")),
+            *("--out", str(out / "applied"), "-q"),
+        ],
+        "verify": lambda src, out: ["verify", str(out / "adv"), "-q"],
+    }
+    chosen = [c for c in commands if c.split()[-1] in opts.commands.split(",")]
+    # Each run writes a new folder: the previous run's is removed first, untimed.
+    writes = {
+        "generate gaussian-noise": "noise",
+        "generate adversarial": "adv",
+        "diff apply": "applied",
+    }
+    runs: dict[str, dict[str, dict[str, object]]] = {}
+    setup: dict[str, float] = {}
+    loads = [round(os.getloadavg()[0], 1)]
+    for n in (small, opts.photos):
+        t0 = time.perf_counter()
+        src = photo_original(tmp / f"photos{n}", n, opts.sklearn)
+        setup[f"make {n} originals"] = round(time.perf_counter() - t0, 1)
+        out = tmp / f"out{n}"
+        out.mkdir()
+        best: dict[str, Measured] = {}
+        if "generate adversarial" not in chosen and {"diff apply", "verify"} & set(chosen):
+            made = measure([*commands["generate adversarial"](src, out), "--workers", "2"])
+            setup[f"generate adversarial --workers 2, {n} samples"] = round(made.wall_s, 1)
+        for name in chosen:
+            argv = commands[name]
+            if name == "diff apply":
+                create = measure(
+                    [
+                        *("diff", "create", "--original", str(src)),
+                        *("--benchmark", str(out / "adv"), "--out", str(out / "adv.bdiff")),
+                        *("--workers", "2", "-q"),
+                    ]
+                )
+                setup[f"diff create --workers 2, {n} samples"] = round(create.wall_s, 1)
+            worker_counts = (1,) if name == "verify" else (1, 2)
+            for _ in range(opts.repeat):
+                for w in worker_counts:
+                    label = name if name == "verify" else f"{name} --workers {w}"
+                    extra = [] if name == "verify" else ["--workers", str(w)]
+                    if name in writes:
+                        shutil.rmtree(out / writes[name], ignore_errors=True)
+                    m = measure([*argv(src, out), *extra])
+                    if label not in best or m.wall_s < best[label].wall_s:
+                        best[label] = m
+            loads.append(round(os.getloadavg()[0], 1))
+        samples = {name: _samples(out / {**writes, "verify": "adv"}[name]) for name in chosen}
+        runs[str(n)] = {}
+        for label, m in best.items():
+            k = next(c for c in commands if label.startswith(c))
+            runs[str(n)][label] = {
+                "samples": samples[k],
+                "images_per_s": round(samples[k] / m.wall_s, 1),
+                **{key: round(v, 3) if isinstance(v, float) else v for key, v in asdict(m).items()},
+            }
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(src, ignore_errors=True)
+    big, little = runs[str(opts.photos)], runs[str(small)]
+    speedup = {
+        name: round(big[f"{name} --workers 1"]["wall_s"] / big[f"{name} --workers 2"]["wall_s"], 2)  # type: ignore[operator]
+        for name in chosen
+        if name != "verify"
+    }
+    rss_ratio = {
+        label: round(big[label]["rss_kib"] / little[label]["rss_kib"], 3)  # type: ignore[operator]
+        for label in big
+    }
+    return {
+        "photos": opts.photos,
+        "photos_small": small,
+        "crop_sizes": ["x".join(map(str, wh)) for wh in PHOTO_SIZES],
+        "adversarial_steps": opts.steps if opts.steps is not None else "default (10)",
+        "repeat": opts.repeat,
+        "loadavg_1min": loads,
+        "setup_s": setup,
+        "runs": runs,
+        "speedup_workers2_over_1": speedup,
+        "rss_ratio_big_over_small": rss_ratio,
+    }
+
+
+def print_photo_figures(fig: dict[str, object]) -> None:
+    n, small = fig["photos"], fig["photos_small"]
+    print(
+        f"{n} and {small} JPEG crops ({', '.join(fig['crop_sizes'])}) of the colour photographs; "  # type: ignore[arg-type]
+        f"adversarial steps {fig['adversarial_steps']}; best of {fig['repeat']}; "
+        f"load average {fig['loadavg_1min']}"
+    )
+    head = (
+        f"{'command':36s} {'N':>6s} {'samples':>7s} {'wall s':>8s} {'img/s':>7s} {'CPU s':>7s}"
+        f" {'main s':>7s} {'runq s':>7s} {'w.idle':>6s} {'RSS MiB':>8s}"
+    )
+    print(head)
+    for size, table in fig["runs"].items():  # type: ignore[attr-defined]
+        for label, r in table.items():
+            idle = r["worker_blocked"]
+            runq, main = r["run_queue_s"], r["main_cpu_s"]
+            print(
+                f"{label:36s} {size:>6s} {r['samples']:7d} {r['wall_s']:8.1f} "
+                f"{r['images_per_s']:7.1f} {r['cpu_s']:7.1f} "
+                f"{'-' if main is None else f'{main:.1f}':>7s} "
+                f"{'-' if runq is None else f'{runq:.1f}':>7s} "
+                f"{'-' if idle is None else f'{100 * idle:.1f}%':>6s} {r['rss_kib'] / 1024:8.1f}"
+            )
+    print(f"speed-up, --workers 2 over 1 at N={n}: {fig['speedup_workers2_over_1']}")
+    print(f"peak RSS, N={n} over N={small}: {fig['rss_ratio_big_over_small']}")
+    print(f"setup: {fig['setup_s']}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=40, help="N for the memory figure (10*N is also run)")
     ap.add_argument("--throughput-n", type=int, default=48, help="samples for the speed figures")
+    ap.add_argument("--photos", type=int, default=0, help="run the issue-#11 figures on N crops")
+    ap.add_argument("--photos-small", type=int, default=0, help="the smaller run (default N/10)")
+    ap.add_argument("--steps", type=int, default=None, help="adversarial --param steps")
+    ap.add_argument("--sklearn", default=None, help="folder or wheel with china/flower.jpg")
+    ap.add_argument("--repeat", type=int, default=1, help="best of this many runs (--photos)")
+    ap.add_argument(
+        "--commands",
+        default="gaussian-noise,adversarial,apply,verify",
+        help="which --photos commands to measure (comma-separated)",
+    )
     ap.add_argument("--json", action="store_true")
     opts = ap.parse_args()
+    if opts.photos:
+        tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+        try:
+            photos = photo_figures(opts, tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if opts.json:
+            print(json.dumps(photos, indent=2, sort_keys=True))
+        else:
+            print_photo_figures(photos)
+        return
     tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     fig: dict[str, object] = {}
     try:

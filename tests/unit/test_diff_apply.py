@@ -162,3 +162,22 @@ def test_decoder_drift_is_named(
     assert "decoder drift" in bad[0].message
     assert "pillow.libjpeg_turbo" in bad[0].message and "pinned container" in bad[0].message
     assert not (tmp_path / "out" / MANIFEST_NAME).exists()
+
+
+def test_an_exact_rebuild_does_not_hash_its_original(
+    tiny: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The original's commitment only tells decoder drift from damage, on a failure path:
+    a sample whose rebuilt pixels and file match is exact, whatever its original hashes to."""
+    original, _, diff = tiny
+    hashed: list[object] = []
+    real = apply_mod._RebuildJob.source_of
+
+    def counting(self: apply_mod._RebuildJob, pixels: object) -> object:
+        hashed.append(pixels)
+        return real(self, pixels)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(apply_mod._RebuildJob, "source_of", counting)
+    result = _apply(original, diff, tmp_path / "out")
+    assert result.ok and len(result.outcomes) > 0
+    assert hashed == []

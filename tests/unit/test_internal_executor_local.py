@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from toolchain._internal.executor import make_executor
 from toolchain._internal.executor._worker import WorkerBug
+from toolchain._internal.executor.local import IN_FLIGHT
 from toolchain.errors import DecodeError, ExecutorError
 
 
@@ -53,6 +56,36 @@ class Fails:
         return t.n
 
 
+@dataclass(frozen=True)
+class WaitsForMarker:
+    """The first task at each worker waits (bounded) until ``marker`` exists."""
+
+    marker: str
+    workers: int
+
+    def __call__(self, t: Task) -> bool:
+        deadline = time.monotonic() + 20
+        while t.n < self.workers and not os.path.exists(self.marker):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+
+@dataclass(frozen=True)
+class Echo:
+    """Returns a result as large as its task: both directions of the pipe carry megabytes."""
+
+    def __call__(self, t: Payload) -> bytes:
+        return t.data[::-1]
+
+
+@dataclass(frozen=True)
+class Payload:
+    sample_id: str
+    data: bytes
+
+
 class DiesOnArrival:
     """A job that kills the worker as it is unpickled there: the worker never starts."""
 
@@ -88,8 +121,48 @@ def test_tasks_are_consumed_lazily() -> None:
     with make_executor("local", workers=2).run(Square(), tasks()) as run:
         it = iter(run)
         assert next(it) == 0
-        assert len(pulled) <= 4  # two in flight, plus what was pulled as they came back
+        # IN_FLIGHT queued at each of the two workers, plus what was pulled as they came back
+        assert len(pulled) <= 2 * IN_FLIGHT + 2
         assert list(it) == [i * i for i in range(1, 20)]
+
+
+def test_each_busy_worker_has_its_next_task_queued(tmp_path: Path) -> None:
+    """While every worker runs its first task, the parent has already sent each its next.
+
+    The first task at each worker finishes only once the parent has pulled a second task
+    for every worker (the tasks' generator then creates the marker). A pool that sends a
+    worker its next task only after its result came back never gets there: both first
+    tasks give up after 20 s and report ``False``.
+    """
+    marker = tmp_path / "queued"
+
+    def tasks():  # type: ignore[no-untyped-def]
+        for t in _tasks(8):
+            if t.n == 2 * IN_FLIGHT - 1:
+                marker.touch()
+            yield t
+
+    assert IN_FLIGHT >= 2
+    job = WaitsForMarker(marker=str(marker), workers=2)
+    with make_executor("local", workers=2).run(job, tasks()) as run:
+        assert list(run) == [True] * 8
+
+
+def test_large_tasks_and_results_do_not_deadlock() -> None:
+    """Megabytes both ways: the parent's send of a queued task never blocks against a
+    worker's send of its result (a worker thread keeps reading its pipe)."""
+    tasks = [Payload(sample_id=f"s{i}", data=bytes([i]) * (8 << 20) + b"end") for i in range(6)]
+    got: list[bytes] = []
+
+    def consume() -> None:
+        with make_executor("local", workers=2).run(Echo(), iter(tasks)) as run:
+            got.extend(run)
+
+    worker = threading.Thread(target=consume, daemon=True)
+    worker.start()
+    worker.join(timeout=240)
+    assert not worker.is_alive(), "the pool deadlocked"
+    assert got == [t.data[::-1] for t in tasks]
 
 
 def test_a_worker_that_dies_mid_task_is_an_error_naming_the_sample() -> None:

@@ -187,6 +187,17 @@ class _RebuildJob:
             return pixel_digest(original)
         return source_digest(original, self.source_salt)
 
+    def drifted(self, original: npt.NDArray[np.uint8] | None, e: ManifestEntry) -> Digest | None:
+        """This decode's commitment when it differs from the carried one (decoder drift).
+
+        Hashed only on a failure path, to tell drift from damage: a sample whose rebuilt
+        pixels match needs no word about its original, so an exact rebuild never hashes it.
+        """
+        if original is None:
+            return None
+        local = self.source_of(original)
+        return None if local == e.source else local
+
     def __call__(self, t: RebuildTask) -> _Done:
         return replace(self._rebuild(t), index=t.index, source_id=t.source_id)
 
@@ -205,16 +216,15 @@ class _RebuildJob:
                 return _Done(
                     status=Status.DECODER_DRIFT, detail=f"your decoder refuses it: {err.message}"
                 )
-        local_source = None if original is None else self.source_of(original)
         try:
             target = unpack_payload(t.kind, got.plaintext, original)
         except PayloadError as err:
-            if local_source is not None and local_source != e.source:
+            if (local_source := self.drifted(original, e)) is not None:
                 return _Done(status=Status.DECODER_DRIFT, local_source=local_source)
             return _Done(status=Status.BROKEN, detail=str(err))
         pixels = pixel_digest(target)
         if pixels != e.pixels:
-            if local_source is not None and local_source != e.source:
+            if (local_source := self.drifted(original, e)) is not None:
                 return _Done(status=Status.DECODER_DRIFT, pixels=pixels, local_source=local_source)
             return _Done(status=Status.BROKEN, pixels=pixels, detail="rebuilt pixels differ")
         png = encode_png(target)
@@ -227,7 +237,6 @@ class _RebuildJob:
             status=Status.OK,
             pixels=pixels,
             file=file,
-            local_source=local_source,
             source_file=file_digest(t.data),
             png=None if self.writer is not None else png,
         )

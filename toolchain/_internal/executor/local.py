@@ -4,15 +4,20 @@ The pool is written here rather than taken from :mod:`multiprocessing.pool`,
 because its two failure modes are the ones we must not have: a worker that dies
 (or cannot start) leaves ``Pool.apply``/``imap`` waiting forever, and stopping a
 pool on Ctrl-C waits for the running tasks. Here every worker has one pipe and
-at most one task in flight; the parent waits on the pipes *and* the processes'
-sentinels, so a dead worker is noticed at once, and on any exception (Ctrl-C
-included) every worker is terminated before the exception propagates.
+at most :data:`IN_FLIGHT` tasks queued (the one it runs and the next, so that it
+never waits for the parent between two samples); the parent waits on the pipes
+*and* the processes' sentinels, so a dead worker is noticed at once, and on any
+exception (Ctrl-C included) every worker is terminated before the exception
+propagates.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import queue
 import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import SpawnProcess
@@ -36,10 +41,17 @@ R = TypeVar("R")
 START_TIMEOUT = 300.0
 """Seconds a spawned worker may take to import numpy and report ready (slow disks, emulation)."""
 _STOP_GRACE = 2.0
+IN_FLIGHT = 2
+"""Tasks queued at each worker: the next one is there when the current one ends."""
 
 
 def _worker_main(conn: Connection, job: Callable[[Any], Any]) -> None:
-    """A pool worker: report the fingerprint, then run tasks until told to stop."""
+    """A pool worker: report the fingerprint, then run tasks until told to stop.
+
+    A thread receives the tasks while the main thread computes, so the parent's send of
+    the next task never waits for the current one to finish, and never blocks against
+    this worker's send of a large result (each end of the pipe is always being drained).
+    """
     # Ctrl-C is the parent's to handle: it terminates the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -48,18 +60,24 @@ def _worker_main(conn: Connection, job: Callable[[Any], Any]) -> None:
         conn.send(("failed", portable_error(exc)))
         return
     conn.send(("ready", fingerprint))
-    while True:
-        try:
-            message = conn.recv()
-        except EOFError:
-            return
-        if message is None:
-            return
+    inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    threading.Thread(target=_receive, args=(conn, inbox), daemon=True).start()
+    while (message := inbox.get()) is not None:
         index, task = message
         try:
             conn.send(("ok", index, job(task)))
         except BaseException as exc:
             conn.send(("error", index, portable_error(exc)))
+
+
+def _receive(conn: Connection, inbox: queue.SimpleQueue[Any]) -> None:
+    """Move the parent's messages into ``inbox`` as they arrive; ``None`` ends the worker."""
+    try:
+        while (message := conn.recv()) is not None:
+            inbox.put(message)
+    except (EOFError, OSError):
+        pass
+    inbox.put(None)
 
 
 def _label(task: object, index: int) -> str:
@@ -129,52 +147,63 @@ class _Pool:
         return check_same_environment(fingerprints)
 
     def results(self, tasks: Iterable[Any]) -> Iterator[tuple[Any, str]]:
-        """Results in task order; at most one task in flight per worker."""
+        """Results in task order; at most :data:`IN_FLIGHT` tasks queued at each worker."""
         digest = fingerprint_digest(self.fingerprint)
         pending: dict[int, Any] = {}
-        busy: dict[int, tuple[int, Any]] = {}  # worker -> (task index, task)
-        idle = list(range(len(self.conns)))
+        # worker -> its tasks (index, task) in the order sent; it runs them in that order
+        busy: dict[int, collections.deque[tuple[int, Any]]] = {
+            w: collections.deque() for w in range(len(self.conns))
+        }
         source = enumerate(tasks)
         exhausted = False
         following = 0
         while True:
-            while idle and not exhausted:
-                nxt = next(source, None)
-                if nxt is None:
-                    exhausted = True
+            # Fill round-robin, one task per worker per round, so that a short run
+            # spreads over every worker instead of queueing on the first.
+            while not exhausted:
+                room = [w for w in busy if len(busy[w]) < IN_FLIGHT]
+                if not room:
                     break
-                worker = idle.pop()
-                self.conns[worker].send(nxt)
-                busy[worker] = nxt
+                for worker in sorted(room, key=lambda w: len(busy[w])):
+                    nxt = next(source, None)
+                    if nxt is None:
+                        exhausted = True
+                        break
+                    with contextlib.suppress(OSError):  # a dead worker: the wait names it
+                        self.conns[worker].send(nxt)
+                    busy[worker].append(nxt)
             while following in pending:
                 yield pending.pop(following), digest
                 following += 1
-            if not busy:
+            working = [w for w in busy if busy[w]]
+            if not working:
                 return
-            watched: dict[object, int] = {self.conns[w]: w for w in busy}
-            watched.update({self.processes[w].sentinel: w for w in busy})
+            watched: dict[object, int] = {self.conns[w]: w for w in working}
+            watched.update({self.processes[w].sentinel: w for w in working})
             for ready in wait(list(watched)):  # type: ignore[arg-type]
                 worker = watched[ready]
-                if worker not in busy:
-                    continue  # its pipe and its sentinel were both ready
-                index, task = busy[worker]
                 conn = self.conns[worker]
-                try:
-                    if not conn.poll():
-                        raise EOFError
-                    kind, got, payload = conn.recv()
-                except (EOFError, OSError):
-                    raise ExecutorError(
-                        f"worker process {self.processes[worker].pid} "
-                        f"{_death(self.processes[worker])} while working on "
-                        f"{_label(task, index)}",
-                        hint="out of memory? (see dmesg); run again with --resume to continue",
-                    ) from None
-                if kind == "error":
-                    raise payload
-                pending[got] = payload
-                del busy[worker]
-                idle.append(worker)
+                # Every result already in the pipe is taken before a death is believed:
+                # a worker that finished its tasks and then died lost nothing.
+                while busy[worker]:
+                    try:
+                        if not conn.poll():
+                            if ready is conn:
+                                break
+                            raise EOFError
+                        kind, got, payload = conn.recv()
+                    except (EOFError, OSError):
+                        index, task = busy[worker][0]
+                        raise ExecutorError(
+                            f"worker process {self.processes[worker].pid} "
+                            f"{_death(self.processes[worker])} while working on "
+                            f"{_label(task, index)}",
+                            hint="out of memory? (see dmesg); run again with --resume to continue",
+                        ) from None
+                    if kind == "error":
+                        raise payload
+                    pending[got] = payload
+                    busy[worker].popleft()
 
     def stop(self, *, clean: bool) -> None:
         """Ask idle workers to exit (clean), or terminate them all at once."""
