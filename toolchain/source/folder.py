@@ -100,7 +100,14 @@ class FolderSource(Source):
         return {"label": self._labels[sample_id]} if self._labels else {}
 
     def _inside(self, p: Path) -> Path:
-        real = Path(os.path.realpath(p))
+        try:
+            real = Path(os.path.realpath(p))
+        except OSError as e:  # a link swapped for a file (or removed) while it was resolved
+            rel = p.relative_to(self._real).as_posix() if p.is_relative_to(self._real) else str(p)
+            raise SourceError(
+                f"{rel!r} changed while the original was being listed ({e.strerror})",
+                hint="keep the original unchanged during a run, then run again",
+            ) from None
         if real != self._real and self._real not in real.parents:
             rel = p.relative_to(self._real).as_posix() if p.is_relative_to(self._real) else str(p)
             raise SourceError(
