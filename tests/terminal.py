@@ -146,6 +146,11 @@ def start(
     pid, fd = pty.fork()
     if pid == 0:  # pragma: no cover - the child
         try:
+            # A user's shell gives its foreground job the default SIGINT action; a test
+            # run started in the background (``cmd &`` in a script) inherits SIGINT
+            # ignored, and an ignored signal stays ignored across exec. Restore it, as a
+            # terminal would have it.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.execve(sys.executable, argv, environ)
         finally:
             os._exit(127)

@@ -106,7 +106,14 @@ def _start(original: Path, out: Path, *extra: str) -> subprocess.Popen[bytes]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        # SIGINT as a terminal gives it, even when this test run was started in the
+        # background (which ignores SIGINT, and an ignored signal survives exec).
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 # Enough PGD steps that a run on the demo photos lasts long enough to be interrupted.
