@@ -52,8 +52,11 @@ __all__ = [
     "IndexRecord",
     "KeyOn",
     "PayloadKind",
+    "SealedEntry",
+    "Spooled",
     "benchmark_id",
     "open_diff",
+    "spool_entries",
     "write_diff",
 ]
 
@@ -172,6 +175,66 @@ class SealedEntry:
     sealed: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Spooled:
+    """Sealed payloads spooled to a file as they came, and their index records.
+
+    ``records`` are in manifest order with the offsets a ``.bdiff`` of these entries
+    gives them; ``file_length`` is where that ``.bdiff`` ends.
+    """
+
+    spool: BinaryIO
+    at: tuple[int, ...]
+    """Offset of each entry's payload in ``spool``, by manifest index."""
+    records: tuple[IndexRecord, ...]
+    file_length: int
+
+    def payload(self, index: int) -> bytes:
+        """The sealed payload of the entry at ``index``, read back from the spool."""
+        return _read_exact(self.spool, self.at[index], self.records[index].length, "the spool")
+
+
+def spool_entries(
+    spool: BinaryIO, entries: Iterable[SealedEntry], entry_count: int, manifest_length: int
+) -> Spooled:
+    """Write each entry's payload to ``spool`` as it comes (any order, each index once),
+    keeping only its small record; then fix every record's offset in manifest order.
+
+    Memory holds one payload and one record per entry. Raises ``ValueError`` for an
+    index out of range or repeated, or a count other than ``entry_count``.
+    """
+    spooled: dict[int, tuple[int, IndexRecord]] = {}  # index -> (spool offset, record)
+    at = 0
+    for entry in entries:
+        if not 0 <= entry.index < entry_count or entry.index in spooled:
+            raise ValueError(f"entry index {entry.index} is out of range or repeated")
+        spool.write(entry.sealed)
+        spooled[entry.index] = (
+            at,
+            IndexRecord(
+                offset=0,
+                length=len(entry.sealed),
+                kind=entry.kind,
+                fingerprint=entry.fingerprint,
+                sealed_digest=hashlib.sha256(entry.sealed).digest(),
+            ),
+        )
+        at += len(entry.sealed)
+    if len(spooled) != entry_count:
+        raise ValueError(f"expected {entry_count} entries, got {len(spooled)}")
+    offset = HEADER_SIZE + manifest_length + INDEX_RECORD_SIZE * entry_count
+    records: list[IndexRecord] = []
+    for i in range(entry_count):
+        records.append(dataclasses.replace(spooled[i][1], offset=offset))
+        offset += records[-1].length
+    return Spooled(
+        spool=spool,
+        at=tuple(spooled[i][0] for i in range(entry_count)),
+        records=tuple(records),
+        file_length=offset,
+    )
+
+
 def write_diff(
     path: Path,
     *,
@@ -191,50 +254,25 @@ def write_diff(
     tag = secrets.token_hex(8)
     spool = path.with_name(f"{TMP_PREFIX}{tag}-payloads-{path.name}")
     final = path.with_name(f"{TMP_PREFIX}{tag}-{path.name}")
-    spooled: dict[int, tuple[int, IndexRecord]] = {}  # index -> (spool offset, record)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(spool, "x+b") as sp:
-            at = 0
-            for entry in entries:
-                if not 0 <= entry.index < entry_count or entry.index in spooled:
-                    raise ValueError(f"entry index {entry.index} is out of range or repeated")
-                sp.write(entry.sealed)
-                # Keep the record (its offset is fixed below), not the payload.
-                spooled[entry.index] = (
-                    at,
-                    IndexRecord(
-                        offset=0,
-                        length=len(entry.sealed),
-                        kind=entry.kind,
-                        fingerprint=entry.fingerprint,
-                        sealed_digest=hashlib.sha256(entry.sealed).digest(),
-                    ),
-                )
-                at += len(entry.sealed)
-            if len(spooled) != entry_count:
-                raise ValueError(f"expected {entry_count} entries, got {len(spooled)}")
-            offset = HEADER_SIZE + len(manifest_bytes) + INDEX_RECORD_SIZE * entry_count
-            records: list[IndexRecord] = []
-            for i in range(entry_count):
-                record = dataclasses.replace(spooled[i][1], offset=offset)
-                records.append(record)
-                offset += record.length
+            spooled = spool_entries(sp, entries, entry_count, len(manifest_bytes))
             header = Header(
                 version=FORMAT_VERSION,
                 key_on=key_on,
                 entry_count=entry_count,
                 manifest_length=len(manifest_bytes),
-                file_length=offset,
+                file_length=spooled.file_length,
                 benchmark_id=benchmark_id(manifest_bytes),
             )
             head = header.pack_head()
-            index = b"".join(r.pack() for r in records)
+            index = b"".join(r.pack() for r in spooled.records)
             digest = hashlib.sha256(head + manifest_bytes + index).digest()
             with open(final, "xb") as f:
                 f.write(head + digest + manifest_bytes + index)
                 for i in range(entry_count):
-                    f.write(_read_exact(sp, spooled[i][0], records[i].length, "the spool"))
+                    f.write(spooled.payload(i))
                 f.flush()
                 os.fsync(f.fileno())
         os.replace(final, path)

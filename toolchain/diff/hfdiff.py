@@ -29,7 +29,6 @@ interface (``path``, ``header``, ``manifest_bytes``, ``manifest``, ``records``,
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import hashlib
 import json
 import os
@@ -57,6 +56,7 @@ from toolchain.diff.format import (
     SealedEntry,
     benchmark_id,
     open_diff,
+    spool_entries,
 )
 from toolchain.errors import DiffFormatError, ManifestError, OutputError
 from toolchain.hf._arrow import HF_METADATA_KEY, features_metadata, write_shards
@@ -156,7 +156,8 @@ def write_diff_dataset(
     """Write the diff dataset ``path`` (a folder, absent or empty) from sealed entries.
 
     Same inputs as :func:`~toolchain.diff.format.write_diff`: entries in any
-    order when they carry their manifest ``index``, else in manifest order.
+    order, each with its manifest ``index`` (spooled by
+    :func:`~toolchain.diff.format.spool_entries`).
     Returns the header the ``.bdiff`` of the same entries has. Payloads are
     spooled to a temporary file as they come (memory: one small record per
     entry), then written to the shards in manifest order (memory: one row
@@ -182,40 +183,13 @@ def write_diff_dataset(
     work = path.with_name(f"{TMP_PREFIX}{secrets.token_hex(8)}-{path.name}")
     try:
         work.mkdir(parents=True)
-        spooled: dict[int, tuple[int, IndexRecord]] = {}  # index -> (spool offset, record)
         with open(work / ".payloads", "x+b") as sp:
-            at = 0
-            for n, entry in enumerate(entries):
-                i = getattr(entry, "index", n)  # entries without an index come in order
-                if not 0 <= i < entry_count or i in spooled:
-                    raise ValueError(f"entry index {i} is out of range or repeated")
-                sp.write(entry.sealed)
-                spooled[i] = (
-                    at,
-                    IndexRecord(
-                        offset=0,
-                        length=len(entry.sealed),
-                        kind=entry.kind,
-                        fingerprint=entry.fingerprint,
-                        sealed_digest=hashlib.sha256(entry.sealed).digest(),
-                    ),
-                )
-                at += len(entry.sealed)
-            if len(spooled) != entry_count:
-                raise ValueError(f"expected {entry_count} entries, got {len(spooled)}")
-            offset = HEADER_SIZE + len(manifest_bytes) + INDEX_RECORD_SIZE * entry_count
-            records: list[IndexRecord] = []
-            for i in range(entry_count):  # offsets as the .bdiff of these entries has them
-                records.append(dataclasses.replace(spooled[i][1], offset=offset))
-                offset += records[-1].length
+            spooled = spool_entries(sp, entries, entry_count, len(manifest_bytes))
+            records = spooled.records
 
             def rows() -> Iterator[tuple[int, bytes]]:
                 for i in range(entry_count):
-                    sp.seek(spooled[i][0])
-                    data = sp.read(records[i].length)
-                    if len(data) != records[i].length:
-                        raise OSError(f"the payload spool lost entry {i}")
-                    yield i, data
+                    yield i, spooled.payload(i)
 
             def table(buf: list[tuple[int, bytes]]) -> pa.Table:
                 recs = [records[i] for i, _ in buf]
@@ -250,7 +224,7 @@ def write_diff_dataset(
             key_on=key_on,
             entry_count=entry_count,
             manifest_length=len(manifest_bytes),
-            file_length=offset,
+            file_length=spooled.file_length,
             benchmark_id=bid,
         )
         index = b"".join(r.pack() for r in records)
