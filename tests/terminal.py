@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Terminal", "live_in_group", "start"]
+__all__ = ["Terminal", "default_sigint", "live_in_group", "start"]
 
 
 def live_in_group(pgid: int) -> list[str]:
@@ -136,6 +136,17 @@ class Terminal:
         return self.output.decode("utf-8", "replace")
 
 
+def default_sigint() -> None:
+    """Give this (child) process SIGINT's default action, as a user's terminal gives it.
+
+    A test run started in the background (``cmd &`` in a script) inherits SIGINT
+    ignored, and an ignored signal stays ignored across exec: a child that should
+    stop on Ctrl-C would run to the end. Call it in the child before exec
+    (``preexec_fn``, or after ``fork``).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(
     args: Sequence[str], *, env: Mapping[str, str] | None = None, columns: int = 120
 ) -> Terminal:
@@ -146,11 +157,7 @@ def start(
     pid, fd = pty.fork()
     if pid == 0:  # pragma: no cover - the child
         try:
-            # A user's shell gives its foreground job the default SIGINT action; a test
-            # run started in the background (``cmd &`` in a script) inherits SIGINT
-            # ignored, and an ignored signal stays ignored across exec. Restore it, as a
-            # terminal would have it.
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            default_sigint()
             os.execve(sys.executable, argv, environ)
         finally:
             os._exit(127)

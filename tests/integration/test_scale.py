@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from tests.terminal import default_sigint
 from tests.unit.test_generate import ADVERSARIAL_SMALL_STEPS2
 from toolchain.cli import cli
 from toolchain.generate import generate_benchmark
@@ -106,14 +107,8 @@ def _start(original: Path, out: Path, *extra: str) -> subprocess.Popen[bytes]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
-        # SIGINT as a terminal gives it, even when this test run was started in the
-        # background (which ignores SIGINT, and an ignored signal survives exec).
-        preexec_fn=_default_sigint,
+        preexec_fn=default_sigint,  # Ctrl-C must stop it, even in a background test run
     )
-
-
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 # Enough PGD steps that a run on the demo photos lasts long enough to be interrupted.
