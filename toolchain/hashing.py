@@ -23,6 +23,7 @@ __all__ = [
     "ROOT_DOMAIN_V1",
     "SOURCE_DOMAIN",
     "Digest",
+    "RootHasher",
     "canonical_json",
     "file_digest",
     "pixel_digest",
@@ -57,6 +58,15 @@ class Digest:
         if algo != "sha256" or not sep:
             raise ValueError(f"expected 'sha256:<hex>', got {text!r}")
         return cls(hex=hexpart)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Digest:
+        """The digest whose 32 raw bytes are ``raw`` (always valid: no check to make)."""
+        if len(raw) != 32:
+            raise ValueError(f"a SHA-256 digest is 32 bytes, not {len(raw)}")
+        digest = object.__new__(cls)
+        object.__setattr__(digest, "hex", raw.hex())
+        return digest
 
     @classmethod
     def of(cls, data: bytes) -> Digest:
@@ -120,6 +130,37 @@ def source_digest(pixels: npt.NDArray[np.uint8], salt: bytes) -> Digest:
     return Digest(hex=h.hexdigest())
 
 
+class RootHasher:
+    """The root hash (format v2), fed one entry at a time in id order: no list held.
+
+    :func:`root_digest` for entries already sorted by id (UTF-8 bytes); ``add`` refuses
+    an id that sorts before the previous one with ``ValueError``.
+    """
+
+    def __init__(self, columns: Mapping[str, Any]):
+        self._h = hashlib.sha256(ROOT_DOMAIN + b"columns " + canonical_json(dict(columns)) + b"\n")
+        self._last: bytes | None = None
+
+    def add(self, sample_id: str, path: str, pixels: Digest, values: Mapping[str, Any]) -> None:
+        key = sample_id.encode("utf-8")
+        if self._last is not None and key < self._last:
+            raise ValueError(f"sample id {sample_id!r} comes before the previous one")
+        self._last = key
+        self._h.update(
+            key
+            + b"\x00"
+            + path.encode("utf-8")
+            + b"\x00"
+            + pixels.hex.encode("ascii")
+            + b"\x00"
+            + canonical_json(dict(values))
+            + b"\n"
+        )
+
+    def digest(self) -> Digest:
+        return Digest(hex=self._h.hexdigest())
+
+
 def root_digest(
     entries: Iterable[tuple[str, str, Digest, Mapping[str, Any]]],
     columns: Mapping[str, Any],
@@ -131,19 +172,10 @@ def root_digest(
     id || 0x00 || path || 0x00 || pixels hex || 0x00 || canonical JSON of its columns || "\\n")``.
     Moving a file to another path, relabelling a sample or renaming a class changes it.
     """
-    h = hashlib.sha256(ROOT_DOMAIN + b"columns " + canonical_json(dict(columns)) + b"\n")
+    hasher = RootHasher(columns)
     for sample_id, path, digest, values in sorted(entries, key=lambda e: e[0].encode("utf-8")):
-        h.update(
-            sample_id.encode("utf-8")
-            + b"\x00"
-            + path.encode("utf-8")
-            + b"\x00"
-            + digest.hex.encode("ascii")
-            + b"\x00"
-            + canonical_json(dict(values))
-            + b"\n"
-        )
-    return Digest(hex=h.hexdigest())
+        hasher.add(sample_id, path, digest, values)
+    return hasher.digest()
 
 
 def root_digest_v1(entries: Iterable[tuple[str, Digest]]) -> Digest:

@@ -7,6 +7,7 @@ import pytest
 
 from toolchain.hashing import (
     Digest,
+    RootHasher,
     pixel_digest,
     root_digest,
     root_digest_v1,
@@ -93,3 +94,21 @@ def test_digest_round_trip() -> None:
     d = Digest.of(b"hello")
     assert Digest.parse(str(d)) == d
     assert str(d).startswith("sha256:") and d.short == d.hex[:12]
+
+
+def test_root_hasher_fed_in_order_is_root_digest() -> None:
+    schema = {"label": {"type": "int"}}
+    rows = [(f"c/{i}.jpg", f"c/{i}.png", Digest.of(bytes([i])), {"label": i}) for i in range(5)]
+    hasher = RootHasher(schema)
+    for row in rows:
+        hasher.add(*row)
+    assert hasher.digest() == root_digest(reversed(rows), schema)
+    with pytest.raises(ValueError, match="comes before the previous one"):
+        hasher.add(*rows[0])
+
+
+def test_digest_from_raw_bytes() -> None:
+    raw = hashlib.sha256(b"x").digest()
+    assert Digest.from_bytes(raw) == Digest.of(b"x") == Digest.parse(str(Digest.from_bytes(raw)))
+    with pytest.raises(ValueError, match="32 bytes"):
+        Digest.from_bytes(raw[:31])
