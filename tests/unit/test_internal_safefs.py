@@ -7,7 +7,7 @@ import errno
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -90,6 +90,25 @@ def test_size_limits_are_checked_before_reading(tmp_path: Path) -> None:
     assert safefs.read_path(tmp_path / "big", limit=1001) == b"y" * 1001
 
 
+def test_open_path_streams_a_regular_file_within_its_limit(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"z" * 3000)
+    with safefs.open_path(tmp_path / "f", limit=3000) as f:
+        assert f.read(10) == b"z" * 10 and f.read() == b"z" * 2990
+    with pytest.raises(UnsafePath, match="over the 2999-byte limit"):
+        safefs.open_path(tmp_path / "f", limit=2999)
+    os.mkfifo(tmp_path / "fifo")
+    assert isinstance(_within(5, lambda: safefs.open_path(tmp_path / "fifo", limit=9)), UnsafePath)
+
+
+def test_open_path_refuses_a_file_that_grows_past_its_limit(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"a" * 100)
+    with safefs.open_path(tmp_path / "f", limit=150) as f:
+        with open(tmp_path / "f", "ab") as grow:
+            grow.write(b"b" * 100)
+        with pytest.raises(UnsafePath, match="grew over its size limit"):
+            f.read()
+
+
 def test_read_path_follows_the_link_the_user_named(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"key")
     (tmp_path / "link").symlink_to(tmp_path / "f")
@@ -104,6 +123,24 @@ def test_write_file_creates_folders_and_replaces_atomically(tmp_path: Path) -> N
     safefs.write_file(tmp_path, "a/b/c.png", b"two", durable=True)
     assert (tmp_path / "a/b/c.png").read_bytes() == b"two"
     assert sorted(p.name for p in (tmp_path / "a/b").iterdir()) == ["c.png"]
+
+
+def test_write_file_takes_the_bytes_in_pieces(tmp_path: Path) -> None:
+    safefs.write_file(tmp_path, "m.json", (bytes([i]) * 1000 for i in range(50)), durable=True)
+    assert (tmp_path / "m.json").read_bytes() == b"".join(bytes([i]) * 1000 for i in range(50))
+
+
+def test_a_failing_piece_leaves_the_old_file_and_no_temp_file(tmp_path: Path) -> None:
+    safefs.write_file(tmp_path, "m.json", b"old")
+
+    def pieces() -> Iterator[bytes]:
+        yield b"new"
+        raise RuntimeError("the writer failed half way")
+
+    with pytest.raises(RuntimeError):
+        safefs.write_file(tmp_path, "m.json", pieces())
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+    assert (tmp_path / "m.json").read_bytes() == b"old"
 
 
 def test_temp_files_are_named_after_their_owner(

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any, BinaryIO
 
 __all__ = [
     "TMP_PREFIX",
@@ -107,14 +109,51 @@ def read_path(path: Path, *, limit: int) -> bytes:
     return _read_fd(fd, limit)
 
 
+def open_path(path: Path, *, limit: int) -> BinaryIO:
+    """A file the user named, for reading in pieces: :func:`read_path`'s checks, and
+    reading past ``limit`` bytes (a file that grows while read) raises :class:`UnsafePath`."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        _check_regular(fd, limit)
+        return io.BufferedReader(_Bounded(fd, limit), _CHUNK)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class _Bounded(io.RawIOBase):
+    def __init__(self, fd: int, limit: int):
+        self._fd, self._left = fd, limit + 1
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        n = os.readv(self._fd, [view[: self._left]]) if self._left else 0
+        self._left -= n
+        if not self._left:
+            raise UnsafePath(errno.EFBIG, "grew over its size limit while read")
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
+
+
+def _check_regular(fd: int, limit: int) -> None:
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise UnsafePath(errno.EINVAL, "is not a regular file (a FIFO, device or folder)")
+    if st.st_size > limit:
+        raise UnsafePath(errno.EFBIG, f"is {st.st_size} bytes, over the {limit}-byte limit")
+    os.set_blocking(fd, True)
+
+
 def _read_fd(fd: int, limit: int) -> bytes:
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise UnsafePath(errno.EINVAL, "is not a regular file (a FIFO, device or folder)")
-        if st.st_size > limit:
-            raise UnsafePath(errno.EFBIG, f"is {st.st_size} bytes, over the {limit}-byte limit")
-        os.set_blocking(fd, True)
+        _check_regular(fd, limit)
         chunks: list[bytes] = []
         total = 0
         while True:
@@ -135,8 +174,18 @@ def temp_prefix(tag: str = "") -> str:
     return f"{TMP_PREFIX}{tag}-" if tag else TMP_PREFIX
 
 
-def write_file(root: Path, rel: str, data: bytes, *, durable: bool = False, tag: str = "") -> None:
+def write_file(
+    root: Path,
+    rel: str,
+    data: bytes | Iterable[bytes],
+    *,
+    durable: bool = False,
+    tag: str = "",
+) -> None:
     """Write ``root/rel`` atomically: exclusive random temp file, then rename over the target.
+
+    ``data``: the bytes, or an iterable of pieces written in order (a large file made
+    as it is written, never held whole).
 
     ``tag`` goes into the temp file's name (``.tmp-TAG-<random>-NAME``), so that a run
     sharing the folder with others (a shard) can later clean up only its own leftovers.
@@ -156,9 +205,11 @@ def write_file(root: Path, rel: str, data: bytes, *, durable: bool = False, tag:
         fd = os.open(tmp, _CREATE_FLAGS, 0o644, dir_fd=dfd)
         try:
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                pieces = [data] if isinstance(data, bytes | bytearray | memoryview) else data
+                for piece in pieces:
+                    view = memoryview(piece)
+                    while view:
+                        view = view[os.write(fd, view) :]
                 if durable:
                     os.fsync(fd)
             finally:
