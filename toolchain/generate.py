@@ -40,7 +40,7 @@ from toolchain.errors import (
 )
 from toolchain.fingerprint import fingerprint_digest
 from toolchain.hashing import Digest, file_digest, pixel_digest, source_digest, source_salt
-from toolchain.manifest import Manifest, ManifestEntry, Provenance
+from toolchain.manifest import EntryCollector, Manifest, ManifestEntry, Provenance
 from toolchain.outdir import (
     FORMATS,
     OutDir,
@@ -265,10 +265,11 @@ def generate_benchmark(
             n_workers = max(1, min(workers, len(plan) - len(done)))
             entries = run.execute(job, tasks, make_executor(executor, workers=n_workers,
                                                            scheduler=scheduler))  # fmt: skip
+            del done
             prov = provenance or Provenance()
             manifest = Manifest.build(
                 recipe=identity,
-                entries=entries.values(),
+                entries=entries,
                 fingerprint=run.fingerprint,
                 encoder=ENCODER,
                 columns=listing.columns,
@@ -309,7 +310,7 @@ class _Run:
         self.outdir = outdir
         self.planned = planned
         self.progress = progress
-        self.finished: dict[str, ManifestEntry] = {}
+        self.finished = EntryCollector()  # packed: a few hundred bytes a sample
         self.fingerprint: Mapping[str, str] = {}
         self.redone = 0
 
@@ -325,7 +326,7 @@ class _Run:
             prior = done.get(sample.id)
             if prior is not None:
                 if prior.source_file == file_digest(sample.data):
-                    self.finished[sample.id] = prior.entry
+                    self.finished.add(prior.entry)
                     self._tick()
                     continue
                 self.redone += 1  # the original changed since: make it again
@@ -339,7 +340,7 @@ class _Run:
 
     def execute(
         self, job: _SampleJob, tasks: Iterator[SampleTask], executor: Executor
-    ) -> dict[str, ManifestEntry]:
+    ) -> EntryCollector:
         journal = self.outdir.journal
         previous = journal.recorded_fingerprint()
         journal.open()
@@ -360,7 +361,7 @@ class _Run:
                             result.entry.path, result.png, sample=result.entry.id
                         )
                     journal.append(result.entry, result.source_file)
-                    self.finished[result.entry.id] = result.entry
+                    self.finished.add(result.entry)
                     self._tick()
         except KeyboardInterrupt:
             raise Interrupted(

@@ -94,9 +94,8 @@ def check_layout(
     file or the state folder, and no two paths may collide: equal once case is
     folded, or one used as a file and as a folder.
     """
-    seen: dict[str, str] = {}
+    seen: dict[str, str] = {}  # folded path -> sample id
     folders: dict[str, str] = {}
-    files: dict[str, str] = {}
     for sid, path in pairs:
         expected = output_path_for(sid)
         if path != expected:
@@ -115,11 +114,10 @@ def check_layout(
                 hint="rename one of them in the original",
             )
         seen[key] = sid
-        files[key] = sid
         parts = key.split("/")
         for i in range(1, len(parts)):
             folders.setdefault("/".join(parts[:i]), sid)
-    for key, sid in files.items():
+    for key, sid in seen.items():
         if key in folders:
             raise error(
                 f"sample {sid!r} is written to {key!r}, which sample {folders[key]!r} needs "

@@ -15,19 +15,25 @@ their pixels); see ``docs/manifest.md`` for both.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
-from collections.abc import Iterable, Mapping
+import struct
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from toolchain._internal import safefs
-from toolchain._internal.atomic import atomic_write
+from toolchain._internal.jsonstream import JsonStream
 from toolchain.errors import ManifestError, SourceError
 from toolchain.hashing import (
     Digest,
+    RootHasher,
+    canonical_json,
     pixel_digest,
     root_digest,
     root_digest_v1,
@@ -46,14 +52,20 @@ __all__ = [
     "FORMAT_V1",
     "MANIFEST_NAME",
     "MAX_MANIFEST_BYTES",
+    "EntryCollector",
+    "EntryTable",
     "Manifest",
     "ManifestEntry",
     "Provenance",
     "RecipeIdentity",
     "dump_manifest",
+    "is_canonical",
+    "iter_manifest",
     "load_manifest",
+    "manifest_sha256",
     "parse_entry",
     "parse_manifest",
+    "read_manifest",
     "write_manifest",
 ]
 
@@ -162,16 +174,161 @@ class ManifestEntry:
         }
 
 
+_RECORD_HEAD = struct.Struct(">32s32s32sII")
+
+
+def _pack(e: ManifestEntry) -> bytes:
+    sid, path = e.id.encode("utf-8"), e.path.encode("utf-8")
+    head = _RECORD_HEAD.pack(
+        bytes.fromhex(e.pixels.hex),
+        bytes.fromhex(e.file.hex),
+        bytes.fromhex(e.source.hex),
+        len(sid),
+        len(path),
+    )
+    return head + sid + path + canonical_json(dict(e.columns))
+
+
+def _record_id(record: bytes) -> bytes:
+    (n,) = struct.unpack_from(">I", record, 96)
+    return record[_RECORD_HEAD.size : _RECORD_HEAD.size + n]
+
+
+def _unpack(record: bytes | memoryview) -> ManifestEntry:
+    pixels, file, source, n_id, n_path = _RECORD_HEAD.unpack_from(record)
+    at = _RECORD_HEAD.size
+    sid = bytes(record[at : at + n_id]).decode("utf-8")
+    path = bytes(record[at + n_id : at + n_id + n_path]).decode("utf-8")
+    raw_columns = bytes(record[at + n_id + n_path :])
+    return ManifestEntry(
+        id=sid,
+        path=path,
+        pixels=Digest.from_bytes(pixels),
+        file=Digest.from_bytes(file),
+        source=Digest.from_bytes(source),
+        columns={} if raw_columns == b"{}" else json.loads(raw_columns),
+    )
+
+
+class EntryTable(Sequence[ManifestEntry]):
+    """Manifest entries sorted by id (UTF-8 bytes), packed into one buffer.
+
+    About 110 bytes plus the id, the path and the columns per entry, where a tuple of
+    :class:`ManifestEntry` objects takes over a kilobyte: a process that collects or
+    reads a manifest of a million samples stays small. Indexing and iterating give
+    :class:`ManifestEntry` values, made on access.
+    """
+
+    __slots__ = ("_blob", "_ends", "_last")
+
+    def __init__(self, entries: Iterable[ManifestEntry] = ()):
+        collector = EntryCollector()
+        for e in entries:
+            collector.add(e)
+        table = collector.table()
+        self._blob: bytes | bytearray = table._blob  # never changed once made
+        self._ends: array[int] = table._ends
+        self._last: tuple[int, ManifestEntry] | None = None
+
+    @classmethod
+    def _of_sorted(cls, records: Iterable[bytes]) -> EntryTable:
+        """The table of packed records already in id order (not checked here)."""
+        table = cls.__new__(cls)
+        blob, ends = bytearray(), array("Q")
+        for r in records:
+            blob += r
+            ends.append(len(blob))
+        table._blob, table._ends, table._last = blob, ends, None
+        return table
+
+    def _append(self, record: bytes) -> None:
+        """Add the next packed record (while the table is being read; id order)."""
+        self._blob += record
+        self._ends.append(len(self._blob))
+        self._last = None
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def _record(self, i: int) -> memoryview:
+        start = self._ends[i - 1] if i else 0
+        return memoryview(self._blob)[start : self._ends[i]]
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self))))
+        n = len(self)
+        i = index + n if index < 0 else index
+        if not 0 <= i < n:
+            raise IndexError("entry index out of range")
+        last = self._last  # the same entry is often asked for twice in a row
+        if last is not None and last[0] == i:
+            return last[1]
+        entry = _unpack(self._record(i))
+        self._last = (i, entry)
+        return entry
+
+    def __iter__(self) -> Iterator[ManifestEntry]:
+        view, start = memoryview(self._blob), 0
+        for end in self._ends:
+            yield _unpack(view[start:end])
+            start = end
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, EntryTable):
+            return self._blob == other._blob and self._ends == other._ends
+        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<EntryTable of {len(self)} entries, {len(self._blob)} bytes>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_table_from_state, (self._blob, self._ends.tobytes()))
+
+
+def _table_from_state(blob: bytes, ends: bytes) -> EntryTable:
+    table = EntryTable.__new__(EntryTable)
+    table._blob, table._ends, table._last = blob, array("Q"), None
+    table._ends.frombytes(ends)
+    return table
+
+
+class EntryCollector:
+    """Entries as a run finishes them, in any order, packed; :meth:`table` sorts them."""
+
+    def __init__(self) -> None:
+        self._records: list[bytes] = []
+
+    def add(self, entry: ManifestEntry) -> None:
+        self._records.append(_pack(entry))
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def table(self) -> EntryTable:
+        """The entries sorted by id; ``ValueError`` if an id was added twice."""
+        self._records.sort(key=_record_id)
+        for a, b in zip(self._records, self._records[1:], strict=False):
+            if _record_id(a) == _record_id(b):
+                raise ValueError(f"sample {_record_id(a).decode('utf-8')!r} was added twice")
+        return EntryTable._of_sorted(self._records)
+
+
 def _columns_json(columns: Iterable[ColumnSpec]) -> dict[str, Any]:
     return {c.name: c.to_json() for c in sorted(columns, key=lambda c: c.name)}
 
 
 @dataclass(frozen=True, kw_only=True)
 class Manifest:
-    """A whole manifest. ``entries`` are sorted by the UTF-8 bytes of their ids."""
+    """A whole manifest. ``entries`` are sorted by the UTF-8 bytes of their ids (an
+    :class:`EntryTable` when built or parsed here)."""
 
     recipe: RecipeIdentity
-    entries: tuple[ManifestEntry, ...]
+    entries: Sequence[ManifestEntry]
     fingerprint: Mapping[str, str]
     encoder: Encoder = field(default_factory=dict)
     columns: tuple[ColumnSpec, ...] = ()
@@ -214,16 +371,21 @@ class Manifest:
     ) -> Digest:
         if version == 1:
             return root_digest_v1((e.id, e.pixels) for e in entries)
-        return root_digest(
-            ((e.id, e.path, e.pixels, e.columns) for e in entries), _columns_json(columns)
-        )
+        if not isinstance(entries, EntryTable):
+            return root_digest(
+                ((e.id, e.path, e.pixels, e.columns) for e in entries), _columns_json(columns)
+            )
+        hasher = RootHasher(_columns_json(columns))  # already sorted: one entry at a time
+        for e in entries:
+            hasher.add(e.id, e.path, e.pixels, e.columns)
+        return hasher.digest()
 
     @classmethod
     def build(
         cls,
         *,
         recipe: RecipeIdentity,
-        entries: Iterable[ManifestEntry],
+        entries: Iterable[ManifestEntry] | EntryCollector,
         fingerprint: Mapping[str, str],
         provenance: Provenance,
         encoder: Encoder | None = None,
@@ -231,7 +393,12 @@ class Manifest:
         shard: str | None = None,
         version: int = 2,
     ) -> Manifest:
-        ordered = tuple(sorted(entries, key=lambda e: e.id.encode("utf-8")))
+        if isinstance(entries, EntryCollector):
+            ordered = entries.table()
+        elif isinstance(entries, EntryTable):
+            ordered = entries
+        else:
+            ordered = EntryTable(entries)
         schema = tuple(sorted(columns, key=lambda c: c.name))
         return cls(
             recipe=recipe,
@@ -252,19 +419,16 @@ class Manifest:
     def by_id(self) -> dict[str, ManifestEntry]:
         return {e.id: e for e in self.entries}
 
-    def to_json(self) -> dict[str, Any]:
-        if self.version == 1:
-            doc: dict[str, Any] = {
-                "entries": [e.to_json_v1() for e in self.entries],
-                "format": FORMAT_V1,
-            }
-        else:
-            doc = {
-                "columns": _columns_json(self.columns),
-                "encoder": dict(sorted(self.encoder.items())),
-                "entries": [e.to_json() for e in self.entries],
-                "format": FORMAT,
-            }
+    def entry_json(self, entry: ManifestEntry) -> dict[str, Any]:
+        """One entry as this manifest's format writes it."""
+        return entry.to_json_v1() if self.version == 1 else entry.to_json()
+
+    def header_json(self) -> dict[str, Any]:
+        """Every field but the entries, which are an empty list here."""
+        doc: dict[str, Any] = {"entries": [], "format": FORMAT_V1 if self.version == 1 else FORMAT}
+        if self.version != 1:
+            doc["columns"] = _columns_json(self.columns)
+            doc["encoder"] = dict(sorted(self.encoder.items()))
         doc.update(
             {
                 "fingerprint": dict(sorted(self.fingerprint.items())),
@@ -276,6 +440,11 @@ class Manifest:
         )
         if self.shard is not None:
             doc["shard"] = self.shard
+        return doc
+
+    def to_json(self) -> dict[str, Any]:
+        doc = self.header_json()
+        doc["entries"] = [self.entry_json(e) for e in self.entries]
         return doc
 
 
@@ -295,14 +464,94 @@ def _reject_floats(doc: Any) -> None:
             _reject_floats(v)
 
 
+_ENTRIES_PER_CHUNK = 512
+
+
+def iter_manifest(manifest: Manifest) -> Iterator[bytes]:
+    """The canonical bytes of a manifest, in pieces of a few hundred entries.
+
+    The same bytes as one ``json.dumps(doc, sort_keys=True, indent=2,
+    ensure_ascii=True) + "\\n"`` of the whole document, without ever holding it:
+    the header is written with an empty entry list, which is then filled in place,
+    one entry (indented two levels) at a time.
+    """
+    head = _canonical_json(manifest.header_json()).decode("ascii")
+    marker = '\n  "entries": []'
+    cut = head.index(marker) + len(marker) - 1  # at the list's "]"
+    if not manifest.entries:
+        yield head.encode("ascii")
+        return
+    yield head[:cut].encode("ascii")
+    parts: list[str] = []
+    sep = "\n"
+    for entry in manifest.entries:
+        parts.append(sep + _entry_text(manifest.entry_json(entry)))
+        sep = ",\n"
+        if len(parts) == _ENTRIES_PER_CHUNK:
+            yield "".join(parts).encode("ascii")
+            parts.clear()
+    parts.append("\n  " + head[cut:])
+    yield "".join(parts).encode("ascii")
+
+
+_quote = json.encoder.encode_basestring_ascii
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, str):
+        return _quote(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    raise TypeError(f"a manifest entry holds a {type(value).__name__}: {value!r}")
+
+
+def _entry_text(doc: Mapping[str, Any]) -> str:
+    """One entry as ``json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=True)`` writes
+    it two levels deep in the document (4 spaces), for entries' shape (strings, and one
+    level of objects of strings, integers and booleans), at the C encoder's speed."""
+    items = []
+    for key in sorted(doc):
+        value = doc[key]
+        if isinstance(value, Mapping):
+            inner = ",\n".join(f"        {_quote(k)}: {_scalar(value[k])}" for k in sorted(value))
+            text = "{\n" + inner + "\n      }" if value else "{}"
+        else:
+            text = _scalar(value)
+        items.append(f"      {_quote(key)}: {text}")
+    return "    {\n" + ",\n".join(items) + "\n    }"
+
+
 def dump_manifest(manifest: Manifest) -> bytes:
-    """The canonical bytes of a manifest."""
-    return _canonical_json(manifest.to_json())
+    """The canonical bytes of a manifest (see :func:`iter_manifest` to stream them)."""
+    return b"".join(iter_manifest(manifest))
+
+
+def is_canonical(manifest: Manifest, data: bytes) -> bool:
+    """True when ``data`` is exactly :func:`dump_manifest` of ``manifest`` (compared piece
+    by piece: no second copy is made)."""
+    view, at = memoryview(data), 0
+    for chunk in iter_manifest(manifest):
+        if view[at : at + len(chunk)] != chunk:
+            return False
+        at += len(chunk)
+    return at == len(view)
+
+
+def manifest_sha256(manifest: Manifest) -> str:
+    """SHA-256 (hex) of the canonical bytes, computed without holding them."""
+    h = hashlib.sha256()
+    for chunk in iter_manifest(manifest):
+        h.update(chunk)
+    return h.hexdigest()
 
 
 def write_manifest(manifest: Manifest, path: str | os.PathLike[str]) -> None:
-    """Write the manifest atomically and durably (it is the run's commit point)."""
-    atomic_write(Path(path), dump_manifest(manifest), durable=True)
+    """Write the manifest atomically and durably (it is the run's commit point), streamed."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    safefs.write_file(p.parent, p.name, iter_manifest(manifest), durable=True)
 
 
 # -- parsing ---------------------------------------------------------------------------
@@ -394,44 +643,115 @@ def _parse_encoder(raw: Any) -> dict[str, str | int]:
     return dict(raw)
 
 
-def _check_columns(entries: Iterable[ManifestEntry], columns: tuple[ColumnSpec, ...]) -> None:
-    schema = {c.name: c for c in columns}
+def _layout_pairs(
+    entries: Iterable[ManifestEntry], columns: tuple[ColumnSpec, ...] | None
+) -> Iterator[tuple[str, str]]:
+    """``(id, path)`` of each entry, for ``check_layout``; with ``columns``, each entry's
+    columns are checked against that schema on the way (one pass over the entries)."""
+    schema = {c.name: c for c in columns or ()}
     for e in entries:
-        if set(e.columns) != set(schema):
+        if columns is not None:
+            _check_entry_columns(e, schema)
+        yield e.id, e.path
+
+
+def _check_entry_columns(e: ManifestEntry, schema: Mapping[str, ColumnSpec]) -> None:
+    if set(e.columns) != set(schema):
+        raise ManifestError(
+            f"entry {e.id!r}: its columns {sorted(e.columns)} are not the schema's {sorted(schema)}"
+        )
+    for name, value in e.columns.items():
+        spec = schema[name]
+        ok = {
+            "class_label": isinstance(value, int)
+            and not isinstance(value, bool)
+            and 0 <= value < len(spec.names),
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "bool": isinstance(value, bool),
+            "string": isinstance(value, str),
+            "float": isinstance(value, str),
+        }[spec.type]
+        if not ok:
             raise ManifestError(
-                f"entry {e.id!r}: its columns {sorted(e.columns)} are not the schema's "
-                f"{sorted(schema)}"
+                f"entry {e.id!r}: column {name!r} value {value!r} does not fit its type {spec.type}"
             )
-        for name, value in e.columns.items():
-            spec = schema[name]
-            ok = {
-                "class_label": isinstance(value, int)
-                and not isinstance(value, bool)
-                and 0 <= value < len(spec.names),
-                "int": isinstance(value, int) and not isinstance(value, bool),
-                "bool": isinstance(value, bool),
-                "string": isinstance(value, str),
-                "float": isinstance(value, str),
-            }[spec.type]
-            if not ok:
-                raise ManifestError(
-                    f"entry {e.id!r}: column {name!r} value {value!r} does not fit its "
-                    f"type {spec.type}"
-                )
 
 
 def parse_manifest(data: bytes) -> Manifest:
     """Parse and validate manifest bytes. Raises :class:`ManifestError` on any defect."""
     if len(data) > MAX_MANIFEST_BYTES:
         raise ManifestError(f"manifest is {len(data)} bytes, over the {MAX_MANIFEST_BYTES} limit")
+    return read_manifest(io.BytesIO(data))
+
+
+def read_manifest(stream: BinaryIO) -> Manifest:
+    """Parse and validate a manifest from a binary file, in memory bounded by one entry
+    (plus the packed :class:`EntryTable`). Raises :class:`ManifestError` on any defect."""
+    text = io.TextIOWrapper(stream, encoding="utf-8", errors="strict", newline="")
     try:
-        doc = json.loads(data.decode("utf-8"), parse_float=_no_float, parse_constant=_no_float)
+        return _read(JsonStream(text, _DECODER))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ManifestError(f"not valid JSON: {e}") from None
     except ValueError as e:
         raise ManifestError(str(e)) from None
-    if not isinstance(doc, dict):
+    finally:
+        text.detach()
+
+
+class _Entries:
+    """The ``entries`` array, checked and packed as it is read."""
+
+    def __init__(self) -> None:
+        self.records = EntryTable._of_sorted(())  # grown in place as entries are read
+        self.version = 0  # the entries' own format (1: "source_pixels"), from the first
+        self.error: ManifestError | None = None  # raised once the format is known good
+
+    def read(self, stream: JsonStream) -> None:
+        previous: bytes | None = None
+        for i, raw in enumerate(stream.elements()):
+            if self.error is not None:
+                continue
+            if not self.version:
+                self.version = 1 if isinstance(raw, dict) and "source_pixels" in raw else 2
+            try:
+                entry = parse_entry(raw, f"entries[{i}]", version=self.version)
+                key = entry.id.encode("utf-8")
+                if previous is not None and previous >= key:
+                    raise ManifestError(
+                        f"entries[{i}]: id {entry.id!r} is duplicated or out of order",
+                        hint="a manifest lists each sample once, sorted by id",
+                    )
+            except ManifestError as e:
+                self.error = e
+                continue
+            previous = key
+            self.records._append(_pack(entry))
+
+    def table(self, version: int) -> EntryTable:
+        if self.records and self.version != version:
+            field = "source" if version == 2 else "source_pixels"
+            raise ManifestError(f"entries[0]: missing field {field!r}")
+        if self.error is not None:
+            raise self.error
+        return self.records
+
+
+def _read(stream: JsonStream) -> Manifest:
+    if stream.peek() != "{":
+        stream.value()
+        stream.end()
         raise ManifestError("top level must be a JSON object")
+    doc: dict[str, Any] = {}
+    entries: _Entries | None = None
+    for key in stream.members():
+        if key in doc or (key == "entries" and entries is not None):
+            raise ManifestError(f"manifest: field {key!r} appears twice")
+        if key == "entries" and stream.peek() == "[":
+            entries = _Entries()
+            entries.read(stream)
+        else:
+            doc[key] = stream.value()
+    stream.end()
     fmt = _get(doc, "format", str, "manifest")
     if fmt not in (FORMAT, FORMAT_V1):
         raise ManifestError(
@@ -463,32 +783,25 @@ def parse_manifest(data: bytes) -> Manifest:
     fp = _get(doc, "fingerprint", dict, "manifest")
     if not all(isinstance(v, str) for v in fp.values()):
         raise ManifestError("fingerprint values must be strings")
-    raw_entries = _get(doc, "entries", list, "manifest")
-    entries = tuple(
-        parse_entry(e, f"entries[{i}]", version=version) for i, e in enumerate(raw_entries)
-    )
-    for i, entry in enumerate(entries):
-        if i and entries[i - 1].id.encode("utf-8") >= entry.id.encode("utf-8"):
-            raise ManifestError(
-                f"entries[{i}]: id {entry.id!r} is duplicated or out of order",
-                hint="a manifest lists each sample once, sorted by id",
-            )
-    check_layout(((e.id, e.path) for e in entries), error=ManifestError)
+    if entries is None:
+        _get(doc, "entries", list, "manifest")  # missing, or not a list: says which
+        raise AssertionError("unreachable")
+    table = entries.table(version)
     columns: tuple[ColumnSpec, ...] = ()
     encoder: dict[str, str | int] = {}
     if version == 2:
         columns = _parse_columns(_get(doc, "columns", dict, "manifest"))
         encoder = _parse_encoder(_get(doc, "encoder", dict, "manifest"))
-        _check_columns(entries, columns)
+    check_layout(_layout_pairs(table, columns if version == 2 else None), error=ManifestError)
     count = _get(doc, "sample_count", int, "manifest")
-    if count != len(entries):
-        raise ManifestError(f"sample_count is {count} but there are {len(entries)} entries")
+    if count != len(table):
+        raise ManifestError(f"sample_count is {count} but there are {len(table)} entries")
     shard = doc.get("shard")
     if shard is not None and not isinstance(shard, str):
         raise ManifestError("field 'shard' must be a string")
     return Manifest(
         recipe=recipe,
-        entries=entries,
+        entries=table,
         fingerprint=fp,
         encoder=encoder,
         columns=columns,
@@ -503,11 +816,16 @@ def _no_float(text: str) -> Any:
     raise ValueError(f"floats are not allowed in a manifest (found {text})")
 
 
+_DECODER = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_float)
+
+
 def load_manifest(path: str | os.PathLike[str]) -> Manifest:
-    """Read and parse a manifest file (a regular file, at most :data:`MAX_MANIFEST_BYTES`)."""
+    """Read and parse a manifest file (a regular file, at most :data:`MAX_MANIFEST_BYTES`),
+    streamed: never held whole in memory."""
     p = Path(path)
     try:
-        data = safefs.read_path(p, limit=MAX_MANIFEST_BYTES)
+        with safefs.open_path(p, limit=MAX_MANIFEST_BYTES) as stream:
+            return read_manifest(stream)
     except FileNotFoundError:
         raise ManifestError(
             f"no manifest at {p}",
@@ -515,4 +833,3 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
         ) from None
     except OSError as e:
         raise ManifestError(f"cannot read {p}: {e.strerror or e}") from None
-    return parse_manifest(data)

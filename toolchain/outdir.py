@@ -48,7 +48,13 @@ from toolchain.layout import (
     plan_outputs,
     shard_manifest_name,
 )
-from toolchain.manifest import Manifest, ManifestEntry, dump_manifest, parse_manifest
+from toolchain.manifest import (
+    Manifest,
+    ManifestEntry,
+    iter_manifest,
+    manifest_sha256,
+    parse_manifest,
+)
 
 __all__ = [
     "CARD_NAME",
@@ -201,7 +207,7 @@ FORMATS = ("folder", "parquet")
 
 def companions(
     manifest: Manifest,
-    manifest_bytes: bytes,
+    manifest_sha256: str,
     *,
     format: str = "folder",
     split: str = "train",
@@ -211,7 +217,8 @@ def companions(
     """The files written beside a whole benchmark's manifest, from the manifest alone.
 
     ``metadata.jsonl`` (folder format), the dataset card ``README.md`` and
-    ``croissant.json``. ``entries``: the samples actually present, when fewer (a
+    ``croissant.json``. ``manifest_sha256``: the hex SHA-256 of the manifest's bytes
+    (Croissant cites it); ``entries``: the samples actually present, when fewer (a
     partial result); ``data``: ``(path, sha256 hex)`` of the parquet shards.
     """
     from toolchain.hf.card import CardInfo, render_card
@@ -233,7 +240,7 @@ def companions(
             ),
             CroissantFile(
                 path=MANIFEST_NAME,
-                sha256=hashlib.sha256(manifest_bytes).hexdigest(),
+                sha256=manifest_sha256,
                 encoding_format="application/json",
             ),
         ]
@@ -245,12 +252,15 @@ def companions(
 
 def write_benchmark_files(
     root: Path,
-    manifest_bytes: bytes,
+    manifest_bytes: bytes | Iterable[bytes],
     *,
     name: str = MANIFEST_NAME,
     companions: Mapping[str, bytes] | None = None,
 ) -> None:
-    """Companion files first, then the manifest, durably: the commit point."""
+    """Companion files first, then the manifest, durably: the commit point.
+
+    ``manifest_bytes``: the bytes, or pieces of them (:func:`toolchain.manifest.iter_manifest`).
+    """
     try:
         for rel, data in sorted((companions or {}).items()):
             safefs.write_file(root, rel, data)
@@ -302,15 +312,21 @@ class OutDir:
         """Finish the benchmark: (parquet: pack the samples into shards), the companion
         files, ``extra`` (e.g. ``coverage.json``), then the manifest, last and durably; then
         the journal goes. ``manifest_bytes``: the exact bytes to write (a carried manifest)."""
-        data = manifest_bytes if manifest_bytes is not None else dump_manifest(manifest)
         files: dict[str, bytes] = dict(extra or {})
         if self.slug == "all":
             shards: Sequence[tuple[str, str]] = ()
             if format == "parquet":
                 shards = self._pack_parquet(manifest, split, present)
-            files.update(
-                companions(manifest, data, format=format, split=split, entries=present, data=shards)
+            sha = (
+                hashlib.sha256(manifest_bytes).hexdigest()
+                if manifest_bytes is not None
+                else manifest_sha256(manifest)
             )
+            files.update(
+                companions(manifest, sha, format=format, split=split, entries=present, data=shards)
+            )
+        # Streamed: a manifest of a million entries is never held whole in memory.
+        data = manifest_bytes if manifest_bytes is not None else iter_manifest(manifest)
         write_benchmark_files(self.root, data, name=self.manifest_name, companions=files)
         self.journal.remove()
 
@@ -320,7 +336,7 @@ class OutDir:
         """Move the written samples into ``data/<split>-*.parquet`` (sorted by id)."""
         from toolchain.hf.parquet import BenchmarkRow, write_parquet
 
-        entries = list(manifest.entries if present is None else present)
+        entries = manifest.entries if present is None else present
 
         def rows() -> Iterator[BenchmarkRow]:
             for e in entries:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from toolchain.drift import fingerprint_differences
 from toolchain.errors import ManifestError, ShardSpecError
-from toolchain.manifest import Manifest, dump_manifest
+from toolchain.manifest import EntryCollector, Manifest, iter_manifest, manifest_sha256
 
 __all__ = ["Shard", "merge_manifests", "parse_shard", "write_merged"]
 
@@ -119,16 +119,14 @@ def merge_manifests(shards: Sequence[Manifest]) -> Manifest:
     if missing:
         names = ", ".join(f"{i}/{count}" for i in missing[:10])
         raise ManifestError(f"missing shard(s) {names}", hint="run them, then merge again")
-    owner: dict[str, str] = {}
-    entries = []
+    # Each id belongs to exactly one shard (``contains`` partitions the ids) and each shard
+    # is given once, so no sample can come twice.
+    entries = EntryCollector()
     for m, spec in zip(shards, specs, strict=True):
         for e in m.entries:
-            if e.id in owner:
-                raise ManifestError(f"sample {e.id!r} is in shards {owner[e.id]} and {spec}")
             if not spec.contains(e.id):
                 raise ManifestError(f"sample {e.id!r} does not belong in shard {spec}")
-            owner[e.id] = str(spec)
-            entries.append(e)
+            entries.add(e)
     expected = first.provenance.samples_used
     if len(entries) != expected:
         raise ManifestError(
@@ -152,10 +150,13 @@ def write_merged(manifest: Manifest, path: str | os.PathLike[str]) -> None:
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    data = dump_manifest(manifest)
     write_benchmark_files(
         target.parent,
-        data,
+        iter_manifest(manifest),
         name=target.name,
-        companions=companions(manifest, data) if target.name == MANIFEST_NAME else None,
+        companions=(
+            companions(manifest, manifest_sha256(manifest))
+            if target.name == MANIFEST_NAME
+            else None
+        ),
     )

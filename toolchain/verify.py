@@ -18,7 +18,7 @@ from toolchain.decode import decode
 from toolchain.errors import DecodeError, SignatureError
 from toolchain.hashing import Digest, file_digest, pixel_digest
 from toolchain.layout import COVERAGE_NAME, MANIFEST_NAME, SIGNATURE_NAME
-from toolchain.manifest import Manifest, parse_manifest
+from toolchain.manifest import Manifest, load_manifest, parse_manifest
 from toolchain.outdir import benchmark_format, read_output, unexpected_files
 from toolchain.sign import SignatureCheck, check_manifest_signature, read_manifest_bytes
 
@@ -204,10 +204,12 @@ def verify_benchmark(
     manifest_path = Path(manifest) if manifest else out_path / MANIFEST_NAME
     sig_check: SignatureCheck | None = None
     sig_problem: str | None = None
-    # Read the bytes once: the bytes whose signature is checked are the bytes parsed.
-    data = read_manifest_bytes(manifest_path)
-    m = parse_manifest(data)
-    if pubkey is not None:
+    if pubkey is None:
+        m = load_manifest(manifest_path)  # streamed: memory does not grow with the manifest
+    else:
+        # Read the bytes once: the bytes whose signature is checked are the bytes parsed.
+        data = read_manifest_bytes(manifest_path)
+        m = parse_manifest(data)
         sig_path = Path(signature) if signature else manifest_path.with_name(SIGNATURE_NAME)
         try:
             sig_check = check_manifest_signature(data, sig_path, pubkey)
