@@ -10,7 +10,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.diff_cases import build, tiny_original
-from toolchain.diff.format import HEADER_SIZE, INDEX_RECORD_SIZE, MAGIC, PayloadKind, open_diff
+from toolchain.diff.format import (
+    HEADER_SIZE,
+    INDEX_RECORD_SIZE,
+    MAGIC,
+    IndexRecord,
+    IndexTable,
+    PayloadKind,
+    open_diff,
+)
 from toolchain.diff.inspect import inspect_diff
 from toolchain.errors import DiffFormatError
 
@@ -44,6 +52,26 @@ def test_layout_matches_the_spec(container: bytes, tmp_path: Path) -> None:
             a.offset + a.length == b.offset for a, b in zip(r.records, r.records[1:], strict=False)
         )
         assert {rec.kind for rec in r.records} <= set(PayloadKind)
+
+
+def test_the_index_is_held_as_stored(container: bytes, tmp_path: Path) -> None:
+    """88 bytes a record, records made on access (a million entries: 88 MB, no objects)."""
+    p = tmp_path / "x.bdiff"
+    p.write_bytes(container)
+    with open_diff(p) as r:
+        count, mlen = struct.unpack_from("<I4xQ", container, 16)
+        at = HEADER_SIZE + mlen
+        raw = container[at : at + INDEX_RECORD_SIZE * count]
+        assert isinstance(r.records, IndexTable) and r.records.pack() == raw
+        records = list(r.records)
+        assert all(isinstance(x, IndexRecord) for x in records)
+        assert b"".join(x.pack() for x in records) == raw
+        assert r.records == records and r.records[-1] == records[-1]
+        assert r.records[1:3] == tuple(records[1:3])
+        with pytest.raises(IndexError):
+            r.records[count]
+    with pytest.raises(ValueError, match="whole number of records"):
+        IndexTable(raw[:-1])
 
 
 def test_every_flipped_bit_is_detected(container: bytes, tmp_path: Path) -> None:

@@ -171,6 +171,10 @@ class _Done:
     source_id: str | None = None
 
 
+_EXACT = _Done(status=Status.OK)
+"""The verdict kept for every exact sample (the digests were checked as it came)."""
+
+
 @dataclass(frozen=True)
 class _RebuildJob:
     """Rebuild one sample; picklable, sent once to each worker."""
@@ -338,6 +342,13 @@ class _Runner:
             for done in run:
                 i = done.index
                 e = entries[i]
+                if done.status is Status.OK and (done.pixels != e.pixels or done.file != e.file):
+                    done = _Done(
+                        status=Status.BROKEN,
+                        detail="a worker reported digests that differ",
+                        index=i,
+                        source_id=done.source_id,
+                    )
                 old = self.results.get(i)
                 if old is not None and done.status is not Status.OK:
                     continue  # a content match that fails keeps the by-id verdict
@@ -346,10 +357,13 @@ class _Runner:
                         self.outdir.writer.write(e.path, done.png, sample=e.id)
                     assert done.source_file is not None
                     journal.append(e, done.source_file)
-                if done.status is Status.ORIGINAL_DIFFERS and found is Found.BY_ID:
-                    self.results[i] = (done, Found.DIFFERENT, done.source_id)
+                    verdict = _EXACT  # its digests are the entry's: nothing more to keep
                 else:
-                    self.results[i] = (done, found, done.source_id)
+                    verdict = done
+                if done.status is Status.ORIGINAL_DIFFERS and found is Found.BY_ID:
+                    self.results[i] = (verdict, Found.DIFFERENT, done.source_id)
+                else:
+                    self.results[i] = (verdict, found, done.source_id)
                 if self.progress:
                     self.progress(len(self.results), self.total)
 
@@ -361,7 +375,7 @@ class _Runner:
 
 def _by_id(runner: _Runner, source: Source, present: set[str]) -> Iterator[RebuildTask]:
     entries = runner.reader.manifest.entries
-    index = {entries[i].id: i for i in runner.selected if entries[i].id in present}
+    index = {sid: i for i in runner.selected if (sid := entries[i].id) in present}
     for sample in source.iter_samples(sorted(index, key=lambda s: s.encode("utf-8"))):
         yield runner.task(index[sample.id], sample.id, sample.data)
 
@@ -395,8 +409,6 @@ def _outcomes(reader: DiffReader, runner: _Runner) -> list[SampleOutcome]:
         e = reader.manifest.entries[i]
         missing = (_Done(status=Status.MISSING), Found.MISSING, None)
         done, found, where = runner.results.get(i, missing)
-        if done.status is Status.OK and (done.pixels != e.pixels or done.file != e.file):
-            done = _Done(status=Status.BROKEN, detail="a worker reported digests that differ")
         message = _describe(e, done, publisher, local, key_on)
         outcomes.append(
             SampleOutcome(
@@ -435,17 +447,14 @@ def _commit(
         )
         outdir.commit(shard_manifest)
         return True
-    exact = {o.id for o in outcomes if o.status is Status.OK}
-    present = [e for e in m.entries if e.id in exact]
+    present: list[ManifestEntry] | None = None
+    if not ok:
+        exact = {o.id for o in outcomes if o.status is Status.OK}
+        present = [e for e in m.entries if e.id in exact]
     extra = {} if ok else {COVERAGE_NAME: _coverage(m, outcomes)}
-    outdir.commit(
-        m,
-        reader.manifest_bytes,
-        format=format,
-        split=split,
-        present=None if ok else present,
-        extra=extra,
-    )
+    # The carried manifest is canonical (checked when the diff was opened), so it is
+    # written again, streamed, from the parsed one: the same bytes.
+    outdir.commit(m, format=format, split=split, present=present, extra=extra)
     return True
 
 
@@ -525,7 +534,7 @@ def _apply(
     selected = [i for i, e in enumerate(entries) if part is None or part.contains(e.id)]
     header = {
         "kind": "apply",
-        "plan": plan_digest((entries[i].id, entries[i].path) for i in selected),
+        "plan": plan_digest(((e := entries[i]).id, e.path) for i in selected),
         "root": str(reader.manifest.root),
         "samples": len(selected),
         "shard": str(part or ""),

@@ -29,14 +29,20 @@ import os
 import secrets
 import stat
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from toolchain._internal.atomic import TMP_PREFIX
 from toolchain.errors import DiffFormatError, ManifestError, OutputError
-from toolchain.manifest import MAX_MANIFEST_BYTES, Manifest, dump_manifest, parse_manifest
+from toolchain.manifest import (
+    MAX_MANIFEST_BYTES,
+    Manifest,
+    dump_manifest,
+    is_canonical,
+    parse_manifest,
+)
 
 __all__ = [
     "AEAD_AES_256_GCM_SIV",
@@ -50,6 +56,7 @@ __all__ = [
     "DiffReader",
     "Header",
     "IndexRecord",
+    "IndexTable",
     "KeyOn",
     "PayloadKind",
     "SealedEntry",
@@ -160,6 +167,46 @@ class IndexRecord:
         return _RECORD.pack(
             self.offset, self.length, int(self.kind), self.fingerprint, self.sealed_digest
         )
+
+
+class IndexTable(Sequence[IndexRecord]):
+    """The index as stored (88 bytes a record), records made on access: a reader of a
+    diff of a million entries holds 88 MB, not a million objects."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: bytes):
+        if len(raw) % INDEX_RECORD_SIZE:
+            raise ValueError("the index is not a whole number of records")
+        self._raw = raw
+
+    def __len__(self) -> int:
+        return len(self._raw) // INDEX_RECORD_SIZE
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self))))
+        n = len(self)
+        i = index + n if index < 0 else index
+        if not 0 <= i < n:
+            raise IndexError("index record out of range")
+        off, length, kind, fp, sd = _RECORD.unpack_from(self._raw, i * INDEX_RECORD_SIZE)
+        return IndexRecord(
+            offset=off, length=length, kind=PayloadKind(kind), fingerprint=fp, sealed_digest=sd
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, IndexTable):
+            return self._raw == other._raw
+        if isinstance(other, Sequence):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def pack(self) -> bytes:
+        """The index bytes, as a ``.bdiff`` stores them."""
+        return self._raw
 
 
 # -- writing ---------------------------------------------------------------------------
@@ -421,12 +468,12 @@ class DiffReader:
             head = _read_exact(f, 0, HEADER_SIZE, "the header")
             self.header, stored_digest = _parse_header(head, st.st_size)
             h = self.header
-            self.manifest_bytes = _read_text(f, HEADER_SIZE, h.manifest_length)
+            manifest_bytes = _read_text(f, HEADER_SIZE, h.manifest_length)
             index = _read_exact(f, h.index_offset, INDEX_RECORD_SIZE * h.entry_count, "the index")
         except OSError as e:
             raise DiffFormatError(f"cannot read {self.path}: {e.strerror or e}") from None
         digest = hashlib.sha256(head[: _HEAD.size])
-        digest.update(self.manifest_bytes)
+        digest.update(manifest_bytes)
         digest.update(index)
         if digest.digest() != stored_digest:
             raise DiffFormatError(
@@ -434,8 +481,16 @@ class DiffReader:
                 offset=_HEAD.size,
                 hint="download the .bdiff again and compare its checksum",
             )
-        self.manifest = self._parse_manifest()
-        self.records = self._parse_index(index)
+        self.manifest = self._parse_manifest(manifest_bytes)
+        del manifest_bytes  # canonical: made again from self.manifest when needed
+        self._check_index(index)
+        self.records: Sequence[IndexRecord] = IndexTable(index)
+
+    @property
+    def manifest_bytes(self) -> bytes:
+        """The carried manifest's bytes: canonical, so :func:`dump_manifest` of the parsed
+        manifest gives them again (the reader does not hold them)."""
+        return dump_manifest(self.manifest)
 
     def close(self) -> None:
         self._f.close()
@@ -446,17 +501,17 @@ class DiffReader:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _parse_manifest(self) -> Manifest:
+    def _parse_manifest(self, data: bytes) -> Manifest:
         h = self.header
         try:
-            manifest = parse_manifest(self.manifest_bytes)
+            manifest = parse_manifest(data)
         except ManifestError as e:
             raise DiffFormatError(f"carried manifest: {e.message}", offset=HEADER_SIZE) from None
-        if dump_manifest(manifest) != self.manifest_bytes:
+        if not is_canonical(manifest, data):
             raise DiffFormatError("carried manifest is not in canonical form", offset=HEADER_SIZE)
         if not manifest.root_is_consistent():
             raise DiffFormatError("carried manifest: root hash does not match", offset=HEADER_SIZE)
-        if benchmark_id(self.manifest_bytes) != h.benchmark_id:
+        if benchmark_id(data) != h.benchmark_id:
             raise DiffFormatError("benchmark id does not match the manifest", offset=40)
         if len(manifest.entries) != h.entry_count:
             raise DiffFormatError(
@@ -465,46 +520,36 @@ class DiffReader:
             )
         return manifest
 
-    def _parse_index(self, index: bytes) -> tuple[IndexRecord, ...]:
+    def _check_index(self, index: bytes) -> None:
         h = self.header
-        records: list[IndexRecord] = []
         expected = h.payload_offset
-        for i, entry in enumerate(self.manifest.entries):
+        entries = self.manifest.entries
+        for i in range(len(entries)):
             at = h.index_offset + i * INDEX_RECORD_SIZE
-            off, length, kind, fp, sd = _RECORD.unpack_from(index, i * INDEX_RECORD_SIZE)
+            off, length, kind, _, _ = _RECORD.unpack_from(index, i * INDEX_RECORD_SIZE)
             if index[i * INDEX_RECORD_SIZE + 17 : i * INDEX_RECORD_SIZE + 24] != bytes(7):
                 raise DiffFormatError(
-                    "reserved index bytes are not zero", offset=at + 17, entry=entry.id
+                    "reserved index bytes are not zero", offset=at + 17, entry=entries[i].id
                 )
             if kind not in PayloadKind._value2member_map_:
                 raise DiffFormatError(
-                    f"unknown payload kind {kind}", offset=at + 16, entry=entry.id
+                    f"unknown payload kind {kind}", offset=at + 16, entry=entries[i].id
                 )
             if off != expected:
                 raise DiffFormatError(
                     f"payload offset {off} != {expected} (payloads must be contiguous)",
                     offset=at,
-                    entry=entry.id,
+                    entry=entries[i].id,
                 )
             if not 16 < length <= MAX_SEALED_BYTES or off + length > h.file_length:
                 raise DiffFormatError(
-                    f"payload length {length} is out of bounds", offset=at + 8, entry=entry.id
+                    f"payload length {length} is out of bounds", offset=at + 8, entry=entries[i].id
                 )
-            records.append(
-                IndexRecord(
-                    offset=off,
-                    length=length,
-                    kind=PayloadKind(kind),
-                    fingerprint=fp,
-                    sealed_digest=sd,
-                )
-            )
             expected = off + length
         if expected != h.file_length:
             raise DiffFormatError(
                 f"{h.file_length - expected} bytes after the last payload", offset=expected
             )
-        return tuple(records)
 
     def read_sealed(self, i: int) -> bytes:
         """The sealed payload of entry ``i``: read once, checked against its index digest."""

@@ -51,6 +51,7 @@ from toolchain.diff.format import (
     DiffReader,
     Header,
     IndexRecord,
+    IndexTable,
     KeyOn,
     PayloadKind,
     SealedEntry,
@@ -61,7 +62,7 @@ from toolchain.diff.format import (
 from toolchain.errors import DiffFormatError, ManifestError, OutputError
 from toolchain.hf._arrow import HF_METADATA_KEY, features_metadata, write_shards
 from toolchain.hf._deps import require
-from toolchain.manifest import MAX_MANIFEST_BYTES, Manifest, dump_manifest, parse_manifest
+from toolchain.manifest import MAX_MANIFEST_BYTES, Manifest, is_canonical, parse_manifest
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -262,7 +263,7 @@ class DiffDataset(DiffReader):
         self._lock = threading.Lock()
         self._cache: tuple[tuple[int, int], Any] | None = None
         declared = self._read_header_json()
-        self.manifest_bytes = self._read_manifest_bytes(declared["manifest_length"])
+        manifest_bytes = self._read_manifest_bytes(declared["manifest_length"])
         self._shards, starts = self._open_shards(declared["entry_count"])
         self._starts = starts
         self.header = Header(
@@ -273,15 +274,17 @@ class DiffDataset(DiffReader):
             file_length=declared["file_length"],
             benchmark_id=bytes.fromhex(declared["benchmark_id"]),
         )
-        ids, self.records = self._read_index()
-        index = b"".join(r.pack() for r in self.records)
-        digest = hashlib.sha256(self.header.pack_head() + self.manifest_bytes + index).digest()
+        ids, records = self._read_index()
+        index = b"".join(r.pack() for r in records)
+        del records
+        self.records = IndexTable(index)
+        digest = hashlib.sha256(self.header.pack_head() + manifest_bytes + index).digest()
         if digest.hex() != declared["header_digest"]:
             raise _fail(
                 f"{HEADER_NAME}: header digest mismatch: the header, manifest or index is corrupt",
                 hint=_HINT,
             )
-        self.manifest = self._check_manifest(ids)
+        self.manifest = self._check_manifest(ids, manifest_bytes)
 
     def close(self) -> None:
         """Drop the cached row group (the shards are opened per read, never kept open)."""
@@ -491,16 +494,16 @@ class DiffDataset(DiffReader):
             )
         return ids, tuple(records)
 
-    def _check_manifest(self, ids: list[str]) -> Manifest:
+    def _check_manifest(self, ids: list[str], data: bytes) -> Manifest:
         try:
-            manifest = parse_manifest(self.manifest_bytes)
+            manifest = parse_manifest(data)
         except ManifestError as e:
             raise _fail(f"carried manifest: {e.message}") from None
-        if dump_manifest(manifest) != self.manifest_bytes:
+        if not is_canonical(manifest, data):
             raise _fail("carried manifest is not in canonical form")
         if not manifest.root_is_consistent():
             raise _fail("carried manifest: root hash does not match")
-        if benchmark_id(self.manifest_bytes) != self.header.benchmark_id:
+        if benchmark_id(data) != self.header.benchmark_id:
             raise _fail("benchmark id does not match the manifest")
         if len(manifest.entries) != self.header.entry_count:
             raise _fail(
