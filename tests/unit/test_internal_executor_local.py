@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from toolchain._internal.executor import make_executor
+from toolchain._internal.executor import local, make_executor
 from toolchain._internal.executor._worker import WorkerBug
-from toolchain._internal.executor.local import IN_FLIGHT
+from toolchain._internal.executor.local import IN_FLIGHT, MAX_BATCH, _BatchSizer
 from toolchain.errors import DecodeError, ExecutorError
 
 
@@ -240,3 +240,29 @@ def test_an_unpinned_process_runs_even_one_worker_in_a_pinned_child(
     with make_executor("local", workers=1).run(Pid(), iter(_tasks(2))) as run:
         pids = list(run)
     assert len(set(pids)) == 1 and pids[0] != os.getpid()
+
+
+def test_batches_grow_with_the_measured_rate_and_stop_at_their_bounds() -> None:
+    sizer = _BatchSizer(workers=2)
+    tasks = iter(enumerate(Payload(sample_id=f"s{i}", data=b"x" * 1000) for i in range(500)))
+    assert len(sizer.take(tasks)) == 1  # nothing measured yet: one at a time
+    sizer.started -= 1.0
+    sizer.finished(220)  # about 110 tasks per second per worker: 5 in 0.05 s
+    assert len(sizer.take(tasks)) == 5
+    sizer.finished(100_000)
+    assert len(sizer.take(tasks)) == MAX_BATCH
+    big = iter(enumerate(Payload(sample_id=f"b{i}", data=b"x" * (3 << 20)) for i in range(9)))
+    assert len(sizer.take(big)) == 3  # 9 MiB: over MAX_BATCH_BYTES after the third
+    assert sizer.take(iter(())) == []
+
+
+def test_a_worker_killed_inside_a_batch_is_named_by_its_sample(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Results travel a batch at a time; the sample a dead worker ran is still exact."""
+    monkeypatch.setattr(local, "BATCH_SECONDS", 1000.0)  # every batch as large as allowed
+    with (
+        pytest.raises(ExecutorError, match=r"killed by SIGKILL while working on sample 's50.png'"),
+        make_executor("local", workers=2).run(KillItself(victim=50), iter(_tasks(200))) as run,
+    ):
+        list(run)

@@ -4,11 +4,17 @@ The pool is written here rather than taken from :mod:`multiprocessing.pool`,
 because its two failure modes are the ones we must not have: a worker that dies
 (or cannot start) leaves ``Pool.apply``/``imap`` waiting forever, and stopping a
 pool on Ctrl-C waits for the running tasks. Here every worker has one pipe and
-at most :data:`IN_FLIGHT` tasks queued (the one it runs and the next, so that it
-never waits for the parent between two samples); the parent waits on the pipes
-*and* the processes' sentinels, so a dead worker is noticed at once, and on any
-exception (Ctrl-C included) every worker is terminated before the exception
+at most :data:`IN_FLIGHT` batches of tasks queued (the one it runs and the next, so
+that it never waits for the parent between two samples); the parent waits on the
+pipes *and* the processes' sentinels, so a dead worker is noticed at once, and on
+any exception (Ctrl-C included) every worker is terminated before the exception
 propagates.
+
+Tasks travel in batches sized to take about :data:`BATCH_SECONDS` of a worker's
+time (one task at first, then as many as the measured rate allows, at most
+:data:`MAX_BATCH` and about :data:`MAX_BATCH_BYTES`): cheap samples cost one message
+each way per batch instead of per sample, and slow ones still go one at a time,
+so the last batches never leave a worker idle for long.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import contextlib
 import queue
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import SpawnProcess
@@ -42,10 +49,15 @@ START_TIMEOUT = 300.0
 """Seconds a spawned worker may take to import numpy and report ready (slow disks, emulation)."""
 _STOP_GRACE = 2.0
 IN_FLIGHT = 2
-"""Tasks queued at each worker: the next one is there when the current one ends."""
+"""Batches queued at each worker: the next one is there when the current one ends."""
+BATCH_SECONDS = 0.05
+"""A batch holds about this much of a worker's time, at the rate measured so far."""
+MAX_BATCH = 32
+MAX_BATCH_BYTES = 8 << 20
+"""A batch stops growing once its tasks' ``data`` reach this many bytes."""
 
 
-def _worker_main(conn: Connection, job: Callable[[Any], Any]) -> None:
+def _worker_main(conn: Connection, job: Callable[[Any], Any], current: Any, slot: int) -> None:
     """A pool worker: report the fingerprint, then run tasks until told to stop.
 
     A thread receives the tasks while the main thread computes, so the parent's send of
@@ -62,16 +74,21 @@ def _worker_main(conn: Connection, job: Callable[[Any], Any]) -> None:
     conn.send(("ready", fingerprint))
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
     threading.Thread(target=_receive, args=(conn, inbox), daemon=True).start()
-    while (message := inbox.get()) is not None:
-        index, task = message
-        try:
-            conn.send(("ok", index, job(task)))
-        except BaseException as exc:
-            conn.send(("error", index, portable_error(exc)))
+    while (batch := inbox.get()) is not None:
+        results: list[tuple[int, Any]] = []
+        for index, task in batch:
+            current[slot] = index  # shared memory: the parent names this task if we die
+            try:
+                results.append((index, job(task)))
+            except BaseException as exc:
+                conn.send((results, (index, portable_error(exc))))
+                break
+        else:
+            conn.send((results, None))
 
 
 def _receive(conn: Connection, inbox: queue.SimpleQueue[Any]) -> None:
-    """Move the parent's messages into ``inbox`` as they arrive; ``None`` ends the worker."""
+    """Move the parent's batches into ``inbox`` as they arrive; ``None`` ends the worker."""
     try:
         while (message := conn.recv()) is not None:
             inbox.put(message)
@@ -99,6 +116,33 @@ def _death(process: SpawnProcess) -> str:
     return f"exited with code {code}"
 
 
+class _BatchSizer:
+    """How many tasks the next batch holds, from the pool's measured rate."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.started = time.monotonic()
+        self.done = 0
+
+    def finished(self, count: int) -> None:
+        self.done += count
+
+    def take(self, source: Iterator[tuple[int, Any]]) -> list[tuple[int, Any]]:
+        """The next batch from ``source`` (empty when it is exhausted)."""
+        elapsed = time.monotonic() - self.started
+        per_worker = self.done / elapsed / self.workers if self.done and elapsed > 0 else 0.0
+        size = max(1, min(MAX_BATCH, int(per_worker * BATCH_SECONDS)))
+        batch: list[tuple[int, Any]] = []
+        nbytes = 0
+        while len(batch) < size and nbytes < MAX_BATCH_BYTES:
+            nxt = next(source, None)
+            if nxt is None:
+                break
+            batch.append(nxt)
+            nbytes += len(getattr(nxt[1], "data", b""))
+        return batch
+
+
 class _Pool:
     """Spawned, pinned workers with one pipe each; see the module docstring."""
 
@@ -106,9 +150,14 @@ class _Pool:
         self.processes: list[SpawnProcess] = []
         self.conns: list[Connection] = []
         with pinned_spawn_context() as ctx:
-            for _ in range(workers):
+            # Each worker's slot holds the index of the task it runs (results travel a
+            # batch at a time, so the pipe alone cannot tell which task a dead worker ran).
+            self.current = ctx.RawArray("q", [-1] * workers)
+            for slot in range(workers):
                 parent, child = ctx.Pipe(duplex=True)
-                process = ctx.Process(target=_worker_main, args=(child, job), daemon=True)
+                process = ctx.Process(
+                    target=_worker_main, args=(child, job, self.current, slot), daemon=True
+                )
                 process.start()
                 child.close()
                 self.processes.append(process)
@@ -147,31 +196,34 @@ class _Pool:
         return check_same_environment(fingerprints)
 
     def results(self, tasks: Iterable[Any]) -> Iterator[tuple[Any, str]]:
-        """Results in task order; at most :data:`IN_FLIGHT` tasks queued at each worker."""
+        """Results in task order; at most :data:`IN_FLIGHT` batches queued at each worker."""
         digest = fingerprint_digest(self.fingerprint)
         pending: dict[int, Any] = {}
         # worker -> its tasks (index, task) in the order sent; it runs them in that order
         busy: dict[int, collections.deque[tuple[int, Any]]] = {
             w: collections.deque() for w in range(len(self.conns))
         }
+        batches: dict[int, collections.deque[int]] = {w: collections.deque() for w in busy}
         source = enumerate(tasks)
+        sizer = _BatchSizer(len(self.conns))
         exhausted = False
         following = 0
         while True:
-            # Fill round-robin, one task per worker per round, so that a short run
+            # Fill round-robin, one batch per worker per round, so that a short run
             # spreads over every worker instead of queueing on the first.
             while not exhausted:
-                room = [w for w in busy if len(busy[w]) < IN_FLIGHT]
+                room = [w for w in busy if len(batches[w]) < IN_FLIGHT]
                 if not room:
                     break
-                for worker in sorted(room, key=lambda w: len(busy[w])):
-                    nxt = next(source, None)
-                    if nxt is None:
+                for worker in sorted(room, key=lambda w: len(batches[w])):
+                    batch = sizer.take(source)
+                    if not batch:
                         exhausted = True
                         break
                     with contextlib.suppress(OSError):  # a dead worker: the wait names it
-                        self.conns[worker].send(nxt)
-                    busy[worker].append(nxt)
+                        self.conns[worker].send(batch)
+                    busy[worker].extend(batch)
+                    batches[worker].append(len(batch))
             while following in pending:
                 yield pending.pop(following), digest
                 following += 1
@@ -191,19 +243,25 @@ class _Pool:
                             if ready is conn:
                                 break
                             raise EOFError
-                        kind, got, payload = conn.recv()
+                        done, failed = conn.recv()
                     except (EOFError, OSError):
-                        index, task = busy[worker][0]
+                        running = self.current[worker]
+                        index, task = next(
+                            (t for t in busy[worker] if t[0] == running), busy[worker][0]
+                        )
                         raise ExecutorError(
                             f"worker process {self.processes[worker].pid} "
                             f"{_death(self.processes[worker])} while working on "
                             f"{_label(task, index)}",
                             hint="out of memory? (see dmesg); run again with --resume to continue",
                         ) from None
-                    if kind == "error":
-                        raise payload
-                    pending[got] = payload
-                    busy[worker].popleft()
+                    if failed is not None:
+                        raise failed[1]
+                    for index, payload in done:
+                        pending[index] = payload
+                        busy[worker].popleft()
+                    batches[worker].popleft()
+                    sizer.finished(len(done))
 
     def stop(self, *, clean: bool) -> None:
         """Ask idle workers to exit (clean), or terminate them all at once."""
