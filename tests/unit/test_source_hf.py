@@ -520,9 +520,11 @@ def test_iter_samples_memory_is_a_few_rows_of_a_row_group(tmp_path: Path) -> Non
     root = tmp_path / "many"
     to_hub_parquet(make_dataset(many), root, "train", row_group=160)
     total = sum(len(r["bytes"]) for r in many)
+    # pyarrow's count is for the whole process: what earlier tests still hold is not ours.
+    base = pa.total_allocated_bytes()
     peak = 0
     with open_source(root) as src:
         for s in src.iter_samples(src.listing().ids):
             assert s.data
-            peak = max(peak, pa.total_allocated_bytes())
+            peak = max(peak, pa.total_allocated_bytes() - base)
     assert peak < total / 3
