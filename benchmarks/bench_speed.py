@@ -120,8 +120,7 @@ def bytes_detail(pixels: list[np.ndarray], pillow6: int) -> dict[str, float | in
     up_zlib = sum(len(zlib.compress(bench_png.filtered(px, "up").tobytes(), 6)) for px in pixels)
     out = {"up, zlib 6": round((up_zlib + container) / pillow6, 4)}
     out["images the probe gives Average"] = sum(
-        png.choose_filter(px.reshape(px.shape[0], -1), px.shape[2]) == png.AVERAGE
-        for px in pixels
+        png.choose_filter(px.reshape(px.shape[0], -1), px.shape[2]) == png.AVERAGE for px in pixels
     )
     for kind in ("up", "sub", "avg", "paeth"):
         total = sum(len(bench_png.grid_png(px, kind, 6)) for px in pixels)

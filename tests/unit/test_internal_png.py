@@ -180,12 +180,14 @@ def reference_filter(pixels: Pixels, kind: int) -> bytes:
 
 
 @pytest.mark.parametrize("kind", [UP, AVERAGE])
-@pytest.mark.parametrize("shape", [(1, 1, 1), (1, 1, 4), (3, 1, 3), (1, 5, 3), (4, 2, 4), (6, 7, 1)])
+@pytest.mark.parametrize(
+    "shape", [(1, 1, 1), (1, 1, 4), (3, 1, 3), (1, 5, 3), (4, 2, 4), (6, 7, 1)]
+)
 def test_filters_match_the_png_specification(shape: tuple[int, int, int], kind: int) -> None:
     rng = np.random.default_rng(sum(shape) + kind)
     pixels = rng.integers(0, 256, shape, dtype=np.uint8)  # extremes: (255 + 255) // 2 included
     pixels[0, 0] = 255
-    h, w, c = shape
+    c = shape[2]
     rows = flat(pixels)
     above = np.vstack([np.zeros_like(rows[:1]), rows[:-1]])
     assert filter_rows(rows, above, kind, c).tobytes() == reference_filter(pixels, kind)
@@ -476,7 +478,9 @@ def test_decode_returns_none_on_non_pngs(data: bytes) -> None:
 
 @pytest.mark.parametrize("filter_type", [UP, AVERAGE])
 @pytest.mark.parametrize("kind", [b"IHDR", b"IDAT", b"IEND"])
-def test_a_flipped_bit_in_each_chunk_is_a_crc_error_naming_it(kind: bytes, filter_type: int) -> None:
+def test_a_flipped_bit_in_each_chunk_is_a_crc_error_naming_it(
+    kind: bytes, filter_type: int
+) -> None:
     data = encode_with(noisy(16, 16, 3), filter_type)
     pos, length = chunk_offsets(data)[kind]
     # a bit of the payload (IEND has none), then a bit of the stored CRC
@@ -534,7 +538,9 @@ def test_a_corrupt_average_stream_is_an_error() -> None:
         decode_png(handmade_png(ihdr, rows + rows[:31]))
     stream = bytearray(zlib.compress(rows))
     stream[-1] ^= 0x01  # the Adler-32 trailer, which a decoder that stops early never reads
-    data = PNG_SIGNATURE + chunk(b"IHDR", ihdr) + chunk(b"IDAT", bytes(stream)) + chunk(b"IEND", b"")
+    data = (
+        PNG_SIGNATURE + chunk(b"IHDR", ihdr) + chunk(b"IDAT", bytes(stream)) + chunk(b"IEND", b"")
+    )
     with pytest.raises(PngError, match="chunk 'IDAT' does not hold a valid zlib stream"):
         decode_png(data)
 

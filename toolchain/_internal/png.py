@@ -349,7 +349,7 @@ def decode_png(data: bytes | bytearray | memoryview) -> npt.NDArray[np.uint8] | 
     return out.reshape(h, w, c)
 
 
-def _unfilter_average(raw: bytes, w: int, h: int, c: int) -> npt.NDArray[np.uint8]:
+def _unfilter_average(raw: bytes | bytearray, w: int, h: int, c: int) -> npt.NDArray[np.uint8]:
     """Undo Average with Pillow's C unfilter (a per-byte recurrence numpy cannot vectorise).
 
     ``raw`` is the checked, fully inflated image data. Pillow's ``zip`` decoder reads only
