@@ -371,6 +371,36 @@ def test_decode_round_trips_our_files(h: int, w: int, c: int, kind: int) -> None
     assert np.array_equal(got, pixels)
 
 
+@pytest.mark.parametrize("c", [1, 3, 4])
+def test_average_is_copied_out_of_pillow_in_bands(monkeypatch: pytest.MonkeyPatch, c: int) -> None:
+    pixels = noisy(37, 11, c)
+    data = encode_with(pixels, AVERAGE)
+    for band_bytes in (1, 11 * c, 5 * 11 * c + 1, 10**9):  # 1 row, 1 row, 5 rows, all
+        monkeypatch.setattr(png, "_BAND_BYTES", band_bytes)
+        got = decode_png(data)
+        assert got is not None and np.array_equal(got, pixels) and got.flags.writeable
+
+
+def test_average_decode_holds_at_most_two_copies_of_the_image(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # numpy's and Python's buffers are traced (Pillow's image is not): the inflated rows
+    # are dropped once their stored copy exists, that copy once Pillow has read it, and
+    # the output is copied out of Pillow in bands (here a tenth of the image).
+    pixels = noisy(600, 800, 3)
+    data = encode_with(pixels, AVERAGE)
+    size = 600 * (1 + 800 * 3)
+    monkeypatch.setattr(png, "_BAND_BYTES", size // 10)
+    tracemalloc.start()
+    try:
+        got = decode_png(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert got is not None and np.array_equal(got, pixels)
+    assert peak < 2.3 * size
+
+
 def test_decode_accepts_bytes_bytearray_and_memoryview() -> None:
     pixels = formula(5, 6, 3)
     data = encode_png(pixels)

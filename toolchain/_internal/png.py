@@ -82,6 +82,7 @@ _BUNDLED_LIBDEFLATE: Final = {"0.8.0": "1.23", "0.8.1": "1.24", "0.9.0": "1.25"}
 # Rows at least this many bytes wide are unfiltered by a Python loop of numpy row
 # additions (about 1 us per row); narrower images by numpy's column-wise cumsum.
 _ROW_LOOP_MIN_BYTES: Final = 64
+_BAND_BYTES: Final = 4 << 20  # Pillow's Average output is copied out in bands of ~4 MiB
 
 
 class PngError(ValueError):
@@ -332,13 +333,22 @@ def decode_png(data: bytes | bytearray | memoryview) -> npt.NDArray[np.uint8] | 
             f"chunk 'IDAT' inflates to {len(raw)} bytes, but a {w}x{h} image needs {size}: "
             "the image data is truncated; replace the file with a good copy"
         )
-    rows = np.frombuffer(raw, dtype=np.uint8).reshape(h, row)
-    kinds_seen = rows[:, 0]
-    if (kinds_seen == AVERAGE).all():
-        return _unfilter_average(raw, w, h, c)
-    if not (kinds_seen == UP).all():
+    filters = np.frombuffer(raw, dtype=np.uint8)[::row]  # each row's filter byte
+    if (filters == AVERAGE).all():
+        # Average is a recurrence along each row, which numpy cannot vectorise: Pillow's
+        # C unfilter undoes it. Its "zip" decoder reads only zlib streams, so the checked
+        # rows go to it as stored (level 0) deflate blocks, a copy rather than a second
+        # inflate. Each buffer is dropped once the next exists (``filters`` is a view of
+        # ``raw``), so no more than two copies of the image are alive at once.
+        del filters
+        stored = deflate.zlib_compress(raw, 0)
+        del raw
+        img = Image.frombytes(_MODES[c], (w, h), stored, "zip", _MODES[c])
+        del stored
+        return _to_array(img, h, w, c)
+    if not (filters == UP).all():
         return None
-    residuals = rows[:, 1:]
+    residuals = np.frombuffer(raw, dtype=np.uint8).reshape(h, row)[:, 1:]
     out = np.empty((h, w * c), dtype=np.uint8)
     if w * c >= _ROW_LOOP_MIN_BYTES:
         out[0] = residuals[0]
@@ -349,15 +359,13 @@ def decode_png(data: bytes | bytearray | memoryview) -> npt.NDArray[np.uint8] | 
     return out.reshape(h, w, c)
 
 
-def _unfilter_average(raw: bytes | bytearray, w: int, h: int, c: int) -> npt.NDArray[np.uint8]:
-    """Undo Average with Pillow's C unfilter (a per-byte recurrence numpy cannot vectorise).
-
-    ``raw`` is the checked, fully inflated image data. Pillow's ``zip`` decoder reads only
-    zlib streams, so the rows are handed over as stored (level 0) deflate blocks: a copy,
-    not a second inflate; the bytes it unfilters are the ones libdeflate checked.
-    """
-    mode = _MODES[c]
-    img = Image.frombytes(mode, (w, h), deflate.zlib_compress(raw, 0), "zip", mode)
+def _to_array(img: Image.Image, h: int, w: int, c: int) -> npt.NDArray[np.uint8]:
+    """Pillow's image as a new, writeable (H, W, C) array, copied band by band: ``np.asarray``
+    of a whole image would hold two more copies of it (Pillow's ``tobytes`` joins chunks)."""
     out = np.empty((h, w, c), dtype=np.uint8)
-    out.reshape(h, w * c)[...] = np.asarray(img).reshape(h, w * c)
+    rows = max(1, _BAND_BYTES // (w * c))
+    for top in range(0, h, rows):
+        bottom = min(h, top + rows)
+        band = img if top == 0 and bottom == h else img.crop((0, top, w, bottom))
+        out[top:bottom] = np.asarray(band).reshape(bottom - top, w, c)
     return out
