@@ -10,8 +10,10 @@ through a recipe (``identity``, and ``gaussian-noise`` as in the demo):
   10 mosaics of 24 native-resolution 320x270 crops at fixed offsets.
 
 Encoders: Pillow at ``compress_level`` 6 (what ``toolchain.encode`` wrote before) and 1;
-ours (``toolchain._internal.png.encode_png``); and a grid of one fixed PNG filter for
-every row (None, Sub, Up, Average, Paeth; numpy) x libdeflate level (``deflate`` wheel).
+ours (``toolchain._internal.png.encode_png``: Up or Average per image, layout 2); and a
+grid of one fixed PNG filter for every row (None, Sub, Up, Average, Paeth; numpy) x
+libdeflate level (``deflate`` wheel). Up on every row (layout 1) is always measured, at
+``--levels``; the other filters at ``--grid-levels``.
 Each figure is the sum over the set of the best of ``--repeat`` runs per image, the
 encoders interleaved image by image so that a busy machine slows them alike. Sizes
 are file bytes; ratios are against Pillow level 6 (size) and level 1 (time).
@@ -224,8 +226,9 @@ def encoders(levels: Sequence[int], grid_filters: Sequence[str], grid_levels: Se
         f"ours ({ENCODER.filter}, level {ENCODER.level})": encode_png,
     }
     for kind in FILTERS:
-        lv = levels if kind == ENCODER.filter else grid_levels
-        if kind != ENCODER.filter and kind not in grid_filters:
+        # Up (layout 1's filter on every row) is always measured, at ``levels``.
+        lv = levels if kind == "up" else grid_levels
+        if kind != "up" and kind not in grid_filters:
             continue
         for level in lv:
             table[f"{kind}, libdeflate {level}"] = lambda a, k=kind, lv=level: grid_png(a, k, lv)
@@ -333,7 +336,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sklearn", default=None, help="folder or wheel with china/flower.jpg")
     ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--levels", default="1,2,3,4,5,6,7,8,9,10,11,12", help="levels for our filter")
+    ap.add_argument("--levels", default="1,2,3,4,5,6,7,8,9,10,11,12", help="levels for Up")
     ap.add_argument("--grid-filters", default="none,sub,avg,paeth")
     ap.add_argument("--grid-levels", default="1,4,6,9", help="levels for the other filters")
     ap.add_argument("--sets", default="", help="comma-separated subset of the sample sets")

@@ -55,6 +55,7 @@ import bench_png
 import numpy as np
 from PIL import Image
 
+from toolchain._internal import png
 from toolchain.decode import decode
 from toolchain.diff import create_diff, get_benchmark
 from toolchain.generate import generate_benchmark
@@ -106,16 +107,21 @@ def floor_verify(bench: Path, m: Manifest) -> None:
         hashlib.sha256(data).digest()
 
 
-def bytes_detail(pixels: list[np.ndarray], pillow6: int) -> dict[str, float]:
+def bytes_detail(pixels: list[np.ndarray], pillow6: int) -> dict[str, float | int]:
     """Where the size ratio comes from: the filter, or the deflate engine.
 
-    Total file bytes / Pillow level 6 for: our Up filter compressed by Python's zlib at
-    level 6 (Pillow's engine and level, our filter); by libdeflate at 6 (ours); and the
-    other fixed filters with libdeflate 6. PNG container bytes included (57 per file).
+    Total file bytes / Pillow level 6 for: the Up filter compressed by Python's zlib at
+    level 6 (Pillow's engine and level, layout 1's filter); one fixed filter on every
+    image with libdeflate 6 ("up" is layout 1); and, as a count, how many images our
+    probe gives Average (layout 2 takes Up or Average per image). PNG container bytes
+    included (57 per file).
     """
     container = 57 * len(pixels)
     up_zlib = sum(len(zlib.compress(bench_png.filtered(px, "up").tobytes(), 6)) for px in pixels)
     out = {"up, zlib 6": round((up_zlib + container) / pillow6, 4)}
+    out["images the probe gives Average"] = sum(
+        png.choose_filter(px.reshape(px.shape[0], -1), px.shape[2]) == png.AVERAGE for px in pixels
+    )
     for kind in ("up", "sub", "avg", "paeth"):
         total = sum(len(bench_png.grid_png(px, kind, 6)) for px in pixels)
         out[f"{kind}, libdeflate 6"] = round(total / pillow6, 4)
@@ -261,7 +267,10 @@ def print_table(r: dict) -> None:
             f"bytes {label:28s} {b['ours']:>12,d} / {b['pillow6']:>12,d} (Pillow 6) = {ratio:.4f}"
         )
         for variant, q in b.get("detail", {}).items():
-            print(f"      {variant:28s} / Pillow 6 = {q:.4f}")
+            if isinstance(q, int):
+                print(f"      {variant:28s}: {q} of {r['samples'][label]}")
+            else:
+                print(f"      {variant:28s} / Pillow 6 = {q:.4f}")
     print(f"setup (once): {r['setup_seconds']}")
 
 

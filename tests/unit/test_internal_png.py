@@ -21,14 +21,19 @@ from PIL import Image
 import toolchain.decode
 from toolchain._internal import png
 from toolchain._internal.png import (
+    AVERAGE,
     DEFLATE_LEVEL,
     ENCODER,
     PNG_SIGNATURE,
+    UP,
     PngEncoder,
     PngError,
+    choose_filter,
     decode_png,
     encode_png,
+    filter_rows,
 )
+from toolchain.decode import decode
 
 Pixels = npt.NDArray[np.uint8]
 
@@ -40,6 +45,41 @@ def formula(h: int, w: int, c: int) -> Pixels:
     texture = ((i * np.uint64(2654435761)) >> np.uint64(13)) & np.uint64(15)
     smooth = (3 * y + 5 * x + 85 * ch) % 256
     return ((smooth + texture.astype(np.int64)) % 256).astype(np.uint8)
+
+
+def noisy(h: int, w: int, c: int) -> Pixels:
+    """A gentle gradient (no wrap-around) plus hashed triangular noise in -15..15, clipped:
+    the kind of image the probe gives Average."""
+    y, x, ch = np.meshgrid(np.arange(h), np.arange(w), np.arange(c), indexing="ij")
+    smooth = 30 + 97 * x // w + 61 * y // h + 40 * ch
+    k = ((y * w + x) * c + ch).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    k ^= k >> np.uint64(31)
+    k *= np.uint64(0xBF58476D1CE4E5B9)
+    k ^= k >> np.uint64(29)
+    fifteen = np.uint64(15)
+    noise = (k & fifteen).astype(np.int64) + ((k >> np.uint64(8)) & fifteen).astype(np.int64) - 15
+    return np.clip(smooth + noise, 0, 255).astype(np.uint8)
+
+
+def flat(pixels: Pixels) -> Pixels:
+    h, w, c = pixels.shape
+    return np.ascontiguousarray(pixels).reshape(h, w * c)
+
+
+def encode_with(pixels: Pixels, kind: int) -> bytes:
+    """encode_png with the probe's answer forced to ``kind`` (to test both filters on any shape)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(png, "choose_filter", lambda flat, bpp: kind)
+        return encode_png(pixels)
+
+
+def filters_of(data: bytes) -> set[int]:
+    """The set of filter bytes of the rows of one of our files."""
+    (_, _, w, h, _, colour) = struct.unpack_from(">I4sIIBB", data, len(PNG_SIGNATURE))
+    pos, length = chunk_offsets(data)[b"IDAT"]
+    raw = zlib.decompress(data[pos + 8 : pos + 8 + length])
+    row = 1 + w * {0: 1, 2: 3, 6: 4}[colour]
+    return {raw[y * row] for y in range(h)}
 
 
 def pillow_pixels(data: bytes) -> Pixels:
@@ -84,23 +124,26 @@ SHAPES = [(1, 1), (1, 37), (41, 1), (13, 17), (7, 33), (3, 22001)]
 # ------------------------------------------------------------ what we write
 
 
+@pytest.mark.parametrize("kind", [UP, AVERAGE])
 @pytest.mark.parametrize("c", [1, 3, 4])
 @pytest.mark.parametrize(("h", "w"), SHAPES)
-def test_pillow_reads_our_bytes_bit_exactly(h: int, w: int, c: int) -> None:
-    pixels = formula(h, w, c)
-    data = encode_png(pixels)
+def test_pillow_reads_our_bytes_bit_exactly(h: int, w: int, c: int, kind: int) -> None:
+    pixels = noisy(h, w, c)
+    data = encode_with(pixels, kind)
+    assert filters_of(data) == {kind}
     assert np.array_equal(pillow_pixels(data), pixels)
     with Image.open(io.BytesIO(data)) as img:
         assert img.mode == {1: "L", 3: "RGB", 4: "RGBA"}[c]
         assert img.info.get("interlace", 0) == 0
 
 
+@pytest.mark.parametrize("kind", [UP, AVERAGE])
 @pytest.mark.parametrize("c", [1, 3, 4])
-def test_rows_over_64_kib(c: int) -> None:
+def test_rows_over_64_kib(c: int, kind: int) -> None:
     w = 65536 // c + 5  # row bytes exceed 64 KiB for every C
-    pixels = formula(4, w, c)
+    pixels = noisy(4, w, c)
     assert w * c > 65536
-    data = encode_png(pixels)
+    data = encode_with(pixels, kind)
     assert np.array_equal(pillow_pixels(data), pixels)
     got = decode_png(data)
     assert got is not None and np.array_equal(got, pixels)
@@ -117,8 +160,99 @@ def test_layout_is_signature_ihdr_one_idat_iend() -> None:
     pos, length = offsets[b"IDAT"]
     raw = zlib.decompress(data[pos + 8 : pos + 8 + length])
     rows = np.frombuffer(raw, dtype=np.uint8).reshape(9, 1 + 11 * 4)
-    assert (rows[:, 0] == 2).all()  # Up on every row
+    assert (rows[:, 0] == 2).all()  # Up on every row: the probe's choice for this image
     assert offsets[b"IEND"] == (len(data) - 12, 0)
+
+
+def reference_filter(pixels: Pixels, kind: int) -> bytes:
+    """PNG's filter types 2 and 3 byte by byte, as the specification words them."""
+    h, w, c = pixels.shape
+    raw = [bytes(r) for r in flat(pixels)]
+    out = bytearray()
+    for y in range(h):
+        out.append(kind)
+        for i in range(w * c):
+            up = raw[y - 1][i] if y else 0
+            left = raw[y][i - c] if i >= c else 0
+            predicted = up if kind == UP else (left + up) // 2
+            out.append((raw[y][i] - predicted) % 256)
+    return bytes(out)
+
+
+@pytest.mark.parametrize("kind", [UP, AVERAGE])
+@pytest.mark.parametrize(
+    "shape", [(1, 1, 1), (1, 1, 4), (3, 1, 3), (1, 5, 3), (4, 2, 4), (6, 7, 1)]
+)
+def test_filters_match_the_png_specification(shape: tuple[int, int, int], kind: int) -> None:
+    rng = np.random.default_rng(sum(shape) + kind)
+    pixels = rng.integers(0, 256, shape, dtype=np.uint8)  # extremes: (255 + 255) // 2 included
+    pixels[0, 0] = 255
+    c = shape[2]
+    rows = flat(pixels)
+    above = np.vstack([np.zeros_like(rows[:1]), rows[:-1]])
+    assert filter_rows(rows, above, kind, c).tobytes() == reference_filter(pixels, kind)
+    data = encode_with(pixels, kind)
+    pos, length = chunk_offsets(data)[b"IDAT"]
+    assert zlib.decompress(data[pos + 8 : pos + 8 + length]) == reference_filter(pixels, kind)
+
+
+def test_filter_rows_refuses_other_filter_types() -> None:
+    rows = np.zeros((2, 6), dtype=np.uint8)
+    for kind in (0, 1, 4):
+        with pytest.raises(ValueError, match=f"filter type {kind} is not written"):
+            filter_rows(rows, rows, kind, 3)
+
+
+# ------------------------------------------------------------ the filter rule
+
+
+@pytest.fixture(scope="module")
+def photo(demo_dir: object) -> Pixels:
+    """scikit-image's rocket (640x427 RGB JPEG): a clean photograph that Up compresses
+    better. (Many of the native-size sample photos are fine texture, which Average
+    predicts better, and the probe says so: astronaut, coffee, chelsea.)"""
+    from pathlib import Path
+
+    return decode((Path(str(demo_dir)) / "rocket.jpg").read_bytes())
+
+
+def with_noise(pixels: Pixels, sigma: float) -> Pixels:
+    noise = np.random.default_rng(0).normal(0.0, sigma, pixels.shape)
+    return np.clip(np.rint(pixels + noise), 0, 255).astype(np.uint8)
+
+
+def test_the_rule_picks_up_on_a_clean_photo_and_average_on_a_noisy_one(photo: Pixels) -> None:
+    assert photo.shape == (427, 640, 3)
+    clean, rough = photo, with_noise(photo, 8.0)  # the gaussian-noise recipe's sigma
+    assert choose_filter(flat(clean), 3) == UP
+    assert choose_filter(flat(rough), 3) == AVERAGE
+    for pixels, kind in ((clean, UP), (rough, AVERAGE)):
+        data = encode_png(pixels)
+        assert filters_of(data) == {kind}
+        got = decode_png(data)
+        assert got is not None and np.array_equal(got, pixels)
+        assert np.array_equal(pillow_pixels(data), pixels)
+        # the choice is the smaller file here too (the probe is a proxy, not a guarantee)
+        other = encode_with(pixels, AVERAGE if kind == UP else UP)
+        assert len(data) < len(other)
+
+
+def test_the_rule_looks_only_at_the_probe_rows_and_the_rows_above_them(photo: Pixels) -> None:
+    rough = with_noise(photo, 8.0)
+    ys = np.arange(photo.shape[0])
+    probe = ys % png.PROBE_PERIOD < png.PROBE_ROWS
+    looked_at = probe | np.roll(probe, -1)  # a probe row, or the row above one
+    noisy_probe, clean_probe = photo.copy(), rough.copy()
+    noisy_probe[looked_at] = rough[looked_at]
+    clean_probe[looked_at] = photo[looked_at]
+    assert choose_filter(flat(noisy_probe), 3) == AVERAGE  # a clean photo, but not where it looks
+    assert choose_filter(flat(clean_probe), 3) == UP
+    assert (png.PROBE_PERIOD, png.PROBE_ROWS, png.PROBE_LEVEL) == (128, 8, 2)  # docs/png.md
+
+
+def test_a_tie_is_up() -> None:
+    for shape in [(1, 1, 1), (300, 40, 3)]:
+        assert choose_filter(flat(np.zeros(shape, dtype=np.uint8)), shape[2]) == UP
 
 
 # Golden SHA-256 of encode_png's bytes: they change only with ENCODER (the layout, the
@@ -127,23 +261,42 @@ def test_layout_is_signature_ihdr_one_idat_iend() -> None:
 # the CPU").
 GOLDEN = {
     (1, 1, 1): "f8f2e12affa1b860e04f6def024470fbe8c51edd2e76624043024b0a22ed0847",
-    (1, 37, 3): "cc6b34e5b0defc1137c5df2191c3e51aa3f70d5164b54942e298f61a94959208",
     (41, 1, 4): "93b4930fe199196e6688a59a02554bed54e9b4e631e2ec0b8920c05a6ae8c1cc",
     (64, 48, 3): "38b16722a547e807176559177246c15fbf57c510ded774f1a162608c0b2de4ca",
     (300, 200, 3): "043228f2d8d5b6003bec96f9b3235486964bec8a51ed84605eeb82e0ea158a36",
     (120, 333, 4): "b4e6ecf29291c38eedfca526730d17b50b3ac4bd9d6e89c8968db7c165660daa",
     (257, 129, 1): "0fa9455a948d222c6b3cb79e07f00fbeee95c3ad9de3f0e15086f4eb8e38b55a",
 }
+# Files the probe gives Average (layout 2); the Up files above are byte-identical to
+# layout 1's. formula(1, 37, 3) is here: its one row's hashed texture is Average's case.
+GOLDEN_AVERAGE = {
+    (1, 37, 3): "4bc45c515aeb8edf7bcea8c5a0f40764e72e5648c7a5868c11a758e0a8f5e2c8",
+    (2, 37, 3): "cc3991694bc44e72d0b9108fd8f8d94e9fd8c101ca80901057768ad569938210",
+    (64, 48, 3): "782f8da0f6bdb51e26b295e359637c56311b8ebbcdd296b4bcf01a23d9bb5ddf",
+    (200, 150, 4): "2e804fc6c27b1a4dfe6ca8f20c9aab0abe926b9f1492e506e52d4a3c36c06e37",
+    (150, 133, 1): "18b8252c0821ed7a53efb71b497d952368ea6749139d0492a2e7fd983806ecf1",
+}
 
 
 @pytest.mark.parametrize("shape", list(GOLDEN))
 def test_golden_bytes(shape: tuple[int, int, int]) -> None:
     assert ENCODER.deflate == "deflate 0.9.0", "the deflate wheel changed: update ENCODER/goldens"
-    assert hashlib.sha256(encode_png(formula(*shape))).hexdigest() == GOLDEN[shape]
+    data = encode_png(formula(*shape))
+    assert filters_of(data) == {UP}
+    assert hashlib.sha256(data).hexdigest() == GOLDEN[shape]
 
 
-def test_bytes_do_not_depend_on_memory_layout() -> None:
-    pixels = formula(23, 31, 3)
+@pytest.mark.parametrize("shape", list(GOLDEN_AVERAGE))
+def test_golden_bytes_average(shape: tuple[int, int, int]) -> None:
+    assert ENCODER.deflate == "deflate 0.9.0", "the deflate wheel changed: update ENCODER/goldens"
+    data = encode_png(formula(*shape) if shape == (1, 37, 3) else noisy(*shape))
+    assert filters_of(data) == {AVERAGE}
+    assert hashlib.sha256(data).hexdigest() == GOLDEN_AVERAGE[shape]
+
+
+@pytest.mark.parametrize("make", [formula, noisy])
+def test_bytes_do_not_depend_on_memory_layout(make: object) -> None:
+    pixels = make(23, 31, 3)  # type: ignore[operator]
     reference = encode_png(pixels)
     fortran = np.asfortranarray(pixels)
     flipped = np.ascontiguousarray(pixels[::-1, ::-1])[::-1, ::-1]
@@ -180,13 +333,15 @@ def test_encoder_identity() -> None:
     assert doc == {
         "chunking": "one-idat",
         "deflate": "deflate 0.9.0",
-        "filter": "up",
-        "layout": 1,
+        "filter": "up-or-average",
+        "layout": 2,
         "level": DEFLATE_LEVEL,
         "libdeflate": "1.25",
         "name": "benchmark-regen-png",
     }
-    assert str(ENCODER).startswith(f"benchmark-regen-png/1 filter=up level={DEFLATE_LEVEL} ")
+    assert str(ENCODER).startswith(
+        f"benchmark-regen-png/2 filter=up-or-average level={DEFLATE_LEVEL} "
+    )
     with pytest.raises(dataclasses.FrozenInstanceError):
         ENCODER.level = 1  # type: ignore[misc]
     with pytest.raises(TypeError):
@@ -202,14 +357,48 @@ def test_every_encoder_field_is_in_the_json() -> None:
 # ------------------------------------------------------------ what we read
 
 
+@pytest.mark.parametrize("kind", [UP, AVERAGE])
 @pytest.mark.parametrize("c", [1, 3, 4])
-@pytest.mark.parametrize(("h", "w"), [*SHAPES, (300, 7), (2, 63), (2, 64)])
-def test_decode_round_trips_our_files(h: int, w: int, c: int) -> None:
-    pixels = formula(h, w, c)
-    got = decode_png(encode_png(pixels))
+@pytest.mark.parametrize(("h", "w"), [*SHAPES, (300, 7), (2, 63), (2, 64), (1, 2), (2, 1)])
+def test_decode_round_trips_our_files(h: int, w: int, c: int, kind: int) -> None:
+    pixels = noisy(h, w, c)
+    data = encode_with(pixels, kind)
+    assert filters_of(data) == {kind}
+    got = decode_png(data)
     assert got is not None
     assert got.dtype == np.uint8 and got.shape == (h, w, c) and got.flags.c_contiguous
+    assert got.flags.writeable
     assert np.array_equal(got, pixels)
+
+
+@pytest.mark.parametrize("c", [1, 3, 4])
+def test_average_is_copied_out_of_pillow_in_bands(monkeypatch: pytest.MonkeyPatch, c: int) -> None:
+    pixels = noisy(37, 11, c)
+    data = encode_with(pixels, AVERAGE)
+    for band_bytes in (1, 11 * c, 5 * 11 * c + 1, 10**9):  # 1 row, 1 row, 5 rows, all
+        monkeypatch.setattr(png, "_BAND_BYTES", band_bytes)
+        got = decode_png(data)
+        assert got is not None and np.array_equal(got, pixels) and got.flags.writeable
+
+
+def test_average_decode_holds_at_most_two_copies_of_the_image(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # numpy's and Python's buffers are traced (Pillow's image is not): the inflated rows
+    # are dropped once their stored copy exists, that copy once Pillow has read it, and
+    # the output is copied out of Pillow in bands (here a tenth of the image).
+    pixels = noisy(600, 800, 3)
+    data = encode_with(pixels, AVERAGE)
+    size = 600 * (1 + 800 * 3)
+    monkeypatch.setattr(png, "_BAND_BYTES", size // 10)
+    tracemalloc.start()
+    try:
+        got = decode_png(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert got is not None and np.array_equal(got, pixels)
+    assert peak < 2.3 * size
 
 
 def test_decode_accepts_bytes_bytearray_and_memoryview() -> None:
@@ -282,6 +471,18 @@ def test_decode_returns_none_on_our_layout_with_other_filters() -> None:
     assert decode_png(data) is None
 
 
+@pytest.mark.parametrize("first", [UP, AVERAGE])
+def test_decode_returns_none_on_mixed_up_and_average_rows(first: int) -> None:
+    pixels = noisy(6, 5, 3)
+    rows = flat(pixels)
+    above = np.vstack([np.zeros_like(rows[:1]), rows[:-1]])
+    up, average = (filter_rows(rows, above, kind, 3) for kind in (UP, AVERAGE))
+    mixed = np.where((np.arange(6) % 2 == 0)[:, None], *(up, average)[:: 1 if first == UP else -1])
+    data = handmade_png(struct.pack(">IIBBBBB", 5, 6, 8, 2, 0, 0, 0), mixed.tobytes())
+    assert np.array_equal(pillow_pixels(data), pixels)  # a valid PNG, not our layout
+    assert decode_png(data) is None
+
+
 def test_decode_returns_none_on_extra_chunks_several_idats_or_trailing_bytes() -> None:
     pixels = formula(4, 4, 3)
     ours = encode_png(pixels)
@@ -305,9 +506,12 @@ def test_decode_returns_none_on_non_pngs(data: bytes) -> None:
 # ------------------------------------------------------------ damaged files
 
 
+@pytest.mark.parametrize("filter_type", [UP, AVERAGE])
 @pytest.mark.parametrize("kind", [b"IHDR", b"IDAT", b"IEND"])
-def test_a_flipped_bit_in_each_chunk_is_a_crc_error_naming_it(kind: bytes) -> None:
-    data = encode_png(formula(16, 16, 3))
+def test_a_flipped_bit_in_each_chunk_is_a_crc_error_naming_it(
+    kind: bytes, filter_type: int
+) -> None:
+    data = encode_with(noisy(16, 16, 3), filter_type)
     pos, length = chunk_offsets(data)[kind]
     # a bit of the payload (IEND has none), then a bit of the stored CRC
     targets = [pos + 8 + length // 2, pos + 8 + length + 3] if length else [pos + 8 + 1]
@@ -321,8 +525,9 @@ def test_a_flipped_bit_in_each_chunk_is_a_crc_error_naming_it(kind: bytes) -> No
                 decode_png(bytes(damaged))
 
 
-def test_every_truncation_is_an_error() -> None:
-    data = encode_png(formula(12, 9, 4))
+@pytest.mark.parametrize("kind", [UP, AVERAGE])
+def test_every_truncation_is_an_error(kind: int) -> None:
+    data = encode_with(noisy(12, 9, 4), kind)
     for n in range(len(PNG_SIGNATURE)):
         assert decode_png(data[:n]) is None  # not even a PNG signature
     for n in range(len(PNG_SIGNATURE), len(data)):
@@ -350,6 +555,24 @@ def test_a_short_image_stream_is_an_error() -> None:
     with pytest.raises(PngError, match="chunk 'IDAT'"):
         decode_png(data)
     assert pixels.shape == (10, 10, 3)
+
+
+def test_a_corrupt_average_stream_is_an_error() -> None:
+    # Valid CRCs around damaged image data: the checks run before Pillow unfilters.
+    ihdr = struct.pack(">IIBBBBB", 10, 10, 8, 2, 0, 0, 0)
+    rows = b"".join(b"\x03" + bytes(range(30)) for _ in range(10))
+    assert decode_png(handmade_png(ihdr, rows)) is not None
+    with pytest.raises(PngError, match="inflates to 279 bytes, but a 10x10 image needs 310"):
+        decode_png(handmade_png(ihdr, rows[:-31]))
+    with pytest.raises(PngError, match="not hold a valid zlib stream of 310 bytes"):
+        decode_png(handmade_png(ihdr, rows + rows[:31]))
+    stream = bytearray(zlib.compress(rows))
+    stream[-1] ^= 0x01  # the Adler-32 trailer, which a decoder that stops early never reads
+    data = (
+        PNG_SIGNATURE + chunk(b"IHDR", ihdr) + chunk(b"IDAT", bytes(stream)) + chunk(b"IEND", b"")
+    )
+    with pytest.raises(PngError, match="chunk 'IDAT' does not hold a valid zlib stream"):
+        decode_png(data)
 
 
 def test_zero_dimensions_are_an_error() -> None:
@@ -417,9 +640,12 @@ def test_a_declared_chunk_length_beyond_the_file_allocates_nothing() -> None:
 )
 def test_round_trip_property(pixels: Pixels) -> None:
     data = encode_png(pixels)
-    got = decode_png(data)
-    assert got is not None and np.array_equal(got, pixels)
-    assert np.array_equal(pillow_pixels(data), pixels)
+    assert filters_of(data) == {choose_filter(flat(pixels), pixels.shape[2])}
+    for kind in (UP, AVERAGE):
+        forced = encode_with(pixels, kind)
+        got = decode_png(forced)
+        assert got is not None and np.array_equal(got, pixels)
+        assert np.array_equal(pillow_pixels(forced), pixels)
     assert encode_png(np.asfortranarray(pixels)) == data
 
 

@@ -4,16 +4,27 @@ The byte layout is specified in ``docs/png.md``; in short::
 
     signature || IHDR(W, H, 8, colour type 0/2/6, 0, 0, 0) || IDAT(zlib stream) || IEND
 
-with every row filtered by PNG filter type 2 (Up), the whole filtered image compressed
-in one call by libdeflate (the PyPI ``deflate`` wheel pinned in the lockfile) at
-:data:`DEFLATE_LEVEL`, wrapped as zlib, and stored in exactly one IDAT chunk. No
-ancillary chunk is ever written. The bytes are a function of the pixels and of the
-``deflate`` wheel's version only: never of Python's or Pillow's zlib, of the CPU
-(libdeflate's compressor has no run-time CPU dispatch; see ``docs/png.md``), of the
-input array's memory layout, or of anything else in the environment.
+with every row of an image filtered by the same PNG filter, type 2 (Up) or type 3
+(Average), the whole filtered image compressed in one call by libdeflate (the PyPI
+``deflate`` wheel pinned in the lockfile) at :data:`DEFLATE_LEVEL`, wrapped as zlib, and
+stored in exactly one IDAT chunk. No ancillary chunk is ever written.
 
-:func:`decode_png` reads files in exactly that layout with libdeflate and numpy, and
-returns ``None`` for any other PNG so that the caller can fall back to Pillow.
+The filter is chosen per image by a fixed probe (:func:`choose_filter`): the rows ``y``
+with ``y % PROBE_PERIOD < PROBE_ROWS`` are filtered both ways and each set compressed
+by libdeflate at :data:`PROBE_LEVEL`; Average wins only if strictly smaller. Average
+predicts noisy images (Gaussian noise, adversarial perturbations) better, Up clean
+photographs.
+
+The bytes are a function of the pixels and of the ``deflate`` wheel's version only:
+never of Python's or Pillow's zlib, of the CPU (libdeflate's compressor has no run-time
+CPU dispatch; see ``docs/png.md``), of the input array's memory layout, or of anything
+else in the environment.
+
+:func:`decode_png` reads files in exactly that layout: libdeflate inflates (every check
+below is ours); Up is undone in numpy, Average (a sequential recurrence along each row)
+by Pillow's C unfilter, fed the already inflated rows as a stored zlib stream. It
+returns ``None`` for any other PNG (mixed filters included) so that the caller can fall
+back to Pillow.
 """
 
 from __future__ import annotations
@@ -24,29 +35,44 @@ from typing import TYPE_CHECKING, Final
 
 import deflate
 import numpy as np
+from PIL import Image
 
 if TYPE_CHECKING:
     import numpy.typing as npt
 
 __all__ = [
+    "AVERAGE",
     "DEFLATE_LEVEL",
     "ENCODER",
-    "FILTER_TYPE",
     "PNG_SIGNATURE",
+    "PROBE_LEVEL",
+    "PROBE_PERIOD",
+    "PROBE_ROWS",
+    "UP",
     "PngEncoder",
     "PngError",
+    "choose_filter",
     "decode_png",
     "encode_png",
+    "filter_rows",
 ]
 
 PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
-FILTER_TYPE: Final = 2
-"""PNG filter type of every row: 2, Up (each byte minus the byte above it, mod 256)."""
+UP: Final = 2
+"""PNG filter type 2, Up: each byte minus the byte above it, mod 256."""
+AVERAGE: Final = 3
+"""PNG filter type 3, Average: each byte minus floor((left + above) / 2), mod 256."""
 DEFLATE_LEVEL: Final = 6
 """libdeflate compression level (1..12); chosen by ``benchmarks/bench_png.py``."""
+PROBE_PERIOD: Final = 128
+PROBE_ROWS: Final = 8
+"""The probe rows: ``y`` with ``y % PROBE_PERIOD < PROBE_ROWS`` (1/16 of a tall image)."""
+PROBE_LEVEL: Final = 2
+"""libdeflate level that compresses the probe rows, once per filter."""
 
 _COLOUR_TYPES: Final = {1: 0, 3: 2, 4: 6}  # channels -> PNG colour type (grey, RGB, RGBA)
 _CHANNELS: Final = {v: k for k, v in _COLOUR_TYPES.items()}
+_MODES: Final = {1: "L", 3: "RGB", 4: "RGBA"}  # channels -> Pillow mode and raw mode
 _MAX_DIMENSION: Final = 2**31 - 1  # PNG's own limit on width and height
 _MAX_DEFLATE_RATIO: Final = 1032  # no deflate stream expands by more than 1032:1
 _MAX_CHUNK_LENGTH: Final = 2**31 - 1
@@ -56,6 +82,7 @@ _BUNDLED_LIBDEFLATE: Final = {"0.8.0": "1.23", "0.8.1": "1.24", "0.9.0": "1.25"}
 # Rows at least this many bytes wide are unfiltered by a Python loop of numpy row
 # additions (about 1 us per row); narrower images by numpy's column-wise cumsum.
 _ROW_LOOP_MIN_BYTES: Final = 64
+_BAND_BYTES: Final = 4 << 20  # Pillow's Average output is copied out in bands of ~4 MiB
 
 
 class PngError(ValueError):
@@ -101,8 +128,8 @@ class PngEncoder:
 
 ENCODER: Final = PngEncoder(
     name="benchmark-regen-png",
-    layout=1,
-    filter="up",
+    layout=2,
+    filter="up-or-average",
     chunking="one-idat",
     deflate=f"deflate {deflate.__version__}",
     libdeflate=_BUNDLED_LIBDEFLATE.get(deflate.__version__, "unknown"),
@@ -138,26 +165,71 @@ def _check_shape(pixels: object) -> tuple[int, int, int]:
     return h, w, c
 
 
-def _filter_up(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-    """The filtered image: (H, 1 + W*C) bytes, each row its filter byte (2) then Up residuals."""
-    h, w, c = pixels.shape
-    raw = np.empty((h, 1 + w * c), dtype=np.uint8)
-    raw[:, 0] = FILTER_TYPE
-    body = raw[:, 1:].reshape(h, w, c)  # a view: the last axis splits without a copy
-    body[0] = pixels[0]
-    np.subtract(pixels[1:], pixels[:-1], out=body[1:])  # uint8 arithmetic wraps mod 256
-    return raw
+def filter_rows(
+    rows: npt.NDArray[np.uint8], above: npt.NDArray[np.uint8], kind: int, bpp: int
+) -> npt.NDArray[np.uint8]:
+    """Filtered scanlines (k, 1 + n): each its filter byte ``kind`` then its residuals.
+
+    ``rows`` are k raw rows of n bytes, ``above`` the raw row above each (zeros above
+    row 0); ``bpp`` is the bytes per pixel. Residuals wrap mod 256 (uint8 arithmetic).
+    """
+    k, n = rows.shape
+    out = np.empty((k, 1 + n), dtype=np.uint8)
+    out[:, 0] = kind
+    body = out[:, 1:]
+    if kind == UP:
+        np.subtract(rows, above, out=body)
+    elif kind == AVERAGE:
+        # floor((left + above) / 2) without a uint8 overflow: (a & b) + ((a ^ b) >> 1);
+        # the first bpp bytes of a row have left = 0, so their prediction is above >> 1.
+        np.subtract(rows[:, :bpp], above[:, :bpp] >> 1, out=body[:, :bpp])
+        left, up = rows[:, :-bpp], above[:, bpp:]
+        mean = np.bitwise_and(left, up)
+        mean += np.bitwise_xor(left, up) >> 1
+        np.subtract(rows[:, bpp:], mean, out=body[:, bpp:])
+    else:
+        raise ValueError(f"filter type {kind} is not written by this encoder (only 2 and 3)")
+    return out
+
+
+def _filtered(flat: npt.NDArray[np.uint8], kind: int, bpp: int) -> npt.NDArray[np.uint8]:
+    """The whole filtered image (H, 1 + W*C) of the raw rows ``flat`` (H, W*C)."""
+    h, n = flat.shape
+    out = np.empty((h, 1 + n), dtype=np.uint8)
+    out[:1] = filter_rows(flat[:1], np.zeros_like(flat[:1]), kind, bpp)
+    out[1:] = filter_rows(flat[1:], flat[:-1], kind, bpp)
+    return out
+
+
+def choose_filter(flat: npt.NDArray[np.uint8], bpp: int) -> int:
+    """The filter of every row of the image whose raw rows are ``flat`` (H, W*C): the probe.
+
+    The probe rows are ``y`` with ``y % PROBE_PERIOD < PROBE_ROWS``, in order. Filtered
+    with Up and with Average exactly as in the file (filter byte included, zeros above
+    row 0), each set is compressed in one ``deflate.zlib_compress(…, PROBE_LEVEL)``
+    call; Average if its stream is strictly shorter, else Up.
+    """
+    ys = np.arange(flat.shape[0])
+    ys = ys[ys % PROBE_PERIOD < PROBE_ROWS]
+    rows = flat[ys]
+    above = np.zeros_like(rows)
+    inner = ys > 0
+    above[inner] = flat[ys[inner] - 1]
+    up = len(deflate.zlib_compress(filter_rows(rows, above, UP, bpp), PROBE_LEVEL))
+    average = len(deflate.zlib_compress(filter_rows(rows, above, AVERAGE, bpp), PROBE_LEVEL))
+    return AVERAGE if average < up else UP
 
 
 def encode_png(pixels: npt.NDArray[np.uint8]) -> bytes:
     """Encode a ``uint8`` array of shape (H, W, C), C in {1, 3, 4}, as our canonical PNG.
 
-    Any memory layout is accepted; the bytes depend only on the pixel values and on
-    :data:`ENCODER`.
+    Every row is filtered by :func:`choose_filter`'s filter (Up or Average). Any memory
+    layout is accepted; the bytes depend only on the pixel values and on :data:`ENCODER`.
     """
     h, w, c = _check_shape(pixels)
     ihdr = struct.pack(">IIBBBBB", w, h, 8, _COLOUR_TYPES[c], 0, 0, 0)
-    stream = deflate.zlib_compress(_filter_up(pixels), DEFLATE_LEVEL)
+    flat = np.ascontiguousarray(pixels).reshape(h, w * c)
+    stream = deflate.zlib_compress(_filtered(flat, choose_filter(flat, c), c), DEFLATE_LEVEL)
     return b"".join(
         (PNG_SIGNATURE, *_chunk(b"IHDR", ihdr), *_chunk(b"IDAT", stream), *_chunk(b"IEND", b""))
     )
@@ -208,8 +280,9 @@ def decode_png(data: bytes | bytearray | memoryview) -> npt.NDArray[np.uint8] | 
     """Decode a PNG written by :func:`encode_png` to a ``uint8`` array (H, W, C).
 
     Returns ``None`` for a PNG (or anything) not in our canonical layout: other
-    chunks, several IDAT chunks, interlace, other bit depths or colour types, other
-    row filters, bytes after IEND. Raises :class:`PngError` for a bad chunk CRC
+    chunks, several IDAT chunks, interlace, other bit depths or colour types, bytes
+    after IEND, a row filter other than Up or Average, or both in one image (the
+    encoder never mixes them). Raises :class:`PngError` for a bad chunk CRC
     (naming the chunk), a truncated file, an image over ``toolchain.decode.MAX_PIXELS``
     (before allocating anything for it), or image data that does not inflate to
     exactly the size the IHDR implies. Never allocates more than that size (plus
@@ -260,10 +333,22 @@ def decode_png(data: bytes | bytearray | memoryview) -> npt.NDArray[np.uint8] | 
             f"chunk 'IDAT' inflates to {len(raw)} bytes, but a {w}x{h} image needs {size}: "
             "the image data is truncated; replace the file with a good copy"
         )
-    rows = np.frombuffer(raw, dtype=np.uint8).reshape(h, row)
-    if not (rows[:, 0] == FILTER_TYPE).all():
+    filters = np.frombuffer(raw, dtype=np.uint8)[::row]  # each row's filter byte
+    if (filters == AVERAGE).all():
+        # Average is a recurrence along each row, which numpy cannot vectorise: Pillow's
+        # C unfilter undoes it. Its "zip" decoder reads only zlib streams, so the checked
+        # rows go to it as stored (level 0) deflate blocks, a copy rather than a second
+        # inflate. Each buffer is dropped once the next exists (``filters`` is a view of
+        # ``raw``), so no more than two copies of the image are alive at once.
+        del filters
+        stored = deflate.zlib_compress(raw, 0)
+        del raw
+        img = Image.frombytes(_MODES[c], (w, h), stored, "zip", _MODES[c])
+        del stored
+        return _to_array(img, h, w, c)
+    if not (filters == UP).all():
         return None
-    residuals = rows[:, 1:]
+    residuals = np.frombuffer(raw, dtype=np.uint8).reshape(h, row)[:, 1:]
     out = np.empty((h, w * c), dtype=np.uint8)
     if w * c >= _ROW_LOOP_MIN_BYTES:
         out[0] = residuals[0]
@@ -272,3 +357,15 @@ def decode_png(data: bytes | bytearray | memoryview) -> npt.NDArray[np.uint8] | 
     else:
         np.cumsum(residuals, axis=0, dtype=np.uint8, out=out)
     return out.reshape(h, w, c)
+
+
+def _to_array(img: Image.Image, h: int, w: int, c: int) -> npt.NDArray[np.uint8]:
+    """Pillow's image as a new, writeable (H, W, C) array, copied band by band: ``np.asarray``
+    of a whole image would hold two more copies of it (Pillow's ``tobytes`` joins chunks)."""
+    out = np.empty((h, w, c), dtype=np.uint8)
+    rows = max(1, _BAND_BYTES // (w * c))
+    for top in range(0, h, rows):
+        bottom = min(h, top + rows)
+        band = img if top == 0 and bottom == h else img.crop((0, top, w, bottom))
+        out[top:bottom] = np.asarray(band).reshape(bottom - top, w, c)
+    return out
