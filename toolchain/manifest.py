@@ -15,6 +15,7 @@ their pixels); see ``docs/manifest.md`` for both.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -206,8 +207,15 @@ def _unpack(record: bytes | memoryview) -> ManifestEntry:
         pixels=Digest.from_bytes(pixels),
         file=Digest.from_bytes(file),
         source=Digest.from_bytes(source),
-        columns={} if raw_columns == b"{}" else json.loads(raw_columns),
+        columns={} if raw_columns == b"{}" else dict(_columns_of(raw_columns)),
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _columns_of(raw: bytes) -> Mapping[str, ColumnValue]:
+    """Decoded column values (most samples share a few: a class label), cached; callers
+    get a copy."""
+    return json.loads(raw)  # type: ignore[no-any-return]
 
 
 class EntryTable(Sequence[ManifestEntry]):

@@ -25,7 +25,7 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,13 +48,7 @@ from toolchain.layout import (
     plan_outputs,
     shard_manifest_name,
 )
-from toolchain.manifest import (
-    Manifest,
-    ManifestEntry,
-    iter_manifest,
-    manifest_sha256,
-    parse_manifest,
-)
+from toolchain.manifest import Manifest, ManifestEntry, iter_manifest, parse_manifest
 
 __all__ = [
     "CARD_NAME",
@@ -255,16 +249,29 @@ def write_benchmark_files(
     manifest_bytes: bytes | Iterable[bytes],
     *,
     name: str = MANIFEST_NAME,
-    companions: Mapping[str, bytes] | None = None,
+    companions: Mapping[str, bytes] | Callable[[str], Mapping[str, bytes]] | None = None,
 ) -> None:
     """Companion files first, then the manifest, durably: the commit point.
 
     ``manifest_bytes``: the bytes, or pieces of them (:func:`toolchain.manifest.iter_manifest`).
+    ``companions``: the files, or a function of the manifest's SHA-256 (hex) that makes
+    them; it is called once the manifest is written, hashed on the way, and before it is
+    renamed into place, so the manifest is made once and still appears last.
     """
-    try:
-        for rel, data in sorted((companions or {}).items()):
+    hasher = hashlib.sha256()
+
+    def pieces() -> Iterator[bytes]:
+        for piece in [manifest_bytes] if isinstance(manifest_bytes, bytes) else manifest_bytes:
+            hasher.update(piece)
+            yield piece
+
+    def write_companions() -> None:
+        files = companions(hasher.hexdigest()) if callable(companions) else companions
+        for rel, data in sorted((files or {}).items()):
             safefs.write_file(root, rel, data)
-        safefs.write_file(root, name, manifest_bytes, durable=True)
+
+    try:
+        safefs.write_file(root, name, pieces(), durable=True, before_rename=write_companions)
     except OSError as e:
         raise OutputError(f"cannot write {root / name}: {e.strerror or e}") from None
 
@@ -312,20 +319,21 @@ class OutDir:
         """Finish the benchmark: (parquet: pack the samples into shards), the companion
         files, ``extra`` (e.g. ``coverage.json``), then the manifest, last and durably; then
         the journal goes. ``manifest_bytes``: the exact bytes to write (a carried manifest)."""
-        files: dict[str, bytes] = dict(extra or {})
+        extra_files = dict(extra or {})
+        files: Mapping[str, bytes] | Callable[[str], Mapping[str, bytes]] = extra_files
         if self.slug == "all":
             shards: Sequence[tuple[str, str]] = ()
             if format == "parquet":
                 shards = self._pack_parquet(manifest, split, present)
-            sha = (
-                hashlib.sha256(manifest_bytes).hexdigest()
-                if manifest_bytes is not None
-                else manifest_sha256(manifest)
-            )
-            files.update(
-                companions(manifest, sha, format=format, split=split, entries=present, data=shards)
-            )
-        # Streamed: a manifest of a million entries is never held whole in memory.
+
+            def with_companions(sha: str) -> Mapping[str, bytes]:
+                made = companions(
+                    manifest, sha, format=format, split=split, entries=present, data=shards
+                )
+                return {**extra_files, **made}
+
+            files = with_companions
+        # Streamed, and made once: a manifest of a million entries is never held whole.
         data = manifest_bytes if manifest_bytes is not None else iter_manifest(manifest)
         write_benchmark_files(self.root, data, name=self.manifest_name, companions=files)
         self.journal.remove()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from toolchain.drift import fingerprint_differences
 from toolchain.errors import ManifestError, ShardSpecError
-from toolchain.manifest import EntryCollector, Manifest, iter_manifest, manifest_sha256
+from toolchain.manifest import EntryCollector, Manifest, iter_manifest
 
 __all__ = ["Shard", "merge_manifests", "parse_shard", "write_merged"]
 
@@ -154,9 +154,7 @@ def write_merged(manifest: Manifest, path: str | os.PathLike[str]) -> None:
         target.parent,
         iter_manifest(manifest),
         name=target.name,
-        companions=(
-            companions(manifest, manifest_sha256(manifest))
-            if target.name == MANIFEST_NAME
-            else None
-        ),
+        companions=(lambda sha: companions(manifest, sha))
+        if target.name == MANIFEST_NAME
+        else None,
     )

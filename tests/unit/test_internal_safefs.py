@@ -143,6 +143,26 @@ def test_a_failing_piece_leaves_the_old_file_and_no_temp_file(tmp_path: Path) ->
     assert (tmp_path / "m.json").read_bytes() == b"old"
 
 
+def test_before_rename_runs_once_the_data_is_written_and_before_it_shows(tmp_path: Path) -> None:
+    seen: list[list[str]] = []
+
+    def hook() -> None:
+        names = sorted(p.name for p in tmp_path.iterdir())
+        seen.append(names)
+        assert "m.json" not in names and any(n.endswith("-m.json") for n in names)
+
+    safefs.write_file(tmp_path, "m.json", [b"a", b"b"], before_rename=hook)
+    assert len(seen) == 1 and (tmp_path / "m.json").read_bytes() == b"ab"
+
+    def fails() -> None:
+        raise OSError(errno.ENOSPC, "no space for the companions")
+
+    with pytest.raises(OSError, match="no space"):
+        safefs.write_file(tmp_path, "m.json", b"new", before_rename=fails)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+    assert (tmp_path / "m.json").read_bytes() == b"ab"
+
+
 def test_temp_files_are_named_after_their_owner(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

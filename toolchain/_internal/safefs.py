@@ -22,7 +22,7 @@ import io
 import os
 import secrets
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -181,11 +181,14 @@ def write_file(
     *,
     durable: bool = False,
     tag: str = "",
+    before_rename: Callable[[], None] | None = None,
 ) -> None:
     """Write ``root/rel`` atomically: exclusive random temp file, then rename over the target.
 
     ``data``: the bytes, or an iterable of pieces written in order (a large file made
-    as it is written, never held whole).
+    as it is written, never held whole). ``before_rename``: called once the data is
+    written (and synced, with ``durable``) and before the rename makes it visible; if it
+    raises, the temp file goes and the target is untouched.
 
     ``tag`` goes into the temp file's name (``.tmp-TAG-<random>-NAME``), so that a run
     sharing the folder with others (a shard) can later clean up only its own leftovers.
@@ -214,6 +217,8 @@ def write_file(
                     os.fsync(fd)
             finally:
                 os.close(fd)
+            if before_rename is not None:
+                before_rename()
             os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
         except BaseException:
             with contextlib.suppress(OSError):

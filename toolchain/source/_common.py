@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from toolchain.errors import SourceError
 
@@ -30,6 +31,9 @@ MAX_SAMPLE_BYTES = 256 * 1024 * 1024
 """The largest original file we read (256 MiB); larger ones are refused, not truncated."""
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def check_sample_id(sample_id: str) -> str:
     """Return ``sample_id`` if it is a safe, canonical relative POSIX path, else raise.
 
@@ -42,7 +46,7 @@ def check_sample_id(sample_id: str) -> str:
         problem = "it is empty"
     elif "\\" in sample_id:
         problem = "it contains a backslash"
-    elif any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in sample_id):
+    elif _CONTROL.search(sample_id):
         problem = "it contains a NUL or control character"
     elif sample_id.startswith("/"):
         problem = "it is an absolute path"
@@ -62,7 +66,9 @@ def is_sample_name(rel: str) -> bool:
     parts = rel.split("/")
     if any(p.startswith(".") for p in parts):
         return False
-    return PurePosixPath(rel).suffix.lower() in IMAGE_SUFFIXES
+    name = parts[-1]
+    dot = name.rfind(".")  # the suffix as PurePosixPath gives it, without making one
+    return 0 < dot < len(name) - 1 and name[dot:].lower() in IMAGE_SUFFIXES
 
 
 def check_collisions(ids: Iterable[str]) -> None:

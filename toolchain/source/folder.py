@@ -73,7 +73,7 @@ class FolderSource(Source):
             dirnames.sort()  # a deterministic walk: messages must not depend on the FS order
             for d in dirnames:
                 self._inside(Path(dirpath) / d)
-            real_dir = self._inside(Path(dirpath))
+            real_here = self._inside(Path(dirpath)).relative_to(self._real).as_posix()
             for fn in sorted(filenames):
                 rel = fn if here == "." else f"{here}/{fn}"
                 if not is_sample_name(rel):
@@ -81,9 +81,11 @@ class FolderSource(Source):
                     metadata = metadata or fn in METADATA_FILES
                     continue
                 ids.append(check_sample_id(rel))
-                full = Path(dirpath) / fn
-                real = self._inside(full) if full.is_symlink() else real_dir / fn
-                real_rel = real.relative_to(self._real).as_posix()
+                full = os.path.join(dirpath, fn)
+                if os.path.islink(full):
+                    real_rel = self._inside(Path(full)).relative_to(self._real).as_posix()
+                else:
+                    real_rel = fn if real_here == "." else f"{real_here}/{fn}"
                 if real_rel != rel:
                     self._where[rel] = real_rel
         ids.sort(key=lambda s: s.encode("utf-8"))
