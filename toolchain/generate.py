@@ -226,7 +226,11 @@ def generate_benchmark(
     ref: RecipeRef | Recipe = rec if in_process else rec.reference()
     identity = rec.identity()
     _check_format(format)
-    with (source_options or SourceOptions()).open(original) as source:
+    with (
+        make_executor(executor, workers=workers, scheduler=scheduler) as pool,
+        (source_options or SourceOptions()).open(original) as source,
+    ):
+        pool.prestart()  # the workers import while the original is listed
         listing = source.listing()
         if not listing.ids:
             raise SourceError(
@@ -253,18 +257,15 @@ def generate_benchmark(
             resume=resume,
             plan=plan,
         ) as outdir:
-            remote = executor != "local"
             job = _SampleJob(
                 recipe=ref,
-                writer=None if remote else outdir.writer,
+                writer=outdir.writer if pool.shares_files else None,
                 salt=source_salt(identity.to_json()),
             )
             run = _Run(outdir, dict(plan), progress)
             done = _finished(outdir, run.planned) if resume else {}
             tasks = run.tasks(source, [sid for sid, _ in plan], done)
-            n_workers = max(1, min(workers, len(plan) - len(done)))
-            entries = run.execute(job, tasks, make_executor(executor, workers=n_workers,
-                                                           scheduler=scheduler))  # fmt: skip
+            entries = run.execute(job, tasks, pool)
             del done
             prov = provenance or Provenance()
             manifest = Manifest.build(

@@ -497,14 +497,16 @@ def get_benchmark(
         raise InputError(f"unknown output format {format!r}", hint=f"use one of {FORMATS}")
     if format != "folder" and partial:
         raise InputError("--partial writes the folder format only", hint="drop --format")
-    with open_diff(diff) as reader:
-        check = None
-        if pubkey is not None:
-            sig = Path(signature) if signature is not None else Path(f"{os.fspath(diff)}.sig")
-            check = check_manifest_signature(reader.manifest_bytes, sig, pubkey)
-        with (source_options or SourceOptions()).open(original) as source:
-            result = _apply(reader, source, out, original, workers, partial, overwrite, part,
-                            executor, scheduler, progress, format)  # fmt: skip
+    with make_executor(executor, workers=workers, scheduler=scheduler) as pool:
+        pool.prestart()  # the workers import while the diff is opened and checked
+        with open_diff(diff) as reader:
+            check = None
+            if pubkey is not None:
+                sig = Path(signature) if signature is not None else Path(f"{os.fspath(diff)}.sig")
+                check = check_manifest_signature(reader.manifest_bytes, sig, pubkey)
+            with (source_options or SourceOptions()).open(original) as source:
+                result = _apply(reader, source, out, original, pool, partial, overwrite, part,
+                                progress, format)  # fmt: skip
     return ApplyResult(
         out=result.out,
         manifest=result.manifest,
@@ -520,12 +522,10 @@ def _apply(
     source: Source,
     out: str | os.PathLike[str],
     original: str | os.PathLike[str] | Any,
-    workers: int,
+    pool: Executor,
     partial: bool,
     overwrite: bool,
     part: Shard | None,
-    executor: str,
-    scheduler: str | None,
     progress: Callable[[int, int], None] | None,
     format: str,
 ) -> ApplyResult:
@@ -546,16 +546,12 @@ def _apply(
         original=Path(original) if isinstance(original, str | os.PathLike) else None,
         overwrite=overwrite,
     ) as outdir:
-        remote = executor != "local"
         job = _RebuildJob(
             key_on=reader.header.key_on,
             salt=reader.header.benchmark_id,
-            writer=None if remote else outdir.writer,
+            writer=outdir.writer if pool.shares_files else None,
             manifest_version=reader.manifest.version,
             source_salt=reader.manifest.salt,
-        )
-        pool = make_executor(
-            executor, workers=max(1, min(workers, len(selected))), scheduler=scheduler
         )
         runner = _Runner(reader, outdir, pool, job, selected=selected, progress=progress)
         outdir.journal.open()

@@ -184,7 +184,11 @@ def create_diff(
     manifest_bytes = _verified_manifest_bytes(bench)
     manifest = parse_manifest(manifest_bytes)
     kinds: list[PayloadKind] = []
-    with (source_options or SourceOptions()).open(original) as source:
+    with (
+        make_executor(executor, workers=workers, scheduler=scheduler) as pool,
+        (source_options or SourceOptions()).open(original) as source,
+    ):
+        pool.prestart()  # the workers import while the original is listed
         present = set(source.listing().ids)
         absent = [e.id for e in manifest.entries if e.id not in present]
         if absent:
@@ -200,7 +204,6 @@ def create_diff(
             source_salt=manifest.salt,
         )
         n = len(manifest.entries)
-        pool = make_executor(executor, workers=max(1, min(workers, n)), scheduler=scheduler)
 
         def sealed() -> Iterator[SealedEntry]:
             with (

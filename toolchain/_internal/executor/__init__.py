@@ -34,11 +34,29 @@ EXECUTORS = ("local", "dask")
 
 
 class Executor(Protocol):
-    """Runs ``job`` over ``tasks``; see the module docstring."""
+    """Runs ``job`` over ``tasks``; see the module docstring.
+
+    ``prestart()`` may start workers before the job is known (the local pool does;
+    Dask starts nothing); use the executor as a context manager (or call ``close()``)
+    so that workers started and never used are stopped.
+    """
 
     def run(
         self, job: Callable[[T], R], tasks: Iterable[T]
     ) -> AbstractContextManager[OrderedRun[R]]: ...
+
+    @property
+    def shares_files(self) -> bool:
+        """Whether the workers see this machine's files (then they write the outputs)."""
+        ...
+
+    def prestart(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Executor: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 def make_executor(kind: str, *, workers: int, scheduler: str | None = None) -> Executor:

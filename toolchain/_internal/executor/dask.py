@@ -74,6 +74,23 @@ class DaskExecutor:
         self.workers = workers
         self.scheduler = scheduler
 
+    @property
+    def shares_files(self) -> bool:
+        """Dask workers may run on other machines: the collecting process writes."""
+        return False
+
+    def prestart(self) -> None:
+        """Nothing to start ahead: the cluster is reached (or made) when a run begins."""
+
+    def close(self) -> None:
+        """Nothing held between runs."""
+
+    def __enter__(self) -> DaskExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _client(self, stack: contextlib.ExitStack) -> Any:
         try:
             from distributed import Client, LocalCluster

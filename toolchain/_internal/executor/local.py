@@ -57,17 +57,24 @@ MAX_BATCH_BYTES = 8 << 20
 """A batch stops growing once its tasks' ``data`` reach this many bytes."""
 
 
-def _worker_main(conn: Connection, job: Callable[[Any], Any], current: Any, slot: int) -> None:
-    """A pool worker: report the fingerprint, then run tasks until told to stop.
+def _worker_main(conn: Connection, current: Any, slot: int) -> None:
+    """A pool worker: start (imports, pinning), receive the job, report the fingerprint,
+    then run tasks until told to stop.
 
-    A thread receives the tasks while the main thread computes, so the parent's send of
-    the next task never waits for the current one to finish, and never blocks against
-    this worker's send of a large result (each end of the pipe is always being drained).
+    The job comes through the pipe, not with the process: a pool can be started (the
+    imports take a good part of a second) while the parent is still reading the
+    original, before it knows the job. A thread receives the tasks while the main thread
+    computes, so the parent's send of the next task never waits for the current one to
+    finish, and never blocks against this worker's send of a large result (each end of
+    the pipe is always being drained).
     """
     # Ctrl-C is the parent's to handle: it terminates the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         fingerprint = dict(start_worker())
+        job = conn.recv()
+    except (EOFError, OSError):
+        return  # the parent went away (or stopped an unused pool) before sending a job
     except BaseException as exc:
         conn.send(("failed", portable_error(exc)))
         return
@@ -146,7 +153,7 @@ class _BatchSizer:
 class _Pool:
     """Spawned, pinned workers with one pipe each; see the module docstring."""
 
-    def __init__(self, job: Callable[[Any], Any], workers: int):
+    def __init__(self, workers: int):
         self.processes: list[SpawnProcess] = []
         self.conns: list[Connection] = []
         with pinned_spawn_context() as ctx:
@@ -156,12 +163,18 @@ class _Pool:
             for slot in range(workers):
                 parent, child = ctx.Pipe(duplex=True)
                 process = ctx.Process(
-                    target=_worker_main, args=(child, job, self.current, slot), daemon=True
+                    target=_worker_main, args=(child, self.current, slot), daemon=True
                 )
                 process.start()
                 child.close()
                 self.processes.append(process)
                 self.conns.append(parent)
+
+    def send_job(self, job: Callable[[Any], Any]) -> None:
+        """Give every worker the job (before :meth:`wait_ready`)."""
+        for conn in self.conns:
+            with contextlib.suppress(OSError):  # a dead worker: wait_ready names it
+                conn.send(job)
 
     def wait_ready(self) -> Mapping[str, str]:
         fingerprints: dict[str, Mapping[str, str]] = {}
@@ -283,21 +296,50 @@ class _Pool:
 
 
 class LocalExecutor:
-    """Run in this process when it is pinned and one worker is asked for; else a pool."""
+    """Run in this process when it is pinned and one worker is asked for; else a pool.
+
+    :meth:`prestart` spawns the pool early (its workers import while the caller reads
+    the original); :meth:`close`, or leaving the ``with`` block, stops a pool that was
+    started and never used.
+    """
 
     def __init__(self, *, workers: int):
         self.workers = workers
+        self._warm: _Pool | None = None
+
+    @property
+    def shares_files(self) -> bool:
+        return True
+
+    def _in_process(self) -> bool:
+        return self.workers == 1 and process_is_pinned()
+
+    def prestart(self) -> None:
+        if self._warm is None and not self._in_process():
+            self._warm = _Pool(self.workers)
+
+    def close(self) -> None:
+        if self._warm is not None:
+            self._warm.stop(clean=False)
+            self._warm = None
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @contextlib.contextmanager
     def run(self, job: Callable[[T], R], tasks: Iterable[T]) -> Iterator[OrderedRun[R]]:
-        if self.workers == 1 and process_is_pinned():
+        if self._in_process():
             fingerprint = start_worker()
             digest = runtime_digest()
             yield OrderedRun(((job(t), digest) for t in tasks), fingerprint)
             return
-        pool = _Pool(job, self.workers)
+        pool, self._warm = self._warm or _Pool(self.workers), None
         clean = False
         try:
+            pool.send_job(job)
             pool.fingerprint = pool.wait_ready()
             yield OrderedRun(pool.results(tasks), pool.fingerprint)
             clean = True
