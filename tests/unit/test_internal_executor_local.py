@@ -266,3 +266,41 @@ def test_a_worker_killed_inside_a_batch_is_named_by_its_sample(
         make_executor("local", workers=2).run(KillItself(victim=50), iter(_tasks(200))) as run,
     ):
         list(run)
+
+
+def test_a_prestarted_pool_takes_its_job_later() -> None:
+    with make_executor("local", workers=2) as executor:
+        executor.prestart()
+        assert isinstance(executor, local.LocalExecutor) and executor._warm is not None
+        workers = list(executor._warm.processes)
+        time.sleep(0.5)  # the workers import meanwhile
+        with executor.run(Square(), iter(_tasks(6))) as run:
+            assert list(run) == [i * i for i in range(6)]
+    assert all(not p.is_alive() for p in workers)
+
+
+def test_a_prestarted_pool_never_used_is_stopped() -> None:
+    with make_executor("local", workers=2) as executor:
+        executor.prestart()
+        assert isinstance(executor, local.LocalExecutor) and executor._warm is not None
+        workers = list(executor._warm.processes)
+    assert all(not p.is_alive() for p in workers)
+
+
+def test_a_prestarted_worker_that_dies_on_its_job_is_an_error() -> None:
+    with make_executor("local", workers=2) as executor:
+        executor.prestart()
+        with (
+            pytest.raises(ExecutorError, match="could not start: it exited with code 3"),
+            executor.run(DiesOnArrival(), iter(_tasks(4))) as run,
+        ):
+            list(run)
+
+
+def test_one_pinned_worker_runs_in_this_process_and_starts_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(local, "process_is_pinned", lambda: True)
+    with make_executor("local", workers=1) as executor:
+        executor.prestart()
+        assert isinstance(executor, local.LocalExecutor) and executor._warm is None
