@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import itertools
 import json
 import os
 import struct
@@ -318,12 +319,19 @@ class EntryCollector:
         return len(self._records)
 
     def table(self) -> EntryTable:
-        """The entries sorted by id; ``ValueError`` if an id was added twice."""
-        self._records.sort(key=_record_id)
-        for a, b in zip(self._records, self._records[1:], strict=False):
+        """The entries sorted by id, moved into a table (the collector is left empty);
+        ``ValueError`` if an id was added twice."""
+        records, self._records = self._records, []
+        records.sort(key=_record_id, reverse=True)
+        for a, b in itertools.pairwise(records):
             if _record_id(a) == _record_id(b):
                 raise ValueError(f"sample {_record_id(a).decode('utf-8')!r} was added twice")
-        return EntryTable._of_sorted(self._records)
+
+        def ascending() -> Iterator[bytes]:  # each record freed as it is copied
+            while records:
+                yield records.pop()
+
+        return EntryTable._of_sorted(ascending())
 
 
 def _columns_json(columns: Iterable[ColumnSpec]) -> dict[str, Any]:

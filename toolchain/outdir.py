@@ -187,12 +187,13 @@ def metadata_jsonl(entries: Sequence[ManifestEntry]) -> bytes:
     One line per sample, sorted like the entries: ``file_name``, ``sample_id`` and the
     carried columns (so the imagefolder loader yields the labels too).
     """
-    lines = []
+    out = bytearray()  # grown in place: no list of lines, no second copy
     for e in entries:
         doc: dict[str, Any] = {"file_name": e.path, "sample_id": e.id}
         doc.update(getattr(e, "columns", {}) or {})
-        lines.append(json.dumps(doc, sort_keys=True, ensure_ascii=True))
-    return ("\n".join(lines) + "\n").encode("ascii") if lines else b""
+        out += json.dumps(doc, sort_keys=True, ensure_ascii=True).encode("ascii")
+        out += b"\n"
+    return bytes(out)
 
 
 FORMATS = ("folder", "parquet")

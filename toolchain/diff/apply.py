@@ -103,7 +103,8 @@ class SampleOutcome:
 class ApplyResult:
     out: Path
     manifest: Manifest
-    outcomes: tuple[SampleOutcome, ...]
+    outcomes: Sequence[SampleOutcome]
+    """One per selected sample, in manifest order (made as they are read)."""
     partial: bool
     manifest_written: bool
     signature: SignatureCheck | None = None
@@ -301,6 +302,40 @@ def _coverage(manifest: Manifest, outcomes: Sequence[SampleOutcome]) -> bytes:
     return (json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=True) + "\n").encode("ascii")
 
 
+Verdict = tuple[_Done, Found, str | None]
+"""What happened to one entry, how its original was found, and where (its id there)."""
+
+
+class _Verdicts:
+    """Each entry's verdict. The usual one, exact from the file of the same id, costs
+    one byte; any other is kept whole."""
+
+    def __init__(self, entries: Sequence[ManifestEntry]):
+        self._entries = entries
+        self._exact = bytearray(len(entries))
+        self._other: dict[int, Verdict] = {}
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def get(self, i: int, default: Verdict | None = None) -> Verdict | None:
+        if self._exact[i]:
+            return (_EXACT, Found.BY_ID, self._entries[i].id)
+        return self._other.get(i, default)
+
+    def set(self, i: int, verdict: Verdict) -> None:
+        if not self._exact[i] and i not in self._other:
+            self._count += 1
+        done, found, where = verdict
+        if done is _EXACT and found is Found.BY_ID and where == self._entries[i].id:
+            self._exact[i] = 1
+            self._other.pop(i, None)
+        else:
+            self._exact[i] = 0
+            self._other[i] = verdict
+
+
 class _Runner:
     """Feeds rebuild tasks to the executor, journals exact samples, keeps one verdict each."""
 
@@ -316,9 +351,9 @@ class _Runner:
     ):
         self.reader, self.outdir, self.executor, self.job = reader, outdir, executor, job
         self.progress = progress
-        self.selected = list(selected)
+        self.selected = selected
         self.total = len(self.selected)
-        self.results: dict[int, tuple[_Done, Found, str | None]] = {}
+        self.results = _Verdicts(reader.manifest.entries)
         self.fingerprint: Mapping[str, str] = {}
 
     def task(self, i: int, source_id: str, data: bytes) -> RebuildTask:
@@ -361,16 +396,16 @@ class _Runner:
                 else:
                     verdict = done
                 if done.status is Status.ORIGINAL_DIFFERS and found is Found.BY_ID:
-                    self.results[i] = (verdict, Found.DIFFERENT, done.source_id)
+                    self.results.set(i, (verdict, Found.DIFFERENT, done.source_id))
                 else:
-                    self.results[i] = (verdict, found, done.source_id)
+                    self.results.set(i, (verdict, found, done.source_id))
                 if self.progress:
                     self.progress(len(self.results), self.total)
 
     def unresolved(self) -> list[int]:
         """Entries not opened by id: absent from the tree, or a different file at their path."""
         r = self.results
-        return [i for i in self.selected if i not in r or r[i][1] is Found.DIFFERENT]
+        return [i for i in self.selected if (v := r.get(i)) is None or v[1] is Found.DIFFERENT]
 
 
 def _by_id(runner: _Runner, source: Source, present: set[str]) -> Iterator[RebuildTask]:
@@ -401,21 +436,33 @@ def _by_content(
             yield runner.task(i, sample.id, sample.data)
 
 
-def _outcomes(reader: DiffReader, runner: _Runner) -> list[SampleOutcome]:
-    local = runner.fingerprint or worker_fingerprint()
-    publisher, key_on = reader.manifest.fingerprint, reader.header.key_on
-    outcomes = []
-    for i in runner.selected:
-        e = reader.manifest.entries[i]
-        missing = (_Done(status=Status.MISSING), Found.MISSING, None)
-        done, found, where = runner.results.get(i, missing)
-        message = _describe(e, done, publisher, local, key_on)
-        outcomes.append(
-            SampleOutcome(
-                id=e.id, path=e.path, status=done.status, found=found, source=where, message=message
-            )
+class _Outcomes(Sequence[SampleOutcome]):
+    """The run's outcomes, one per selected entry, each made when it is read: a run of a
+    million samples keeps its verdicts, not a million outcome objects with messages."""
+
+    def __init__(self, reader: DiffReader, runner: _Runner):
+        self._entries = reader.manifest.entries
+        self._selected = runner.selected
+        self._results = runner.results
+        self._local = runner.fingerprint or worker_fingerprint()
+        self._publisher, self._key_on = reader.manifest.fingerprint, reader.header.key_on
+
+    def __len__(self) -> int:
+        return len(self._selected)
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return tuple(self[k] for k in range(*index.indices(len(self))))
+        i = self._selected[index]
+        e = self._entries[i]
+        done, found, where = self._results.get(i) or _MISSING
+        message = _describe(e, done, self._publisher, self._local, self._key_on)
+        return SampleOutcome(
+            id=e.id, path=e.path, status=done.status, found=found, source=where, message=message
         )
-    return outcomes
+
+
+_MISSING = (_Done(status=Status.MISSING), Found.MISSING, None)
 
 
 def _commit(
@@ -531,7 +578,11 @@ def _apply(
 ) -> ApplyResult:
     ids = source.listing().ids
     entries = reader.manifest.entries
-    selected = [i for i, e in enumerate(entries) if part is None or part.contains(e.id)]
+    selected: Sequence[int] = (
+        range(len(entries))
+        if part is None
+        else [i for i, e in enumerate(entries) if part.contains(e.id)]
+    )
     header = {
         "kind": "apply",
         "plan": plan_digest(((e := entries[i]).id, e.path) for i in selected),
@@ -570,12 +621,12 @@ def _apply(
             ) from None
         finally:
             outdir.journal.close()
-        outcomes = _outcomes(reader, runner)
+        outcomes = _Outcomes(reader, runner)
         written = _commit(outdir, reader, outcomes, partial, part, format, source.split_name)
     return ApplyResult(
         out=Path(out),
         manifest=reader.manifest,
-        outcomes=tuple(outcomes),
+        outcomes=outcomes,
         partial=partial,
         manifest_written=written,
     )
