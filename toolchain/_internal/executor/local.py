@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import ctypes
 import queue
 import signal
 import threading
@@ -150,10 +151,33 @@ class _BatchSizer:
         return batch
 
 
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
+_MMAP_THRESHOLD = 128 << 10
+
+
+def _return_large_buffers() -> None:
+    """In the collecting process: give freed buffers of 128 KiB or more straight back to
+    the system (glibc only; elsewhere nothing happens).
+
+    This process handles a stream of megabyte-sized bytes (originals, sealed payloads,
+    pickled batches). glibc raises its mmap threshold to the largest block freed, after
+    which such buffers come from the heap and stay resident, fragmented: 8 MiB more at
+    5,000 samples of ``diff apply``. Fixing the threshold keeps memory flat for the cost of
+    a page-mapping per large buffer, which this process can afford (a worker, doing the
+    numeric work on large arrays, could not: 10 % slower, so workers are left alone).
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+
+
 class _Pool:
     """Spawned, pinned workers with one pipe each; see the module docstring."""
 
     def __init__(self, workers: int):
+        _return_large_buffers()
         self.processes: list[SpawnProcess] = []
         self.conns: list[Connection] = []
         with pinned_spawn_context() as ctx:
