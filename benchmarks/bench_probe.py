@@ -41,19 +41,6 @@ Pixels = npt.NDArray[np.uint8]
 DEFAULT_PROBES = "128:16:1,128:8:1,256:16:1,128:16:2,128:8:2,256:16:2,128:16:6"
 
 
-def probe(flat: Pixels, bpp: int, period: int, rows: int, level: int) -> int:
-    """``png.choose_filter`` with other constants."""
-    ys = np.arange(flat.shape[0])
-    ys = ys[ys % period < rows]
-    cur = flat[ys]
-    above = np.zeros_like(cur)
-    inner = ys > 0
-    above[inner] = flat[ys[inner] - 1]
-    up = len(deflate.zlib_compress(png.filter_rows(cur, above, png.UP, bpp), level))
-    avg = len(deflate.zlib_compress(png.filter_rows(cur, above, png.AVERAGE, bpp), level))
-    return png.AVERAGE if avg < up else png.UP
-
-
 def image_sets(sklearn: str | None, work: Path) -> dict[str, list[Pixels]]:
     original = work / "original"
     names = bench_speed.write_originals(original, sklearn)
@@ -88,7 +75,10 @@ def measure(images: list[Pixels], probes: list[tuple[int, int, int]]) -> dict[st
     for period, rows, level in probes:
         t0 = time.perf_counter()
         picks = [
-            probe(px.reshape(px.shape[0], -1), px.shape[2], period, rows, level) for px in images
+            png.choose_filter(
+                px.reshape(px.shape[0], -1), px.shape[2], period=period, rows=rows, level=level
+            )
+            for px in images
         ]
         spent = time.perf_counter() - t0
         total = sum(sizes[k][i] for i, k in enumerate(picks))

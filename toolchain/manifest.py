@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from toolchain._internal import safefs
 from toolchain._internal.jsonstream import JsonStream
+from toolchain._internal.packed import MadeOnAccess
 from toolchain.errors import ManifestError, SourceError
 from toolchain.hashing import (
     Digest,
@@ -219,7 +220,7 @@ def _columns_of(raw: bytes) -> Mapping[str, ColumnValue]:
     return json.loads(raw)  # type: ignore[no-any-return]
 
 
-class EntryTable(Sequence[ManifestEntry]):
+class EntryTable(MadeOnAccess[ManifestEntry]):
     """Manifest entries sorted by id (UTF-8 bytes), packed into one buffer.
 
     About 110 bytes plus the id, the path and the columns per entry, where a tuple of
@@ -263,13 +264,7 @@ class EntryTable(Sequence[ManifestEntry]):
         start = self._ends[i - 1] if i else 0
         return memoryview(self._blob)[start : self._ends[i]]
 
-    def __getitem__(self, index: int | slice) -> Any:
-        if isinstance(index, slice):
-            return tuple(self[i] for i in range(*index.indices(len(self))))
-        n = len(self)
-        i = index + n if index < 0 else index
-        if not 0 <= i < n:
-            raise IndexError("entry index out of range")
+    def _item(self, i: int) -> ManifestEntry:
         last = self._last  # the same entry is often asked for twice in a row
         if last is not None and last[0] == i:
             return last[1]
@@ -286,11 +281,9 @@ class EntryTable(Sequence[ManifestEntry]):
     def __eq__(self, other: object) -> bool:
         if isinstance(other, EntryTable):
             return self._blob == other._blob and self._ends == other._ends
-        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
-            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
-        return NotImplemented
+        return super().__eq__(other)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
     def __repr__(self) -> str:
         return f"<EntryTable of {len(self)} entries, {len(self._blob)} bytes>"

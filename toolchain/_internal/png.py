@@ -201,22 +201,31 @@ def _filtered(flat: npt.NDArray[np.uint8], kind: int, bpp: int) -> npt.NDArray[n
     return out
 
 
-def choose_filter(flat: npt.NDArray[np.uint8], bpp: int) -> int:
+def choose_filter(
+    flat: npt.NDArray[np.uint8],
+    bpp: int,
+    *,
+    period: int = PROBE_PERIOD,
+    rows: int = PROBE_ROWS,
+    level: int = PROBE_LEVEL,
+) -> int:
     """The filter of every row of the image whose raw rows are ``flat`` (H, W*C): the probe.
 
     The probe rows are ``y`` with ``y % PROBE_PERIOD < PROBE_ROWS``, in order. Filtered
     with Up and with Average exactly as in the file (filter byte included, zeros above
     row 0), each set is compressed in one ``deflate.zlib_compress(…, PROBE_LEVEL)``
-    call; Average if its stream is strictly shorter, else Up.
+    call; Average if its stream is strictly shorter, else Up. (``period``, ``rows`` and
+    ``level`` are there for ``benchmarks/bench_probe.py``'s variants; the layout fixes
+    them.)
     """
     ys = np.arange(flat.shape[0])
-    ys = ys[ys % PROBE_PERIOD < PROBE_ROWS]
-    rows = flat[ys]
-    above = np.zeros_like(rows)
+    ys = ys[ys % period < rows]
+    probed = flat[ys]
+    above = np.zeros_like(probed)
     inner = ys > 0
     above[inner] = flat[ys[inner] - 1]
-    up = len(deflate.zlib_compress(filter_rows(rows, above, UP, bpp), PROBE_LEVEL))
-    average = len(deflate.zlib_compress(filter_rows(rows, above, AVERAGE, bpp), PROBE_LEVEL))
+    up = len(deflate.zlib_compress(filter_rows(probed, above, UP, bpp), level))
+    average = len(deflate.zlib_compress(filter_rows(probed, above, AVERAGE, bpp), level))
     return AVERAGE if average < up else UP
 
 

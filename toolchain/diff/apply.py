@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from toolchain._internal.executor import Executor, make_executor, worker_fingerprint
 from toolchain._internal.journal import plan_digest
+from toolchain._internal.packed import MadeOnAccess
 from toolchain.decode import decode
 from toolchain.diff.codec import PayloadError, unpack_payload
 from toolchain.diff.crypto import fingerprint
@@ -436,7 +437,7 @@ def _by_content(
             yield runner.task(i, sample.id, sample.data)
 
 
-class _Outcomes(Sequence[SampleOutcome]):
+class _Outcomes(MadeOnAccess[SampleOutcome]):
     """The run's outcomes, one per selected entry, each made when it is read: a run of a
     million samples keeps its verdicts, not a million outcome objects with messages."""
 
@@ -450,10 +451,8 @@ class _Outcomes(Sequence[SampleOutcome]):
     def __len__(self) -> int:
         return len(self._selected)
 
-    def __getitem__(self, index: int | slice) -> Any:
-        if isinstance(index, slice):
-            return tuple(self[k] for k in range(*index.indices(len(self))))
-        i = self._selected[index]
+    def _item(self, k: int) -> SampleOutcome:
+        i = self._selected[k]
         e = self._entries[i]
         done, found, where = self._results.get(i) or _MISSING
         message = _describe(e, done, self._publisher, self._local, self._key_on)

@@ -32,9 +32,10 @@ import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from toolchain._internal.atomic import TMP_PREFIX
+from toolchain._internal.packed import MadeOnAccess
 from toolchain.errors import DiffFormatError, ManifestError, OutputError
 from toolchain.manifest import (
     MAX_MANIFEST_BYTES,
@@ -169,7 +170,7 @@ class IndexRecord:
         )
 
 
-class IndexTable(Sequence[IndexRecord]):
+class IndexTable(MadeOnAccess[IndexRecord]):
     """The index as stored (88 bytes a record), records made on access: a reader of a
     diff of a million entries holds 88 MB, not a million objects."""
 
@@ -183,13 +184,7 @@ class IndexTable(Sequence[IndexRecord]):
     def __len__(self) -> int:
         return len(self._raw) // INDEX_RECORD_SIZE
 
-    def __getitem__(self, index: int | slice) -> Any:
-        if isinstance(index, slice):
-            return tuple(self[i] for i in range(*index.indices(len(self))))
-        n = len(self)
-        i = index + n if index < 0 else index
-        if not 0 <= i < n:
-            raise IndexError("index record out of range")
+    def _item(self, i: int) -> IndexRecord:
         off, length, kind, fp, sd = _RECORD.unpack_from(self._raw, i * INDEX_RECORD_SIZE)
         return IndexRecord(
             offset=off, length=length, kind=PayloadKind(kind), fingerprint=fp, sealed_digest=sd
@@ -198,11 +193,9 @@ class IndexTable(Sequence[IndexRecord]):
     def __eq__(self, other: object) -> bool:
         if isinstance(other, IndexTable):
             return self._raw == other._raw
-        if isinstance(other, Sequence):
-            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
-        return NotImplemented
+        return super().__eq__(other)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
     def pack(self) -> bytes:
         """The index bytes, as a ``.bdiff`` stores them."""
