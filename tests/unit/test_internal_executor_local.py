@@ -6,18 +6,23 @@ so the spawned workers can unpickle them.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from toolchain._internal.executor import local, make_executor
 from toolchain._internal.executor._worker import WorkerBug
-from toolchain._internal.executor.local import IN_FLIGHT, MAX_BATCH, _BatchSizer
+from toolchain._internal.executor.local import IN_FLIGHT, MAX_BATCH, MAX_BATCH_BYTES, _BatchSizer
+from toolchain.determinism import MARKER, pinned_environ
 from toolchain.errors import DecodeError, ExecutorError
 
 
@@ -251,8 +256,9 @@ def test_batches_grow_with_the_measured_rate_and_stop_at_their_bounds() -> None:
     assert len(sizer.take(tasks)) == 5
     sizer.finished(100_000)
     assert len(sizer.take(tasks)) == MAX_BATCH
-    big = iter(enumerate(Payload(sample_id=f"b{i}", data=b"x" * (3 << 20)) for i in range(9)))
-    assert len(sizer.take(big)) == 3  # 9 MiB: over MAX_BATCH_BYTES after the third
+    third = MAX_BATCH_BYTES // 3 + 1
+    big = iter(enumerate(Payload(sample_id=f"b{i}", data=b"x" * third) for i in range(9)))
+    assert len(sizer.take(big)) == 3  # over MAX_BATCH_BYTES after the third
     assert sizer.take(iter(())) == []
 
 
@@ -304,3 +310,157 @@ def test_one_pinned_worker_runs_in_this_process_and_starts_nothing(
     with make_executor("local", workers=1) as executor:
         executor.prestart()
         assert isinstance(executor, local.LocalExecutor) and executor._warm is None
+
+
+@dataclass(frozen=True)
+class PidAfterAWhile:
+    """Slow enough that every worker gets tasks: returns (task, the pid that ran it)."""
+
+    def __call__(self, t: Task) -> tuple[int, int]:
+        time.sleep(0.01)
+        return t.n, os.getpid()
+
+
+@dataclass(frozen=True)
+class KillsAChild:
+    """In a spawned worker, dies on its first task from ``victim`` on, after naming it
+    in ``marker``; in the process that made the job, runs everything."""
+
+    parent: int
+    victim: int
+    marker: str
+
+    def __call__(self, t: Task) -> int:
+        time.sleep(0.005)
+        if t.n >= self.victim and os.getpid() != self.parent:
+            Path(self.marker).write_text(t.sample_id)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return t.n
+
+
+def _in_a_pinned_python(scenario: str, *args: str) -> dict[str, Any]:
+    """Run ``scenario`` (a function of this module) in a fresh pinned Python; its JSON.
+
+    Not this process: pytest imported numpy before any pinning, so its BLAS and SIMD
+    settings are not the pinned ones, and a pool that counts it as a worker refuses it
+    (as it should).
+    """
+    code = (
+        "import json, sys\n"
+        "from tests.unit import test_internal_executor_local as m\n"
+        "if __name__ == '__main__':\n"
+        f"    print(json.dumps(m.{scenario}(*sys.argv[1:])))\n"
+    )
+    env = pinned_environ({k: v for k, v in os.environ.items() if k != MARKER})
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env=env,
+        cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def _scenario_one_spawned(_: str = "") -> dict[str, Any]:
+    import multiprocessing
+
+    with make_executor("local", workers=2) as executor:
+        executor.prestart()
+        assert isinstance(executor, local.LocalExecutor) and executor._warm is not None
+        spawned = len(executor._warm.processes)
+        with executor.run(PidAfterAWhile(), iter(_tasks(60))) as run:
+            got = list(run)
+            alive = len(multiprocessing.active_children())
+            pinned = run.fingerprint["pinned"]
+    return {
+        "spawned": spawned,
+        "alive": alive,
+        "pinned": pinned,
+        "order": [n for n, _ in got],
+        "pids": sorted({pid for _, pid in got}),
+        "me": os.getpid(),
+        "left": len(multiprocessing.active_children()),
+    }
+
+
+def _scenario_dead_worker(marker: str) -> dict[str, Any]:
+    import multiprocessing
+
+    job = KillsAChild(parent=os.getpid(), victim=20, marker=marker)
+    try:
+        with make_executor("local", workers=2).run(job, iter(_tasks(200))) as run:
+            list(run)
+    except ExecutorError as exc:
+        return {"error": exc.message, "left": len(multiprocessing.active_children())}
+    return {"error": None}
+
+
+@dataclass(frozen=True)
+class FailsAtHome:
+    """Fails in the process that made the job (from task 3 on); works in spawned ones."""
+
+    parent: int
+
+    def __call__(self, t: Task) -> int:
+        time.sleep(0.005)
+        if t.n >= 3 and os.getpid() == self.parent:
+            raise DecodeError("not an image", sample=t.sample_id)
+        return t.n
+
+
+def _scenario_own_task_fails(_: str = "") -> dict[str, Any]:
+    import multiprocessing
+
+    try:
+        job = FailsAtHome(parent=os.getpid())
+        with make_executor("local", workers=2).run(job, iter(_tasks(40))) as run:
+            list(run)
+    except DecodeError as exc:
+        return {"sample": exc.sample, "left": len(multiprocessing.active_children())}
+    return {"sample": None}
+
+
+def test_a_pinned_process_is_one_of_its_own_workers() -> None:
+    """--workers 2 in a pinned process: one spawned worker, and this process runs the
+    rest; results still come in task order."""
+    got = _in_a_pinned_python("_scenario_one_spawned")
+    assert got["spawned"] == 1 and got["alive"] == 1 and got["pinned"] == "true"
+    assert got["order"] == list(range(60))
+    assert got["me"] in got["pids"] and len(got["pids"]) == 2
+    assert got["left"] == 0
+
+
+def test_a_pinned_process_names_the_sample_its_dead_worker_ran(tmp_path: Path) -> None:
+    marker = tmp_path / "victim"
+    got = _in_a_pinned_python("_scenario_dead_worker", str(marker))
+    assert got["error"] is not None and "killed by SIGKILL while working on" in got["error"]
+    assert f"sample {marker.read_text()!r}" in got["error"]
+    assert got["left"] == 0
+
+
+def test_an_error_in_a_pinned_process_own_task_stops_its_workers() -> None:
+    got = _in_a_pinned_python("_scenario_own_task_fails")
+    assert got["sample"] in {f"s{i}.png" for i in range(3, 40)} and got["left"] == 0
+
+
+def test_a_process_pinned_after_numpy_only_collects() -> None:
+    """This pytest process pinned by its environment alone (numpy was loaded first): its
+    fingerprint is not its workers', so it runs no task, and all the workers are spawned."""
+    import multiprocessing
+
+    from tests.compare_cases import pinned_here
+
+    with (
+        pinned_here(pytest.MonkeyPatch()),
+        make_executor("local", workers=2).run(PidAfterAWhile(), iter(_tasks(40))) as run,
+    ):
+        got = list(run)
+        assert len(multiprocessing.active_children()) == 2
+    assert [n for n, _ in got] == list(range(40))
+    pids = {pid for _, pid in got}
+    assert os.getpid() not in pids and len(pids) == 2
+    assert not multiprocessing.active_children()

@@ -10,6 +10,15 @@ pipes *and* the processes' sentinels, so a dead worker is noticed at once, and o
 any exception (Ctrl-C included) every worker is terminated before the exception
 propagates.
 
+When this process is pinned, it is one of the workers: ``--workers N`` spawns N - 1
+processes, and this one runs a task itself each time it has fed the others and taken
+what they finished (provided its runtime fingerprint is theirs; a process pinned by its
+environment after numpy was loaded is not, and then only collects). N processes then
+share N cores: a collecting process that only fed the workers would be an N + 1st, and
+on a machine with N cores each worker would pay for its time slices in cache misses (7
+to 9 % more CPU per sample, measured on 2 cores).
+An unpinned process (a library caller's) spawns all N.
+
 Tasks travel in batches sized to take about :data:`BATCH_SECONDS` of a worker's
 time (one task at first, then as many as the measured rate allows, at most
 :data:`MAX_BATCH` and about :data:`MAX_BATCH_BYTES`): cheap samples cost one message
@@ -21,7 +30,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import ctypes
 import queue
 import signal
 import threading
@@ -37,6 +45,7 @@ from toolchain._internal.executor._worker import (
     portable_error,
     start_worker,
 )
+from toolchain._internal.memory import Trimmer, tune_allocator
 from toolchain.determinism import pinned_spawn_context, process_is_pinned
 from toolchain.errors import ExecutorError
 from toolchain.fingerprint import fingerprint_digest, runtime_digest
@@ -54,7 +63,7 @@ IN_FLIGHT = 2
 BATCH_SECONDS = 0.05
 """A batch holds about this much of a worker's time, at the rate measured so far."""
 MAX_BATCH = 32
-MAX_BATCH_BYTES = 8 << 20
+MAX_BATCH_BYTES = 1 << 20
 """A batch stops growing once its tasks' ``data`` reach this many bytes."""
 
 
@@ -80,6 +89,8 @@ def _worker_main(conn: Connection, current: Any, slot: int) -> None:
         conn.send(("failed", portable_error(exc)))
         return
     conn.send(("ready", fingerprint))
+    tune_allocator()
+    trimmer = Trimmer()
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
     threading.Thread(target=_receive, args=(conn, inbox), daemon=True).start()
     while (batch := inbox.get()) is not None:
@@ -93,6 +104,7 @@ def _worker_main(conn: Connection, current: Any, slot: int) -> None:
                 break
         else:
             conn.send((results, None))
+        trimmer.tick()
 
 
 def _receive(conn: Connection, inbox: queue.SimpleQueue[Any]) -> None:
@@ -105,8 +117,12 @@ def _receive(conn: Connection, inbox: queue.SimpleQueue[Any]) -> None:
     inbox.put(None)
 
 
-def _label(task: object, index: int) -> str:
-    sample = getattr(task, "sample_id", None)
+def _sample_of(task: object) -> str | None:
+    """What names a task in an error: its ``sample_id``, when it has one."""
+    return getattr(task, "sample_id", None)
+
+
+def _label(sample: str | None, index: int) -> str:
     return f"sample {sample!r}" if sample else f"task {index}"
 
 
@@ -151,33 +167,10 @@ class _BatchSizer:
         return batch
 
 
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
-_MMAP_THRESHOLD = 128 << 10
-
-
-def _return_large_buffers() -> None:
-    """In the collecting process: give freed buffers of 128 KiB or more straight back to
-    the system (glibc only; elsewhere nothing happens).
-
-    This process handles a stream of megabyte-sized bytes (originals, sealed payloads,
-    pickled batches). glibc raises its mmap threshold to the largest block freed, after
-    which such buffers come from the heap and stay resident, fragmented: 8 MiB more at
-    5,000 samples of ``diff apply``. Fixing the threshold keeps memory flat for the cost of
-    a page-mapping per large buffer, which this process can afford (a worker, doing the
-    numeric work on large arrays, could not: 10 % slower, so workers are left alone).
-    """
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
-
-
 class _Pool:
     """Spawned, pinned workers with one pipe each; see the module docstring."""
 
     def __init__(self, workers: int):
-        _return_large_buffers()
         self.processes: list[SpawnProcess] = []
         self.conns: list[Connection] = []
         with pinned_spawn_context() as ctx:
@@ -201,6 +194,7 @@ class _Pool:
                 conn.send(job)
 
     def wait_ready(self) -> Mapping[str, str]:
+        """The fingerprint every worker shares, once all have started."""
         fingerprints: dict[str, Mapping[str, str]] = {}
         waiting = dict(enumerate(self.conns))
         while waiting:
@@ -232,19 +226,24 @@ class _Pool:
                     )
         return check_same_environment(fingerprints)
 
-    def results(self, tasks: Iterable[Any]) -> Iterator[tuple[Any, str]]:
-        """Results in task order; at most :data:`IN_FLIGHT` batches queued at each worker."""
+    def results(
+        self, tasks: Iterable[Any], here: Callable[[Any], Any] | None = None
+    ) -> Iterator[tuple[Any, str]]:
+        """Results in task order; at most :data:`IN_FLIGHT` batches queued at each worker.
+
+        ``here``: the job, when this process is a worker too; it then runs one task
+        between two looks at the pipes (which do not wait while it has tasks to run).
+        """
         digest = fingerprint_digest(self.fingerprint)
-        pending: dict[int, Any] = {}
-        # worker -> its tasks (index, task) in the order sent; it runs them in that order
-        busy: dict[int, collections.deque[tuple[int, Any]]] = {
-            w: collections.deque() for w in range(len(self.conns))
-        }
-        batches: dict[int, collections.deque[int]] = {w: collections.deque() for w in busy}
+        self._pending = {}
+        self._busy = {w: collections.deque() for w in range(len(self.conns))}
+        self._batches = {w: collections.deque() for w in self._busy}
+        busy, batches, pending = self._busy, self._batches, self._pending
         source = enumerate(tasks)
-        sizer = _BatchSizer(len(self.conns))
+        self._sizer = sizer = _BatchSizer(len(self.conns) + (here is not None))
         exhausted = False
         following = 0
+        trimmer = Trimmer()
         while True:
             # Fill round-robin, one batch per worker per round, so that a short run
             # spreads over every worker instead of queueing on the first.
@@ -259,46 +258,67 @@ class _Pool:
                         break
                     with contextlib.suppress(OSError):  # a dead worker: the wait names it
                         self.conns[worker].send(batch)
-                    busy[worker].extend(batch)
+                    # Only each task's name is kept: its bytes are freed once sent.
+                    busy[worker].extend((i, _sample_of(t)) for i, t in batch)
                     batches[worker].append(len(batch))
             while following in pending:
                 yield pending.pop(following), digest
                 following += 1
-            working = [w for w in busy if busy[w]]
-            if not working:
+            trimmer.tick()
+            if here is not None and not exhausted:
+                if (mine := next(source, None)) is None:
+                    exhausted = True
+                else:
+                    pending[mine[0]] = here(mine[1])
+                    sizer.finished(1)
+                    self._collect(block=False)
+                continue
+            if not any(busy.values()):
                 return
+            self._collect(block=True)
+
+    def _collect(self, *, block: bool) -> None:
+        """Take every batch of results the workers have sent (waiting for one if ``block``);
+        a worker that died is an :class:`ExecutorError` naming the task it ran."""
+        busy = self._busy
+        working = [w for w in busy if busy[w]]
+        if block:
             watched: dict[object, int] = {self.conns[w]: w for w in working}
             watched.update({self.processes[w].sentinel: w for w in working})
-            for ready in wait(list(watched)):  # type: ignore[arg-type]
-                worker = watched[ready]
-                conn = self.conns[worker]
-                # Every result already in the pipe is taken before a death is believed:
-                # a worker that finished its tasks and then died lost nothing.
-                while busy[worker]:
-                    try:
-                        if not conn.poll():
-                            if ready is conn:
-                                break
-                            raise EOFError
-                        done, failed = conn.recv()
-                    except (EOFError, OSError):
-                        running = self.current[worker]
-                        index, task = next(
-                            (t for t in busy[worker] if t[0] == running), busy[worker][0]
-                        )
-                        raise ExecutorError(
-                            f"worker process {self.processes[worker].pid} "
-                            f"{_death(self.processes[worker])} while working on "
-                            f"{_label(task, index)}",
-                            hint="out of memory? (see dmesg); run again with --resume to continue",
-                        ) from None
-                    if failed is not None:
-                        raise failed[1]
-                    for index, payload in done:
-                        pending[index] = payload
-                        busy[worker].popleft()
-                    batches[worker].popleft()
-                    sizer.finished(len(done))
+            signalled = wait(list(watched))  # type: ignore[arg-type]
+            ready = [(watched[r], r is self.conns[watched[r]]) for r in signalled]
+        else:
+            # A dead worker's pipe reads as ready (end of file): no need to watch sentinels.
+            ready = [(w, True) for w in working if self.conns[w].poll()]
+        for worker, readable in ready:
+            conn = self.conns[worker]
+            # Every result already in the pipe is taken before a death is believed:
+            # a worker that finished its tasks and then died lost nothing.
+            while busy[worker]:
+                try:
+                    if not conn.poll():
+                        if readable:
+                            break
+                        raise EOFError
+                    done, failed = conn.recv()
+                except (EOFError, OSError):
+                    running = self.current[worker]
+                    index, sample = next(
+                        (t for t in busy[worker] if t[0] == running), busy[worker][0]
+                    )
+                    raise ExecutorError(
+                        f"worker process {self.processes[worker].pid} "
+                        f"{_death(self.processes[worker])} while working on "
+                        f"{_label(sample, index)}",
+                        hint="out of memory? (see dmesg); run again with --resume to continue",
+                    ) from None
+                if failed is not None:
+                    raise failed[1]
+                for index, payload in done:
+                    self._pending[index] = payload
+                    busy[worker].popleft()
+                self._batches[worker].popleft()
+                self._sizer.finished(len(done))
 
     def stop(self, *, clean: bool) -> None:
         """Ask idle workers to exit (clean), or terminate them all at once."""
@@ -317,10 +337,25 @@ class _Pool:
             conn.close()
 
     fingerprint: Mapping[str, str]
+    _pending: dict[int, Any]
+    """Results that came back before an earlier task's, by task index."""
+    _busy: dict[int, collections.deque[tuple[int, str | None]]]
+    """Worker -> its tasks (index, sample) in the order sent; it runs them in that order."""
+    _batches: dict[int, collections.deque[int]]
+    """Worker -> the sizes of the batches it has queued."""
+    _sizer: _BatchSizer
+
+
+def _in_process(job: Callable[[T], R], tasks: Iterable[T], digest: str) -> Iterator[tuple[R, str]]:
+    trimmer = Trimmer()
+    for task in tasks:
+        yield job(task), digest
+        trimmer.tick()
 
 
 class LocalExecutor:
-    """Run in this process when it is pinned and one worker is asked for; else a pool.
+    """``workers`` processes: this one, when it is pinned, and spawned ones for the rest
+    (all of them when it is not). One pinned worker runs here without a pool.
 
     :meth:`prestart` spawns the pool early (its workers import while the caller reads
     the original); :meth:`close`, or leaving the ``with`` block, stops a pool that was
@@ -335,12 +370,13 @@ class LocalExecutor:
     def shares_files(self) -> bool:
         return True
 
-    def _in_process(self) -> bool:
-        return self.workers == 1 and process_is_pinned()
+    def _spawned(self) -> int:
+        """How many processes to spawn: this one is a worker too when it is pinned."""
+        return self.workers - 1 if process_is_pinned() else self.workers
 
     def prestart(self) -> None:
-        if self._warm is None and not self._in_process():
-            self._warm = _Pool(self.workers)
+        if self._warm is None and (count := self._spawned()):
+            self._warm = _Pool(count)
 
     def close(self) -> None:
         if self._warm is not None:
@@ -355,17 +391,28 @@ class LocalExecutor:
 
     @contextlib.contextmanager
     def run(self, job: Callable[[T], R], tasks: Iterable[T]) -> Iterator[OrderedRun[R]]:
-        if self._in_process():
-            fingerprint = start_worker()
-            digest = runtime_digest()
-            yield OrderedRun(((job(t), digest) for t in tasks), fingerprint)
-            return
-        pool, self._warm = self._warm or _Pool(self.workers), None
+        count = self._spawned()
+        here = start_worker() if count < self.workers else None
+        if here is not None:
+            tune_allocator()  # pinned: the process is ours, and it runs tasks
+            if not count:
+                yield OrderedRun(_in_process(job, tasks, runtime_digest()), here)
+                return
+        pool, self._warm = self._warm or _Pool(count), None
         clean = False
         try:
             pool.send_job(job)
             pool.fingerprint = pool.wait_ready()
-            yield OrderedRun(pool.results(tasks), pool.fingerprint)
+            shared = fingerprint_digest(pool.fingerprint)
+            if here is not None and fingerprint_digest(here) != shared:
+                # Pinned by its environment only (numpy was loaded before it was pinned, as
+                # in a test runner): its pixels could differ, so it only collects, and all
+                # the workers are spawned.
+                pool.stop(clean=False)
+                pool, here = _Pool(self.workers), None
+                pool.send_job(job)
+                pool.fingerprint = pool.wait_ready()
+            yield OrderedRun(pool.results(tasks, job if here else None), pool.fingerprint)
             clean = True
         finally:
             pool.stop(clean=clean)
