@@ -23,6 +23,7 @@ digest and PNG digest) before it is written, and again by the collecting process
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -100,6 +101,25 @@ class SampleOutcome:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class _Tally:
+    """How many samples ended in each (status, how found), and which were not exact."""
+
+    counts: Mapping[tuple[Status, Found], int]
+    failed: Sequence[int]
+    """Positions in the outcomes of the samples that are not exact."""
+
+    @classmethod
+    def of(cls, outcomes: Sequence[SampleOutcome]) -> _Tally:
+        counts: dict[tuple[Status, Found], int] = {}
+        failed = []
+        for k, o in enumerate(outcomes):
+            counts[o.status, o.found] = counts.get((o.status, o.found), 0) + 1
+            if o.status is not Status.OK:
+                failed.append(k)
+        return cls(counts, failed)
+
+
 @dataclass(frozen=True, kw_only=True)
 class ApplyResult:
     out: Path
@@ -111,9 +131,16 @@ class ApplyResult:
     signature: SignatureCheck | None = None
     """The publisher's signature, when a public key was given (checked before anything else)."""
 
+    @functools.cached_property
+    def _tally(self) -> _Tally:
+        # apply's own outcomes count their exact samples without making their outcomes
+        if isinstance(self.outcomes, _Outcomes):
+            return self.outcomes.tally()
+        return _Tally.of(self.outcomes)
+
     @property
     def ok(self) -> bool:
-        return all(o.status is Status.OK for o in self.outcomes)
+        return not self._tally.failed
 
     @property
     def exit_code(self) -> ExitCode:
@@ -122,15 +149,17 @@ class ApplyResult:
         return ExitCode.PARTIAL if self.partial else ExitCode.CHECK_FAILED
 
     def failures(self) -> list[SampleOutcome]:
-        return [o for o in self.outcomes if o.status is not Status.OK]
+        return [self.outcomes[k] for k in self._tally.failed]
 
     def found_counts(self) -> dict[str, int]:
         """How the originals were found: every :class:`Found` value, with its count."""
-        return {str(k): sum(o.found is k for o in self.outcomes) for k in Found}
+        counts = self._tally.counts.items()
+        return {str(f): sum(n for (_, found), n in counts if found is f) for f in Found}
 
     def status_counts(self) -> dict[str, int]:
         """What happened to the samples: every :class:`Status` value, with its count."""
-        return {str(k): sum(o.status is k for o in self.outcomes) for k in Status}
+        counts = self._tally.counts.items()
+        return {str(s): sum(n for (status, _), n in counts if status is s) for s in Status}
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -320,6 +349,10 @@ class _Verdicts:
     def __len__(self) -> int:
         return self._count
 
+    def is_exact(self, i: int) -> bool:
+        """Exact, from the file of the same id (the usual verdict, and the cheap one)."""
+        return bool(self._exact[i])
+
     def get(self, i: int, default: Verdict | None = None) -> Verdict | None:
         if self._exact[i]:
             return (_EXACT, Found.BY_ID, self._entries[i].id)
@@ -406,13 +439,33 @@ class _Runner:
     def unresolved(self) -> list[int]:
         """Entries not opened by id: absent from the tree, or a different file at their path."""
         r = self.results
-        return [i for i in self.selected if (v := r.get(i)) is None or v[1] is Found.DIFFERENT]
+        return [
+            i
+            for i in self.selected
+            if not r.is_exact(i) and ((v := r.get(i)) is None or v[1] is Found.DIFFERENT)
+        ]
 
 
-def _by_id(runner: _Runner, source: Source, present: set[str]) -> Iterator[RebuildTask]:
+def _by_id(runner: _Runner, source: Source, listed: Sequence[str]) -> Iterator[RebuildTask]:
+    """The entries whose id the original lists, rebuilt from the file of that id.
+
+    The listing and the entries are both sorted by id (UTF-8 bytes, which is the code
+    points' order), so one merge finds them, keying the index by the listing's own
+    strings: no set of the listing and no second copy of every id.
+    """
     entries = runner.reader.manifest.entries
-    index = {sid: i for i in runner.selected if (sid := entries[i].id) in present}
-    for sample in source.iter_samples(sorted(index, key=lambda s: s.encode("utf-8"))):
+    index: dict[str, int] = {}
+    ids = iter(listed)
+    sid = next(ids, None)
+    for i in runner.selected:
+        wanted = entries[i].id
+        while sid is not None and sid < wanted:
+            sid = next(ids, None)
+        if sid is None:
+            break
+        if sid == wanted:
+            index[sid] = i
+    for sample in source.iter_samples(index):  # in id order
         yield runner.task(index[sample.id], sample.id, sample.data)
 
 
@@ -451,6 +504,20 @@ class _Outcomes(MadeOnAccess[SampleOutcome]):
     def __len__(self) -> int:
         return len(self._selected)
 
+    def tally(self) -> _Tally:
+        counts: dict[tuple[Status, Found], int] = {}
+        failed = []
+        for k, i in enumerate(self._selected):
+            if self._results.is_exact(i):
+                status, found = Status.OK, Found.BY_ID
+            else:
+                done, found, _ = self._results.get(i) or _MISSING
+                status = done.status
+                if status is not Status.OK:
+                    failed.append(k)
+            counts[status, found] = counts.get((status, found), 0) + 1
+        return _Tally(counts, failed)
+
     def _item(self, k: int) -> SampleOutcome:
         i = self._selected[k]
         e = self._entries[i]
@@ -467,14 +534,14 @@ _MISSING = (_Done(status=Status.MISSING), Found.MISSING, None)
 def _commit(
     outdir: OutDir,
     reader: DiffReader,
-    outcomes: Sequence[SampleOutcome],
+    outcomes: _Outcomes,
     partial: bool,
     part: Shard | None,
     format: str,
     split: str,
 ) -> bool:
     """Write the folder's companion files, the manifest last; ``True`` if it was written."""
-    ok = all(o.status is Status.OK for o in outcomes)
+    ok = not outcomes.tally().failed
     if not (ok or partial):
         return False
     m = reader.manifest
@@ -606,7 +673,7 @@ def _apply(
         runner = _Runner(reader, outdir, pool, job, selected=selected, progress=progress)
         outdir.journal.open()
         try:
-            runner.rebuild(_by_id(runner, source, set(ids)), Found.BY_ID)
+            runner.rebuild(_by_id(runner, source, ids), Found.BY_ID)
             unresolved = runner.unresolved()
             if unresolved:
                 # Every file is a candidate, those already used by id too: one image can be
