@@ -7,10 +7,10 @@ finished first) and whose ``fingerprint`` is the runtime fingerprint every worke
 shares. Tasks are consumed lazily, a few ahead of the workers, so the collecting
 process can read each sample once and ship its bytes with the task.
 
-* :mod:`.local`: in this process (one worker, already pinned), or a pool of spawned,
-  pinned processes that never hangs: a worker that cannot start or dies is an
-  :class:`~toolchain.errors.ExecutorError` within a second, and Ctrl-C stops every
-  worker at once;
+* :mod:`.local`: N processes: this one, when it is already pinned, and N - 1 spawned,
+  pinned ones (all N when it is not), in a pool that never hangs: a worker that cannot
+  start or dies is an :class:`~toolchain.errors.ExecutorError` within a second, and
+  Ctrl-C stops every worker at once;
 * :mod:`.dask`: a Dask distributed cluster (an address, or a ``LocalCluster``).
 
 Nothing here knows what a sample is; :mod:`toolchain.generate` and
