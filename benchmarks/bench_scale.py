@@ -18,6 +18,10 @@ are the M-sample original). On N and M (``--photos-small``, default N/10) sample
   --workers 2`, not timed in the figures) and `verify` (of the adversarial benchmark; verify
   has no --workers option), each command at --workers 1 and 2, adjacent, best of
   ``--repeat``; the 2-worker speed-up (goal >= 1.8x for generate and apply);
+* the peer, at N: the two halves of each writing command (``--shard 0/2`` and ``1/2``) as
+  two independent 1-worker commands side by side, best of ``--repeat``; its speed-up over
+  1 worker is what this machine gives two independent processes (the ceiling for 2
+  workers, unless ``--no-peer``);
 * peak RSS at N over M samples of every command (goal <= 1.1);
 * per run: CPU seconds (user+sys of the command and its workers; and of its own, collecting,
   process alone), the seconds its processes waited for a CPU (run queue,
@@ -187,6 +191,27 @@ def measure(args: list[str]) -> Measured:
     return Measured(**json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
+def measure_pair(first: list[str], second: list[str]) -> float:
+    """Wall time of two CLI commands run side by side (both must succeed)."""
+    env = {k: v for k, v in os.environ.items() if k != "BENCHMARK_REGEN_PINNED"}
+    t0 = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRAPPER, *CLI, *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args in (first, second)
+    ]
+    for proc, args in zip(procs, (first, second), strict=True):
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            raise SystemExit(f"failed: {' '.join(args)}\n{err}")
+    return time.perf_counter() - t0
+
+
 def run(args: list[str]) -> tuple[float, int]:
     """Wall time and peak RSS (KiB) of one CLI run."""
     m = measure(args)
@@ -195,6 +220,12 @@ def run(args: list[str]) -> tuple[float, int]:
 
 def _samples(bench: Path) -> int:
     return len(json.loads((bench / "manifest.json").read_text())["entries"])
+
+
+def _out_to(args: list[str], folder: Path) -> list[str]:
+    """``args`` with the value of ``--out`` replaced by ``folder/out``."""
+    at = args.index("--out") + 1
+    return [*args[:at], str(folder / "out"), *args[at + 1 :]]
 
 
 def photo_figures(opts: argparse.Namespace, tmp: Path) -> dict[str, object]:
@@ -224,6 +255,7 @@ def photo_figures(opts: argparse.Namespace, tmp: Path) -> dict[str, object]:
         "diff apply": "applied",
     }
     runs: dict[str, dict[str, dict[str, object]]] = {}
+    pairs: dict[str, float] = {}  # command -> best wall of its two halves side by side
     setup: dict[str, float] = {}
     loads = [round(os.getloadavg()[0], 1)]
     for n in (small, opts.photos):
@@ -257,6 +289,22 @@ def photo_figures(opts: argparse.Namespace, tmp: Path) -> dict[str, object]:
                     m = measure([*argv(src, out), *extra])
                     if label not in best or m.wall_s < best[label].wall_s:
                         best[label] = m
+                if name in writes and n == opts.photos and opts.peer:
+                    # The peer: the two halves (--shard 0/2 and 1/2) as two independent
+                    # 1-worker commands side by side, each into its own folder.
+                    halves = [out / f"half{i}" for i in (0, 1)]
+                    for h in halves:
+                        shutil.rmtree(h, ignore_errors=True)
+                        h.mkdir()
+                    wall = measure_pair(
+                        *(
+                            [*_out_to(argv(src, out), h), "--workers", "1", "--shard", f"{i}/2"]
+                            for i, h in enumerate(halves)
+                        )
+                    )
+                    pairs[name] = min(wall, pairs.get(name, wall))
+                    for h in halves:
+                        shutil.rmtree(h, ignore_errors=True)
             loads.append(round(os.getloadavg()[0], 1))
         samples = {name: _samples(out / {**writes, "verify": "adv"}[name]) for name in chosen}
         runs[str(n)] = {}
@@ -289,6 +337,10 @@ def photo_figures(opts: argparse.Namespace, tmp: Path) -> dict[str, object]:
         "setup_s": setup,
         "runs": runs,
         "speedup_workers2_over_1": speedup,
+        "speedup_two_halves_side_by_side_over_1": {
+            name: round(big[f"{name} --workers 1"]["wall_s"] / wall, 2)  # type: ignore[operator]
+            for name, wall in pairs.items()
+        },
         "rss_ratio_big_over_small": rss_ratio,
     }
 
@@ -317,6 +369,11 @@ def print_photo_figures(fig: dict[str, object]) -> None:
                 f"{'-' if idle is None else f'{100 * idle:.1f}%':>6s} {r['rss_kib'] / 1024:8.1f}"
             )
     print(f"speed-up, --workers 2 over 1 at N={n}: {fig['speedup_workers2_over_1']}")
+    if fig["speedup_two_halves_side_by_side_over_1"]:
+        print(
+            "the peer, two 1-worker halves (--shard 0/2, 1/2) side by side, over 1 worker: "
+            f"{fig['speedup_two_halves_side_by_side_over_1']}"
+        )
     print(f"peak RSS, N={n} over N={small}: {fig['rss_ratio_big_over_small']}")
     print(f"setup: {fig['setup_s']}")
 
@@ -330,6 +387,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="adversarial --param steps")
     ap.add_argument("--sklearn", default=None, help="folder or wheel with china/flower.jpg")
     ap.add_argument("--repeat", type=int, default=1, help="best of this many runs (--photos)")
+    ap.add_argument(
+        "--no-peer",
+        dest="peer",
+        action="store_false",
+        help="skip the peer (the two halves side by side) at N (--photos)",
+    )
     ap.add_argument(
         "--commands",
         default="gaussian-noise,adversarial,apply,verify",
