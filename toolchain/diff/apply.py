@@ -135,7 +135,7 @@ class ApplyResult:
     def _tally(self) -> _Tally:
         # apply's own outcomes count their exact samples without making their outcomes
         if isinstance(self.outcomes, _Outcomes):
-            return self.outcomes.tally()
+            return self.outcomes.tally
         return _Tally.of(self.outcomes)
 
     @property
@@ -504,7 +504,9 @@ class _Outcomes(MadeOnAccess[SampleOutcome]):
     def __len__(self) -> int:
         return len(self._selected)
 
+    @functools.cached_property
     def tally(self) -> _Tally:
+        """The counts and the failures, from the verdicts (made once: they are final)."""
         counts: dict[tuple[Status, Found], int] = {}
         failed = []
         for k, i in enumerate(self._selected):
@@ -541,7 +543,7 @@ def _commit(
     split: str,
 ) -> bool:
     """Write the folder's companion files, the manifest last; ``True`` if it was written."""
-    ok = not outcomes.tally().failed
+    ok = not outcomes.tally.failed
     if not (ok or partial):
         return False
     m = reader.manifest
