@@ -187,7 +187,7 @@ def metadata_jsonl(entries: Sequence[ManifestEntry]) -> bytes:
     One line per sample, sorted like the entries: ``file_name``, ``sample_id`` and the
     carried columns (so the imagefolder loader yields the labels too).
     """
-    out = bytearray()  # grown in place: no list of lines, no second copy
+    out = bytearray()  # grown in place: no list of lines joined into a second string
     for e in entries:
         doc: dict[str, Any] = {"file_name": e.path, "sample_id": e.id}
         doc.update(getattr(e, "columns", {}) or {})

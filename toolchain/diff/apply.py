@@ -26,7 +26,7 @@ import enum
 import functools
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -110,12 +110,13 @@ class _Tally:
     """Positions in the outcomes of the samples that are not exact."""
 
     @classmethod
-    def of(cls, outcomes: Sequence[SampleOutcome]) -> _Tally:
+    def of(cls, verdicts: Iterable[tuple[Status, Found]]) -> _Tally:
+        """The tally of each sample's (status, how found), in outcome order."""
         counts: dict[tuple[Status, Found], int] = {}
         failed = []
-        for k, o in enumerate(outcomes):
-            counts[o.status, o.found] = counts.get((o.status, o.found), 0) + 1
-            if o.status is not Status.OK:
+        for k, key in enumerate(verdicts):
+            counts[key] = counts.get(key, 0) + 1
+            if key[0] is not Status.OK:
                 failed.append(k)
         return cls(counts, failed)
 
@@ -136,7 +137,7 @@ class ApplyResult:
         # apply's own outcomes count their exact samples without making their outcomes
         if isinstance(self.outcomes, _Outcomes):
             return self.outcomes.tally
-        return _Tally.of(self.outcomes)
+        return _Tally.of((o.status, o.found) for o in self.outcomes)
 
     @property
     def ok(self) -> bool:
@@ -507,18 +508,13 @@ class _Outcomes(MadeOnAccess[SampleOutcome]):
     @functools.cached_property
     def tally(self) -> _Tally:
         """The counts and the failures, from the verdicts (made once: they are final)."""
-        counts: dict[tuple[Status, Found], int] = {}
-        failed = []
-        for k, i in enumerate(self._selected):
-            if self._results.is_exact(i):
-                status, found = Status.OK, Found.BY_ID
-            else:
-                done, found, _ = self._results.get(i) or _MISSING
-                status = done.status
-                if status is not Status.OK:
-                    failed.append(k)
-            counts[status, found] = counts.get((status, found), 0) + 1
-        return _Tally(counts, failed)
+        return _Tally.of(self._kind(i) for i in self._selected)
+
+    def _kind(self, i: int) -> tuple[Status, Found]:
+        if self._results.is_exact(i):  # no outcome made for the usual verdict
+            return Status.OK, Found.BY_ID
+        done, found, _ = self._results.get(i) or _MISSING
+        return done.status, found
 
     def _item(self, k: int) -> SampleOutcome:
         i = self._selected[k]
