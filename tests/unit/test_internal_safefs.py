@@ -44,6 +44,26 @@ def test_read_file_reads_a_regular_file_below_the_root(tmp_path: Path) -> None:
         safefs.read_file(tmp_path, "a/b/missing.png", limit=10)
 
 
+def test_a_file_is_read_in_reads_of_its_size_and_whole_if_it_grew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small, large = b"s" * 3000, bytes(range(256)) * 5000  # one read; more than 1 MiB
+    (tmp_path / "small").write_bytes(small)
+    (tmp_path / "large").write_bytes(large)
+    asked: list[int] = []
+    read = os.read
+    monkeypatch.setattr(os, "read", lambda fd, n: (asked.append(n), read(fd, n))[1])
+    assert safefs.read_file(tmp_path, "small", limit=1 << 30) == small
+    assert asked == [3001, 1]  # its size and one more byte: no 1 MiB buffer for 3 kB
+    assert safefs.read_file(tmp_path, "large", limit=1 << 30) == large
+    # Grown since its size was taken: read on to the end, still bounded by the limit.
+    taken = safefs._check_regular
+    monkeypatch.setattr(safefs, "_check_regular", lambda fd, limit: taken(fd, 1 << 30) - 2000)
+    assert safefs.read_file(tmp_path, "small", limit=1 << 30) == small
+    with pytest.raises(UnsafePath, match="grew over the 2500-byte limit while read"):
+        safefs.read_file(tmp_path, "small", limit=2500)
+
+
 def test_read_file_never_follows_a_link(tmp_path: Path) -> None:
     (tmp_path / "real").mkdir()
     (tmp_path / "real/f.png").write_bytes(b"secret")

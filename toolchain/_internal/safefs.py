@@ -142,22 +142,27 @@ class _Bounded(io.RawIOBase):
         super().close()
 
 
-def _check_regular(fd: int, limit: int) -> None:
+def _check_regular(fd: int, limit: int) -> int:
+    """The size of ``fd``, a regular file of at most ``limit`` bytes (made blocking)."""
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         raise UnsafePath(errno.EINVAL, "is not a regular file (a FIFO, device or folder)")
     if st.st_size > limit:
         raise UnsafePath(errno.EFBIG, f"is {st.st_size} bytes, over the {limit}-byte limit")
     os.set_blocking(fd, True)
+    return st.st_size
 
 
 def _read_fd(fd: int, limit: int) -> bytes:
     try:
-        _check_regular(fd, limit)
+        # Reads of the size the file has (one more byte shows it grew): a 1 MiB read of a
+        # small file would allocate, and fault in, a 1 MiB buffer for each file.
+        size = _check_regular(fd, limit)
         chunks: list[bytes] = []
         total = 0
         while True:
-            chunk = os.read(fd, min(_CHUNK, limit + 1 - total))
+            want = size - total + 1 if total <= size else _CHUNK
+            chunk = os.read(fd, min(_CHUNK, limit + 1 - total, want))
             if not chunk:
                 break
             chunks.append(chunk)
