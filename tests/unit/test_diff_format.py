@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import pickle
 import struct
 from pathlib import Path
 
@@ -163,3 +166,64 @@ def test_the_specs_reimplementation_opens_a_real_container(tmp_path: Path) -> No
                 diff.read_bytes(), i, entry.id, (original / entry.id).read_bytes()
             )
             assert body == bytes(len(body)) and len(body) > 0  # identity: an all-zero delta
+
+
+# -- a payload read by the process that rebuilds it ----------------------------------------
+
+
+def test_a_sealed_span_reads_and_checks_what_the_reader_checked(
+    container: bytes, tmp_path: Path
+) -> None:
+    p = tmp_path / "x.bdiff"
+    p.write_bytes(container)
+    with open_diff(p) as r:
+        n = len(r.records)
+        spans = [r.sealed_span(i) for i in range(n)]
+        assert all(s is not None for s in spans)
+        payloads = [r.read_sealed(i) for i in range(n)]
+        # what a worker receives (pickled), read in that worker, is the checked payload
+        travelled = [pickle.loads(pickle.dumps(s)) for s in spans]
+        assert [s.read() for s in travelled] == payloads
+        first, last = spans[0], spans[-1]
+        assert first is not None and last is not None
+
+        # a flipped byte in place (the same file): refused, naming the entry and offset
+        data = bytearray(container)
+        data[last.offset + 5] ^= 0x10
+        with open(p, "r+b") as f:
+            f.write(bytes(data))
+        with pytest.raises(DiffFormatError, match="payload digest mismatch") as e:
+            last.read()
+        assert e.value.entry == r.manifest.entries[n - 1].id
+        assert e.value.offset == last.offset
+        # cut short in place: refused as truncated, at the offset where the bytes end
+        os.truncate(p, last.offset + 10)
+        with pytest.raises(DiffFormatError, match="truncated") as e:
+            last.read()
+        assert e.value.offset == last.offset + 10
+        assert first.read() == payloads[0]  # the entries before the cut still read
+
+        # a span of another file (as if the path now named one): refused before reading
+        other = dataclasses.replace(first, file=(first.file[0], first.file[1] + 1))
+        with pytest.raises(DiffFormatError, match="replaced while the run read it"):
+            other.read()
+
+
+def test_a_sealed_span_reads_the_opened_file_after_another_is_put_at_its_path(
+    container: bytes, tmp_path: Path
+) -> None:
+    p = tmp_path / "x.bdiff"
+    p.write_bytes(container)
+    with open_diff(p) as r:
+        span = r.sealed_span(1)
+        assert span is not None
+        payload = r.read_sealed(1)
+        swap = tmp_path / "swap"
+        swap.write_bytes(bytes(len(container)))
+        os.replace(swap, p)
+        if span.path.startswith("/proc/"):
+            # Linux: reached through the reader's open descriptor, the checked file
+            assert span.read() == payload
+        else:
+            with pytest.raises(DiffFormatError, match="replaced while the run read it"):
+                span.read()

@@ -101,6 +101,10 @@ def _same(a: DiffReader, b: DiffReader, bdiff: Path, dataset: Path) -> None:
         a.read_sealed(i) for i in range(len(a.records))
     ]
     assert list(b.iter_sealed()) == list(a.iter_sealed())
+    # a payload in a parquet row group is read here, never by a worker on its own
+    assert b.sealed_span(0) is None
+    span = a.sealed_span(0)
+    assert span is not None and span.read() == b.read_sealed(0)
     # the stored digest is the .bdiff's header digest, byte for byte
     declared = json.loads((dataset / HEADER_NAME).read_text())
     assert bytes.fromhex(declared["header_digest"]) == bdiff.read_bytes()[72:104]

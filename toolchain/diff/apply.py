@@ -37,7 +37,7 @@ from toolchain._internal.packed import MadeOnAccess
 from toolchain.decode import decode
 from toolchain.diff.codec import PayloadError, unpack_payload
 from toolchain.diff.crypto import fingerprint
-from toolchain.diff.format import DiffReader, KeyOn, PayloadKind, open_diff
+from toolchain.diff.format import DiffReader, KeyOn, PayloadKind, SealedSpan, open_diff
 from toolchain.diff.locate import Found, key_material, unseal
 from toolchain.drift import decoder_versions
 from toolchain.encode import encode_png
@@ -184,7 +184,8 @@ class RebuildTask:
     index: int
     entry: ManifestEntry
     kind: PayloadKind
-    sealed: bytes = field(repr=False)
+    sealed: bytes | SealedSpan = field(repr=False)
+    """The sealed payload, or where it lies (for a worker on this machine to read)."""
     data: bytes = field(repr=False)
     source_id: str
 
@@ -239,8 +240,9 @@ class _RebuildJob:
 
     def _rebuild(self, t: RebuildTask) -> _Done:
         e = t.entry
+        sealed = t.sealed if isinstance(t.sealed, bytes) else t.sealed.read()
         got = unseal(
-            t.data, key_on=self.key_on, salt=self.salt, sample_id=e.id, kind=t.kind, sealed=t.sealed
+            t.data, key_on=self.key_on, salt=self.salt, sample_id=e.id, kind=t.kind, sealed=sealed
         )
         if got.plaintext is None:
             return _Done(status=Status.ORIGINAL_DIFFERS)
@@ -394,12 +396,14 @@ class _Runner:
     def task(self, i: int, source_id: str, data: bytes) -> RebuildTask:
         e, record = self.reader.manifest.entries[i], self.reader.records[i]
         self.outdir.journal.note_writing(e.path, e.id)  # before a worker may write it
+        # A worker on this machine reads the payload itself: it crosses no pipe.
+        span = self.reader.sealed_span(i) if self.executor.shares_files else None
         return RebuildTask(
             sample_id=e.id,
             index=i,
             entry=e,
             kind=record.kind,
-            sealed=self.reader.read_sealed(i),
+            sealed=self.reader.read_sealed(i) if span is None else span,
             data=data,
             source_id=source_id,
         )

@@ -61,6 +61,7 @@ __all__ = [
     "KeyOn",
     "PayloadKind",
     "SealedEntry",
+    "SealedSpan",
     "Spooled",
     "benchmark_id",
     "open_diff",
@@ -429,13 +430,76 @@ def _parse_header(raw: bytes, actual_size: int) -> tuple[Header, bytes]:
     return header, raw[_HEAD.size : HEADER_SIZE]
 
 
+def _checked_payload(data: bytes, offset: int, digest: bytes, sample_id: str) -> bytes:
+    if hashlib.sha256(data).digest() != digest:
+        raise DiffFormatError(
+            "payload digest mismatch: the payload is corrupt",
+            offset=offset,
+            entry=sample_id,
+            hint="download the .bdiff again and compare its checksum",
+        )
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class SealedSpan:
+    """Where one sealed payload lies in a ``.bdiff``, and the digest its index gives it.
+
+    A rebuild task on this machine carries this, not the payload: the process that
+    rebuilds the entry reads the bytes itself, so they cross no pipe. It reads the file
+    the diff was opened from, and the digest comes from the index checked then: what is
+    used is what was checked, or the read is refused.
+    """
+
+    path: str
+    """Where the opened diff is reached: the reader's open descriptor under ``/proc``
+    (the same file even if another is put at its path), or else its path."""
+    file: tuple[int, int]
+    """The opened diff's ``(st_dev, st_ino)``: any other file is refused."""
+    offset: int
+    length: int
+    digest: bytes
+    entry: str
+
+    def read(self) -> bytes:
+        """The payload, checked against its digest (:class:`DiffFormatError` if not)."""
+        try:
+            # Non-blocking: a FIFO put at the path since it was opened cannot hang us.
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            try:
+                st = os.fstat(fd)
+                if (st.st_dev, st.st_ino) != self.file:
+                    raise DiffFormatError(
+                        "the diff file was replaced while the run read it",
+                        entry=self.entry,
+                        hint="leave the diff in place until the run ends, then run it again",
+                    )
+                data = os.pread(fd, self.length, self.offset)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise DiffFormatError(
+                f"cannot read the diff again: {e.strerror or e}", entry=self.entry
+            ) from None
+        if len(data) != self.length:
+            raise DiffFormatError(
+                f"truncated: the payload needs {self.length} bytes, only {len(data)} remain",
+                offset=self.offset + len(data),
+                entry=self.entry,
+            )
+        return _checked_payload(data, self.offset, self.digest, self.entry)
+
+
 class DiffReader:
     """An opened, integrity-checked container, read through one file handle.
 
     Everything the reader hands out (the manifest bytes a signature is checked
     over, each sealed payload) is an in-memory copy that was checked against the
     header digest or its index digest: what was checked is what is used, even if
-    the file changes underneath. Use it as a context manager (or :meth:`close`).
+    the file changes underneath. A :class:`SealedSpan` is read later, by another
+    process, from this same open file (on Linux, even when another file was put at
+    its path since) and checked the same way. Use it as a context manager (or
+    :meth:`close`).
     """
 
     def __init__(self, path: str | os.PathLike[str]):
@@ -458,6 +522,10 @@ class DiffReader:
             st = os.fstat(f.fileno())
             if not stat.S_ISREG(st.st_mode):
                 raise DiffFormatError(f"{self.path} is not a regular file")
+            self._identity = (st.st_dev, st.st_ino)
+            # Where a process on this machine opens this same file again (sealed_span).
+            again = f"/proc/{os.getpid()}/fd/{f.fileno()}"
+            self._again = again if os.path.exists(again) else os.path.abspath(self.path)
             head = _read_exact(f, 0, HEADER_SIZE, "the header")
             self.header, stored_digest = _parse_header(head, st.st_size)
             h = self.header
@@ -553,14 +621,20 @@ class DiffReader:
             raise DiffFormatError(
                 f"cannot read {self.path}: {e.strerror or e}", entry=sample_id
             ) from None
-        if hashlib.sha256(data).digest() != record.sealed_digest:
-            raise DiffFormatError(
-                "payload digest mismatch: the payload is corrupt",
-                offset=record.offset,
-                entry=sample_id,
-                hint="download the .bdiff again and compare its checksum",
-            )
-        return data
+        return _checked_payload(data, record.offset, record.sealed_digest, sample_id)
+
+    def sealed_span(self, i: int) -> SealedSpan | None:
+        """Where entry ``i``'s sealed payload lies, for a process on this machine to read
+        and check itself (``None`` when it cannot be read on its own: read it here)."""
+        record = self.records[i]
+        return SealedSpan(
+            path=self._again,
+            file=self._identity,
+            offset=record.offset,
+            length=record.length,
+            digest=record.sealed_digest,
+            entry=self.manifest.entries[i].id,
+        )
 
     def iter_sealed(self) -> Iterator[tuple[int, bytes]]:
         """Every sealed payload in order, each checked (streams; one payload in memory)."""

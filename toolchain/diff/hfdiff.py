@@ -547,6 +547,11 @@ class DiffDataset(DiffReader):
             )
         return data
 
+    def sealed_span(self, i: int) -> None:
+        """Always ``None``: a payload is a value in a compressed parquet row group, read
+        (one row group cached) by :meth:`read_sealed` in this process."""
+        return None
+
     def read_sealed(self, i: int, f: BinaryIO | None = None) -> bytes:
         """The sealed payload of entry ``i``, checked against its digest (one row group cached)."""
         s, g, j = self._locate(i)
