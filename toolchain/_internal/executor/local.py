@@ -31,6 +31,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import queue
+import select
 import signal
 import threading
 import time
@@ -186,6 +187,12 @@ class _Pool:
                 child.close()
                 self.processes.append(process)
                 self.conns.append(parent)
+        # One poll object per pipe, made once: Connection.poll() builds a selector for
+        # each look, and this process looks after every task it runs itself.
+        self._polls: list[select.poll] = []
+        for conn in self.conns:
+            self._polls.append(poll := select.poll())
+            poll.register(conn.fileno(), select.POLLIN)
 
     def send_job(self, job: Callable[[Any], Any]) -> None:
         """Give every worker the job (before :meth:`wait_ready`)."""
@@ -289,14 +296,14 @@ class _Pool:
             ready = [(watched[r], r is self.conns[watched[r]]) for r in signalled]
         else:
             # A dead worker's pipe reads as ready (end of file): no need to watch sentinels.
-            ready = [(w, True) for w in working if self.conns[w].poll()]
+            ready = [(w, True) for w in working if self._has_data(w)]
         for worker, readable in ready:
             conn = self.conns[worker]
             # Every result already in the pipe is taken before a death is believed:
             # a worker that finished its tasks and then died lost nothing.
             while busy[worker]:
                 try:
-                    if not conn.poll():
+                    if not self._has_data(worker):
                         if readable:
                             break
                         raise EOFError
@@ -319,6 +326,10 @@ class _Pool:
                     busy[worker].popleft()
                 self._batches[worker].popleft()
                 self._sizer.finished(len(done))
+
+    def _has_data(self, worker: int) -> bool:
+        """Whether ``worker``'s pipe can be read without waiting (data, or its end)."""
+        return bool(self._polls[worker].poll(0))
 
     def stop(self, *, clean: bool) -> None:
         """Ask idle workers to exit (clean), or terminate them all at once."""
