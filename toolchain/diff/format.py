@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import io
 import os
 import secrets
 import stat
@@ -32,7 +33,7 @@ import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from toolchain._internal.atomic import TMP_PREFIX
 from toolchain._internal.packed import MadeOnAccess
@@ -41,8 +42,8 @@ from toolchain.manifest import (
     MAX_MANIFEST_BYTES,
     Manifest,
     dump_manifest,
-    is_canonical,
-    parse_manifest,
+    iter_manifest,
+    read_manifest,
 )
 
 __all__ = [
@@ -342,31 +343,51 @@ def _read_exact(
     return data
 
 
-def _read_text(f: BinaryIO, offset: int, length: int) -> bytes:
-    """The manifest, read 1 MiB at a time and refused at the first byte canonical JSON text
-    never holds: a file's holes (a sparse file declaring a huge manifest) read as NUL, so
-    memory follows the bytes really there, not the length the header declares."""
-    f.seek(offset)
-    chunks: list[bytes] = []
-    done = 0
-    while done < length:
-        chunk = f.read(min(_MANIFEST_BASE, length - done))
+class _Passing(io.RawIOBase):
+    """The manifest's bytes on their way from the file to the parser, never held whole:
+    each piece is refused at the first byte canonical JSON text never holds (a file's
+    holes, in a sparse file declaring a huge manifest, read as NUL, so memory follows the
+    bytes really there) and fed to ``sinks`` (the digests) as it passes."""
+
+    def __init__(self, f: BinaryIO, offset: int, length: int, sinks: Sequence[Any]):
+        self._f, self._at, self._left, self._sinks = f, offset, length, sinks
+        self._length, self._offset = length, offset
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not self._left:
+            return 0
+        self._f.seek(self._at)
+        chunk = self._f.read(min(len(buffer), self._left, _MANIFEST_BASE))
         if not chunk:
             raise DiffFormatError(
-                f"truncated: the manifest needs {length} bytes, only {done} remain",
-                offset=offset + done,
+                f"truncated: the manifest needs {self._length} bytes, only "
+                f"{self._at - self._offset} remain",
+                offset=self._at,
             )
         odd = chunk.translate(None, _TEXT)
         if odd:
-            at = offset + done + min(chunk.index(b) for b in set(odd))
+            at = self._at + min(chunk.index(b) for b in set(odd))
             raise DiffFormatError(
                 f"the manifest holds byte 0x{odd[0]:02x}, which canonical JSON text never "
                 "does (a NUL: a hole in a sparse file?)",
                 offset=at,
             )
-        chunks.append(chunk)
-        done += len(chunk)
-    return b"".join(chunks)
+        for sink in self._sinks:
+            sink.update(chunk)
+        n = len(chunk)
+        memoryview(buffer).cast("B")[:n] = chunk
+        self._at += n
+        self._left -= n
+        return n
+
+    def drain(self) -> None:
+        """Pass what the parser left unread (after an error, or trailing bytes) to the sinks."""
+        scratch = bytearray(min(self._left, _MANIFEST_BASE))
+        while self._left:
+            self.readinto(scratch)
 
 
 def _parse_header(raw: bytes, actual_size: int) -> tuple[Header, bytes]:
@@ -529,12 +550,21 @@ class DiffReader:
             head = _read_exact(f, 0, HEADER_SIZE, "the header")
             self.header, stored_digest = _parse_header(head, st.st_size)
             h = self.header
-            manifest_bytes = _read_text(f, HEADER_SIZE, h.manifest_length)
+            # The manifest is parsed as it is read and hashed, never held whole (its
+            # canonical bytes are made again from the parsed one when needed); a parse
+            # error waits for the digest, which names corruption first.
+            digest = hashlib.sha256(head[: _HEAD.size])
+            text_id = hashlib.sha256(BENCHMARK_ID_DOMAIN)  # benchmark_id() of the bytes read
+            passing = _Passing(f, HEADER_SIZE, h.manifest_length, (digest, text_id))
+            parsed: Manifest | ManifestError
+            try:
+                parsed = read_manifest(io.BufferedReader(passing, 1 << 16))
+            except ManifestError as e:
+                parsed = e
+            passing.drain()
             index = _read_exact(f, h.index_offset, INDEX_RECORD_SIZE * h.entry_count, "the index")
         except OSError as e:
             raise DiffFormatError(f"cannot read {self.path}: {e.strerror or e}") from None
-        digest = hashlib.sha256(head[: _HEAD.size])
-        digest.update(manifest_bytes)
         digest.update(index)
         if digest.digest() != stored_digest:
             raise DiffFormatError(
@@ -542,8 +572,7 @@ class DiffReader:
                 offset=_HEAD.size,
                 hint="download the .bdiff again and compare its checksum",
             )
-        self.manifest = self._parse_manifest(manifest_bytes)
-        del manifest_bytes  # canonical: made again from self.manifest when needed
+        self.manifest = self._carried_manifest(parsed, text_id.digest())
         self._check_index(index)
         self.records: Sequence[IndexRecord] = IndexTable(index)
 
@@ -562,17 +591,22 @@ class DiffReader:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _parse_manifest(self, data: bytes) -> Manifest:
+    def _carried_manifest(self, parsed: Manifest | ManifestError, text_id: bytes) -> Manifest:
+        """The carried manifest, once it parsed, is canonical (its bytes are made again
+        from it: the same SHA-256 and length) and matches the header."""
         h = self.header
-        try:
-            manifest = parse_manifest(data)
-        except ManifestError as e:
-            raise DiffFormatError(f"carried manifest: {e.message}", offset=HEADER_SIZE) from None
-        if not is_canonical(manifest, data):
+        if isinstance(parsed, ManifestError):
+            raise DiffFormatError(f"carried manifest: {parsed.message}", offset=HEADER_SIZE)
+        manifest = parsed
+        again, size = hashlib.sha256(BENCHMARK_ID_DOMAIN), 0
+        for chunk in iter_manifest(manifest):
+            again.update(chunk)
+            size += len(chunk)
+        if size != h.manifest_length or again.digest() != text_id:
             raise DiffFormatError("carried manifest is not in canonical form", offset=HEADER_SIZE)
         if not manifest.root_is_consistent():
             raise DiffFormatError("carried manifest: root hash does not match", offset=HEADER_SIZE)
-        if benchmark_id(data) != h.benchmark_id:
+        if text_id != h.benchmark_id:
             raise DiffFormatError("benchmark id does not match the manifest", offset=40)
         if len(manifest.entries) != h.entry_count:
             raise DiffFormatError(
