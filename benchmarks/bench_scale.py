@@ -26,7 +26,9 @@ are the M-sample original). On N and M (``--photos-small``, default N/10) sample
 * per run: CPU seconds (user+sys of the command and its workers; and of its own, collecting,
   process alone), the seconds its processes waited for a CPU (run queue,
   ``/proc/PID/schedstat``), and the share of the workers' life they sat blocked, waiting
-  for work (sampled every 0.2 s); and the load average.
+  for work (sampled every 0.2 s); the CPU seconds the hypervisor gave other guests meanwhile
+  (steal, ``/proc/stat``: on a shared virtual machine, time taken from every process); and
+  the load average.
 
 ``--commands`` measures a subset (``apply`` and ``verify`` without ``adversarial`` make the
 adversarial benchmark first, untimed, with --workers 2).
@@ -115,6 +117,9 @@ class Measured:
     """CPU seconds of the command's own process (with a pool: the collecting process)."""
     worker_blocked: float | None
     """Share of the pool workers' life spent blocked (neither running nor runnable)."""
+    steal_s: float | None = None
+    """CPU seconds the hypervisor gave other guests during the run, on all CPUs
+    (``/proc/stat``'s steal): time the machine took from every process, ours included."""
 
 
 # Runs one command and reports on it, as JSON on its last line of stdout. A separate small
@@ -141,6 +146,15 @@ def descendants(root):
     return out
 
 schedstat = os.path.exists("/proc/self/schedstat")
+
+def steal():
+    try:
+        with open("/proc/stat") as f:
+            return int(f.readline().split()[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+stolen = steal()
 seen = {}  # pid -> [first seen, last seen, cpu s, run-queue wait s, is a pool worker]
 t0 = time.perf_counter()
 proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
@@ -161,6 +175,8 @@ while True:
         seen[p][1:4] = [now, int(cpu_ns) / 1e9, int(wait_ns) / 1e9]
     time.sleep(0.2)
 wall = time.perf_counter() - t0
+end = steal()
+stolen = None if stolen is None or end is None else end - stolen
 workers = [v for v in seen.values() if v[4]]
 life = sum(v[1] - v[0] for v in workers)
 blocked = sum(max(0.0, v[1] - v[0] - v[2] - v[3]) for v in workers)
@@ -171,6 +187,7 @@ print(json.dumps({
     "run_queue_s": sum(v[3] for v in seen.values()) if seen else None,
     "main_cpu_s": seen[proc.pid][2] if proc.pid in seen else None,
     "worker_blocked": blocked / life if life > 0 else None,
+    "steal_s": stolen,
 }))
 sys.exit(os.waitstatus_to_exitcode(status))
 """
@@ -354,19 +371,20 @@ def print_photo_figures(fig: dict[str, object]) -> None:
     )
     head = (
         f"{'command':36s} {'N':>6s} {'samples':>7s} {'wall s':>8s} {'img/s':>7s} {'CPU s':>7s}"
-        f" {'main s':>7s} {'runq s':>7s} {'w.idle':>6s} {'RSS MiB':>8s}"
+        f" {'main s':>7s} {'runq s':>7s} {'w.idle':>6s} {'steal s':>7s} {'RSS MiB':>8s}"
     )
     print(head)
     for size, table in fig["runs"].items():  # type: ignore[attr-defined]
         for label, r in table.items():
             idle = r["worker_blocked"]
-            runq, main = r["run_queue_s"], r["main_cpu_s"]
+            runq, main, stolen = r["run_queue_s"], r["main_cpu_s"], r.get("steal_s")
             print(
                 f"{label:36s} {size:>6s} {r['samples']:7d} {r['wall_s']:8.1f} "
                 f"{r['images_per_s']:7.1f} {r['cpu_s']:7.1f} "
                 f"{'-' if main is None else f'{main:.1f}':>7s} "
                 f"{'-' if runq is None else f'{runq:.1f}':>7s} "
-                f"{'-' if idle is None else f'{100 * idle:.1f}%':>6s} {r['rss_kib'] / 1024:8.1f}"
+                f"{'-' if idle is None else f'{100 * idle:.1f}%':>6s} "
+                f"{'-' if stolen is None else f'{stolen:.1f}':>7s} {r['rss_kib'] / 1024:8.1f}"
             )
     print(f"speed-up, --workers 2 over 1 at N={n}: {fig['speedup_workers2_over_1']}")
     if fig["speedup_two_halves_side_by_side_over_1"]:
