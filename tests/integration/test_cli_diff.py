@@ -203,3 +203,24 @@ def test_apply_checks_the_signature_before_the_original(
     assert bad.exit_code == 3 and "signed by another key" in bad.output
     assert not (tmp_path / "b").exists()  # nothing touched before the signature check
     Path(f"{bdiff}.sig").unlink()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_corrupt_payload_is_named_by_the_worker_that_reads_it(
+    published: tuple[Path, Path, Path], tmp_path: Path, workers: str
+) -> None:
+    """A worker reads its payload itself (it does not cross the pipe): a flipped byte in
+    it is refused there, named by its entry, and nothing that looks finished is left."""
+    original, bench, bdiff = published
+    bad = tmp_path / "bad.bdiff"
+    data = bytearray(bdiff.read_bytes())
+    data[-3] ^= 0x01  # inside the last entry's sealed payload
+    bad.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    r = run("diff", "apply", "--original", original, "--diff", bad, "--out", out,
+            "--workers", workers, "-q")  # fmt: skip
+    assert r.exit_code == 3, r.output
+    last = load_manifest(bench / MANIFEST_NAME).entries[-1].id
+    assert f"entry {last!r}" in r.output and "payload digest mismatch" in r.output
+    assert "Traceback" not in r.output
+    assert not (out / MANIFEST_NAME).exists()
