@@ -149,8 +149,10 @@ def verify_in_child(benches: list[Path]) -> tuple[float, float]:
         [sys.executable, __file__, "--verify-child", *map(str, benches)],
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
     )
+    if proc.returncode != 0:
+        raise SystemExit(f"verify in a child process failed:\n{proc.stderr}")
     times = json.loads(proc.stdout.strip().splitlines()[-1])
     return times["verify"], times["verify floor"]
 
