@@ -17,7 +17,11 @@ import pytest
 from tests.compare_cases import pinned_here
 from tests.conftest import make_image
 from toolchain.diff import create_diff
+from toolchain.diff.format import PayloadKind, SealedEntry
 from toolchain.generate import generate_benchmark
+from toolchain.hashing import Digest
+from toolchain.layout import output_path_for
+from toolchain.manifest import Manifest, ManifestEntry, Provenance, RecipeIdentity
 
 DEMO_SUBSET = ("astronaut.png", "camera.png", "coffee.png", "horse.png", "logo.png", "rocket.jpg")
 """Six demo photographs: RGB, L, RGBA, PNG and JPEG."""
@@ -65,3 +69,24 @@ def missing_and_altered(original: Path, tmp_path: Path) -> Path:
     data[-20] ^= 0xFF
     altered.write_bytes(bytes(data))
     return copy
+
+
+def many_entries(n: int) -> tuple[Manifest, list[SealedEntry]]:
+    """A manifest of ``n`` made-up entries in seven folders, and a small sealed payload
+    for each: the shape of a large diff, without the images."""
+    entries = []
+    for i in range(n):
+        d = Digest.of(str(i).encode())
+        sid = f"c{i % 7}/{i:05d}.jpg"
+        entries.append(ManifestEntry(id=sid, path=output_path_for(sid), pixels=d, file=d, source=d))
+    manifest = Manifest.build(
+        recipe=RecipeIdentity(name="r", version="1", seed=1, source=Digest.of(b"src")),
+        entries=entries,
+        fingerprint={"numpy": "2.4.6"},
+        provenance=Provenance(samples_used=n, samples_in_original=n),
+    )
+    sealed = [
+        SealedEntry(index=i, kind=PayloadKind.FULL, fingerprint=bytes(32), sealed=bytes(40))
+        for i in range(n)
+    ]
+    return manifest, sealed

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import pickle
 import shutil
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.diff_cases import build, tiny_original
+from tests.diff_cases import build, many_entries, tiny_original
 from tests.hf_cases import hf_offline
 from toolchain.diff.format import (
     FORMAT_VERSION,
     DiffReader,
+    KeyOn,
     SealedEntry,
     open_diff,
     write_diff,
@@ -31,6 +34,7 @@ from toolchain.diff.hfdiff import (
     write_diff_dataset,
 )
 from toolchain.errors import DiffFormatError, OutputError
+from toolchain.manifest import Manifest, dump_manifest
 
 __all__ = ["hf_offline"]
 
@@ -256,6 +260,24 @@ def test_a_consistently_rewritten_row_is_detected(dataset: Path) -> None:
         open_diff_dataset(dataset)
 
 
+def test_rows_naming_other_samples_are_refused(dataset: Path) -> None:
+    """The header digest covers the index, not the rows' sample ids: two ids swapped
+    pass it, and the check of each row against the manifest's entry names the first."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(_shard(dataset))
+    ids = table.column("sample_id").to_pylist()
+    swapped = [ids[1], ids[0], *ids[2:]]
+    table = table.set_column(0, "sample_id", pa.array(swapped, pa.string()))
+    pq.write_table(table, _shard(dataset), compression="none")
+    with pytest.raises(
+        DiffFormatError,
+        match=f"row 0 is for sample {ids[1]!r}, the manifest's entry 0 is {ids[0]!r}",
+    ):
+        open_diff_dataset(dataset)
+
+
 @pytest.mark.parametrize(
     ("key", "value", "match"),
     [
@@ -289,3 +311,118 @@ def test_missing_or_extra_pieces(dataset: Path, tmp_path: Path) -> None:
     shutil.copy(_shard(dataset), dataset / "data" / "test-00000-of-00001.parquet")
     with pytest.raises(DiffFormatError, match=r"exactly data/train-NNNNN-of-NNNNN\.parquet"):
         open_diff_dataset(dataset)
+
+
+# -- the carried manifest: one check for both readers -------------------------------------
+
+
+def _write_either(kind: str, path: Path, reader: DiffReader, manifest_bytes: bytes) -> None:
+    write = write_diff if kind == "bdiff" else write_diff_dataset
+    write(  # type: ignore[operator]
+        path,
+        key_on=reader.header.key_on,
+        manifest_bytes=manifest_bytes,
+        entries=iter(_entries(reader)),
+        entry_count=reader.header.entry_count,
+    )
+
+
+def _reseal(kind: str, path: Path, text: bytes, bid: bytes) -> None:
+    """Put ``text`` (as long as the manifest there) and the benchmark id ``bid`` in the
+    diff at ``path``, and make its header digest over them again: only the carried
+    manifest's own checks are left to refuse them."""
+    with opened(path) as reader:
+        assert len(text) == reader.header.manifest_length
+        header = dataclasses.replace(reader.header, benchmark_id=bid)
+        index = reader.records.pack()  # type: ignore[attr-defined]
+    digest = hashlib.sha256(header.pack_head() + text + index).digest()
+    if kind == "bdiff":
+        raw = bytearray(path.read_bytes())
+        raw[40:72], raw[72:104] = bid, digest
+        raw[104 : 104 + len(text)] = text
+        path.write_bytes(bytes(raw))
+    else:
+        doc = json.loads((path / HEADER_NAME).read_text())
+        doc["benchmark_id"], doc["header_digest"] = bid.hex(), digest.hex()
+        (path / HEADER_NAME).write_text(json.dumps(doc))
+        (path / "manifest.json").write_bytes(text)
+
+
+@pytest.mark.parametrize("kind", ["bdiff", "dataset"])
+@pytest.mark.parametrize(
+    ("change", "match", "offset"),
+    [
+        ("indent", "carried manifest is not in canonical form", 104),
+        ("root", "carried manifest: root hash does not match", 104),
+        ("unclosed", "carried manifest: ", 104),
+        ("nul", "holds byte 0x00 at its byte 7, which canonical JSON", 111),
+        ("benchmark id", "benchmark id does not match the manifest", 40),
+    ],
+)
+def test_both_readers_refuse_the_same_carried_manifests(
+    bdiff: Path, tmp_path: Path, kind: str, change: str, match: str, offset: int
+) -> None:
+    """Digests all correct: the carried manifest's own checks refuse it, the same in a
+    .bdiff and in a diff dataset; only the .bdiff names an offset (a dataset's pieces
+    are files)."""
+    target = tmp_path / ("x.bdiff" if kind == "bdiff" else "x")
+    with opened(bdiff) as reader:
+        text, bid = reader.manifest_bytes, reader.header.benchmark_id
+        if change == "indent":
+            text = json.dumps(json.loads(text), indent=1, sort_keys=True).encode()
+        _write_either(kind, target, reader, text)
+        root = str(reader.manifest.root).encode()
+    if change == "root":
+        assert text.count(root) == 1
+        text = text.replace(root, root[:-1] + (b"0" if root[-1:] != b"0" else b"1"))
+    elif change == "unclosed":
+        assert text.endswith(b"}\n")
+        text = text[:-2] + b" \n"
+    elif change == "nul":
+        text = text[:7] + b"\x00" + text[8:]
+    elif change == "benchmark id":
+        bid = hashlib.sha256(b"another benchmark").digest()
+    if change != "indent":
+        _reseal(kind, target, text, bid)
+    with pytest.raises(DiffFormatError, match=match) as e:
+        open_any_diff(target)
+    where = f"diff container, offset {offset}: " if kind == "bdiff" else "diff container: "
+    assert str(e.value).startswith(where), str(e.value)
+
+
+def test_a_manifest_of_fewer_entries_than_the_index_is_refused(bdiff: Path, tmp_path: Path) -> None:
+    with opened(bdiff) as reader:
+        m = reader.manifest
+        fewer = Manifest.build(
+            recipe=m.recipe,
+            entries=m.entries[:-1],
+            fingerprint=m.fingerprint,
+            encoder=m.encoder,
+            provenance=m.provenance,
+        )
+        _write_either("bdiff", tmp_path / "x.bdiff", reader, dump_manifest(fewer))
+        n = reader.header.entry_count
+    with pytest.raises(DiffFormatError, match=f"offset 16: entry count {n} != {n - 1} manifest"):
+        open_diff(tmp_path / "x.bdiff")
+
+
+@pytest.mark.parametrize("kind", ["bdiff", "dataset"])
+def test_the_carried_manifest_is_read_without_holding_its_text(tmp_path: Path, kind: str) -> None:
+    """Parsed as it is read and hashed: what is held is the packed table and the index
+    (0.66 of the text's size here), and the peak stays near it; read whole, the text
+    took 2.66 times its size at the peak (its pieces, their join, the parse)."""
+    manifest, sealed = many_entries(5000)
+    text = dump_manifest(manifest)
+    target = tmp_path / ("x.bdiff" if kind == "bdiff" else "x")
+    write = write_diff if kind == "bdiff" else write_diff_dataset
+    write(target, key_on=KeyOn.FILE, manifest_bytes=text, entries=sealed, entry_count=5000)  # type: ignore[operator]
+    open_any_diff(target).close()  # pyarrow's own first-use allocations are not ours
+    tracemalloc.start()
+    try:
+        reader = open_any_diff(target)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    with reader:
+        assert reader.manifest == manifest and reader.manifest_bytes == text
+    assert peak < 1.25 * len(text), f"peak {peak} bytes for a {len(text)}-byte manifest"

@@ -30,10 +30,10 @@ import os
 import secrets
 import stat
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from toolchain._internal.atomic import TMP_PREFIX
 from toolchain._internal.packed import MadeOnAccess
@@ -55,6 +55,7 @@ __all__ = [
     "MAGIC",
     "MAX_ENTRIES",
     "MAX_SEALED_BYTES",
+    "REFETCH_HINT",
     "DiffReader",
     "Header",
     "IndexRecord",
@@ -65,6 +66,7 @@ __all__ = [
     "SealedSpan",
     "Spooled",
     "benchmark_id",
+    "check_payload",
     "open_diff",
     "spool_entries",
     "write_diff",
@@ -77,6 +79,8 @@ FORMAT_VERSION = 2
 AEAD_AES_256_GCM_SIV = 1
 CODEC_ZSTD = 1
 HEADER_SIZE = 104
+REFETCH_HINT = "download the .bdiff again and compare its checksum"
+"""What a reader suggests when a digest shows the file is not what was published."""
 INDEX_RECORD_SIZE = 88
 MAX_ENTRIES = 1 << 24
 """At most 16 Mi entries per container."""
@@ -343,50 +347,65 @@ def _read_exact(
     return data
 
 
+class _Sink(Protocol):
+    """What bytes are fed to as they pass: a running digest."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+
 class _Passing(io.RawIOBase):
     """The manifest's bytes on their way from the file to the parser, never held whole:
     each piece is refused at the first byte canonical JSON text never holds (a file's
     holes, in a sparse file declaring a huge manifest, read as NUL, so memory follows the
-    bytes really there) and fed to ``sinks`` (the digests) as it passes."""
+    bytes really there) and fed to ``sinks`` (the digests) as it passes. It owns ``f``'s
+    position from ``start`` until it has passed ``length`` bytes; ``where`` turns a file
+    offset into the one an error names (``None``: none)."""
 
-    def __init__(self, f: BinaryIO, offset: int, length: int, sinks: Sequence[Any]):
-        self._f, self._at, self._left, self._sinks = f, offset, length, sinks
-        self._length, self._offset = length, offset
+    def __init__(
+        self,
+        f: BinaryIO,
+        start: int,
+        length: int,
+        sinks: Sequence[_Sink],
+        where: Callable[[int], int | None],
+    ):
+        self._f, self._sinks, self._where = f, sinks, where
+        self._start, self._at, self._end = start, start, start + length
+        f.seek(start)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        if not self._left:
+        left = self._end - self._at
+        if not left:
             return 0
-        self._f.seek(self._at)
-        chunk = self._f.read(min(len(buffer), self._left, _MANIFEST_BASE))
+        chunk = self._f.read(min(len(buffer), left, _MANIFEST_BASE))
         if not chunk:
             raise DiffFormatError(
-                f"truncated: the manifest needs {self._length} bytes, only "
-                f"{self._at - self._offset} remain",
-                offset=self._at,
+                f"truncated: the manifest needs {self._end - self._start} bytes, only "
+                f"{self._at - self._start} remain",
+                offset=self._where(self._at),
             )
         odd = chunk.translate(None, _TEXT)
         if odd:
             at = self._at + min(chunk.index(b) for b in set(odd))
             raise DiffFormatError(
-                f"the manifest holds byte 0x{odd[0]:02x}, which canonical JSON text never "
-                "does (a NUL: a hole in a sparse file?)",
-                offset=at,
+                f"the manifest holds byte 0x{odd[0]:02x} at its byte {at - self._start}, "
+                "which canonical JSON text never does (a NUL: a hole in a sparse file?)",
+                offset=self._where(at),
             )
         for sink in self._sinks:
             sink.update(chunk)
         n = len(chunk)
         memoryview(buffer).cast("B")[:n] = chunk
         self._at += n
-        self._left -= n
         return n
 
     def drain(self) -> None:
         """Pass what the parser left unread (after an error, or trailing bytes) to the sinks."""
-        scratch = bytearray(min(self._left, _MANIFEST_BASE))
-        while self._left:
+        scratch = bytearray(min(self._end - self._at, _MANIFEST_BASE))
+        while self._at < self._end:
             self.readinto(scratch)
 
 
@@ -419,7 +438,7 @@ def _parse_header(raw: bytes, actual_size: int) -> tuple[Header, bytes]:
         raise DiffFormatError(
             f"truncated or padded: header declares {flen} bytes, the file has {actual_size}",
             offset=min(flen, actual_size),
-            hint="download the .bdiff again and compare its checksum",
+            hint=REFETCH_HINT,
         )
     if count > MAX_ENTRIES:
         raise DiffFormatError(f"entry count {count} is over the {MAX_ENTRIES} limit", offset=16)
@@ -451,13 +470,19 @@ def _parse_header(raw: bytes, actual_size: int) -> tuple[Header, bytes]:
     return header, raw[_HEAD.size : HEADER_SIZE]
 
 
-def _checked_payload(data: bytes, offset: int, digest: bytes, sample_id: str) -> bytes:
+def check_payload(
+    data: bytes,
+    digest: bytes,
+    entry: str,
+    *,
+    offset: int | None = None,
+    hint: str = REFETCH_HINT,
+) -> bytes:
+    """``data``, once its SHA-256 is the ``digest`` its checked index gives entry ``entry``
+    (:class:`DiffFormatError` naming the entry, and ``offset`` where there is one, if not)."""
     if hashlib.sha256(data).digest() != digest:
         raise DiffFormatError(
-            "payload digest mismatch: the payload is corrupt",
-            offset=offset,
-            entry=sample_id,
-            hint="download the .bdiff again and compare its checksum",
+            "payload digest mismatch: the payload is corrupt", offset=offset, entry=entry, hint=hint
         )
     return data
 
@@ -508,7 +533,7 @@ class SealedSpan:
                 offset=self.offset + len(data),
                 entry=self.entry,
             )
-        return _checked_payload(data, self.offset, self.digest, self.entry)
+        return check_payload(data, self.digest, self.entry, offset=self.offset)
 
 
 class DiffReader:
@@ -551,17 +576,9 @@ class DiffReader:
             self.header, stored_digest = _parse_header(head, st.st_size)
             h = self.header
             # The manifest is parsed as it is read and hashed, never held whole (its
-            # canonical bytes are made again from the parsed one when needed); a parse
-            # error waits for the digest, which names corruption first.
+            # canonical bytes are made again from the parsed one when needed).
             digest = hashlib.sha256(head[: _HEAD.size])
-            text_id = hashlib.sha256(BENCHMARK_ID_DOMAIN)  # benchmark_id() of the bytes read
-            passing = _Passing(f, HEADER_SIZE, h.manifest_length, (digest, text_id))
-            parsed: Manifest | ManifestError
-            try:
-                parsed = read_manifest(io.BufferedReader(passing, 1 << 16))
-            except ManifestError as e:
-                parsed = e
-            passing.drain()
+            parsed, text_id = self._read_carried(f, HEADER_SIZE, h.manifest_length, digest)
             index = _read_exact(f, h.index_offset, INDEX_RECORD_SIZE * h.entry_count, "the index")
         except OSError as e:
             raise DiffFormatError(f"cannot read {self.path}: {e.strerror or e}") from None
@@ -570,9 +587,9 @@ class DiffReader:
             raise DiffFormatError(
                 "header digest mismatch: the header, manifest or index is corrupt",
                 offset=_HEAD.size,
-                hint="download the .bdiff again and compare its checksum",
+                hint=REFETCH_HINT,
             )
-        self.manifest = self._carried_manifest(parsed, text_id.digest())
+        self.manifest = self._carried_manifest(parsed, text_id)
         self._check_index(index)
         self.records: Sequence[IndexRecord] = IndexTable(index)
 
@@ -591,27 +608,51 @@ class DiffReader:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _where(self, offset: int) -> int | None:
+        """The offset an error names for a byte at ``offset`` of the file read."""
+        return offset
+
+    def _read_carried(
+        self, f: BinaryIO, start: int, length: int, digest: _Sink
+    ) -> tuple[Manifest | ManifestError, bytes]:
+        """The carried manifest at ``start`` of ``f``, parsed as it is read (never held
+        whole), every byte fed to ``digest``; and :func:`benchmark_id` of the bytes read.
+        A parse error is returned, not raised: it waits until ``digest`` has been checked,
+        which names corruption first."""
+        text_id = hashlib.sha256(BENCHMARK_ID_DOMAIN)
+        passing = _Passing(f, start, length, (digest, text_id), self._where)
+        parsed: Manifest | ManifestError
+        try:
+            parsed = read_manifest(io.BufferedReader(passing, 1 << 16))
+        except ManifestError as e:
+            parsed = e
+        passing.drain()
+        return parsed, text_id.digest()
+
     def _carried_manifest(self, parsed: Manifest | ManifestError, text_id: bytes) -> Manifest:
         """The carried manifest, once it parsed, is canonical (its bytes are made again
-        from it: the same SHA-256 and length) and matches the header."""
-        h = self.header
+        from it: the same SHA-256 and length) and matches the header. ``text_id`` is
+        :func:`benchmark_id` of the bytes read (see :meth:`_read_carried`)."""
+        h, at = self.header, self._where(HEADER_SIZE)
         if isinstance(parsed, ManifestError):
-            raise DiffFormatError(f"carried manifest: {parsed.message}", offset=HEADER_SIZE)
+            raise DiffFormatError(f"carried manifest: {parsed.message}", offset=at)
         manifest = parsed
         again, size = hashlib.sha256(BENCHMARK_ID_DOMAIN), 0
         for chunk in iter_manifest(manifest):
             again.update(chunk)
             size += len(chunk)
         if size != h.manifest_length or again.digest() != text_id:
-            raise DiffFormatError("carried manifest is not in canonical form", offset=HEADER_SIZE)
+            raise DiffFormatError("carried manifest is not in canonical form", offset=at)
         if not manifest.root_is_consistent():
-            raise DiffFormatError("carried manifest: root hash does not match", offset=HEADER_SIZE)
+            raise DiffFormatError("carried manifest: root hash does not match", offset=at)
         if text_id != h.benchmark_id:
-            raise DiffFormatError("benchmark id does not match the manifest", offset=40)
+            raise DiffFormatError(
+                "benchmark id does not match the manifest", offset=self._where(40)
+            )
         if len(manifest.entries) != h.entry_count:
             raise DiffFormatError(
                 f"entry count {h.entry_count} != {len(manifest.entries)} manifest entries",
-                offset=16,
+                offset=self._where(16),
             )
         return manifest
 
@@ -655,7 +696,7 @@ class DiffReader:
             raise DiffFormatError(
                 f"cannot read {self.path}: {e.strerror or e}", entry=sample_id
             ) from None
-        return _checked_payload(data, record.offset, record.sealed_digest, sample_id)
+        return check_payload(data, record.sealed_digest, sample_id, offset=record.offset)
 
     def sealed_span(self, i: int) -> SealedSpan | None:
         """Where entry ``i``'s sealed payload lies, for a process on this machine to read

@@ -56,13 +56,14 @@ from toolchain.diff.format import (
     PayloadKind,
     SealedEntry,
     benchmark_id,
+    check_payload,
     open_diff,
     spool_entries,
 )
 from toolchain.errors import DiffFormatError, ManifestError, OutputError
 from toolchain.hf._arrow import HF_METADATA_KEY, features_metadata, write_shards
 from toolchain.hf._deps import require
-from toolchain.manifest import MAX_MANIFEST_BYTES, Manifest, is_canonical, parse_manifest
+from toolchain.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -91,6 +92,8 @@ _MAX_ID_BYTES = 4096
 _KINDS = {PayloadKind.DELTA: "delta", PayloadKind.FULL: "full"}
 _COLUMNS = ("sample_id", "kind", "fingerprint", "sealed", "sealed_length", "sealed_sha256")
 _INDEX_COLUMNS = ("sample_id", "kind", "fingerprint", "sealed_length", "sealed_sha256")
+_INDEX_BATCH = 1024
+"""Rows whose index columns are Python objects at once, while the index is read."""
 
 
 def _features() -> dict[str, object]:
@@ -263,9 +266,6 @@ class DiffDataset(DiffReader):
         self._lock = threading.Lock()
         self._cache: tuple[tuple[int, int], Any] | None = None
         declared = self._read_header_json()
-        manifest_bytes = self._read_manifest_bytes(declared["manifest_length"])
-        self._shards, starts = self._open_shards(declared["entry_count"])
-        self._starts = starts
         self.header = Header(
             version=declared["version"],
             key_on=KeyOn(declared["key_on"]),
@@ -274,17 +274,22 @@ class DiffDataset(DiffReader):
             file_length=declared["file_length"],
             benchmark_id=bytes.fromhex(declared["benchmark_id"]),
         )
-        ids, records = self._read_index()
-        index = b"".join(r.pack() for r in records)
-        del records
+        # As the .bdiff's reader does: the manifest is parsed as it is read and hashed
+        # (never held whole), and checked once the digest over it has been.
+        digest = hashlib.sha256(self.header.pack_head())
+        parsed, text_id = self._read_manifest(declared["manifest_length"], digest)
+        self._shards, self._starts = self._open_shards(declared["entry_count"])
+        index, mismatch = self._read_index(parsed)
         self.records = IndexTable(index)
-        digest = hashlib.sha256(self.header.pack_head() + manifest_bytes + index).digest()
-        if digest.hex() != declared["header_digest"]:
+        digest.update(index)
+        if digest.hexdigest() != declared["header_digest"]:
             raise _fail(
                 f"{HEADER_NAME}: header digest mismatch: the header, manifest or index is corrupt",
                 hint=_HINT,
             )
-        self.manifest = self._check_manifest(ids, manifest_bytes)
+        self.manifest = self._carried_manifest(parsed, text_id)
+        if mismatch is not None:
+            raise _fail(mismatch)
 
     def close(self) -> None:
         """Drop the cached row group (the shards are opened per read, never kept open)."""
@@ -358,7 +363,7 @@ class DiffDataset(DiffReader):
                 raise _fail(f"{HEADER_NAME}: {key!r} is not 64 hex digits", hint=_HINT)
         return doc
 
-    def _read_manifest_bytes(self, length: int) -> bytes:
+    def _read_manifest(self, length: int, digest: Any) -> tuple[Manifest | ManifestError, bytes]:
         where = self.path / MANIFEST_NAME
         try:
             with open(where, "rb") as f:
@@ -368,11 +373,15 @@ class DiffDataset(DiffReader):
                         f"{MANIFEST_NAME} has {size} bytes, {HEADER_NAME} declares {length}",
                         hint=_HINT,
                     )
-                return f.read(length)
+                return self._read_carried(f, 0, length, digest)
         except FileNotFoundError:
             raise _fail(f"{self.path} has no {MANIFEST_NAME}", hint=_HINT) from None
         except OSError as e:
             raise _fail(f"cannot read {where}: {e.strerror or e}") from None
+
+    def _where(self, offset: int) -> None:
+        """The pieces are files of a folder: an error names no offset."""
+        return None
 
     def _open_shards(
         self, count: int
@@ -439,28 +448,30 @@ class DiffDataset(DiffReader):
             raise _fail(f"the shards hold {total} rows, {HEADER_NAME} declares {count} entries")
         return tuple(shards), starts
 
-    def _read_index(self) -> tuple[list[str], tuple[IndexRecord, ...]]:
+    def _read_index(self, parsed: Manifest | ManifestError) -> tuple[bytes, str | None]:
+        """The index the .bdiff of the same entries holds; and the first row whose sample
+        is not the manifest's entry there, said once the digest has been checked."""
         pq = require("pyarrow.parquet")
         h = self.header
-        ids: list[str] = []
-        records: list[IndexRecord] = []
+        entries = parsed.entries if isinstance(parsed, Manifest) else ()
+        mismatch: str | None = None
+        n = 0
+        index = bytearray()
         offset = HEADER_SIZE + h.manifest_length + INDEX_RECORD_SIZE * h.entry_count
         kinds = {v: k for k, v in _KINDS.items()}
-        for path, groups in self._shards:
+        for path, _ in self._shards:
             rel = path.relative_to(self.path).as_posix()
             pf = pq.ParquetFile(str(path), memory_map=False, pre_buffer=False)
             try:
-                for g in range(len(groups) - 1):
-                    t = pf.read_row_group(g, columns=list(_INDEX_COLUMNS), use_threads=False)
-                    cols = {n: t.column(n).to_pylist() for n in _INDEX_COLUMNS}
-                    for j in range(t.num_rows):
-                        sid, kind, fp = (
-                            cols["sample_id"][j],
-                            cols["kind"][j],
-                            cols["fingerprint"][j],
-                        )
-                        length, digest = cols["sealed_length"][j], cols["sealed_sha256"][j]
-                        where = f"{rel}, row {groups[g] + j}"
+                row = 0
+                batches = pf.iter_batches(
+                    batch_size=_INDEX_BATCH, columns=list(_INDEX_COLUMNS), use_threads=False
+                )
+                for batch in batches:
+                    cols = [batch.column(n).to_pylist() for n in _INDEX_COLUMNS]
+                    for sid, kind, fp, length, digest in zip(*cols, strict=True):
+                        where = f"{rel}, row {row}"
+                        row += 1
                         if not isinstance(sid, str) or len(sid.encode()) > _MAX_ID_BYTES:
                             raise _fail(f"{where}: bad sample_id", hint=_HINT)
                         if kind not in kinds:
@@ -473,16 +484,19 @@ class DiffDataset(DiffReader):
                             raise _fail(
                                 f"{where}: payload length {length} is out of bounds", entry=sid
                             )
-                        ids.append(sid)
-                        records.append(
-                            IndexRecord(
-                                offset=offset,
-                                length=length,
-                                kind=kinds[kind],
-                                fingerprint=fp,
-                                sealed_digest=digest,
+                        if mismatch is None and n < len(entries) and entries[n].id != sid:
+                            mismatch = (
+                                f"row {n} is for sample {sid!r}, the manifest's entry {n} "
+                                f"is {entries[n].id!r}"
                             )
-                        )
+                        n += 1
+                        index += IndexRecord(
+                            offset=offset,
+                            length=length,
+                            kind=kinds[kind],
+                            fingerprint=fp,
+                            sealed_digest=digest,
+                        ).pack()
                         offset += length
             finally:
                 pf.close()
@@ -492,29 +506,7 @@ class DiffDataset(DiffReader):
                 f"payload lengths ({offset})",
                 hint=_HINT,
             )
-        return ids, tuple(records)
-
-    def _check_manifest(self, ids: list[str], data: bytes) -> Manifest:
-        try:
-            manifest = parse_manifest(data)
-        except ManifestError as e:
-            raise _fail(f"carried manifest: {e.message}") from None
-        if not is_canonical(manifest, data):
-            raise _fail("carried manifest is not in canonical form")
-        if not manifest.root_is_consistent():
-            raise _fail("carried manifest: root hash does not match")
-        if benchmark_id(data) != self.header.benchmark_id:
-            raise _fail("benchmark id does not match the manifest")
-        if len(manifest.entries) != self.header.entry_count:
-            raise _fail(
-                f"entry count {self.header.entry_count} != {len(manifest.entries)} manifest entries"
-            )
-        for i, (entry, sid) in enumerate(zip(manifest.entries, ids, strict=True)):
-            if entry.id != sid:
-                raise _fail(
-                    f"row {i} is for sample {sid!r}, the manifest's entry {i} is {entry.id!r}"
-                )
-        return manifest
+        return bytes(index), mismatch
 
     # -- payloads ---------------------------------------------------------------------
 
@@ -534,18 +526,12 @@ class DiffDataset(DiffReader):
             raise _fail(f"{rel}, row group {g}: cannot be read ({e})", hint=_HINT) from None
 
     def _checked(self, i: int, data: bytes | None) -> bytes:
-        rec, sid = self.records[i], self.manifest.entries[i].id
-        if (
-            data is None
-            or len(data) != rec.length
-            or hashlib.sha256(data).digest() != rec.sealed_digest
-        ):
-            raise DiffFormatError(
-                "payload digest mismatch: the payload is corrupt",
-                entry=sid,
-                hint=_HINT,
-            )
-        return data
+        return check_payload(
+            b"" if data is None else data,
+            self.records[i].sealed_digest,
+            self.manifest.entries[i].id,
+            hint=_HINT,
+        )
 
     def sealed_span(self, i: int) -> None:
         """Always ``None``: a payload is a value in a compressed parquet row group, read
