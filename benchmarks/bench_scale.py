@@ -30,6 +30,10 @@ are the M-sample original). On N and M (``--photos-small``, default N/10) sample
   (steal, ``/proc/stat``: on a shared virtual machine, time taken from every process); and
   the load average.
 
+Each timed run writes a folder of its own, and all are kept until the script ends (no
+timed run follows the removal of thousands of files, which costs ext4 system time for
+minutes after; about 1.8 MB of free disk per original, checked first).
+
 ``--commands`` measures a subset (``apply`` and ``verify`` without ``adversarial`` make the
 adversarial benchmark first, untimed, with --workers 2).
 
@@ -48,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import json
 import os
 import shutil
@@ -245,9 +250,23 @@ def _out_to(args: list[str], folder: Path) -> list[str]:
     return [*args[:at], str(folder / "out"), *args[at + 1 :]]
 
 
+_BYTES_PER_PHOTO = 1_800_000
+"""Disk kept per original by a whole ``--photos`` run: every timed run's output (about
+70 kB a sample; 9 writing runs of each command at N, with the peers), the originals,
+the diff (reckoned from a 10,000-sample apply's 704 MB: about 18 GB at 10,000 + 1,000)."""
+
+
 def photo_figures(opts: argparse.Namespace, tmp: Path) -> dict[str, object]:
     """The issue-#11 figures: see the module docstring."""
     small = opts.photos_small or opts.photos // 10
+    need = _BYTES_PER_PHOTO * (opts.photos + small)
+    free = shutil.disk_usage(tmp).free
+    if free < need:
+        raise SystemExit(
+            f"--photos {opts.photos} keeps every timed run's output until the end: it needs "
+            f"about {need / 1e9:.0f} GB free in {tmp.parent}, which has {free / 1e9:.0f} GB "
+            "(set TMPDIR to a roomier folder, or ask for fewer --photos or --commands)"
+        )
     steps = [] if opts.steps is None else ["--param", f"steps={opts.steps}"]
     commands = {
         "generate gaussian-noise": lambda src, out: [
@@ -265,12 +284,19 @@ def photo_figures(opts: argparse.Namespace, tmp: Path) -> dict[str, object]:
         "verify": lambda src, out: ["verify", str(out / "adv"), "-q"],
     }
     chosen = [c for c in commands if c.split()[-1] in opts.commands.split(",")]
-    # Each run writes a new folder: the previous run's is removed first, untimed.
-    writes = {
-        "generate gaussian-noise": "noise",
-        "generate adversarial": "adv",
-        "diff apply": "applied",
-    }
+    writes = ("generate gaussian-noise", "generate adversarial", "diff apply")
+    # Each timed run writes a new folder, and nothing is removed until the script ends:
+    # ext4 skips the inodes freed in the last 60 to 300 s, reading each one's inode
+    # table block, so removing the last run's 10,000 files put up to 14 s of system
+    # time into the next run's 30 s (perf: ext4_create -> recently_deleted).
+    numbers = itertools.count()
+    last: dict[str, Path] = {}  # command -> the folder its latest timed run wrote
+
+    def fresh(args: list[str]) -> list[str]:
+        folder = tmp / "runs" / f"{next(numbers):03d}"
+        folder.mkdir(parents=True)
+        return _out_to(args, folder)
+
     runs: dict[str, dict[str, dict[str, object]]] = {}
     pairs: dict[str, float] = {}  # command -> best wall of its two halves side by side
     setup: dict[str, float] = {}
@@ -301,29 +327,28 @@ def photo_figures(opts: argparse.Namespace, tmp: Path) -> dict[str, object]:
                 for w in worker_counts:
                     label = name if name == "verify" else f"{name} --workers {w}"
                     extra = [] if name == "verify" else ["--workers", str(w)]
+                    args = [*argv(src, out), *extra]
                     if name in writes:
-                        shutil.rmtree(out / writes[name], ignore_errors=True)
-                    m = measure([*argv(src, out), *extra])
+                        args = fresh(args)
+                        last[name] = Path(args[args.index("--out") + 1])
+                    m = measure(args)
                     if label not in best or m.wall_s < best[label].wall_s:
                         best[label] = m
                 if name in writes and n == opts.photos and opts.peer:
                     # The peer: the two halves (--shard 0/2 and 1/2) as two independent
                     # 1-worker commands side by side, each into its own folder.
-                    halves = [out / f"half{i}" for i in (0, 1)]
-                    for h in halves:
-                        shutil.rmtree(h, ignore_errors=True)
-                        h.mkdir()
                     wall = measure_pair(
                         *(
-                            [*_out_to(argv(src, out), h), "--workers", "1", "--shard", f"{i}/2"]
-                            for i, h in enumerate(halves)
+                            [*fresh(argv(src, out)), "--workers", "1", "--shard", f"{i}/2"]
+                            for i in (0, 1)
                         )
                     )
                     pairs[name] = min(wall, pairs.get(name, wall))
-                    for h in halves:
-                        shutil.rmtree(h, ignore_errors=True)
+            if name == "generate adversarial":
+                # what diff create, diff apply and verify read
+                last[name] = last[name].rename(out / "adv")
             loads.append(round(os.getloadavg()[0], 1))
-        samples = {name: _samples(out / {**writes, "verify": "adv"}[name]) for name in chosen}
+        samples = {name: _samples(last.get(name, out / "adv")) for name in chosen}
         runs[str(n)] = {}
         for label, m in best.items():
             k = next(c for c in commands if label.startswith(c))
@@ -332,8 +357,6 @@ def photo_figures(opts: argparse.Namespace, tmp: Path) -> dict[str, object]:
                 "images_per_s": round(samples[k] / m.wall_s, 1),
                 **{key: round(v, 3) if isinstance(v, float) else v for key, v in asdict(m).items()},
             }
-        shutil.rmtree(out, ignore_errors=True)
-        shutil.rmtree(src, ignore_errors=True)
     big, little = runs[str(opts.photos)], runs[str(small)]
     speedup = {
         name: round(big[f"{name} --workers 1"]["wall_s"] / big[f"{name} --workers 2"]["wall_s"], 2)  # type: ignore[operator]
