@@ -203,7 +203,7 @@ def matrix_images(session: nox.Session) -> None:
     locks = ", ".join(repr(str(_matrix_lock(c))) for c in combos)
     session.run(
         "python", "-c",
-        "from pathlib import Path; from toolchain.matrix import run_matrix_images; "
+        "from pathlib import Path; from toolchain.container.matrix import run_matrix_images; "
         f"run_matrix_images([Path(p) for p in ({locks},)], Path({str(MATRIX_OUT)!r}))",
     )  # fmt: skip
     for bench in ("demo", "adversarial"):

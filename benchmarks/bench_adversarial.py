@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _pin() -> None:
-    from toolchain.determinism import pinned_environ, process_is_pinned
+    from toolchain.run.determinism import pinned_environ, process_is_pinned
 
     if not process_is_pinned():
         os.execve(sys.executable, [sys.executable, __file__, *sys.argv[1:]], pinned_environ())
@@ -45,7 +45,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     import tests.float_adversarial as v1
     import toolchain.recipes.adversarial as v2
-    from toolchain.decode import decode
+    from toolchain.codec.decode import decode
     from toolchain.demo import demo_original
     from toolchain.recipes import load_recipe
 

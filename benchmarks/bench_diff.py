@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import sys
 
-from toolchain.determinism import pinned_environ, process_is_pinned
+from toolchain.run.determinism import pinned_environ, process_is_pinned
 
 if __name__ == "__main__" and not process_is_pinned():
     os.execve(sys.executable, [sys.executable, *sys.argv], pinned_environ())
@@ -33,13 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
-from toolchain.decode import decode
+from toolchain.codec.decode import decode
+from toolchain.codec.encode import encode_png
 from toolchain.demo import demo_original
 from toolchain.diff import create_diff, get_benchmark
-from toolchain.encode import encode_png
-from toolchain.generate import generate_benchmark
-from toolchain.hashing import file_digest, pixel_digest
-from toolchain.manifest import MANIFEST_NAME, load_manifest
+from toolchain.model.hashing import file_digest, pixel_digest
+from toolchain.model.manifest import MANIFEST_NAME, load_manifest
+from toolchain.run.generate import generate_benchmark
 from toolchain.source import open_source
 
 RECIPES = ("gaussian-noise", "adversarial")

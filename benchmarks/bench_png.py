@@ -1,6 +1,6 @@
 """Canonical PNG encoder figures for issue #11, measured in one run on real photographs.
 
-Four sets of samples, each decoded canonically (``toolchain.decode.decode``) and pushed
+Four sets of samples, each decoded canonically (``toolchain.codec.decode.decode``) and pushed
 through a recipe (``identity``, and ``gaussian-noise`` as in the demo):
 
 * ``native``: every image in scikit-image's sample folder (the demo's original) plus
@@ -9,8 +9,8 @@ through a recipe (``identity``, and ``gaussian-noise`` as in the demo):
   photographs: 11 centre crops to 16:9 upscaled with Pillow's LANCZOS filter, and
   10 mosaics of 24 native-resolution 320x270 crops at fixed offsets.
 
-Encoders: Pillow at ``compress_level`` 6 (what ``toolchain.encode`` wrote before) and 1;
-ours (``toolchain._internal.png.encode_png``: Up or Average per image, layout 2); and a
+Encoders: Pillow at ``compress_level`` 6 (what ``toolchain.codec.encode`` wrote before) and 1;
+ours (``toolchain.codec.png.encode_png``: Up or Average per image, layout 2); and a
 grid of one fixed PNG filter for every row (None, Sub, Up, Average, Paeth; numpy) x
 libdeflate level (``deflate`` wheel). Up on every row (layout 1) is always measured, at
 ``--levels``; the other filters at ``--grid-levels``.
@@ -18,7 +18,7 @@ Each figure is the sum over the set of the best of ``--repeat`` runs per image, 
 encoders interleaved image by image so that a busy machine slows them alike. Sizes
 are file bytes; ratios are against Pillow level 6 (size) and level 1 (time).
 
-Decode: Pillow's PNG decoder on Pillow's files and on ours, ``toolchain.decode.decode``
+Decode: Pillow's PNG decoder on Pillow's files and on ours, ``toolchain.codec.decode.decode``
 (the canonical path), and ours (``decode_png``) on ours.
 
 ``diff apply`` model, per 1080p gaussian-noise sample: decode the JPEG original +
@@ -51,10 +51,10 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from toolchain._internal.png import ENCODER, decode_png, encode_png
-from toolchain.decode import decode
+from toolchain.codec.decode import decode
+from toolchain.codec.png import ENCODER, decode_png, encode_png
 from toolchain.demo import demo_original
-from toolchain.hashing import file_digest, pixel_digest
+from toolchain.model.hashing import file_digest, pixel_digest
 from toolchain.recipes import load_recipe
 
 Pixels = npt.NDArray[np.uint8]
@@ -266,7 +266,7 @@ def measure_decoders(samples: Samples, repeat: int) -> dict[str, float]:
     files = [(px, pillow_png(px, 6), encode_png(px)) for px in samples.values()]
     runs: dict[str, Callable[[Pixels, bytes, bytes], object]] = {
         "pillow, on pillow level-6 files": lambda px, theirs, ours: pillow_decode(theirs),
-        "toolchain.decode, on pillow level-6 files": lambda px, theirs, ours: decode(theirs),
+        "toolchain.codec.decode, on pillow level-6 files": lambda px, theirs, ours: decode(theirs),
         "pillow, on our files": lambda px, theirs, ours: pillow_decode(ours),
         "ours (decode_png), on our files": lambda px, theirs, ours: decode_png(ours),
     }

@@ -5,7 +5,7 @@ the benchmark pixels of the ``gaussian-noise`` and ``adversarial`` recipes on th
 each set: file bytes / Pillow level 6 with Up on every image, with Average on every
 image, and with the filter a probe (period, rows, level) picks per image: the rows ``y``
 with ``y % period < rows`` filtered both ways, compressed by libdeflate at ``level``,
-Average if strictly smaller (``toolchain._internal.png.choose_filter`` is the variant
+Average if strictly smaller (``toolchain.codec.png.choose_filter`` is the variant
 128, 8, 2). The time column is the probe's time over the time of Up filtering plus
 level-6 compression of the same images. Also: how many images the probe gets right
 (the filter smaller at level 6); and, with ``--decode``, seconds to decode our files
@@ -32,10 +32,10 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from toolchain._internal import png
-from toolchain.decode import decode
-from toolchain.generate import generate_benchmark
-from toolchain.manifest import MANIFEST_NAME, load_manifest
+from toolchain.codec import png
+from toolchain.codec.decode import decode
+from toolchain.model.manifest import MANIFEST_NAME, load_manifest
+from toolchain.run.generate import generate_benchmark
 
 Pixels = npt.NDArray[np.uint8]
 DEFAULT_PROBES = "128:16:1,128:8:1,256:16:1,128:16:2,128:8:2,256:16:2,128:16:6"

@@ -91,7 +91,7 @@ def photo_original(root: Path, n: int, sklearn: str | None = None) -> Path:
     """``n`` JPEG crops of the colour photographs in 10 class folders (deterministic)."""
     import bench_png
 
-    from toolchain.decode import decode
+    from toolchain.codec.decode import decode
 
     files = bench_png.native_originals(sklearn)
     photos = [decode(files[name]) for name in bench_png.COLOUR_PHOTOS if name in files]

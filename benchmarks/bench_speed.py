@@ -38,7 +38,7 @@ from __future__ import annotations
 import os
 import sys
 
-from toolchain.determinism import pinned_environ, process_is_pinned
+from toolchain.run.determinism import pinned_environ, process_is_pinned
 
 if __name__ == "__main__" and not process_is_pinned():
     os.execve(sys.executable, [sys.executable, *sys.argv], pinned_environ())
@@ -61,13 +61,13 @@ import bench_png
 import numpy as np
 from PIL import Image
 
-from toolchain._internal import png
-from toolchain.decode import decode
+from toolchain.audit.verify import verify_benchmark
+from toolchain.codec import png
+from toolchain.codec.decode import decode
 from toolchain.diff import create_diff, get_benchmark
-from toolchain.generate import generate_benchmark
-from toolchain.manifest import MANIFEST_NAME, Manifest, load_manifest
+from toolchain.model.manifest import MANIFEST_NAME, Manifest, load_manifest
 from toolchain.recipes import load_recipe
-from toolchain.verify import verify_benchmark
+from toolchain.run.generate import generate_benchmark
 
 GOALS = {"apply": 1.0, "generate": 1.3, "bytes": 1.02, "verify": 1.1}
 

@@ -22,7 +22,8 @@ with atheris.instrument_imports(include=["toolchain"]):
     import numpy as np
 
     from toolchain.diff.codec import PayloadError, unpack_payload
-    from toolchain.diff.format import PayloadKind, open_diff
+    from toolchain.diff.format import PayloadKind
+    from toolchain.diff.reader import open_diff
     from toolchain.errors import DiffFormatError
 
 import contextlib
@@ -54,7 +55,7 @@ def _seeds() -> list[bytes]:
     from PIL import Image
 
     from toolchain.diff.create import create_diff
-    from toolchain.generate import generate_benchmark
+    from toolchain.run.generate import generate_benchmark
 
     work = Path(tempfile.mkdtemp(prefix="fuzz-seed-"))
     rng = np.random.default_rng(0)

@@ -12,9 +12,10 @@ import atheris
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 with atheris.instrument_imports(include=["toolchain"]):
+    from toolchain.audit.sign import verify_manifest_signature
     from toolchain.errors import Error, ManifestError, SignatureError
-    from toolchain.hashing import Digest
-    from toolchain.manifest import (
+    from toolchain.model.hashing import Digest
+    from toolchain.model.manifest import (
         Manifest,
         ManifestEntry,
         Provenance,
@@ -22,7 +23,6 @@ with atheris.instrument_imports(include=["toolchain"]):
         dump_manifest,
         parse_manifest,
     )
-    from toolchain.sign import verify_manifest_signature
 
 import contextlib
 

@@ -59,7 +59,7 @@ FEW = (
 
 def hashes(photos: Path, names: list[str], recipe_dir: Path) -> dict[str, object]:
     """Pixel digests of each recipe on each photograph, in a pinned process."""
-    from toolchain.determinism import pinned_environ, process_is_pinned
+    from toolchain.run.determinism import pinned_environ, process_is_pinned
 
     if not process_is_pinned():  # pin before numpy loads: re-run this process pinned
         argv = [sys.executable, __file__, "hashes", str(photos), str(recipe_dir), *names]
@@ -67,8 +67,8 @@ def hashes(photos: Path, names: list[str], recipe_dir: Path) -> dict[str, object
     import numpy as np
     import PIL
 
-    from toolchain.decode import decode
-    from toolchain.hashing import pixel_digest
+    from toolchain.codec.decode import decode
+    from toolchain.model.hashing import pixel_digest
     from toolchain.recipes import load_recipe
 
     results: dict[str, dict[str, str]] = {}

@@ -28,8 +28,8 @@ from typing import IO
 
 import pytest
 
-from toolchain._internal.slurm import FAILED_STATES, JobState, parse_show_job
-from toolchain.determinism import MARKER, pinned_environ
+from toolchain.cluster.slurm import FAILED_STATES, JobState, parse_show_job
+from toolchain.run.determinism import MARKER, pinned_environ
 
 REPO = Path(__file__).resolve().parents[1]
 SLURM_SH = REPO / ".ci" / "slurm.sh"

@@ -34,13 +34,13 @@ import pytest
 from PIL import Image
 
 import tests.float_adversarial as float_adversarial_mod
-import toolchain.generate as generate_mod
-from toolchain.decode import decode
-from toolchain.determinism import pinned_environ
-from toolchain.fingerprint import runtime_fingerprint
-from toolchain.generate import generate_benchmark
-from toolchain.hashing import file_digest
-from toolchain.manifest import MANIFEST_NAME, load_manifest, write_manifest
+import toolchain.run.generate as generate_mod
+from toolchain.codec.decode import decode
+from toolchain.model.hashing import file_digest
+from toolchain.model.manifest import MANIFEST_NAME, load_manifest, write_manifest
+from toolchain.run.determinism import pinned_environ
+from toolchain.run.fingerprint import runtime_fingerprint
+from toolchain.run.generate import generate_benchmark
 
 FLOAT_RECIPE = "tests.float_adversarial:float_adversarial"
 """The non-portable float32 recipe (adversarial 1.0) that generator drift is built from."""
@@ -54,7 +54,7 @@ def pinned_here(mp: pytest.MonkeyPatch) -> Iterator[None]:
     """Run ``generate`` in this process (so monkeypatches apply) by pinning its environ."""
     saved_umask = os.umask(0o022)
     os.umask(saved_umask)
-    from toolchain.fingerprint import runtime_digest
+    from toolchain.run.fingerprint import runtime_digest
 
     for k, v in pinned_environ().items():
         mp.setenv(k, v)

@@ -86,7 +86,7 @@ def cwd_tmp(tmp_path: Path) -> Iterator[Path]:
 def docker_engine_answers() -> bool:
     """Does an engine answer? Through the production backend, which closes every socket
     (the SDK alone leaks a half-made Unix socket when nothing listens)."""
-    from toolchain._internal.docker_backend import DockerSDKBackend
+    from toolchain.container.docker import DockerSDKBackend
     from toolchain.errors import ContainerError
 
     try:

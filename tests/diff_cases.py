@@ -18,10 +18,10 @@ from tests.compare_cases import pinned_here
 from tests.conftest import make_image
 from toolchain.diff import create_diff
 from toolchain.diff.format import PayloadKind, SealedEntry
-from toolchain.generate import generate_benchmark
-from toolchain.hashing import Digest
-from toolchain.layout import output_path_for
-from toolchain.manifest import Manifest, ManifestEntry, Provenance, RecipeIdentity
+from toolchain.model.hashing import Digest
+from toolchain.model.layout import output_path_for
+from toolchain.model.manifest import Manifest, ManifestEntry, Provenance, RecipeIdentity
+from toolchain.run.generate import generate_benchmark
 
 DEMO_SUBSET = ("astronaut.png", "camera.png", "coffee.png", "horse.png", "logo.png", "rocket.jpg")
 """Six demo photographs: RGB, L, RGBA, PNG and JPEG."""

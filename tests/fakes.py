@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolchain._internal.docker_backend import (
+from toolchain.container.docker import (
     BuildRequest,
     ImageInfo,
     LineSink,

@@ -14,13 +14,13 @@ from typing import Any
 
 from tests.diff_cases import pinned
 from tests.hf_cases import class_records, to_folder
-from toolchain.decode import decode
-from toolchain.generate import generate_benchmark
-from toolchain.hashing import pixel_digest
+from toolchain.codec.decode import decode
 from toolchain.hf.card import CardInfo
 from toolchain.hf.parquet import BenchmarkRow, ParquetWriteResult, write_parquet
-from toolchain.manifest import Manifest, Provenance, load_manifest
-from toolchain.source import ColumnSpec
+from toolchain.model.columns import ColumnSpec
+from toolchain.model.hashing import pixel_digest
+from toolchain.model.manifest import Manifest, Provenance, load_manifest
+from toolchain.run.generate import generate_benchmark
 from toolchain.source.hf import class_labels_from_ids
 
 __all__ = ["assert_same_samples", "card_info", "folder_benchmark", "parquet_benchmark"]

@@ -28,8 +28,8 @@ from toolchain.diff.format import (
     SealedEntry,
     write_diff,
 )
-from toolchain.hashing import Digest
-from toolchain.manifest import Manifest, ManifestEntry, dump_manifest
+from toolchain.model.hashing import Digest
+from toolchain.model.manifest import Manifest, ManifestEntry, dump_manifest
 
 __all__ = ["forge", "sparse_header"]
 

@@ -24,14 +24,14 @@ from toolchain import errors
 from toolchain.recipes import Recipe, load_recipe, recipe
 
 if TYPE_CHECKING:
+    from toolchain.audit.verify import VerifyReport, verify_benchmark
     from toolchain.demo import run_demo
     from toolchain.diff import create_diff, get_benchmark
-    from toolchain.fingerprint import runtime_fingerprint
-    from toolchain.generate import GenerateResult, generate_benchmark
-    from toolchain.hf.load import load_benchmark
-    from toolchain.manifest import Manifest, load_manifest
+    from toolchain.hub.load import load_benchmark
+    from toolchain.model.manifest import Manifest, load_manifest
+    from toolchain.run.fingerprint import runtime_fingerprint
+    from toolchain.run.generate import GenerateResult, generate_benchmark
     from toolchain.source import SourceOptions
-    from toolchain.verify import VerifyReport, verify_benchmark
 
 __all__ = [
     "GenerateResult",
@@ -56,16 +56,16 @@ __all__ = [
 __version__ = "0.1.0"
 
 _LAZY = {
-    "GenerateResult": "toolchain.generate",
-    "generate_benchmark": "toolchain.generate",
-    "Manifest": "toolchain.manifest",
-    "load_manifest": "toolchain.manifest",
-    "VerifyReport": "toolchain.verify",
-    "verify_benchmark": "toolchain.verify",
+    "GenerateResult": "toolchain.run.generate",
+    "generate_benchmark": "toolchain.run.generate",
+    "Manifest": "toolchain.model.manifest",
+    "load_manifest": "toolchain.model.manifest",
+    "VerifyReport": "toolchain.audit.verify",
+    "verify_benchmark": "toolchain.audit.verify",
     "run_demo": "toolchain.demo",
-    "runtime_fingerprint": "toolchain.fingerprint",
+    "runtime_fingerprint": "toolchain.run.fingerprint",
     "create_diff": "toolchain.diff",
-    "load_benchmark": "toolchain.hf.load",
+    "load_benchmark": "toolchain.hub.load",
     "SourceOptions": "toolchain.source",
     "get_benchmark": "toolchain.diff",
 }

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from toolchain.determinism import reexec_pinned
+from toolchain.run.determinism import reexec_pinned
 
 
 def main() -> None:

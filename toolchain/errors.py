@@ -53,6 +53,7 @@ __all__ = [
     "ShardSpecError",
     "SignatureError",
     "SourceError",
+    "os_error_text",
 ]
 
 
@@ -109,6 +110,11 @@ class Error(Exception):
             "message": self.message,
             "sample": self.sample,
         }
+
+
+def os_error_text(e: OSError) -> str:
+    """What the operating system said, for a message: its text, else the whole error."""
+    return e.strerror or str(e)
 
 
 def _restore(cls: type[Error], state: dict[str, object]) -> Error:

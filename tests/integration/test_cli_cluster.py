@@ -28,7 +28,7 @@ def test_dask_worker_hands_its_arguments_to_the_pinned_exec(
 ) -> None:
     seen: list[tuple[str, ...]] = []
     monkeypatch.setattr(
-        "toolchain._internal.dask_worker.exec_pinned_worker", lambda args: seen.append(args)
+        "toolchain.cluster.dask_worker.exec_pinned_worker", lambda args: seen.append(args)
     )
     args = ["tcp://head:8786", "--nworkers", "4", "--nthreads", "1", "--name", "w"]
     r = CliRunner().invoke(cli, ["dask-worker", *args])

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from tests import compare_cases as cc
 from toolchain.cli import cli
 from toolchain.errors import ExitCode
-from toolchain.generate import generate_benchmark
-from toolchain.hashing import Digest
-from toolchain.manifest import MANIFEST_NAME, Manifest, load_manifest, write_manifest
+from toolchain.model.hashing import Digest
+from toolchain.model.manifest import MANIFEST_NAME, Manifest, load_manifest, write_manifest
+from toolchain.run.generate import generate_benchmark
 
 
 @pytest.fixture(scope="module")

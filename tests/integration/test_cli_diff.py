@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 
 from tests.diff_cases import pinned, tiny_original
 from toolchain.cli import cli
-from toolchain.manifest import MANIFEST_NAME, load_manifest
+from toolchain.model.manifest import MANIFEST_NAME, load_manifest
 
 # isort: split
 

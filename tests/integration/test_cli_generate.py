@@ -12,7 +12,7 @@ from tests.conftest import make_image
 from tests.diff_cases import pinned, tiny_original
 from toolchain.cli import cli
 from toolchain.errors import ExitCode
-from toolchain.manifest import load_manifest
+from toolchain.model.manifest import load_manifest
 
 
 def test_generate_then_verify_json(runner: CliRunner, small_original: Path, tmp_path: Path) -> None:

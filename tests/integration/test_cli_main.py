@@ -63,7 +63,7 @@ def test_an_error_with_json_is_a_json_object_on_stdout(
     def full(*args: object, **kwargs: object) -> None:
         raise OutputError("no space left on device", hint="free some space", sample="a.png")
 
-    monkeypatch.setattr("toolchain.verify.verify_benchmark", full)
+    monkeypatch.setattr("toolchain.audit.verify.verify_benchmark", full)
     r = runner.invoke(cli, ["verify", str(tmp_path), "--json"])
     assert r.exit_code == ExitCode.ENVIRONMENT
     assert json.loads(r.stdout) == {
@@ -82,7 +82,7 @@ def test_ctrl_c_exits_130(
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("toolchain.verify.verify_benchmark", interrupted)
+    monkeypatch.setattr("toolchain.audit.verify.verify_benchmark", interrupted)
     r = runner.invoke(cli, ["verify", str(tmp_path), *(["--json"] if as_json else [])])
     assert r.exit_code == ExitCode.INTERRUPTED == 130
     assert "interrupted" in r.stderr
@@ -98,7 +98,7 @@ def test_anything_else_is_a_bug_and_is_not_dressed_up_as_an_error(
     def bug(*args: object, **kwargs: object) -> None:
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr("toolchain.verify.verify_benchmark", bug)
+    monkeypatch.setattr("toolchain.audit.verify.verify_benchmark", bug)
     r = runner.invoke(cli, ["verify", str(tmp_path), "--json"])
     assert isinstance(r.exception, ZeroDivisionError)
     assert r.stdout == ""

@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from tests.diff_cases import pinned, tiny_original
+from toolchain.audit.verify import verify_benchmark
 from toolchain.cli import cli
 from toolchain.errors import ExitCode
-from toolchain.generate import generate_benchmark
-from toolchain.verify import verify_benchmark
+from toolchain.run.generate import generate_benchmark
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from tests.diff_cases import pinned
 from toolchain.cli import cli
 from toolchain.errors import ExitCode
-from toolchain.generate import generate_benchmark
+from toolchain.run.generate import generate_benchmark
 
 
 def test_verify_failure_exit_code_and_listing(

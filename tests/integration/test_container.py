@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from toolchain import container
-from toolchain._internal.docker_backend import DockerSDKBackend
-from toolchain.container import ImageRef, Wheelhouse
+from toolchain.container import image as container
+from toolchain.container.docker import DockerSDKBackend
+from toolchain.container.image import ImageRef, Wheelhouse
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

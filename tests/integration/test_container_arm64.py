@@ -27,9 +27,9 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_container import checked_image
-from toolchain import container
-from toolchain._internal.docker_backend import DockerSDKBackend
-from toolchain.container import ImageRef
+from toolchain.container import image as container
+from toolchain.container.docker import DockerSDKBackend
+from toolchain.container.image import ImageRef
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 from tests.clusters import DaskCluster, cli_env, dask_cluster
-from toolchain.determinism import MARKER, PINNED, pinned_environ
+from toolchain.audit.verify import verify_benchmark
 from toolchain.diff import create_diff
-from toolchain.generate import generate_benchmark
-from toolchain.verify import verify_benchmark
+from toolchain.run.determinism import MARKER, PINNED, pinned_environ
+from toolchain.run.generate import generate_benchmark
 
 pytestmark = pytest.mark.slow
 

@@ -142,7 +142,7 @@ def test_positive_control_unpinned_settings_change_float_results() -> None:
     other_kernel = _control({"OPENBLAS_NUM_THREADS": "1", "OPENBLAS_CORETYPE": "Prescott"})
     assert two_threads[0] != one[0], "BLAS threads should change the GEMM bits"
     assert other_kernel[0] != one[0], "the BLAS kernel should change the GEMM bits"
-    from toolchain.determinism import probe_simd_dispatch
+    from toolchain.run.determinism import probe_simd_dispatch
 
     dispatched = probe_simd_dispatch()
     if not dispatched:

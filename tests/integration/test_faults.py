@@ -21,11 +21,11 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import make_image
+from toolchain.audit.verify import Problem, verify_benchmark
 from toolchain.cli import cli
-from toolchain.determinism import pinned_environ
 from toolchain.errors import ExitCode, ManifestError, OutputError
-from toolchain.generate import generate_benchmark
-from toolchain.verify import Problem, verify_benchmark
+from toolchain.run.determinism import pinned_environ
+from toolchain.run.generate import generate_benchmark
 
 
 def _mount(target: Path, *opts: str) -> None:
@@ -153,7 +153,7 @@ def test_read_only_out(read_only_dir: Path, small_original: Path) -> None:
 
 
 def test_read_only_signature_target(read_only_dir: Path, tmp_path: Path) -> None:
-    from toolchain.sign import generate_key
+    from toolchain.audit.sign import generate_key
 
     with pytest.raises(OutputError, match="Read-only file system") as e:
         generate_key(read_only_dir / "k")
@@ -164,7 +164,7 @@ _VANISH = """
 import json, sys
 from pathlib import Path
 from toolchain.errors import Error
-from toolchain.generate import generate_benchmark
+from toolchain.run.generate import generate_benchmark
 
 orig, out = Path(sys.argv[1]), Path(sys.argv[2])
 victim = sorted(orig.iterdir())[-1]

@@ -26,14 +26,14 @@ from tests.hf_cases import (
     to_folder,
     to_hub_parquet,
 )
+from toolchain.audit.verify import Problem, verify_benchmark
 from toolchain.cli import cli
 from toolchain.diff import create_diff, get_benchmark
 from toolchain.errors import ExitCode, SourceError
-from toolchain.generate import generate_benchmark
-from toolchain.hf.load import load_benchmark
-from toolchain.manifest import load_manifest
+from toolchain.hub.load import load_benchmark
+from toolchain.model.manifest import load_manifest
+from toolchain.run.generate import generate_benchmark
 from toolchain.source import SourceOptions
-from toolchain.verify import Problem, verify_benchmark
 
 __all__ = ["hf_offline"]  # the fixture, used by name below
 

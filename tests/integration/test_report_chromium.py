@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from tests import compare_cases as cc
-from toolchain.compare import compare_matrix
-from toolchain.report import write_report
+from toolchain.audit.compare import compare_matrix
+from toolchain.audit.report import write_report
 
 REQUIRE = os.environ.get("BENCHMARK_REGEN_REQUIRE_CHROMIUM") == "1"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

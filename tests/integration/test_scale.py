@@ -16,9 +16,9 @@ from click.testing import CliRunner
 
 from tests.terminal import default_sigint
 from tests.unit.test_generate import ADVERSARIAL_SMALL_STEPS2
+from toolchain.audit.verify import verify_benchmark
 from toolchain.cli import cli
-from toolchain.generate import generate_benchmark
-from toolchain.verify import verify_benchmark
+from toolchain.run.generate import generate_benchmark
 
 ARGS = ["--recipe", "adversarial", "--param", "steps=2"]
 

@@ -32,7 +32,7 @@ from tests.diff_cases import build, pinned, tiny_original
 from tests.terminal import start
 from toolchain.cli import cli
 from toolchain.errors import ExitCode
-from toolchain.generate import generate_benchmark
+from toolchain.run.generate import generate_benchmark
 
 
 def _invoke(*args: str) -> Result:
@@ -93,7 +93,7 @@ def locked_out(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     out = tmp_path / "busy"
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import time\nfrom toolchain.outdir import open_out\n"
+         "import time\nfrom toolchain.run.outdir import open_out\n"
          f"with open_out({str(out)!r}, header={{'kind': 'test'}}):\n"
          "    print('locked', flush=True)\n    time.sleep(120)\n"],
         stdout=subprocess.PIPE,

@@ -30,12 +30,12 @@ from PIL import Image
 
 from tests.diff_cases import pinned
 from tests.terminal import Terminal, live_in_group, start
+from toolchain.audit.verify import verify_benchmark
 from toolchain.diff import create_diff
 from toolchain.errors import ExitCode
-from toolchain.generate import generate_benchmark
-from toolchain.manifest import load_manifest
-from toolchain.outdir import open_out
-from toolchain.verify import verify_benchmark
+from toolchain.model.manifest import load_manifest
+from toolchain.run.generate import generate_benchmark
+from toolchain.run.outdir import open_out
 
 pytestmark = pytest.mark.slow
 

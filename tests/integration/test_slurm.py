@@ -22,15 +22,15 @@ from click.testing import CliRunner
 
 from tests.clusters import SlurmCluster, cli_env, slurm_cluster
 from tests.conftest import REQUIRE_DOCKER
+from toolchain.audit.verify import verify_benchmark
 from toolchain.cli import cli
-from toolchain.generate import generate_benchmark
-from toolchain.shard import Shard
-from toolchain.verify import verify_benchmark
+from toolchain.run.generate import generate_benchmark
+from toolchain.run.shard import Shard
 
-try:  # the id -> output path rule moved to toolchain.layout on main; drop the fallback then
-    from toolchain.layout import output_path_for
+try:  # the id -> output path rule moved to toolchain.model.layout on main; drop the fallback then
+    from toolchain.model.layout import output_path_for
 except ImportError:  # pragma: no cover
-    from toolchain.encode import output_path_for  # type: ignore[attr-defined,no-redef]
+    from toolchain.codec.encode import output_path_for  # type: ignore[attr-defined,no-redef]
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from toolchain import container
+from toolchain.container import image as container
 
 pytestmark = pytest.mark.slow
 

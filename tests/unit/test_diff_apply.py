@@ -12,12 +12,12 @@ import toolchain
 import toolchain.diff.apply as apply_mod
 from tests.compare_cases import ycbcr_decode
 from tests.diff_cases import build, demo_subset, missing_and_altered, pinned, tiny_original
+from toolchain.audit.verify import verify_benchmark
 from toolchain.diff import get_benchmark
 from toolchain.diff.apply import COVERAGE_NAME, Status
 from toolchain.diff.locate import Found
 from toolchain.errors import ExitCode
-from toolchain.manifest import MANIFEST_NAME, load_manifest
-from toolchain.verify import verify_benchmark
+from toolchain.model.manifest import MANIFEST_NAME, load_manifest
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,9 @@ from toolchain.diff.audit import (
     chi_square_uniform,
     delta_leak,
 )
-from toolchain.diff.format import PayloadKind, open_diff
-from toolchain.generate import generate_benchmark
+from toolchain.diff.format import PayloadKind
+from toolchain.diff.reader import open_diff
+from toolchain.run.generate import generate_benchmark
 
 
 def test_chi_square_separates_random_from_structured_bytes() -> None:
@@ -107,7 +108,7 @@ def test_a_box_blur_delta_rebuilds_the_photograph_and_is_flagged(
 def test_gaussian_noise_deltas_are_not_structure(demo_dir: Path) -> None:
     """The hardest photographs for the threshold: saturated ones, where clipped noise
     betrays 0 and 255 (horse.png, the chessboard: R^2 0.25-0.30 measured)."""
-    from toolchain.decode import decode
+    from toolchain.codec.decode import decode
     from toolchain.recipes import load_recipe
 
     noise = load_recipe("gaussian-noise")
@@ -147,7 +148,7 @@ def test_a_constant_colour_original_is_guessable(demo_dir: Path, tmp_path: Path)
 
 def test_membership_is_testable_from_the_diff_alone(tmp_path: Path) -> None:
     """What the report says is true: a candidate image is tested against the manifest."""
-    from toolchain.decode import decode
+    from toolchain.codec.decode import decode
 
     original = tiny_original(tmp_path / "original")
     _, diff = build(original, "gaussian-noise", tmp_path)

@@ -13,7 +13,7 @@ from tests.diff_cases import build, missing_and_altered, tiny_original
 from toolchain.diff import check_diff
 from toolchain.diff.check import CheckEntry, CheckReport
 from toolchain.diff.locate import Found
-from toolchain.manifest import load_manifest
+from toolchain.model.manifest import load_manifest
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,10 @@ import pytest
 import toolchain
 from tests.diff_cases import build, pinned, tiny_original
 from toolchain.diff import create_diff
-from toolchain.diff.format import KeyOn, PayloadKind, open_diff
+from toolchain.diff.format import KeyOn, PayloadKind
+from toolchain.diff.reader import open_diff
 from toolchain.errors import InputError
-from toolchain.manifest import MANIFEST_NAME, load_manifest
+from toolchain.model.manifest import MANIFEST_NAME, load_manifest
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ import pytest
 
 from tests.diff_cases import build, tiny_original
 from toolchain.diff.crypto import derive_key, fingerprint, open_payload, seal_payload
-from toolchain.diff.format import KeyOn, PayloadKind, open_diff
+from toolchain.diff.format import KeyOn, PayloadKind
+from toolchain.diff.reader import open_diff
 
 
 @pytest.fixture(scope="module")

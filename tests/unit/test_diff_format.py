@@ -20,9 +20,9 @@ from toolchain.diff.format import (
     IndexRecord,
     IndexTable,
     PayloadKind,
-    open_diff,
 )
 from toolchain.diff.inspect import inspect_diff
+from toolchain.diff.reader import open_diff
 from toolchain.errors import DiffFormatError
 
 

@@ -10,9 +10,10 @@ import pytest
 
 from tests.diff_cases import build, tiny_original
 from toolchain.diff import inspect_diff
-from toolchain.diff.format import HEADER_SIZE, INDEX_RECORD_SIZE, open_diff
+from toolchain.diff.format import HEADER_SIZE, INDEX_RECORD_SIZE
+from toolchain.diff.reader import open_diff
 from toolchain.errors import DiffFormatError
-from toolchain.manifest import load_manifest
+from toolchain.model.manifest import load_manifest
 
 
 @pytest.fixture(scope="module")

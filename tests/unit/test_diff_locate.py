@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from tests.diff_cases import build, tiny_original
-from toolchain.decode import decode
+from toolchain.codec.decode import decode
 from toolchain.diff.crypto import fingerprint, pixels_key_material
-from toolchain.diff.format import KeyOn, open_diff
+from toolchain.diff.format import KeyOn
 from toolchain.diff.locate import Found, key_material, scan_by_content, unseal
+from toolchain.diff.reader import open_diff
 from toolchain.errors import DecodeError
 from toolchain.source import FolderSource, Sample
 

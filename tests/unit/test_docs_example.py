@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from toolchain.generate import generate_benchmark
+from toolchain.run.generate import generate_benchmark
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "manifest.md"
 

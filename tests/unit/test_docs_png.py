@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from toolchain._internal import png
-from toolchain._internal.png import AVERAGE, ENCODER, UP, encode_png
-from toolchain.hashing import pixel_digest
+from toolchain.codec import png
+from toolchain.codec.png import AVERAGE, ENCODER, UP, encode_png
+from toolchain.model.hashing import pixel_digest
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "png.md"
 

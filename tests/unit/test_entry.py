@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from toolchain.determinism import MARKER, pinned_environ
+from toolchain.run.determinism import MARKER, pinned_environ
 
 SCRIPT = "import sys; sys.argv[0] = 'benchmark-regen'; from toolchain._entry import main; main()"
 
@@ -33,7 +33,7 @@ def test_an_unpinned_start_re_executes_pinned_before_the_cli_runs() -> None:
 def test_a_pinned_start_runs_the_cli_in_this_very_process() -> None:
     code = (
         "import sys; sys.argv[0] = 'benchmark-regen';"
-        "import toolchain.determinism as d; d.os.execve = lambda *a: sys.exit('re-executed');"
+        "import toolchain.run.determinism as d; d.os.execve = lambda *a: sys.exit('re-executed');"
         "from toolchain._entry import main; main()"
     )
     proc = subprocess.run(

@@ -53,7 +53,7 @@ def test_every_class_has_its_exit_code(cls: type[Error], code: int) -> None:
 
 
 def test_the_tree_is_complete_and_drawn_in_the_docstring() -> None:
-    classes = {getattr(errors, n) for n in errors.__all__ if n != "ExitCode"}
+    classes = {getattr(errors, n) for n in errors.__all__ if n[0].isupper() and n != "ExitCode"}
     assert classes == set(EXPECTED)
     assert issubclass(ClusterError, ExecutorError) and issubclass(SignatureError, InputError)
     for cls in classes:
@@ -113,3 +113,10 @@ def test_errors_raised_in_another_process_arrive_whole() -> None:
                 pool.submit(_raise, i).result(timeout=60)
             assert got.value.to_json() == sent.to_json()
             assert getattr(got.value, "offset", None) == getattr(sent, "offset", None)
+
+
+def test_os_error_text_is_what_the_system_said() -> None:
+    assert errors.os_error_text(FileNotFoundError(2, "No such file or directory")) == (
+        "No such file or directory"
+    )
+    assert errors.os_error_text(OSError("no errno here")) == "no errno here"

@@ -17,7 +17,7 @@ from toolchain.hf._arrow import (
     specs_from_features,
     write_shards,
 )
-from toolchain.source import ColumnSpec
+from toolchain.model.columns import ColumnSpec
 
 SPECS = [
     ColumnSpec(name="label", type="class_label", names=("cat", "dog")),

@@ -12,8 +12,8 @@ import pytest
 from tests.hf_cases import LABELS, hf_offline
 from tests.hf_outputs import assert_same_samples, card_info, folder_benchmark, parquet_benchmark
 from toolchain.hf.card import CardInfo, render_card
-from toolchain.manifest import Manifest
-from toolchain.source import ColumnSpec
+from toolchain.model.columns import ColumnSpec
+from toolchain.model.manifest import Manifest
 
 __all__ = ["hf_offline"]
 

@@ -12,10 +12,10 @@ import pytest
 
 from tests.hf_cases import LABELS, hf_offline
 from tests.hf_outputs import card_info, folder_benchmark, parquet_benchmark
-from toolchain.decode import decode
+from toolchain.codec.decode import decode
 from toolchain.hf.croissant import CroissantFile, render_croissant
-from toolchain.manifest import Manifest
-from toolchain.source import ColumnSpec
+from toolchain.model.columns import ColumnSpec
+from toolchain.model.manifest import Manifest
 
 __all__ = ["hf_offline"]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.hf_cases import LABELS, hf_offline, photos
-from toolchain.decode import decode
-from toolchain.encode import encode_png
+from toolchain.codec.decode import decode
+from toolchain.codec.encode import encode_png
 from toolchain.errors import InputError, OutputError
 from toolchain.hf.parquet import (
     BenchmarkRow,
@@ -17,7 +17,7 @@ from toolchain.hf.parquet import (
     read_parquet,
     write_parquet,
 )
-from toolchain.source import ColumnSpec
+from toolchain.model.columns import ColumnSpec
 
 __all__ = ["hf_offline"]
 

@@ -27,14 +27,14 @@ from click.testing import CliRunner
 from tests.diff_cases import build, pinned, tiny_original
 from tests.hostile import peak_allocation
 from tests.hostile_bdiff import forge, sparse_header
+from toolchain.audit.sign import generate_key, sign_manifest_bytes
+from toolchain.audit.verify import verify_benchmark
 from toolchain.cli import cli
 from toolchain.diff import check_diff, get_benchmark
-from toolchain.diff.format import open_diff
 from toolchain.diff.locate import Found
+from toolchain.diff.reader import open_diff
 from toolchain.errors import DiffFormatError, ExitCode, SignatureError
-from toolchain.manifest import load_manifest
-from toolchain.sign import generate_key, sign_manifest_bytes
-from toolchain.verify import verify_benchmark
+from toolchain.model.manifest import load_manifest
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from hypothesis import given
 from PIL import Image
 
 from tests.hostile import HOSTILE, mutations, peak_allocation, typed
+from toolchain.diff.reader import open_diff
 from toolchain.errors import DiffFormatError, ExitCode, SignatureError
 
 fmt = pytest.importorskip("toolchain.diff.format")
@@ -22,7 +23,7 @@ codec = pytest.importorskip("toolchain.diff.codec")
 @pytest.fixture(scope="module")
 def seed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
     from toolchain.diff.create import create_diff
-    from toolchain.generate import generate_benchmark
+    from toolchain.run.generate import generate_benchmark
 
     work = tmp_path_factory.mktemp("bdiff")
     rng = np.random.default_rng(0)
@@ -38,7 +39,7 @@ def seed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
 
 def _open_all(path: Path) -> object:
     def run() -> object:
-        with fmt.open_diff(path) as reader:
+        with open_diff(path) as reader:
             for _ in reader.iter_sealed():
                 pass
         return reader
@@ -84,9 +85,9 @@ def test_huge_declared_lengths_allocate_nothing(
     p = tmp_path / "x.bdiff"
     p.write_bytes(bytes(raw))
     with pytest.raises(DiffFormatError) as e:
-        fmt.open_diff(p)
+        open_diff(p)
     assert e.value.exit_code == ExitCode.BAD_INPUT
-    assert peak_allocation(lambda: fmt.open_diff(p).close()) < 16 * 1024 * 1024
+    assert peak_allocation(lambda: open_diff(p).close()) < 16 * 1024 * 1024
 
 
 def test_zstd_frame_declaring_a_huge_size_is_refused() -> None:
@@ -110,7 +111,8 @@ def test_zstd_frame_declaring_a_huge_size_is_refused() -> None:
 
 
 def test_container_signature_sidecar(seed: tuple[Path, bytes], tmp_path: Path) -> None:
-    from toolchain.sign import check_container_signature, generate_key, sign_manifest
+    from toolchain.audit.sign import generate_key, sign_manifest
+    from toolchain.diff.reader import check_container_signature
 
     work, _ = seed
     box = tmp_path / "b.bdiff"

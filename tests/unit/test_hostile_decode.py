@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from tests.hostile import HOSTILE, mutations, typed
-from toolchain.decode import MAX_PIXELS, decode
+from toolchain.codec.decode import decode
+from toolchain.codec.png import MAX_PIXELS
 from toolchain.errors import DecodeError, ExitCode
 
 
@@ -93,7 +94,7 @@ def test_bomb_is_refused_with_small_rss() -> None:
     code = (
         "import resource, sys\n"
         "from tests.unit.test_hostile_decode import png_with_dimensions\n"
-        "from toolchain.decode import decode\n"
+        "from toolchain.codec.decode import decode\n"
         "from toolchain.errors import DecodeError\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "try:\n"

@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import toolchain.decode as decode_mod
+import toolchain.codec.decode as decode_mod
 from tests.diff_cases import pinned
-from toolchain.decode import MAX_DECODE_BYTES, decode, decode_cost
+from toolchain.codec.decode import MAX_DECODE_BYTES, decode, decode_cost
 from toolchain.errors import DecodeError, ExitCode
-from toolchain.generate import generate_benchmark
+from toolchain.run.generate import generate_benchmark
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:
@@ -113,7 +113,7 @@ def test_the_cost_covers_every_accepted_mode() -> None:
 _UNDER_LIMIT = """
 import resource, sys
 from tests.unit.test_hostile_decode_memory import black_png
-from toolchain.decode import MAX_DECODE_BYTES, decode, decode_cost
+from toolchain.codec.decode import MAX_DECODE_BYTES, decode, decode_cost
 from toolchain.errors import DecodeError
 
 def status(key):

@@ -29,14 +29,14 @@ from PIL import Image
 from tests.conftest import make_image
 from tests.diff_cases import build, pinned, tiny_original
 from tests.hostile import no_hang, peak_allocation
+from toolchain.audit.verify import Problem, verify_benchmark
 from toolchain.cli import cli
-from toolchain.decode import decode
+from toolchain.codec.decode import decode
 from toolchain.diff import check_diff, get_benchmark
 from toolchain.diff.locate import Found
 from toolchain.errors import ExitCode, ManifestError, SourceError
-from toolchain.generate import generate_benchmark
+from toolchain.run.generate import generate_benchmark
 from toolchain.source import open_source
-from toolchain.verify import Problem, verify_benchmark
 
 HANG = 30
 """Seconds after which a call counts as hung (each of these takes well under one)."""

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from tests.hostile import HOSTILE, json_values, mutations, peak_allocation, typed
 from toolchain.errors import ExitCode, ManifestError
-from toolchain.hashing import Digest
-from toolchain.manifest import (
+from toolchain.model.hashing import Digest
+from toolchain.model.manifest import (
     Manifest,
     ManifestEntry,
     Provenance,

@@ -30,14 +30,14 @@ from click.testing import CliRunner
 
 from tests.conftest import make_image
 from tests.diff_cases import build, pinned, tiny_original
-from toolchain._internal.journal import Journal
+from toolchain.audit.verify import verify_benchmark
 from toolchain.cli import cli
 from toolchain.diff import get_benchmark
 from toolchain.errors import Error, ExitCode, Interrupted, OutputError
-from toolchain.generate import generate_benchmark
-from toolchain.manifest import load_manifest
-from toolchain.outdir import open_out
-from toolchain.verify import verify_benchmark
+from toolchain.model.manifest import load_manifest
+from toolchain.run.generate import generate_benchmark
+from toolchain.run.journal import Journal
+from toolchain.run.outdir import open_out
 
 
 def tree(root: Path) -> dict[str, str]:

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from tests.conftest import make_image
 from tests.hostile import HOSTILE
 from toolchain.errors import ExitCode, OutputError, SourceError
-from toolchain.generate import generate_benchmark, plan_outputs
-from toolchain.source import FolderSource, check_sample_id
+from toolchain.model.ids import check_sample_id
+from toolchain.run.generate import generate_benchmark, plan_outputs
+from toolchain.source import FolderSource
 
 
 @HOSTILE

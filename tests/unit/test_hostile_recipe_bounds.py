@@ -17,8 +17,8 @@ import toolchain
 from tests.conftest import make_image
 from toolchain.cli import cli
 from toolchain.errors import ExitCode, ParamError, RecipeError
-from toolchain.generate import generate_benchmark
 from toolchain.recipes import load_recipe, parse_params
+from toolchain.run.generate import generate_benchmark
 
 
 @toolchain.recipe(

@@ -20,10 +20,10 @@ from click.testing import CliRunner
 
 from tests.conftest import make_image
 from tests.diff_cases import pinned, tiny_original
+from toolchain.audit.verify import verify_benchmark
 from toolchain.cli import cli
 from toolchain.errors import ExitCode, Interrupted, OutputError
-from toolchain.generate import generate_benchmark
-from toolchain.verify import verify_benchmark
+from toolchain.run.generate import generate_benchmark
 
 
 def _interrupt_after(n: int):  # type: ignore[no-untyped-def]

@@ -26,12 +26,12 @@ import pytest
 from click.testing import CliRunner
 
 from tests.diff_cases import build, pinned, tiny_original
+from toolchain.audit.compare import Status, compare_benchmarks
+from toolchain.audit.sign import generate_key, sign_manifest
 from toolchain.cli import cli
-from toolchain.compare import Status, compare_benchmarks
 from toolchain.errors import ExitCode
-from toolchain.manifest import Manifest, load_manifest, write_manifest
-from toolchain.sign import generate_key, sign_manifest
-from toolchain.source import ColumnSpec
+from toolchain.model.columns import ColumnSpec
+from toolchain.model.manifest import Manifest, load_manifest, write_manifest
 
 
 def _cli(*args: str) -> tuple[int, str]:

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from tests.hostile import HOSTILE, json_values, mutations, typed
 from tests.unit.test_hostile_manifest import GOOD
+from toolchain.audit.sign import load_public_key, sign_manifest_bytes, verify_manifest_signature
 from toolchain.errors import KeyFileError, ManifestError, SignatureError
-from toolchain.sign import load_public_key, sign_manifest_bytes, verify_manifest_signature
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 ENVELOPE = sign_manifest_bytes(GOOD, KEY)

@@ -26,7 +26,7 @@ ENTRY = {"toolchain._entry"}  # the console script: pins the process, then loads
 
 
 def test_every_module_is_listed() -> None:
-    assert "toolchain.cli.main" in MODULES and "toolchain.outdir" in MODULES
+    assert "toolchain.cli.main" in MODULES and "toolchain.run.outdir" in MODULES
     assert len(MODULES) > 40
 
 
@@ -57,8 +57,10 @@ def _imports(module: str) -> set[str]:
             and node.level == 0
             and node.module.startswith("toolchain")
         ):
-            found.add(node.module)
-            found |= {f"{node.module}.{a.name}" for a in node.names}
+            subs = {f"{node.module}.{a.name}" for a in node.names}
+            found |= subs
+            if not subs <= set(MODULES):  # a name of the module itself, not only submodules
+                found.add(node.module)
     return {m for m in found if m in MODULES}
 
 
@@ -66,25 +68,69 @@ def _under(module: str, prefix: str) -> bool:
     return module == prefix or module.startswith(prefix + ".")
 
 
-CORE = [
-    m
-    for m in MODULES
-    if not any(_under(m, p) for p in ("toolchain.cli", "toolchain.container", "toolchain.matrix"))
-    and m not in ("toolchain._internal.docker_backend", "toolchain._internal.image_layout")
-    and m not in ENTRY
+FLOORS: list[tuple[str, ...]] = [
+    ("toolchain.errors", "toolchain._internal"),
+    ("toolchain.model",),
+    ("toolchain.codec",),
+    ("toolchain.source",),
+    ("toolchain.recipes",),
+    ("toolchain.hf",),
+    ("toolchain.run",),
+    ("toolchain.audit",),
+    ("toolchain.diff",),
+    ("toolchain.hub", "toolchain.demo"),
+    ("toolchain.cluster", "toolchain.container"),
+    ("toolchain",),
+    ("toolchain.cli",),
+    ("toolchain._entry",),
 ]
+"""The wings, lowest first (docs/architecture.md): a module imports only its own wing and
+the wings below it."""
 
 
-@pytest.mark.parametrize("module", CORE)
-def test_core_never_imports_the_cli_or_the_container(module: str) -> None:
-    bad = {
-        m
-        for m in _imports(module)
-        if _under(m, "toolchain.cli")
-        or _under(m, "toolchain.container")
-        or m == "toolchain._internal.docker_backend"
-    }
-    assert not bad, f"{module} imports {sorted(bad)}"
+def floor(module: str) -> int:
+    """The floor of ``module``: that of the longest wing prefix it is under."""
+    best, level = "", -1
+    for i, wings in enumerate(FLOORS):
+        for wing in wings:
+            if _under(module, wing) and len(wing) > len(best):
+                best, level = wing, i
+    return level
+
+
+def test_every_module_stands_on_a_floor() -> None:
+    assert [m for m in MODULES if floor(m) < 0] == []
+    assert floor("toolchain.model.manifest") < floor("toolchain.run.generate")
+    assert floor("toolchain") > floor("toolchain.diff.apply")
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_no_import_runs_up_a_floor(module: str) -> None:
+    up = sorted(m for m in _imports(module) if floor(m) > floor(module))
+    assert not up, f"{module} (floor {floor(module)}) imports from higher floors: {up}"
+
+
+def test_no_import_circle_even_inside_a_function() -> None:
+    """Every import, at any depth (a deferred one in a function too), forms no cycle."""
+    graph = {m: _imports(m) - {m} for m in MODULES}
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        path.append(m)
+        for n in sorted(graph[m]):
+            if state.get(n) == 1:
+                cycle = [*path[path.index(n) :], n]
+                raise AssertionError("import circle: " + " -> ".join(cycle))
+            if n not in state:
+                visit(n)
+        path.pop()
+        state[m] = 2
+
+    for m in MODULES:
+        if m not in state:
+            visit(m)
 
 
 @pytest.mark.parametrize("module", [m for m in MODULES if _under(m, "toolchain.diff")])
@@ -103,11 +149,9 @@ def test_cli_layers(module: str) -> None:
         assert imported <= {"toolchain.cli.options"}, f"{module} imports {sorted(imported)}"
 
 
-@pytest.mark.parametrize(
-    "module", [m for m in MODULES if m.startswith("toolchain._internal.executor.")]
-)
+@pytest.mark.parametrize("module", [m for m in MODULES if m.startswith("toolchain.run.executor.")])
 def test_executors_do_not_import_each_other(module: str) -> None:
     """Each executor imports the shared worker code, never another executor (the package's
     ``make_executor`` is the one place that names them)."""
-    siblings = {"toolchain._internal.executor.local", "toolchain._internal.executor.dask"}
+    siblings = {"toolchain.run.executor.local", "toolchain.run.executor.dask"}
     assert not (_imports(module) & (siblings - {module})), module

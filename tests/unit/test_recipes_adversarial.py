@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import toolchain.recipes.adversarial as adv
-from toolchain.decode import decode
+from toolchain.codec.decode import decode
 from toolchain.errors import DeterminismError
 from toolchain.recipes import load_recipe
 
@@ -164,7 +164,7 @@ def test_small_and_ragged_images() -> None:
 _PROBE = """
 import hashlib, json, sys
 import numpy as np
-from toolchain.decode import decode
+from toolchain.codec.decode import decode
 from toolchain.recipes import load_recipe
 sys.path.insert(0, {tests!r})
 import float_adversarial as f32

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from tests.diff_cases import pinned, tiny_original
-from toolchain.decode import decode
-from toolchain.generate import generate_benchmark
+from toolchain.codec.decode import decode
 from toolchain.recipes import load_recipe
 from toolchain.recipes.identity import identity
+from toolchain.run.generate import generate_benchmark
 
 
 def test_the_pixels_come_back_unchanged() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -10,59 +9,11 @@ import pytest
 
 from tests.hf_cases import hf_offline
 from toolchain.errors import SourceError
-from toolchain.source import ColumnSpec, open_source
-from toolchain.source._common import (
-    check_collisions,
-    check_sample_id,
-    class_labels_from_ids,
-    is_sample_name,
-    select_columns,
-)
+from toolchain.model.columns import ColumnSpec
+from toolchain.source import open_source
+from toolchain.source._common import class_labels_from_ids, is_sample_name, select_columns
 
 __all__ = ["hf_offline"]
-
-
-@pytest.mark.parametrize(
-    "good", ["a.png", "cat/x y.JPG", "\u00e9t\u00e9/caf\u00e9.webp", "a/b/c.jpeg"]
-)
-def test_safe_ids_are_returned_unchanged(good: str) -> None:
-    assert check_sample_id(good) == good
-
-
-@pytest.mark.parametrize(
-    "bad",
-    [
-        "",
-        "/abs.png",
-        "../up.png",
-        "a/../b.png",
-        "a\\b.png",
-        "a\x00.png",
-        "a//b.png",
-        "./a.png",
-        "e\u0301.png",
-    ],
-)
-def test_unsafe_ids_are_refused(bad: str) -> None:
-    with pytest.raises(SourceError, match="unsafe sample id"):
-        check_sample_id(bad)
-
-
-@pytest.mark.parametrize(
-    ("bad", "why"),
-    [
-        ("", "empty"),
-        ("a\\b.png", "backslash"),
-        ("a\x7f.png", "control character"),
-        ("/a.png", "absolute"),
-        ("a/./b.png", "'.' or '..'"),
-        ("e\u0301.png", "NFC"),
-    ],
-)
-def test_the_refusal_says_why_and_what_to_do(bad: str, why: str) -> None:
-    with pytest.raises(SourceError, match=re.escape(why)) as e:
-        check_sample_id(bad)
-    assert e.value.hint and "relative paths" in e.value.hint
 
 
 @pytest.mark.parametrize(
@@ -81,20 +32,6 @@ def test_the_refusal_says_why_and_what_to_do(bad: str, why: str) -> None:
 )
 def test_sample_names_are_images_by_suffix_and_never_hidden(rel: str, is_sample: bool) -> None:
     assert is_sample_name(rel) is is_sample
-
-
-def test_ids_that_fold_to_one_name_collide() -> None:
-    check_collisions(["A.png", "b.png", "a/A.png"])  # distinct once folded: fine
-    with pytest.raises(SourceError, match=r"'A\.png' and 'a\.png' collide"):
-        check_collisions(["A.png", "b.png", "a.png"])
-    with pytest.raises(SourceError, match="collide"):
-        check_collisions(["Stra\u00dfe.png", "STRASSE.png"])  # full case folding, not lower()
-
-
-def test_column_spec_json_names_only_class_labels() -> None:
-    label = ColumnSpec(name="label", type="class_label", names=("cat", "dog"))
-    assert label.to_json() == {"type": "class_label", "names": ["cat", "dog"]}
-    assert ColumnSpec(name="caption", type="string").to_json() == {"type": "string"}
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ import pytest
 
 from tests.conftest import make_image
 from toolchain.errors import SourceError
-from toolchain.source import ColumnSpec, FolderSource, open_source
+from toolchain.model.columns import ColumnSpec
+from toolchain.source import FolderSource, open_source
 
 
 def test_listing_is_sorted_and_skips_hidden_and_non_images(tmp_path: Path) -> None:

@@ -21,7 +21,8 @@ from tests.hf_cases import (
     to_hub_parquet,
 )
 from toolchain.errors import InputError, SourceError
-from toolchain.source import ColumnSpec, FolderSource, open_source
+from toolchain.model.columns import ColumnSpec
+from toolchain.source import FolderSource, open_source
 from toolchain.source.hf import (
     ArrowSource,
     DatasetSource,
@@ -504,7 +505,7 @@ def test_without_the_extra_a_clear_input_error(monkeypatch: pytest.MonkeyPatch, 
 def test_core_imports_without_hf_packages() -> None:
     code = (
         "import sys, toolchain.source, toolchain.source.hf, toolchain.hf.parquet,"
-        " toolchain.hf.card, toolchain.hf.croissant, toolchain.hf.load, toolchain.diff.hfdiff;"
+        " toolchain.hf.card, toolchain.hf.croissant, toolchain.hub.load, toolchain.diff.dataset;"
         "bad = [m for m in ('datasets', 'pyarrow', 'mlcroissant') if m in sys.modules];"
         "print(bad); sys.exit(1 if bad else 0)"
     )

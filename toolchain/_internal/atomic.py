@@ -2,7 +2,7 @@
 
 A thin front for :func:`toolchain._internal.safefs.write_file`: an exclusive,
 randomly named temp file beside the target, then ``rename``. Inside a benchmark
-folder, :mod:`toolchain.outdir` writes through the same function.
+folder, :mod:`toolchain.run.outdir` writes through the same function.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ def dask_worker(worker_args: tuple[str, ...]) -> None:
           --out /shared/adv --executor dask --scheduler tcp://head:8786
     """
     from toolchain._internal.argv import option_value
-    from toolchain._internal.dask_worker import exec_pinned_worker
+    from toolchain.cluster.dask_worker import exec_pinned_worker
 
     threads = option_value(worker_args, "--nthreads")
     if threads is not None and threads != "1":

@@ -50,8 +50,8 @@ def compare(
       benchmark-regen compare --matrix .matrix/locked/demo .matrix/np126-pil10/demo \\
           --report report/
     """
-    from toolchain.compare import Comparison, MatrixResult, compare_benchmarks, compare_matrix
-    from toolchain.report import comparison_lines, matrix_lines, write_report
+    from toolchain.audit.compare import Comparison, MatrixResult, compare_benchmarks, compare_matrix
+    from toolchain.audit.report import comparison_lines, matrix_lines, write_report
 
     result: Comparison | MatrixResult
     if reference is not None and not matrix:

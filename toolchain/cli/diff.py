@@ -173,7 +173,7 @@ def apply(
     from toolchain.diff import get_benchmark
 
     if in_container:
-        from toolchain.sign import check_container_signature
+        from toolchain.diff.reader import check_container_signature
 
         if pubkey is not None:  # checked here, on the host, before the container sees anything
             check = check_container_signature(diff_file, pubkey, signature=signature)

@@ -113,9 +113,9 @@ def generate(
       benchmark-regen generate --recipe gaussian-noise --original ./imagenet-1k \\
           --split validation --format parquet --out ./bench-hf
     """
-    from toolchain.generate import generate_benchmark
-    from toolchain.manifest import Provenance
+    from toolchain.model.manifest import Provenance
     from toolchain.recipes import BUILTIN_RECIPES, load_recipe, parse_params
+    from toolchain.run.generate import generate_benchmark
 
     if in_container:
         if recipe_ref not in BUILTIN_RECIPES:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from toolchain.cli.options import EPILOG_EXIT_CODES, echo, emit_json, json_option, style
-from toolchain.container import (
+from toolchain.container.image import (
     ARCHES,
     DEFAULT_TAG,
     ImageBuild,
@@ -218,7 +218,7 @@ def about(ctx: click.Context) -> None:
     Examples:
       docker run --rm benchmark-regen
     """
-    from toolchain._internal.executor import worker_fingerprint
+    from toolchain.run.executor import worker_fingerprint
 
     root = ctx.find_root()
     echo(root.command.get_help(root))

@@ -33,7 +33,7 @@ def env(as_json: bool) -> None:
       benchmark-regen env
       docker run --rm benchmark-regen env --json
     """
-    from toolchain._internal.executor import worker_fingerprint
+    from toolchain.run.executor import worker_fingerprint
 
     fp = worker_fingerprint()
     if as_json:

@@ -53,7 +53,7 @@ def _emit(text: str, write_to: Path | None) -> None:
 
 def _spec(args: dict[str, Any]) -> Any:
     """Build the JobSpec from a jobs command's arguments."""
-    from toolchain.jobs import JobSpec
+    from toolchain.cluster.jobs import JobSpec
 
     return JobSpec(
         name=args["name"],
@@ -131,7 +131,7 @@ def slurm(
           --write adv.sbatch --submit --wait -- \\
           generate --recipe adversarial --original /shared/val --out /shared/adv
     """
-    from toolchain.jobs import slurm_array_script, submit_slurm, wait_slurm
+    from toolchain.cluster.jobs import slurm_array_script, submit_slurm, wait_slurm
 
     for flag, used in (("--tasks", tasks), ("--after", after), ("--wait", wait)):
         if used and not submit:
@@ -184,6 +184,6 @@ def k8s(
       benchmark-regen jobs k8s --name adv --shards 16 --original imagenet-val-pvc \\
           --out adv-pvc -- generate --recipe adversarial --original /original --out /out
     """
-    from toolchain.jobs import k8s_indexed_job
+    from toolchain.cluster.jobs import k8s_indexed_job
 
     _emit(k8s_indexed_job(_spec(locals())), write_to)

@@ -27,8 +27,8 @@ def merge(shards: tuple[Path, ...], out: Path, as_json: bool) -> None:
     Examples:
       benchmark-regen manifest merge bench/manifest.shard-*-of-4.json --out bench/manifest.json
     """
-    from toolchain.manifest import load_manifest
-    from toolchain.shard import merge_manifests, write_merged
+    from toolchain.model.manifest import load_manifest
+    from toolchain.run.shard import merge_manifests, write_merged
 
     merged = merge_manifests([load_manifest(p) for p in shards])
     write_merged(merged, out)

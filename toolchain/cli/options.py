@@ -217,7 +217,7 @@ def out_option(help: str, *, required: bool = True, dir_okay: bool = True) -> Ca
 
 def _shard_spec(_ctx: click.Context, _p: click.Parameter, value: str | None) -> object:
     from toolchain.errors import ShardSpecError
-    from toolchain.shard import parse_shard
+    from toolchain.run.shard import parse_shard
 
     if value is None:
         return None
@@ -298,7 +298,7 @@ def run_in_pinned_image(
     caller passes its own argv (host paths, without ``--in-container``); paths
     under ``original``/``out``/``diff`` are rewritten to /original, /out, /diff.
     """
-    from toolchain.container import run_in_container
+    from toolchain.container.image import run_in_container
 
     return run_in_container(
         list(command),

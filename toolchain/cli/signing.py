@@ -28,7 +28,7 @@ def key_generate(out: Path, as_json: bool) -> None:
     Examples:
       benchmark-regen key generate --out publisher.key
     """
-    from toolchain.sign import generate_key
+    from toolchain.audit.sign import generate_key
 
     pair = generate_key(out)
     if as_json:
@@ -62,7 +62,7 @@ def sign(manifest: Path, key_path: Path, out: Path | None, as_json: bool) -> Non
       benchmark-regen sign ./bench/manifest.json --key publisher.key
       benchmark-regen verify ./bench --pubkey publisher.key.pub
     """
-    from toolchain.sign import sign_manifest
+    from toolchain.audit.sign import sign_manifest
 
     target = sign_manifest(manifest, key_path, out=out)
     if as_json:

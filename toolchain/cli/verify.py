@@ -58,7 +58,7 @@ def verify(
       benchmark-regen verify ./bench --manifest published-manifest.json --json
       benchmark-regen verify ./bench --pubkey publisher.pub
     """
-    from toolchain.verify import verify_benchmark
+    from toolchain.audit.verify import verify_benchmark
 
     if signature is not None and pubkey is None:
         raise click.BadParameter("needs --pubkey to check it against", param_hint="--signature")

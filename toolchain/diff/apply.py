@@ -31,16 +31,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from toolchain._internal.executor import Executor, make_executor, worker_fingerprint
-from toolchain._internal.journal import plan_digest
 from toolchain._internal.packed import MadeOnAccess
-from toolchain.decode import decode
+from toolchain.audit.sign import SignatureCheck, check_manifest_signature
+from toolchain.codec.decode import decode
+from toolchain.codec.encode import encode_png
 from toolchain.diff.codec import PayloadError, unpack_payload
 from toolchain.diff.crypto import fingerprint
-from toolchain.diff.format import DiffReader, KeyOn, PayloadKind, SealedSpan, open_diff
+from toolchain.diff.format import DiffReader, KeyOn, PayloadKind, SealedSpan
 from toolchain.diff.locate import Found, key_material, unseal
-from toolchain.drift import decoder_versions
-from toolchain.encode import encode_png
+from toolchain.diff.reader import open_diff
 from toolchain.errors import (
     DecodeError,
     ExitCode,
@@ -48,12 +47,14 @@ from toolchain.errors import (
     Interrupted,
     ShardSpecError,
 )
-from toolchain.hashing import Digest, file_digest, pixel_digest, source_digest
-from toolchain.layout import COVERAGE_NAME
-from toolchain.manifest import Manifest, ManifestEntry
-from toolchain.outdir import FORMATS, OutDir, SampleWriter, open_out
-from toolchain.shard import Shard, parse_shard
-from toolchain.sign import SignatureCheck, check_manifest_signature
+from toolchain.model.drift import decoder_versions
+from toolchain.model.hashing import Digest, file_digest, pixel_digest, source_digest
+from toolchain.model.layout import COVERAGE_NAME
+from toolchain.model.manifest import Manifest, ManifestEntry
+from toolchain.run.executor import Executor, make_executor, worker_fingerprint
+from toolchain.run.journal import plan_digest
+from toolchain.run.outdir import FORMATS, OutDir, SampleWriter, open_out
+from toolchain.run.shard import Shard, parse_shard
 from toolchain.source import Source, SourceOptions
 
 if TYPE_CHECKING:

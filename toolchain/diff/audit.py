@@ -47,10 +47,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import zstandard
 
-from toolchain.decode import decode
+from toolchain.codec.decode import decode
 from toolchain.diff.codec import residuals, unpack_payload
-from toolchain.diff.format import KeyOn, PayloadKind, open_diff
+from toolchain.diff.format import KeyOn, PayloadKind
 from toolchain.diff.locate import unseal
+from toolchain.diff.reader import open_diff
 from toolchain.errors import SourceError
 from toolchain.source import open_source
 

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from toolchain.diff.format import DiffReader, open_diff
+from toolchain.diff.format import DiffReader
 from toolchain.diff.locate import Found, scan_by_content, unseal
+from toolchain.diff.reader import open_diff
 from toolchain.errors import SourceError
-from toolchain.manifest import Manifest
+from toolchain.model.manifest import Manifest
 from toolchain.source import Source, SourceOptions
 
 __all__ = ["CheckEntry", "CheckReport", "check_diff"]

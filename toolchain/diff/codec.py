@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import zstandard
 
-from toolchain.decode import MAX_PIXELS
+from toolchain.codec.png import MAX_PIXELS
 from toolchain.diff.format import PayloadKind
 
 if TYPE_CHECKING:

@@ -17,24 +17,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolchain._internal import safefs
-from toolchain._internal.executor import make_executor
-from toolchain.decode import decode
+from toolchain.audit.verify import verify_benchmark
+from toolchain.codec.decode import decode
 from toolchain.diff.codec import pack_payload
 from toolchain.diff.crypto import derive_key, fingerprint, pixels_key_material, seal_payload
 from toolchain.diff.format import Header, KeyOn, PayloadKind, SealedEntry, benchmark_id, write_diff
 from toolchain.errors import DecodeError, InputError, Interrupted, ManifestError
-from toolchain.hashing import Digest, pixel_digest, source_digest
-from toolchain.layout import MANIFEST_NAME, RESERVED_NAMES, is_shard_manifest
-from toolchain.manifest import (
+from toolchain.model.hashing import Digest, pixel_digest, source_digest
+from toolchain.model.layout import MANIFEST_NAME, RESERVED_NAMES, is_shard_manifest
+from toolchain.model.manifest import (
     MAX_MANIFEST_BYTES,
     Manifest,
     ManifestEntry,
     dump_manifest,
     parse_manifest,
 )
-from toolchain.outdir import OutputReader, read_output
+from toolchain.run.executor import make_executor
+from toolchain.run.outdir import OutputReader, read_output
 from toolchain.source import Source, SourceOptions
-from toolchain.verify import verify_benchmark
 
 if TYPE_CHECKING:
     import numpy as np
@@ -240,7 +240,7 @@ def _write_dataset(
     entries: Iterable[SealedEntry],
     entry_count: int,
 ) -> Header:
-    from toolchain.diff.hfdiff import write_diff_dataset
+    from toolchain.diff.dataset import write_diff_dataset
 
     return write_diff_dataset(
         path,

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from toolchain.diff.format import KeyOn, PayloadKind
-from toolchain.hashing import pixel_header
+from toolchain.model.hashing import pixel_header
 
 __all__ = [
     "AAD_DOMAIN",

@@ -38,7 +38,7 @@ from typing import Any, BinaryIO, Protocol
 from toolchain._internal.atomic import TMP_PREFIX
 from toolchain._internal.packed import MadeOnAccess
 from toolchain.errors import DiffFormatError, ManifestError, OutputError
-from toolchain.manifest import (
+from toolchain.model.manifest import (
     MAX_MANIFEST_BYTES,
     Manifest,
     dump_manifest,
@@ -67,7 +67,6 @@ __all__ = [
     "Spooled",
     "benchmark_id",
     "check_payload",
-    "open_diff",
     "spool_entries",
     "write_diff",
 ]
@@ -715,17 +714,3 @@ class DiffReader:
         """Every sealed payload in order, each checked (streams; one payload in memory)."""
         for i in range(len(self.records)):
             yield i, self.read_sealed(i)
-
-
-def open_diff(path: str | os.PathLike[str]) -> DiffReader:
-    """Open and check a diff's header, manifest and index (not yet the payloads).
-
-    A ``.bdiff`` file, or a folder holding the diff as a parquet dataset
-    (``diff create --format parquet``, :mod:`toolchain.diff.hfdiff`): the same
-    reader interface and checks either way. Close it when done (a context manager).
-    """
-    if Path(path).is_dir():
-        from toolchain.diff.hfdiff import open_diff_dataset
-
-        return open_diff_dataset(path)
-    return DiffReader(path)

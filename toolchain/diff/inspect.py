@@ -11,14 +11,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from toolchain.diff.format import (
-    HEADER_SIZE,
-    INDEX_RECORD_SIZE,
-    Header,
-    PayloadKind,
-    open_diff,
-)
-from toolchain.manifest import Manifest
+from toolchain.diff.format import HEADER_SIZE, INDEX_RECORD_SIZE, Header, PayloadKind
+from toolchain.diff.reader import open_diff
+from toolchain.model.manifest import Manifest
 
 __all__ = ["DiffInfo", "inspect_diff"]
 

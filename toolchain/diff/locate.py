@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from toolchain.decode import decode
+from toolchain.codec.decode import decode
 from toolchain.diff.crypto import derive_key, fingerprint, open_payload, pixels_key_material
 from toolchain.diff.format import KeyOn, PayloadKind
 from toolchain.errors import DecodeError

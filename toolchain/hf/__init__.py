@@ -2,9 +2,9 @@
 
 Modules: :mod:`.parquet` (HF-loadable parquet shards, written and read row group
 by row group), :mod:`.card` (the ``README.md`` dataset card), :mod:`.croissant`
-(``croissant.json``), :mod:`.load` (:func:`~toolchain.hf.load.load_benchmark`).
+(``croissant.json``), :mod:`.load` (:func:`~toolchain.hub.load.load_benchmark`).
 The Hugging Face sources live in :mod:`toolchain.source.hf`; the diff as a
-parquet dataset in :mod:`toolchain.diff.hfdiff`. See ``docs/huggingface.md``.
+parquet dataset in :mod:`toolchain.diff.dataset`. See ``docs/huggingface.md``.
 
 Importing this package imports none of ``datasets``, ``pyarrow`` or
 ``mlcroissant``: they are the optional extra ``benchmark-regen[hf]``, imported

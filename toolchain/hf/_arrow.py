@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from toolchain.hf._deps import require
-from toolchain.source._common import ColumnSpec
+from toolchain._internal.deps import require
+from toolchain.model.columns import ColumnSpec
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -18,18 +18,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from toolchain.source._common import ColumnSpec
+from toolchain.model.columns import ColumnSpec
 
 if TYPE_CHECKING:
-    from toolchain.diff.format import Header, IndexRecord
-    from toolchain.manifest import Manifest
+    from toolchain.model.manifest import Manifest
 
 __all__ = [
     "FORMATS",
     "CardInfo",
     "data_files",
+    "one_line",
     "render_card",
-    "render_diff_card",
+    "yaml_header",
 ]
 
 FORMATS = ("parquet", "folder")
@@ -154,7 +154,7 @@ def _feature_yaml(name: str, dtype: str | ColumnSpec) -> list[str]:
     ]
 
 
-def _yaml_header(
+def yaml_header(
     *,
     license: str,
     license_name: str | None,
@@ -194,7 +194,7 @@ def _yaml_header(
     return lines
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     return " ".join(text.split()) or "(not given)"
 
 
@@ -203,7 +203,7 @@ def render_card(info: CardInfo) -> bytes:
     files = data_files(info.format, info.split)
     features: list[tuple[str, str | ColumnSpec]] = [("image", "image"), ("sample_id", "string")]
     features += [(c.name, c) for c in info.columns]
-    lines = _yaml_header(
+    lines = yaml_header(
         license=info.license,
         license_name=info.license_name,
         license_link=info.license_link,
@@ -229,26 +229,26 @@ def render_card(info: CardInfo) -> bytes:
     )
     lines += [
         "",
-        f"# {_one_line(info.pretty_name)}",
+        f"# {one_line(info.pretty_name)}",
         "",
         "A benchmark regenerated bit for bit by "
         "[benchmark-regen](https://pypi.org/project/benchmark-regen/) from an original dataset.",
         "",
         "## Provenance",
         "",
-        f"- Original: {_one_line(info.original_name)}",
-        f"- Its terms: {_one_line(info.original_terms)}",
+        f"- Original: {one_line(info.original_name)}",
+        f"- Its terms: {one_line(info.original_terms)}",
         f"- Samples used: {info.sample_count} of {info.samples_in_original} "
         f"(fraction {info.fraction})",
         f"- Carried columns: {columns}",
         "",
         "## Recipe",
         "",
-        f"- Name and version: `{_one_line(info.recipe_name)}` {_one_line(info.recipe_version)}",
+        f"- Name and version: `{one_line(info.recipe_name)}` {one_line(info.recipe_version)}",
         f"- Seed: {info.recipe_seed}",
         f"- Parameters: {params}",
         f"- Selection: `{info.recipe_select}`",
-        f"- Recipe licence: {_one_line(info.recipe_license)}",
+        f"- Recipe licence: {one_line(info.recipe_license)}",
         "",
         "## Root hash",
         "",
@@ -268,66 +268,6 @@ def render_card(info: CardInfo) -> bytes:
         "```",
         "",
         f'Without benchmark-regen: {how}, or `load_dataset("OUT")` with this card.',
-        "",
-    ]
-    return "\n".join(lines).encode("utf-8")
-
-
-def render_diff_card(manifest: Manifest, header: Header, records: Sequence[IndexRecord]) -> bytes:
-    """The diff dataset's ``README.md``: what it holds and what it does not."""
-    p, r = manifest.provenance, manifest.recipe
-    delta = sum(rec.kind == 1 for rec in records)
-    features: list[tuple[str, str | ColumnSpec]] = [
-        ("sample_id", "string"),
-        ("kind", "string"),
-        ("fingerprint", "binary"),
-        ("sealed", "binary"),
-        ("sealed_length", "int64"),
-        ("sealed_sha256", "binary"),
-    ]
-    lines = _yaml_header(
-        license="other",
-        license_name=f"terms of {p.original_name or 'the original dataset'}",
-        license_link=p.original_terms
-        if p.original_terms.startswith(("https://", "http://"))
-        else None,
-        pretty_name=f"benchmark-regen diff: {r.name} {r.version}",
-        tags=("benchmark-regen", "benchmark-regen-diff"),
-        files=("data/train-*.parquet",),
-        split="train",
-        features=features,
-        num_examples=header.entry_count,
-    )
-    lines += [
-        "",
-        f"# benchmark-regen diff: {_one_line(r.name)} {_one_line(r.version)}",
-        "",
-        "A diff that rebuilds a benchmark, bit for bit, for whoever holds the original "
-        f"dataset it was made from ({_one_line(p.original_name)}).",
-        "",
-        "## What it holds",
-        "",
-        f"- One row per benchmark sample ({header.entry_count}; {delta} deltas, "
-        f"{header.entry_count - delta} full targets): the sample id, the payload kind, a "
-        "locator fingerprint of the original sample, the sealed payload (AES-256-GCM-SIV), "
-        "its length and SHA-256.",
-        "- `manifest.json`: the benchmark's manifest (sample ids, pixel hashes, recipe, "
-        f"root hash `{manifest.root}`).",
-        f"- `diff.json`: the header (key derivation on the original's `{header.key_on}`, "
-        "counts, benchmark id, and the digest over header, manifest and index).",
-        "",
-        "## What it does not hold",
-        "",
-        "- No image of the original or of the benchmark, and no key: each payload opens "
-        "only with a key derived from the matching original sample.",
-        "- Without the original, one learns the manifest, the payload kinds and sizes, "
-        "and can test whether a candidate file is one of the originals (the fingerprints).",
-        "",
-        "## Use",
-        "",
-        "```sh",
-        "benchmark-regen diff apply --original ./your-copy --diff THIS_FOLDER --out ./bench",
-        "```",
         "",
     ]
     return "\n".join(lines).encode("utf-8")

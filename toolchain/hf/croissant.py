@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from toolchain.hf.card import CardInfo, data_files
-from toolchain.source._common import ColumnSpec
+from toolchain.model.columns import ColumnSpec
 
 __all__ = ["CONFORMS_TO", "CroissantFile", "render_croissant"]
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from toolchain._internal.deps import require
 from toolchain.errors import InputError, OutputError
 from toolchain.hf._arrow import (
     HF_METADATA_KEY,
@@ -37,8 +38,7 @@ from toolchain.hf._arrow import (
     specs_from_features,
     write_shards,
 )
-from toolchain.hf._deps import require
-from toolchain.source._common import ColumnSpec, ColumnValue
+from toolchain.model.columns import ColumnSpec, ColumnValue
 
 if TYPE_CHECKING:
     import pyarrow as pa

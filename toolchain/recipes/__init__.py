@@ -50,8 +50,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolchain.errors import ParamError, RecipeError
-from toolchain.hashing import Digest
-from toolchain.manifest import RecipeIdentity, Scalar
+from toolchain.model.hashing import Digest
+from toolchain.model.manifest import RecipeIdentity, Scalar
 
 if TYPE_CHECKING:
     import numpy as np

@@ -23,31 +23,19 @@ from pathlib import Path
 from typing import Any
 
 from toolchain.errors import SourceError
-from toolchain.source._common import (
-    IMAGE_SUFFIXES,
-    MAX_SAMPLE_BYTES,
-    ColumnSpec,
-    ColumnValue,
-    Listing,
-    Sample,
-    Source,
-    check_sample_id,
-)
+from toolchain.source._common import IMAGE_SUFFIXES, MAX_SAMPLE_BYTES, Listing, Sample, Source
 from toolchain.source.folder import FolderSource
 from toolchain.source.tar import TarSource
 
 __all__ = [
     "IMAGE_SUFFIXES",
     "MAX_SAMPLE_BYTES",
-    "ColumnSpec",
-    "ColumnValue",
     "FolderSource",
     "Listing",
     "Sample",
     "Source",
     "SourceOptions",
     "TarSource",
-    "check_sample_id",
     "open_source",
 ]
 

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from toolchain.errors import SourceError
+from toolchain.model.columns import ColumnSpec, ColumnValue
 
 __all__ = [
-    "COLUMN_TYPES",
     "IMAGE_SUFFIXES",
     "MAX_SAMPLE_BYTES",
-    "ColumnSpec",
-    "ColumnValue",
     "Listing",
     "Sample",
     "Source",
-    "check_collisions",
-    "check_sample_id",
     "class_labels_from_ids",
     "is_sample_name",
     "select_columns",
@@ -31,37 +25,6 @@ MAX_SAMPLE_BYTES = 256 * 1024 * 1024
 """The largest original file we read (256 MiB); larger ones are refused, not truncated."""
 
 
-_CONTROL = re.compile("[\x00-\x1f\x7f]")
-
-
-def check_sample_id(sample_id: str) -> str:
-    """Return ``sample_id`` if it is a safe, canonical relative POSIX path, else raise.
-
-    Refused: empty ids, absolute paths, ``.`` or ``..`` components, empty
-    components, backslashes, NUL and other control characters, and ids that
-    are not in Unicode NFC form (two spellings of one name would collide).
-    """
-    problem = None
-    if not sample_id:
-        problem = "it is empty"
-    elif "\\" in sample_id:
-        problem = "it contains a backslash"
-    elif _CONTROL.search(sample_id):
-        problem = "it contains a NUL or control character"
-    elif sample_id.startswith("/"):
-        problem = "it is an absolute path"
-    elif any(part in ("", ".", "..") for part in sample_id.split("/")):
-        problem = "it has an empty, '.' or '..' path component"
-    elif unicodedata.normalize("NFC", sample_id) != sample_id:
-        problem = "it is not in Unicode NFC form"
-    if problem:
-        raise SourceError(
-            f"unsafe sample id {sample_id!r}: {problem}",
-            hint="sample ids must be plain relative paths inside the original",
-        )
-    return sample_id
-
-
 def is_sample_name(rel: str) -> bool:
     parts = rel.split("/")
     if any(p.startswith(".") for p in parts):
@@ -69,44 +32,6 @@ def is_sample_name(rel: str) -> bool:
     name = parts[-1]
     dot = name.rfind(".")  # the suffix as PurePosixPath gives it, without making one
     return 0 < dot < len(name) - 1 and name[dot:].lower() in IMAGE_SUFFIXES
-
-
-def check_collisions(ids: Iterable[str]) -> None:
-    seen: dict[str, str] = {}
-    for sid in ids:
-        key = unicodedata.normalize("NFC", sid).casefold()
-        if key in seen:
-            raise SourceError(
-                f"sample ids {seen[key]!r} and {sid!r} collide once case is folded",
-                hint="rename one of them: they would overwrite each other on many file systems",
-            )
-        seen[key] = sid
-
-
-ColumnValue = str | int | bool
-"""A carried column's value in one sample (a class label is its integer index)."""
-
-COLUMN_TYPES = frozenset({"class_label", "int", "string", "bool", "float"})
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ColumnSpec:
-    """A column carried from the original into the benchmark (a label, a caption, ...).
-
-    ``type`` is one of :data:`COLUMN_TYPES`. A ``class_label`` value is the index
-    into ``names``; a ``float`` value is carried as its shortest round-trip
-    decimal string (manifests hold no floats).
-    """
-
-    name: str
-    type: str
-    names: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, object]:
-        doc: dict[str, object] = {"type": self.type}
-        if self.type == "class_label":
-            doc["names"] = list(self.names)
-        return doc
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,14 +17,12 @@ from pathlib import Path, PurePosixPath
 
 from toolchain._internal import safefs
 from toolchain.errors import SourceError
+from toolchain.model.columns import ColumnSpec, ColumnValue
+from toolchain.model.ids import check_collisions, check_sample_id
 from toolchain.source._common import (
     MAX_SAMPLE_BYTES,
-    ColumnSpec,
-    ColumnValue,
     Listing,
     Source,
-    check_collisions,
-    check_sample_id,
     class_labels_from_ids,
     is_sample_name,
     select_columns,

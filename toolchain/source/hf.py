@@ -35,16 +35,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from toolchain._internal.deps import require
 from toolchain.errors import SourceError
-from toolchain.hf._deps import require
+from toolchain.model.columns import RESERVED_COLUMNS, ColumnSpec, ColumnValue
+from toolchain.model.ids import check_sample_id
 from toolchain.source._common import (
     MAX_SAMPLE_BYTES,
-    ColumnSpec,
-    ColumnValue,
     Listing,
     Sample,
     Source,
-    check_sample_id,
     class_labels_from_ids,
     select_columns,
 )
@@ -53,7 +52,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = [
-    "RESERVED_COLUMNS",
     "ArrowSource",
     "DatasetSource",
     "HFSource",
@@ -64,7 +62,6 @@ __all__ = [
     "select_columns",
 ]
 
-RESERVED_COLUMNS = frozenset({"image", "sample_id", "file_name"})
 """Names the benchmark's own columns use (parquet ``image``/``sample_id``, ``metadata.jsonl``
 ``file_name``): a carried column may not have them."""
 

@@ -26,16 +26,9 @@ from pathlib import Path
 from typing import IO
 
 from toolchain.errors import SourceError
-from toolchain.source._common import (
-    MAX_SAMPLE_BYTES,
-    ColumnValue,
-    Listing,
-    Sample,
-    Source,
-    check_collisions,
-    check_sample_id,
-    is_sample_name,
-)
+from toolchain.model.columns import ColumnValue
+from toolchain.model.ids import check_collisions, check_sample_id
+from toolchain.source._common import MAX_SAMPLE_BYTES, Listing, Sample, Source, is_sample_name
 from toolchain.source.folder import METADATA_FILES, folder_labels, ignored_kind
 
 __all__ = ["TarSource"]

@@ -1,0 +1,300 @@
+from __future__ import annotations
+
+import dataclasses
+import re
+import shlex
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from toolchain.cluster.jobs import (
+    JobSpec,
+    SlurmSubmission,
+    k8s_indexed_job,
+    slurm_array_script,
+    submit_slurm,
+    wait_slurm,
+)
+from toolchain.cluster.slurm import JobState
+from toolchain.errors import ClusterError, InputError
+
+SPEC = JobSpec(
+    name="adv-bench",
+    shards=16,
+    image="benchmark-regen@sha256:" + "a" * 64,
+    command=("generate", "--recipe", "adversarial", "--original", "/original", "--out", "/out"),
+    original="imagenet-val",
+    out="adv-out",
+)
+
+
+def test_k8s_indexed_job_parses_and_is_indexed() -> None:
+    docs = list(yaml.safe_load_all(k8s_indexed_job(SPEC)))
+    job, merge = docs
+    assert job["kind"] == "Job" and job["spec"]["completionMode"] == "Indexed"
+    assert job["spec"]["completions"] == 16
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == SPEC.image
+    args = container["args"]
+    assert args[args.index("--shard") + 1] == "$(JOB_COMPLETION_INDEX)/16"
+    assert "--resume" in args
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/original"]["readOnly"] is True
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert merge["metadata"]["name"] == "adv-bench-merge"
+    margs = merge["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert margs[:2] == ["manifest", "merge"] and len([a for a in margs if "shard-" in a]) == 16
+
+
+def test_slurm_script_is_an_array_with_a_merge_step() -> None:
+    script = slurm_array_script(SPEC)
+    assert script.startswith("#!/bin/bash\n")
+    assert "#SBATCH --array=0-15" in script
+    shard_line = [ln for ln in script.splitlines() if ln.startswith("docker run")][-1]
+    words = shlex.split(shard_line.removesuffix(" &").replace('"$(id -u):$(id -g)"', "UID"))
+    assert words[:2] == ["docker", "run"] and "--network" in words and "none" in words
+    assert words[words.index("--shard") + 1] == "${SLURM_ARRAY_TASK_ID}/16"
+    assert "imagenet-val:/original:ro" in words
+    assert "manifest merge" in script
+
+
+def test_writers_are_deterministic() -> None:
+    assert k8s_indexed_job(SPEC) == k8s_indexed_job(SPEC)
+    assert slurm_array_script(SPEC) == slurm_array_script(SPEC)
+
+
+@pytest.mark.parametrize(("name", "shards"), [("Bad_Name", 2), ("ok", 0)])
+def test_bad_job_specs(name: str, shards: int) -> None:
+    with pytest.raises(InputError):
+        JobSpec(name=name, shards=shards, image="x", command=("generate",), original="o", out="p")
+
+
+# -- Kubernetes: the OpenAPI schema, offline ---------------------------------------------
+
+K8S_VERSIONS = ["1.31", "1.33", kubernetes_validate.latest_version()]
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("diff", [None, "diff-pvc"])
+def test_k8s_jobs_validate_against_the_kubernetes_schema(version: str, diff: str | None) -> None:
+    spec = dataclasses.replace(SPEC, diff=diff)
+    docs = list(yaml.safe_load_all(k8s_indexed_job(spec)))
+    assert [d["metadata"]["name"] for d in docs] == ["adv-bench", "adv-bench-merge"]
+    for doc in docs:
+        # strict: an unknown or misspelt field is an error, not silently dropped
+        kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_the_schema_check_catches_a_misspelt_field() -> None:
+    """The validation above can fail: the same Job with one field misspelt is refused."""
+    job = next(yaml.safe_load_all(k8s_indexed_job(SPEC)))
+    job["spec"]["completionMod"] = job["spec"].pop("completionMode")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(job, K8S_VERSIONS[-1], strict=True)
+    job = next(yaml.safe_load_all(k8s_indexed_job(SPEC)))
+    job["spec"]["completions"] = "16"  # a string where the API wants an integer
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(job, K8S_VERSIONS[-1], strict=True)
+
+
+def test_k8s_merge_is_started_apart_from_the_shards() -> None:
+    """`kubectl apply --selector benchmark-regen/step=...` starts one Job at a time."""
+    text = k8s_indexed_job(SPEC)
+    job, merge = yaml.safe_load_all(text)
+    assert job["metadata"]["labels"]["benchmark-regen/step"] == "shards"
+    assert merge["metadata"]["labels"]["benchmark-regen/step"] == "merge"
+    assert "--selector benchmark-regen/step=shards" in text
+    assert "--selector benchmark-regen/step=merge" in text
+    with pytest.raises(InputError, match="Slurm only"):
+        k8s_indexed_job(dataclasses.replace(SPEC, runtime="none", original=None, out="/out"))
+
+
+# -- Slurm scripts -------------------------------------------------------------------------
+
+NATIVE = JobSpec(
+    name="adv",
+    shards=4,
+    image="unused",
+    runtime="none",
+    command=(
+        "generate",
+        "--recipe",
+        "adversarial",
+        "--original",
+        "/shared/my val",
+        "--out",
+        "/shared/adv",
+        "--workers",
+        "2",
+    ),
+    out="/shared/adv",
+    time_limit="2:00:00",
+)
+
+
+def _bash_syntax_ok(script: str, tmp_path: Path) -> None:
+    path = tmp_path / "job.sbatch"
+    path.write_text(script)
+    proc = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_native_slurm_script_uses_the_paths_as_they_are(tmp_path: Path) -> None:
+    script = slurm_array_script(NATIVE)
+    _bash_syntax_ok(script, tmp_path)
+    assert "docker" not in script
+    assert "#SBATCH --cpus-per-task=2" in script  # one CPU per --workers process
+    assert "#SBATCH --time=2:00:00" in script
+    *_, merge_line, _fi, shard_line = script.strip().splitlines()
+    shard = shlex.split(shard_line)
+    assert shard[:3] == ["exec", "benchmark-regen", "generate"]
+    assert shard[shard.index("--original") + 1] == "/shared/my val"
+    assert shard[-3:] == ["--shard", "${SLURM_ARRAY_TASK_ID}/4", "--resume"]
+    merge = shlex.split(merge_line)
+    assert merge[:4] == ["exec", "benchmark-regen", "manifest", "merge"]
+    assert merge[4:8] == [f"/shared/adv/manifest.shard-{i}-of-4.json" for i in range(4)]
+    assert merge[-2:] == ["--out", "/shared/adv/manifest.json"]
+
+
+def test_docker_slurm_script_kills_its_container_with_the_task(tmp_path: Path) -> None:
+    script = slurm_array_script(SPEC)
+    _bash_syntax_ok(script, tmp_path)
+    assert 'cname="adv-bench-${SLURM_JOB_ID:-$$}"' in script
+    assert """trap 'docker kill "$cname" >/dev/null 2>&1 || true' TERM INT""" in script
+    assert script.count('--name "$cname"') == 2 and script.count("wait $!") == 2
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"runtime": "podman"}, "--runtime"),
+        ({"runtime": "none", "original": None, "out": "/elsewhere"}, "the command writes to"),
+        ({"runtime": "none"}, "--original only applies to --runtime docker"),
+        ({"runtime": "none", "original": None, "diff": "/d"}, "--diff only applies"),
+        ({"original": None}, "--original is required with --runtime docker"),
+        ({"time_limit": "2 hours"}, "not a Slurm time"),
+    ],
+)
+def test_bad_slurm_specs(changes: dict[str, object], message: str) -> None:
+    base = dict(
+        name="adv", shards=2, image="i", command=("generate", "--out", "/shared/adv"),
+        original="/shared/val", out="/shared/adv",
+    )  # fmt: skip
+    with pytest.raises(InputError, match=re.escape(message)):
+        JobSpec(**{**base, **changes})  # type: ignore[arg-type]
+
+
+# -- Slurm submission and waiting, against a fake Slurm ------------------------------------
+
+
+@dataclasses.dataclass
+class FakeSlurm:
+    """Answers like Slurm's client tools; ``states`` scripts what each poll sees."""
+
+    states: dict[str, list[list[JobState]]] = dataclasses.field(default_factory=dict)
+    submitted: list[list[str]] = dataclasses.field(default_factory=list)
+    cancelled: list[str] = dataclasses.field(default_factory=list)
+    refuse_after: int = 99
+
+    def sbatch(self, args: Sequence[str], *, cwd: Path) -> str:
+        if len(self.submitted) >= self.refuse_after:
+            raise ClusterError("Slurm refused the job")
+        self.submitted.append(list(args))
+        return str(100 + len(self.submitted))
+
+    def jobs(self, job_id: str) -> list[JobState]:
+        polls = self.states.get(job_id, [[]])
+        return polls.pop(0) if len(polls) > 1 else polls[0]
+
+    def cancel(self, job_ids: Sequence[str]) -> None:
+        self.cancelled += job_ids
+
+
+def test_submit_makes_the_merge_depend_on_every_shard(tmp_path: Path) -> None:
+    fake = FakeSlurm()
+    sub = submit_slurm(tmp_path / "adv.sbatch", NATIVE, slurm=fake)
+    assert (sub.shards_job, sub.merge_job, sub.tasks) == ("101", "102", "0-3")
+    array, merge = fake.submitted
+    assert array == ["--array=0-3", str(tmp_path / "adv.sbatch")]
+    assert "--dependency=afterok:101" in merge and "--kill-on-invalid-dep=yes" in merge
+    assert f"--wrap=bash {tmp_path / 'adv.sbatch'} merge" in merge
+    # A rerun of two shards: the merge also waits for what is left of the first job.
+    fake = FakeSlurm()
+    submit_slurm(tmp_path / "adv.sbatch", NATIVE, tasks="1,3", after=["101"], slurm=fake)
+    assert fake.submitted[0][0] == "--array=1,3"
+    assert "--dependency=afterok:101,afterany:101" in fake.submitted[1]
+
+
+def test_submit_refuses_bad_tasks_and_cancels_shards_without_a_merge(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="below 4"):
+        submit_slurm(tmp_path / "s", NATIVE, tasks="2,4", slurm=FakeSlurm())
+    fake = FakeSlurm(refuse_after=1)
+    with pytest.raises(ClusterError):
+        submit_slurm(tmp_path / "s", NATIVE, slurm=fake)
+    assert fake.cancelled == ["101"]
+
+
+def _task(job: str, state: str, exit_code: str = "0:0") -> JobState:
+    return JobState(job_id=job, state=state, exit_code=exit_code, std_out=f"/logs/{job}.log")
+
+
+SUB = SlurmSubmission(shards_job="7", merge_job="8", tasks="0-3")
+
+
+def test_wait_returns_the_merged_manifest(small_original: Path, tmp_path: Path) -> None:
+    from toolchain.run.generate import generate_benchmark
+
+    result = generate_benchmark(small_original, "identity", tmp_path / "out")
+    spec = dataclasses.replace(NATIVE, out=str(tmp_path / "out"), command=())
+    running = [_task(f"7_{i}", "RUNNING") for i in range(4)]
+    done = [_task(f"7_{i}", "COMPLETED") for i in range(4)]
+    fake = FakeSlurm(states={
+        "7": [running, running, done],
+        "8": [[_task("8", "PENDING")], [_task("8", "RUNNING")], [_task("8", "COMPLETED")]],
+    })  # fmt: skip
+    slept: list[float] = []
+    manifest = wait_slurm(SUB, spec, timeout=60, slurm=fake, sleep=slept.append)
+    assert manifest.root == result.root and len(slept) == 2
+
+
+def test_wait_names_the_failed_shards_and_how_to_rerun_them() -> None:
+    fake = FakeSlurm(states={
+        "7": [[_task("7_0", "COMPLETED"), _task("7_3", "TIMEOUT", "0:15"),
+               _task("7_1", "FAILED", "3:0"), _task("7_2", "RUNNING")]],
+        "8": [[_task("8", "PENDING")]],
+    })  # fmt: skip
+    with pytest.raises(ClusterError) as e:
+        wait_slurm(SUB, NATIVE, timeout=60, slurm=fake, sleep=lambda _: None)
+    text = e.value.diagnostics()
+    assert "7_1 FAILED (exit 3:0), 7_3 TIMEOUT (exit 0:15)" in text
+    assert "no manifest.json was written" in text and "/logs/7_1.log" in text
+    assert "--submit --tasks 1,3 --after 7" in text
+    assert e.value.exit_code == 4
+
+
+def test_wait_reports_a_failed_merge_and_a_forgotten_job() -> None:
+    fake = FakeSlurm(
+        states={"7": [[_task("7_0", "COMPLETED")]], "8": [[_task("8", "FAILED", "3:0")]]}
+    )
+    with pytest.raises(ClusterError, match="merge job 8 ended FAILED"):
+        wait_slurm(SUB, NATIVE, timeout=60, slurm=fake, sleep=lambda _: None)
+    fake = FakeSlurm(states={"7": [[]], "8": [[]]})
+    with pytest.raises(ClusterError, match="merge job 8 ended UNKNOWN"):
+        wait_slurm(SUB, NATIVE, timeout=60, slurm=fake, sleep=lambda _: None)
+
+
+def test_wait_is_bounded_in_time() -> None:
+    fake = FakeSlurm(states={"7": [[_task("7_0", "RUNNING")]], "8": [[_task("8", "PENDING")]]})
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    with pytest.raises(ClusterError) as e:
+        wait_slurm(SUB, NATIVE, timeout=30, poll=2, slurm=fake, clock=lambda: now[0], sleep=sleep)
+    assert "did not finish within 30 s" in e.value.message and "scancel 7 8" in (e.value.hint or "")
+    assert 30 <= now[0] <= 32

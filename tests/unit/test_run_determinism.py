@@ -1,0 +1,126 @@
+"""toolchain.run.determinism: the pinned environment, its marker, and the process checks (in real
+subprocesses: a process is pinned by how it was started, not by what it does later).
+
+The guard end to end (re-exec, golden roots, the positive control) is in
+tests/integration/test_determinism.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from toolchain.errors import DeterminismError
+from toolchain.run import determinism
+from toolchain.run.determinism import (
+    MARKER,
+    NPY_FEATURES,
+    PINNED,
+    pinned_environ,
+    pinned_spawn_context,
+    probe_simd_dispatch,
+    process_is_pinned,
+)
+
+BASE = {"PATH": os.environ.get("PATH", ""), "HOME": "/home/x", "TZ": "Europe/Paris",
+        "OMP_NUM_THREADS": "8"}  # fmt: skip
+
+
+def _python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_every_setting_has_a_value_and_a_reason() -> None:
+    for name, setting in PINNED.items():
+        assert setting.reason, name
+        assert setting.value or name == "OPENBLAS_CORETYPE", name
+    assert PINNED["OPENBLAS_NUM_THREADS"].value == "1" and PINNED["TZ"].value == "UTC"
+
+
+def test_pinned_environ_applies_every_setting_and_keeps_the_rest() -> None:
+    env = pinned_environ(BASE)
+    for name, setting in PINNED.items():
+        assert env.get(name) == (setting.value or None), name
+    assert env["PATH"] == BASE["PATH"] and env["HOME"] == "/home/x"
+    assert NPY_FEATURES in env and len(env[MARKER]) == 16
+    assert BASE["TZ"] == "Europe/Paris"  # the base is not modified
+
+
+def test_an_already_pinned_environment_is_kept_without_probing_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = pinned_environ(BASE)
+
+    def no_probe(python: str | None = None) -> list[str]:
+        raise AssertionError("probed again")
+
+    monkeypatch.setattr(determinism, "probe_simd_dispatch", no_probe)
+    assert pinned_environ(env) == env
+    changed = {**env, "TZ": "Asia/Tokyo"}
+    assert pinned_environ(changed)["TZ"] == "UTC"  # re-pinned (and its marker kept valid)
+
+
+def test_the_marker_covers_every_pinned_value() -> None:
+    env = pinned_environ(BASE)
+    for name in [*PINNED, NPY_FEATURES]:
+        tampered = {**env, name: env.get(name, "") + "x"}
+        assert determinism._marker(tampered) != env[MARKER], name
+
+
+CHECK = "from toolchain.run.determinism import process_is_pinned; print(process_is_pinned())"
+
+
+def test_process_is_pinned_only_when_started_with_the_pinned_environment() -> None:
+    env = pinned_environ(BASE)
+    assert _python(CHECK, env).stdout.strip() == "True"
+    assert _python(CHECK, {k: v for k, v in env.items() if k != MARKER}).stdout.strip() == "False"
+    assert _python(CHECK, {**env, "OMP_NUM_THREADS": "4"}).stdout.strip() == "False"
+    assert _python(CHECK, {**env, MARKER: "0" * 16}).stdout.strip() == "False"
+    assert _python(CHECK, dict(BASE)).stdout.strip() == "False"
+
+
+def test_pinned_processes_apply_their_process_settings() -> None:
+    code = (
+        "import os, time, json; from toolchain.run.determinism import reexec_pinned;"
+        "reexec_pinned([]);"  # already pinned: applies the settings and returns
+        "m = os.umask(0); print(json.dumps([oct(m), time.tzname[0]]))"
+    )
+    out = _python(code, pinned_environ(BASE))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == ["0o22", "UTC"]
+
+
+def test_numpy_before_the_guard_is_refused() -> None:
+    code = "import numpy; from toolchain.run.determinism import reexec_pinned; reexec_pinned([])"
+    out = _python(code, dict(BASE))
+    assert out.returncode != 0
+    assert "numpy was imported before the determinism guard ran" in out.stderr
+
+
+def test_spawn_context_pins_the_environment_only_inside(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "8")
+    monkeypatch.delenv(MARKER, raising=False)
+    before = dict(os.environ)
+    with pinned_spawn_context() as ctx:
+        assert ctx.get_start_method() == "spawn"
+        assert os.environ["OMP_NUM_THREADS"] == "1" and process_is_pinned()
+    assert dict(os.environ) == before and not process_is_pinned()
+
+
+def test_the_simd_probe_reads_this_cpus_dispatch_targets() -> None:
+    try:
+        from numpy._core import _multiarray_umath as m
+    except ImportError:  # numpy 1.x
+        from numpy.core import _multiarray_umath as m
+
+    found = probe_simd_dispatch()
+    assert set(found) <= set(m.__cpu_dispatch__)
+    assert all(m.__cpu_features__.get(f) for f in found)
+    with pytest.raises(DeterminismError, match="cannot probe numpy's SIMD features"):
+        probe_simd_dispatch("/nonexistent/python3")

@@ -1,0 +1,466 @@
+"""The local executor: results in task order, errors carried, and it never hangs.
+
+Each test spawns real pinned worker processes; the jobs are module-level classes
+so the spawned workers can unpickle them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from toolchain.errors import DecodeError, ExecutorError
+from toolchain.run.determinism import MARKER, pinned_environ
+from toolchain.run.executor import local, make_executor
+from toolchain.run.executor._worker import WorkerBug
+from toolchain.run.executor.local import IN_FLIGHT, MAX_BATCH, MAX_BATCH_BYTES, _BatchSizer
+
+
+@dataclass(frozen=True)
+class Task:
+    sample_id: str
+    n: int
+
+
+@dataclass(frozen=True)
+class Square:
+    """Later tasks finish first: order must still be the tasks' order."""
+
+    def __call__(self, t: Task) -> int:
+        time.sleep(0.02 * (5 - t.n % 5))
+        return t.n * t.n
+
+
+@dataclass(frozen=True)
+class KillItself:
+    victim: int
+
+    def __call__(self, t: Task) -> int:
+        if t.n == self.victim:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return t.n
+
+
+@dataclass(frozen=True)
+class Fails:
+    def __call__(self, t: Task) -> int:
+        if t.n == 3:
+            raise DecodeError("not an image", sample=t.sample_id)
+        if t.n == 4:
+            raise ZeroDivisionError("a bug")
+        return t.n
+
+
+@dataclass(frozen=True)
+class WaitsForMarker:
+    """The first task at each worker waits (bounded) until ``marker`` exists."""
+
+    marker: str
+    workers: int
+
+    def __call__(self, t: Task) -> bool:
+        deadline = time.monotonic() + 20
+        while t.n < self.workers and not os.path.exists(self.marker):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+
+@dataclass(frozen=True)
+class Echo:
+    """Returns a result as large as its task: both directions of the pipe carry megabytes."""
+
+    def __call__(self, t: Payload) -> bytes:
+        return t.data[::-1]
+
+
+@dataclass(frozen=True)
+class Payload:
+    sample_id: str
+    data: bytes
+
+
+class DiesOnArrival:
+    """A job that kills the worker as it is unpickled there: the worker never starts."""
+
+    def __init__(self) -> None:
+        self.state = "something to unpickle"  # an empty __dict__ would skip __setstate__
+
+    def __call__(self, t: Task) -> int:  # pragma: no cover - never runs
+        return t.n
+
+    def __setstate__(self, state: object) -> None:
+        os._exit(3)
+
+
+def _tasks(n: int) -> list[Task]:
+    return [Task(sample_id=f"s{i}.png", n=i) for i in range(n)]
+
+
+def test_results_come_in_task_order_from_two_workers() -> None:
+    with make_executor("local", workers=2).run(Square(), iter(_tasks(12))) as run:
+        assert list(run) == [i * i for i in range(12)]
+        assert run.fingerprint["pinned"] == "true"
+
+
+def test_tasks_are_consumed_lazily() -> None:
+    """The collecting process reads a sample only when a worker is free for it."""
+    pulled: list[int] = []
+
+    def tasks():  # type: ignore[no-untyped-def]
+        for t in _tasks(20):
+            pulled.append(t.n)
+            yield t
+
+    with make_executor("local", workers=2).run(Square(), tasks()) as run:
+        it = iter(run)
+        assert next(it) == 0
+        # IN_FLIGHT queued at each of the two workers, plus what was pulled as they came back
+        assert len(pulled) <= 2 * IN_FLIGHT + 2
+        assert list(it) == [i * i for i in range(1, 20)]
+
+
+def test_each_busy_worker_has_its_next_task_queued(tmp_path: Path) -> None:
+    """While every worker runs its first task, the parent has already sent each its next.
+
+    The first task at each worker finishes only once the parent has pulled a second task
+    for every worker (the tasks' generator then creates the marker). A pool that sends a
+    worker its next task only after its result came back never gets there: both first
+    tasks give up after 20 s and report ``False``.
+    """
+    marker = tmp_path / "queued"
+
+    def tasks():  # type: ignore[no-untyped-def]
+        for t in _tasks(8):
+            if t.n == 2 * IN_FLIGHT - 1:
+                marker.touch()
+            yield t
+
+    assert IN_FLIGHT >= 2
+    job = WaitsForMarker(marker=str(marker), workers=2)
+    with make_executor("local", workers=2).run(job, tasks()) as run:
+        assert list(run) == [True] * 8
+
+
+def test_large_tasks_and_results_do_not_deadlock() -> None:
+    """Megabytes both ways: the parent's send of a queued task never blocks against a
+    worker's send of its result (a worker thread keeps reading its pipe)."""
+    tasks = [Payload(sample_id=f"s{i}", data=bytes([i]) * (8 << 20) + b"end") for i in range(6)]
+    got: list[bytes] = []
+
+    def consume() -> None:
+        with make_executor("local", workers=2).run(Echo(), iter(tasks)) as run:
+            got.extend(run)
+
+    worker = threading.Thread(target=consume, daemon=True)
+    worker.start()
+    worker.join(timeout=240)
+    assert not worker.is_alive(), "the pool deadlocked"
+    assert got == [t.data[::-1] for t in tasks]
+
+
+def test_a_worker_that_dies_mid_task_is_an_error_naming_the_sample() -> None:
+    started = time.monotonic()
+    with (
+        pytest.raises(ExecutorError, match=r"killed by SIGKILL while working on sample 's5.png'"),
+        make_executor("local", workers=2).run(KillItself(victim=5), iter(_tasks(10))) as run,
+    ):
+        list(run)
+    assert time.monotonic() - started < 60  # noticed at once, not after a timeout
+
+
+def test_a_worker_that_cannot_start_is_an_error_not_a_hang() -> None:
+    with (
+        pytest.raises(ExecutorError, match="could not start: it exited with code 3"),
+        make_executor("local", workers=2).run(DiesOnArrival(), iter(_tasks(4))) as run,
+    ):
+        list(run)
+
+
+def test_errors_cross_the_process_boundary() -> None:
+    with (
+        pytest.raises(DecodeError) as e,
+        make_executor("local", workers=2).run(Fails(), iter(_tasks(4))) as run,
+    ):
+        list(run)
+    assert e.value.sample == "s3.png" and e.value.exit_code == 3
+    with (
+        pytest.raises(WorkerBug, match="ZeroDivisionError: a bug"),
+        make_executor("local", workers=1).run(Fails(), iter(_tasks(6)[4:])) as run,
+    ):
+        list(run)
+
+
+def test_workers_leave_no_process_behind() -> None:
+    import multiprocessing
+
+    with make_executor("local", workers=2).run(Square(), iter(_tasks(3))) as run:
+        list(run)
+    assert not multiprocessing.active_children()
+    with (
+        pytest.raises(ExecutorError),
+        make_executor("local", workers=2).run(KillItself(victim=0), iter(_tasks(3))) as run,
+    ):
+        list(run)
+    assert not multiprocessing.active_children()
+
+
+@dataclass(frozen=True)
+class Pid:
+    def __call__(self, t: Task) -> int:
+        return os.getpid()
+
+
+def test_one_worker_in_a_pinned_process_runs_here_without_a_pool() -> None:
+    import multiprocessing
+
+    from tests.compare_cases import pinned_here
+
+    with (
+        pinned_here(pytest.MonkeyPatch()),
+        make_executor("local", workers=1).run(Pid(), iter(_tasks(3))) as run,
+    ):
+        assert not multiprocessing.active_children()
+        assert list(run) == [os.getpid()] * 3
+        assert run.fingerprint["pinned"] == "true"
+
+
+def test_an_unpinned_process_runs_even_one_worker_in_a_pinned_child(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from toolchain.run.determinism import MARKER
+
+    monkeypatch.delenv(MARKER, raising=False)
+    with make_executor("local", workers=1).run(Pid(), iter(_tasks(2))) as run:
+        pids = list(run)
+    assert len(set(pids)) == 1 and pids[0] != os.getpid()
+
+
+def test_batches_grow_with_the_measured_rate_and_stop_at_their_bounds() -> None:
+    sizer = _BatchSizer(workers=2)
+    tasks = iter(enumerate(Payload(sample_id=f"s{i}", data=b"x" * 1000) for i in range(500)))
+    assert len(sizer.take(tasks)) == 1  # nothing measured yet: one at a time
+    sizer.started -= 1.0
+    sizer.finished(220)  # about 110 tasks per second per worker: 5 in 0.05 s
+    assert len(sizer.take(tasks)) == 5
+    sizer.finished(100_000)
+    assert len(sizer.take(tasks)) == MAX_BATCH
+    third = MAX_BATCH_BYTES // 3 + 1
+    big = iter(enumerate(Payload(sample_id=f"b{i}", data=b"x" * third) for i in range(9)))
+    assert len(sizer.take(big)) == 3  # over MAX_BATCH_BYTES after the third
+    assert sizer.take(iter(())) == []
+
+
+def test_a_worker_killed_inside_a_batch_is_named_by_its_sample(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Results travel a batch at a time; the sample a dead worker ran is still exact."""
+    monkeypatch.setattr(local, "BATCH_SECONDS", 1000.0)  # every batch as large as allowed
+    with (
+        pytest.raises(ExecutorError, match=r"killed by SIGKILL while working on sample 's50.png'"),
+        make_executor("local", workers=2).run(KillItself(victim=50), iter(_tasks(200))) as run,
+    ):
+        list(run)
+
+
+def test_a_prestarted_pool_takes_its_job_later() -> None:
+    with make_executor("local", workers=2) as executor:
+        executor.prestart()
+        assert isinstance(executor, local.LocalExecutor) and executor._warm is not None
+        workers = list(executor._warm.processes)
+        time.sleep(0.5)  # the workers import meanwhile
+        with executor.run(Square(), iter(_tasks(6))) as run:
+            assert list(run) == [i * i for i in range(6)]
+    assert all(not p.is_alive() for p in workers)
+
+
+def test_a_prestarted_pool_never_used_is_stopped() -> None:
+    with make_executor("local", workers=2) as executor:
+        executor.prestart()
+        assert isinstance(executor, local.LocalExecutor) and executor._warm is not None
+        workers = list(executor._warm.processes)
+    assert all(not p.is_alive() for p in workers)
+
+
+def test_a_prestarted_worker_that_dies_on_its_job_is_an_error() -> None:
+    with make_executor("local", workers=2) as executor:
+        executor.prestart()
+        with (
+            pytest.raises(ExecutorError, match="could not start: it exited with code 3"),
+            executor.run(DiesOnArrival(), iter(_tasks(4))) as run,
+        ):
+            list(run)
+
+
+def test_one_pinned_worker_runs_in_this_process_and_starts_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(local, "process_is_pinned", lambda: True)
+    with make_executor("local", workers=1) as executor:
+        executor.prestart()
+        assert isinstance(executor, local.LocalExecutor) and executor._warm is None
+
+
+@dataclass(frozen=True)
+class PidAfterAWhile:
+    """Slow enough that every worker gets tasks: returns (task, the pid that ran it)."""
+
+    def __call__(self, t: Task) -> tuple[int, int]:
+        time.sleep(0.01)
+        return t.n, os.getpid()
+
+
+@dataclass(frozen=True)
+class KillsAChild:
+    """In a spawned worker, dies on its first task from ``victim`` on, after naming it
+    in ``marker``; in the process that made the job, runs everything."""
+
+    parent: int
+    victim: int
+    marker: str
+
+    def __call__(self, t: Task) -> int:
+        time.sleep(0.005)
+        if t.n >= self.victim and os.getpid() != self.parent:
+            Path(self.marker).write_text(t.sample_id)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return t.n
+
+
+def _in_a_pinned_python(scenario: str, *args: str) -> dict[str, Any]:
+    """Run ``scenario`` (a function of this module) in a fresh pinned Python; its JSON.
+
+    Not this process: pytest imported numpy before any pinning, so its BLAS and SIMD
+    settings are not the pinned ones, and a pool that counts it as a worker refuses it
+    (as it should).
+    """
+    code = (
+        "import json, sys\n"
+        "from tests.unit import test_internal_executor_local as m\n"
+        "if __name__ == '__main__':\n"
+        f"    print(json.dumps(m.{scenario}(*sys.argv[1:])))\n"
+    )
+    env = pinned_environ({k: v for k, v in os.environ.items() if k != MARKER})
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env=env,
+        cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def _scenario_one_spawned(_: str = "") -> dict[str, Any]:
+    import multiprocessing
+
+    with make_executor("local", workers=2) as executor:
+        executor.prestart()
+        assert isinstance(executor, local.LocalExecutor) and executor._warm is not None
+        spawned = len(executor._warm.processes)
+        with executor.run(PidAfterAWhile(), iter(_tasks(60))) as run:
+            got = list(run)
+            alive = len(multiprocessing.active_children())
+            pinned = run.fingerprint["pinned"]
+    return {
+        "spawned": spawned,
+        "alive": alive,
+        "pinned": pinned,
+        "order": [n for n, _ in got],
+        "pids": sorted({pid for _, pid in got}),
+        "me": os.getpid(),
+        "left": len(multiprocessing.active_children()),
+    }
+
+
+def _scenario_dead_worker(marker: str) -> dict[str, Any]:
+    import multiprocessing
+
+    job = KillsAChild(parent=os.getpid(), victim=20, marker=marker)
+    try:
+        with make_executor("local", workers=2).run(job, iter(_tasks(200))) as run:
+            list(run)
+    except ExecutorError as exc:
+        return {"error": exc.message, "left": len(multiprocessing.active_children())}
+    return {"error": None}
+
+
+@dataclass(frozen=True)
+class FailsAtHome:
+    """Fails in the process that made the job (from task 3 on); works in spawned ones."""
+
+    parent: int
+
+    def __call__(self, t: Task) -> int:
+        time.sleep(0.005)
+        if t.n >= 3 and os.getpid() == self.parent:
+            raise DecodeError("not an image", sample=t.sample_id)
+        return t.n
+
+
+def _scenario_own_task_fails(_: str = "") -> dict[str, Any]:
+    import multiprocessing
+
+    try:
+        job = FailsAtHome(parent=os.getpid())
+        with make_executor("local", workers=2).run(job, iter(_tasks(40))) as run:
+            list(run)
+    except DecodeError as exc:
+        return {"sample": exc.sample, "left": len(multiprocessing.active_children())}
+    return {"sample": None}
+
+
+def test_a_pinned_process_is_one_of_its_own_workers() -> None:
+    """--workers 2 in a pinned process: one spawned worker, and this process runs the
+    rest; results still come in task order."""
+    got = _in_a_pinned_python("_scenario_one_spawned")
+    assert got["spawned"] == 1 and got["alive"] == 1 and got["pinned"] == "true"
+    assert got["order"] == list(range(60))
+    assert got["me"] in got["pids"] and len(got["pids"]) == 2
+    assert got["left"] == 0
+
+
+def test_a_pinned_process_names_the_sample_its_dead_worker_ran(tmp_path: Path) -> None:
+    marker = tmp_path / "victim"
+    got = _in_a_pinned_python("_scenario_dead_worker", str(marker))
+    assert got["error"] is not None and "killed by SIGKILL while working on" in got["error"]
+    assert f"sample {marker.read_text()!r}" in got["error"]
+    assert got["left"] == 0
+
+
+def test_an_error_in_a_pinned_process_own_task_stops_its_workers() -> None:
+    got = _in_a_pinned_python("_scenario_own_task_fails")
+    assert got["sample"] in {f"s{i}.png" for i in range(3, 40)} and got["left"] == 0
+
+
+def test_a_process_pinned_after_numpy_only_collects() -> None:
+    """This pytest process pinned by its environment alone (numpy was loaded first): its
+    fingerprint is not its workers', so it runs no task, and all the workers are spawned."""
+    import multiprocessing
+
+    from tests.compare_cases import pinned_here
+
+    with (
+        pinned_here(pytest.MonkeyPatch()),
+        make_executor("local", workers=2).run(PidAfterAWhile(), iter(_tasks(40))) as run,
+    ):
+        got = list(run)
+        assert len(multiprocessing.active_children()) == 2
+    assert [n for n, _ in got] == list(range(40))
+    pids = {pid for _, pid in got}
+    assert os.getpid() not in pids and len(pids) == 2
+    assert not multiprocessing.active_children()

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import toolchain
+from tests.conftest import make_image
+from toolchain.audit.verify import verify_benchmark
+from toolchain.codec.decode import decode
+from toolchain.codec.encode import ENCODER
+from toolchain.errors import DecodeError, OutputError, RecipeError, SourceError
+from toolchain.model.manifest import load_manifest
+from toolchain.run.generate import generate_benchmark, plan_outputs
+
+
+def test_generate_writes_pngs_metadata_and_manifest(small_original: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = generate_benchmark(small_original, "identity", out)
+    m = load_manifest(out / "manifest.json")
+    assert m.root == result.root and len(m.entries) == 8
+    assert all((out / e.path).is_file() and e.path.endswith(".png") for e in m.entries)
+    meta = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
+    assert [r["file_name"] for r in meta] == [e.path for e in m.entries]
+    # identity: the output pixels are the decoded original, committed to (salted) in `source`
+    assert all(e.source == m.source_of(decode((out / e.path).read_bytes())) for e in m.entries)
+    assert m.encoder == ENCODER and m.version == 2
+    assert verify_benchmark(out).ok
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_root_is_the_same_for_any_worker_count(
+    small_original: Path, tmp_path: Path, workers: int
+) -> None:
+    result = generate_benchmark(
+        small_original, "adversarial", tmp_path / "o", workers=workers, params={"steps": 2}
+    )
+    assert str(result.root) == ADVERSARIAL_SMALL_STEPS2
+
+
+ADVERSARIAL_SMALL_STEPS2 = "sha256:ee2e2f7b2b422fef9501a90dab903f591dfa569ad7d80d34da0a8863feaff681"
+
+
+def test_same_root_when_tree_created_in_another_order(small_original: Path, tmp_path: Path) -> None:
+    files = sorted(p for p in small_original.rglob("*") if p.is_file())
+    copy = tmp_path / "copy"
+    for p in reversed(files):
+        dest = copy / p.relative_to(small_original)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(p, dest)
+    a = generate_benchmark(small_original, "gaussian-noise", tmp_path / "a")
+    b = generate_benchmark(copy, "gaussian-noise", tmp_path / "b")
+    assert a.root == b.root
+    assert a.manifest.entries == b.manifest.entries
+
+
+def test_recipe_using_global_numpy_random_is_deterministic(
+    tmp_path: Path, small_original: Path
+) -> None:
+    recipe_file = tmp_path / "glob.py"
+    recipe_file.write_text(
+        "import random\nimport numpy as np\nimport toolchain\n"
+        "@toolchain.recipe(name='globals', version='1', seed=11)\n"
+        "def jitter(pixels, rng):\n"
+        "    shift = np.random.randint(-3, 4, size=pixels.shape) + random.randint(0, 1)\n"
+        "    order = sorted({'b', 'a', 'c'})\n"
+        "    return np.clip(pixels.astype(int) + shift + len(order), 0, 255).astype(np.uint8)\n"
+    )
+    a = generate_benchmark(small_original, f"{recipe_file}:jitter", tmp_path / "a", workers=2)
+    b = generate_benchmark(small_original, f"{recipe_file}:jitter", tmp_path / "b", workers=1)
+    assert a.root == b.root
+
+
+def test_undecodable_input_names_the_sample_and_writes_no_manifest(tmp_path: Path) -> None:
+    orig = tmp_path / "orig"
+    make_image(orig / "good.png")
+    data = make_image(orig / "bad.jpg", seed=3)
+    (orig / "bad.jpg").write_bytes(data[: len(data) // 3])
+    out = tmp_path / "out"
+    with pytest.raises(DecodeError) as e:
+        generate_benchmark(orig, "identity", out)
+    assert e.value.sample == "bad.jpg"
+    assert not (out / "manifest.json").exists()
+
+
+def test_recipe_returning_garbage_is_a_recipe_error(tmp_path: Path) -> None:
+    make_image(tmp_path / "orig/a.png")
+    f = tmp_path / "floaty.py"
+    f.write_text(
+        "import toolchain\n"
+        "@toolchain.recipe(name='floaty', version='1', seed=0)\n"
+        "def floaty(pixels, rng):\n"
+        "    return pixels / 2\n"
+    )
+    with pytest.raises(RecipeError, match="dtype float64") as e:
+        generate_benchmark(tmp_path / "orig", f"{f}:floaty", tmp_path / "out")
+    assert e.value.sample == "a.png"
+    assert not (tmp_path / "out/manifest.json").exists()
+
+
+def test_inline_recipe_in_unpinned_process_is_refused_clearly(tmp_path: Path) -> None:
+    make_image(tmp_path / "orig/a.png")
+
+    @toolchain.recipe(name="inline", version="1", seed=0)
+    def inline(pixels, rng):  # type: ignore[no-untyped-def]
+        return pixels
+
+    with pytest.raises(RecipeError, match="cannot import it"):
+        generate_benchmark(tmp_path / "orig", inline, tmp_path / "out")
+
+
+def test_non_empty_out_needs_overwrite(small_original: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "precious.txt").write_text("x")
+    with pytest.raises(OutputError, match="not empty"):
+        generate_benchmark(small_original, "identity", out)
+    with pytest.raises(OutputError, match="does not hold a benchmark"):
+        generate_benchmark(small_original, "identity", out, overwrite=True)
+    assert (out / "precious.txt").exists()
+
+
+def test_overwrite_replaces_an_old_benchmark(small_original: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    generate_benchmark(small_original, "identity", out)
+    again = generate_benchmark(small_original, "gaussian-noise", out, overwrite=True)
+    assert verify_benchmark(out).ok and again.manifest.recipe.name == "gaussian-noise"
+
+
+def test_output_collision_is_refused() -> None:
+    with pytest.raises(SourceError, match="would both be written"):
+        plan_outputs(["a.jpg", "a.png"])

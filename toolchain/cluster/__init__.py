@@ -1,0 +1,1 @@
+"""Scale-out: Slurm job arrays and the Dask worker entry point."""

@@ -1,0 +1,1 @@
+"""Pixels in and out: the canonical decoder, our PNG format (docs/png.md) and the encoder."""

@@ -1,0 +1,1 @@
+"""From a benchmark to a Hugging Face ``datasets.Dataset``, verified first."""

@@ -1,0 +1,98 @@
+"""Drift knowledge in one place: which fingerprint fields differ, and which can explain what.
+
+Used by :mod:`toolchain.audit.compare` (why two benchmarks differ), :mod:`toolchain.run.shard`
+(merging shards made in different environments), the executors (a worker whose
+environment differs) and :mod:`toolchain.diff.apply` (decoder drift against the
+publisher's environment).
+
+The causes, read from the three digests of a manifest entry:
+
+* **decoder** drift: the original decodes to other pixels (libjpeg-turbo, Pillow);
+* **generator** drift: the same decoded input gives other output pixels (numpy, its
+  BLAS kernel or thread count, the Python runtime, the recipe's code);
+* **encoder-only** drift: the same output pixels, other PNG bytes (the encoder).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+
+__all__ = [
+    "CAUSE_KEYS",
+    "DECODER_KEYS",
+    "Cause",
+    "decoder_versions",
+    "describe_differences",
+    "explains",
+    "fingerprint_differences",
+]
+
+ABSENT = "(absent)"
+
+
+class Cause(enum.Enum):
+    """Why a sample differs, as far as the manifests can tell."""
+
+    DECODER = "decoder drift"
+    GENERATOR = "generator drift"
+    ENCODER = "encoder-only drift"
+    RECIPE = "recipe changed"
+    SELECTION = "different sample selection"
+
+
+DECODER_KEYS: tuple[str, ...] = (
+    "pillow",
+    "pillow.jpg",
+    "pillow.libjpeg_turbo",
+    "pillow.webp",
+    "pillow.zlib",
+    "pillow.zlib_ng",
+)
+"""Fingerprint keys of the libraries that decode originals (JPEG, WebP, and PNG via zlib)."""
+
+CAUSE_KEYS: Mapping[Cause, tuple[str, ...]] = {
+    Cause.DECODER: DECODER_KEYS,
+    Cause.GENERATOR: (
+        "numpy",
+        "numpy.",
+        "blas.",
+        "env.",
+        "pinned",
+        "platform.",
+        "python",
+        "toolchain",
+    ),
+    Cause.ENCODER: ("encoder.", "pillow", "pillow.zlib", "pillow.zlib_ng", "deflate"),
+}
+"""Fingerprint keys (exact, or prefixes ending in ``.``) that can explain each cause."""
+
+
+def explains(key: str, cause: Cause) -> bool:
+    """Can a difference in fingerprint field ``key`` explain ``cause``?"""
+    return any(
+        key.startswith(p) if p.endswith(".") else key == p for p in CAUSE_KEYS.get(cause, ())
+    )
+
+
+def fingerprint_differences(
+    a: Mapping[str, str], b: Mapping[str, str]
+) -> dict[str, tuple[str, str]]:
+    """Fields whose values differ, sorted: ``key -> (value in a, value in b)``."""
+    return {
+        k: (a.get(k, ABSENT), b.get(k, ABSENT))
+        for k in sorted(set(a) | set(b))
+        if a.get(k) != b.get(k)
+    }
+
+
+def describe_differences(diff: Mapping[str, tuple[str, str]], *, limit: int = 6) -> str:
+    """``numpy: '2.4.6' vs '1.26.4', …`` for messages (the first ``limit`` fields)."""
+    shown = [f"{k}: {a!r} vs {b!r}" for k, (a, b) in list(diff.items())[:limit]]
+    more = len(diff) - limit
+    return ", ".join(shown) + (f", and {more} more" if more > 0 else "")
+
+
+def decoder_versions(fp: Mapping[str, str]) -> str:
+    """``pillow 11.0.0, pillow.libjpeg_turbo 3.0.4, ...`` from a runtime fingerprint."""
+    return ", ".join(f"{k} {fp[k]}" for k in DECODER_KEYS if k in fp) or "unknown"

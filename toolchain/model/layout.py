@@ -1,0 +1,133 @@
+"""The benchmark folder's layout: its file names, and the one rule from sample ids to paths.
+
+Pure functions, no I/O: :mod:`toolchain.model.manifest` and the ``.bdiff`` reader use
+them to refuse paths we would never write, :mod:`toolchain.run.outdir` to write.
+
+A benchmark folder holds ``manifest.json`` (the commit point), ``metadata.jsonl``
+(for ``datasets``' imagefolder), ``README.md`` (the dataset card),
+``croissant.json``, ``manifest.sig`` (optional), ``coverage.json`` (partial
+results only), ``manifest.shard-I-of-N.json`` (shards), the samples (their paths
+derive from the sample ids by :func:`output_path_for`, nothing else), and
+``.benchmark-regen/`` (the state of a run in progress: journal, lock).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+
+from toolchain.errors import InputError, ManifestError, SourceError
+
+__all__ = [
+    "CARD_NAME",
+    "COVERAGE_NAME",
+    "CROISSANT_NAME",
+    "MANIFEST_NAME",
+    "METADATA_NAME",
+    "RESERVED_NAMES",
+    "SIGNATURE_NAME",
+    "STATE_DIR",
+    "check_layout",
+    "is_shard_manifest",
+    "output_path_for",
+    "plan_outputs",
+    "shard_manifest_name",
+]
+
+MANIFEST_NAME = "manifest.json"
+METADATA_NAME = "metadata.jsonl"
+COVERAGE_NAME = "coverage.json"
+SIGNATURE_NAME = "manifest.sig"
+CARD_NAME = "README.md"
+CROISSANT_NAME = "croissant.json"
+STATE_DIR = ".benchmark-regen"
+RESERVED_NAMES = frozenset(
+    {MANIFEST_NAME, METADATA_NAME, COVERAGE_NAME, SIGNATURE_NAME, CARD_NAME, CROISSANT_NAME}
+)
+"""Top-level files a benchmark folder may hold besides its samples."""
+MAX_OUTPUT_BYTES = 1 << 30
+"""The largest output file read back (1 GiB: a 128 Mi-pixel RGBA PNG is at most ~512 MiB)."""
+MAX_SIDE_FILE_BYTES = 1 << 30
+
+_SHARD_MANIFEST = re.compile(r"manifest\.shard-\d{1,6}-of-\d{1,6}\.json")
+
+
+def shard_manifest_name(slug: str) -> str:
+    """``manifest.shard-I-of-N.json`` for a shard's slug ``I-of-N``."""
+    return f"manifest.shard-{slug}.json"
+
+
+def is_shard_manifest(rel: str) -> bool:
+    return bool(_SHARD_MANIFEST.fullmatch(rel))
+
+
+# -- output paths ------------------------------------------------------------------------
+
+
+def output_path_for(sample_id: str) -> str:
+    """The output file's relative path: the sample id with its suffix replaced by ``.png``.
+
+    The one function that maps ids to output paths: writers use it, and readers
+    refuse a manifest or diff whose paths disagree with it.
+    """
+    stem, dot, suffix = sample_id.rpartition(".")
+    return f"{stem}.png" if dot and "/" not in suffix else f"{sample_id}.png"
+
+
+def _reserved(path: str) -> str | None:
+    parts = path.split("/")
+    if path in RESERVED_NAMES or is_shard_manifest(path):
+        return "it is the name of a file of the benchmark folder itself"
+    if any(p.startswith(".") for p in parts):
+        return "a path component starts with '.' (hidden files and our state folder)"
+    return None
+
+
+def check_layout(
+    pairs: Iterable[tuple[str, str]], *, error: type[InputError] = ManifestError
+) -> None:
+    """Refuse ``(sample id, output path)`` pairs we would not write ourselves.
+
+    A path must be :func:`output_path_for` of its id, must not name a file of the
+    benchmark folder itself (``manifest.json``, ``metadata.jsonl``, ...), a hidden
+    file or the state folder, and no two paths may collide: equal once case is
+    folded, or one used as a file and as a folder.
+    """
+    seen: dict[str, str] = {}  # folded path -> sample id
+    folders: dict[str, str] = {}
+    for sid, path in pairs:
+        expected = output_path_for(sid)
+        if path != expected:
+            raise error(
+                f"sample {sid!r} has output path {path!r}; it must be {expected!r}",
+                hint="output paths derive from sample ids; this file was not written by "
+                "benchmark-regen, or was edited",
+            )
+        why = _reserved(path)
+        if why:
+            raise error(f"sample {sid!r}: output path {path!r} is refused: {why}")
+        key = unicodedata.normalize("NFC", path).casefold()
+        if key in seen:
+            raise error(
+                f"samples {seen[key]!r} and {sid!r} would both be written to {path!r}",
+                hint="rename one of them in the original",
+            )
+        seen[key] = sid
+        parts = key.split("/")
+        for i in range(1, len(parts)):
+            folders.setdefault("/".join(parts[:i]), sid)
+    for key, sid in seen.items():
+        if key in folders:
+            raise error(
+                f"sample {sid!r} is written to {key!r}, which sample {folders[key]!r} needs "
+                "as a folder",
+                hint="rename one of them in the original",
+            )
+
+
+def plan_outputs(ids: Sequence[str]) -> list[tuple[str, str]]:
+    """``(sample id, output path)`` for each id, refusing collisions (a bad original)."""
+    pairs = [(sid, output_path_for(sid)) for sid in ids]
+    check_layout(pairs, error=SourceError)
+    return pairs

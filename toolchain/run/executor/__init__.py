@@ -1,0 +1,76 @@
+"""Executors: run one picklable job over many tasks in pinned processes, results in order.
+
+Every executor has the same small interface (:class:`Executor`): ``run(job, tasks)``
+is a context manager yielding an :class:`OrderedRun`, whose iteration gives the
+job's results **in task order** (so nothing downstream depends on which worker
+finished first) and whose ``fingerprint`` is the runtime fingerprint every worker
+shares. Tasks are consumed lazily, a few ahead of the workers, so the collecting
+process can read each sample once and ship its bytes with the task.
+
+* :mod:`.local`: N processes: this one, when it is already pinned, and N - 1 spawned,
+  pinned ones (all N when it is not), in a pool that never hangs: a worker that cannot
+  start or dies is an :class:`~toolchain.errors.ExecutorError` within a second, and
+  Ctrl-C stops every worker at once;
+* :mod:`.dask`: a Dask distributed cluster (an address, or a ``LocalCluster``).
+
+Nothing here knows what a sample is; :mod:`toolchain.run.generate` and
+:mod:`toolchain.diff.apply` define the jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from typing import Protocol, TypeVar
+
+from toolchain.run.executor._worker import OrderedRun, worker_fingerprint
+
+__all__ = ["EXECUTORS", "Executor", "OrderedRun", "make_executor", "worker_fingerprint"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+EXECUTORS = ("local", "dask")
+
+
+class Executor(Protocol):
+    """Runs ``job`` over ``tasks``; see the module docstring.
+
+    ``prestart()`` may start workers before the job is known (the local pool does;
+    Dask starts nothing); use the executor as a context manager (or call ``close()``)
+    so that workers started and never used are stopped.
+    """
+
+    def run(
+        self, job: Callable[[T], R], tasks: Iterable[T]
+    ) -> AbstractContextManager[OrderedRun[R]]: ...
+
+    @property
+    def shares_files(self) -> bool:
+        """Whether the workers see this machine's files (then they write the outputs)."""
+        ...
+
+    def prestart(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Executor: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+def make_executor(kind: str, *, workers: int, scheduler: str | None = None) -> Executor:
+    """The executor named ``kind`` (``local`` or ``dask``) with ``workers`` processes."""
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    if kind == "local":
+        if scheduler is not None:
+            raise ValueError("--scheduler needs --executor dask")
+        from toolchain.run.executor.local import LocalExecutor
+
+        return LocalExecutor(workers=workers)
+    if kind == "dask":
+        from toolchain.run.executor.dask import DaskExecutor
+
+        return DaskExecutor(workers=workers, scheduler=scheduler)
+    raise ValueError(f"unknown executor {kind!r} (known: {', '.join(EXECUTORS)})")

@@ -1,0 +1,429 @@
+"""The local executor: in this process, or a pool of spawned, pinned processes.
+
+The pool is written here rather than taken from :mod:`multiprocessing.pool`,
+because its two failure modes are the ones we must not have: a worker that dies
+(or cannot start) leaves ``Pool.apply``/``imap`` waiting forever, and stopping a
+pool on Ctrl-C waits for the running tasks. Here every worker has one pipe and
+at most :data:`IN_FLIGHT` batches of tasks queued (the one it runs and the next, so
+that it never waits for the parent between two samples); the parent waits on the
+pipes *and* the processes' sentinels, so a dead worker is noticed at once, and on
+any exception (Ctrl-C included) every worker is terminated before the exception
+propagates.
+
+When this process is pinned, it is one of the workers: ``--workers N`` spawns N - 1
+processes, and this one runs a task itself each time it has fed the others and taken
+what they finished (provided its runtime fingerprint is theirs; a process pinned by its
+environment after numpy was loaded is not, and then only collects). N processes then
+share N cores: a collecting process that only fed the workers would be an N + 1st, and
+on a machine with N cores each worker would pay for its time slices in cache misses (7
+to 9 % more CPU per sample, measured on 2 cores).
+An unpinned process (a library caller's) spawns all N.
+
+Tasks travel in batches sized to take about :data:`BATCH_SECONDS` of a worker's
+time (one task at first, then as many as the measured rate allows, at most
+:data:`MAX_BATCH` and about :data:`MAX_BATCH_BYTES`): cheap samples cost one message
+each way per batch instead of per sample, and slow ones still go one at a time,
+so the last batches never leave a worker idle for long.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import queue
+import select
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from multiprocessing.connection import Connection, wait
+from multiprocessing.context import SpawnProcess
+from typing import Any, TypeVar
+
+from toolchain._internal.memory import Trimmer, tune_allocator
+from toolchain.errors import ExecutorError
+from toolchain.run.determinism import pinned_spawn_context, process_is_pinned
+from toolchain.run.executor._worker import (
+    OrderedRun,
+    check_same_environment,
+    portable_error,
+    start_worker,
+)
+from toolchain.run.fingerprint import fingerprint_digest, runtime_digest
+
+__all__ = ["LocalExecutor"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+START_TIMEOUT = 300.0
+"""Seconds a spawned worker may take to import numpy and report ready (slow disks, emulation)."""
+_STOP_GRACE = 2.0
+IN_FLIGHT = 2
+"""Batches queued at each worker: the next one is there when the current one ends."""
+BATCH_SECONDS = 0.05
+"""A batch holds about this much of a worker's time, at the rate measured so far."""
+MAX_BATCH = 32
+MAX_BATCH_BYTES = 1 << 20
+"""A batch stops growing once its tasks' ``data`` reach this many bytes."""
+
+
+def _worker_main(conn: Connection, current: Any, slot: int) -> None:
+    """A pool worker: start (imports, pinning), receive the job, report the fingerprint,
+    then run tasks until told to stop.
+
+    The job comes through the pipe, not with the process: a pool can be started (the
+    imports take a good part of a second) while the parent is still reading the
+    original, before it knows the job. A thread receives the tasks while the main thread
+    computes, so the parent's send of the next task never waits for the current one to
+    finish, and never blocks against this worker's send of a large result (each end of
+    the pipe is always being drained).
+    """
+    # Ctrl-C is the parent's to handle: it terminates the workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        fingerprint = dict(start_worker())
+        job = conn.recv()
+    except (EOFError, OSError):
+        return  # the parent went away (or stopped an unused pool) before sending a job
+    except BaseException as exc:
+        conn.send(("failed", portable_error(exc)))
+        return
+    conn.send(("ready", fingerprint))
+    tune_allocator()
+    trimmer = Trimmer()
+    inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    threading.Thread(target=_receive, args=(conn, inbox), daemon=True).start()
+    while (batch := inbox.get()) is not None:
+        results: list[tuple[int, Any]] = []
+        for index, task in batch:
+            current[slot] = index  # shared memory: the parent names this task if we die
+            try:
+                results.append((index, job(task)))
+            except BaseException as exc:
+                conn.send((results, (index, portable_error(exc))))
+                break
+        else:
+            conn.send((results, None))
+        trimmer.tick()
+
+
+def _receive(conn: Connection, inbox: queue.SimpleQueue[Any]) -> None:
+    """Move the parent's batches into ``inbox`` as they arrive; ``None`` ends the worker."""
+    try:
+        while (message := conn.recv()) is not None:
+            inbox.put(message)
+    except (EOFError, OSError):
+        pass
+    inbox.put(None)
+
+
+def _sample_of(task: object) -> str | None:
+    """What names a task in an error: its ``sample_id``, when it has one."""
+    return getattr(task, "sample_id", None)
+
+
+def _label(sample: str | None, index: int) -> str:
+    return f"sample {sample!r}" if sample else f"task {index}"
+
+
+def _death(process: SpawnProcess) -> str:
+    process.join(2.0)
+    code = process.exitcode
+    if code is None:
+        return "closed its pipe"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name}"
+    return f"exited with code {code}"
+
+
+class _BatchSizer:
+    """How many tasks the next batch holds, from the pool's measured rate."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.started = time.monotonic()
+        self.done = 0
+
+    def finished(self, count: int) -> None:
+        self.done += count
+
+    def take(self, source: Iterator[tuple[int, Any]]) -> list[tuple[int, Any]]:
+        """The next batch from ``source`` (empty when it is exhausted)."""
+        elapsed = time.monotonic() - self.started
+        per_worker = self.done / elapsed / self.workers if self.done and elapsed > 0 else 0.0
+        size = max(1, min(MAX_BATCH, int(per_worker * BATCH_SECONDS)))
+        batch: list[tuple[int, Any]] = []
+        nbytes = 0
+        while len(batch) < size and nbytes < MAX_BATCH_BYTES:
+            nxt = next(source, None)
+            if nxt is None:
+                break
+            batch.append(nxt)
+            nbytes += len(getattr(nxt[1], "data", b""))
+        return batch
+
+
+class _Pool:
+    """Spawned, pinned workers with one pipe each; see the module docstring."""
+
+    def __init__(self, workers: int):
+        self.processes: list[SpawnProcess] = []
+        self.conns: list[Connection] = []
+        with pinned_spawn_context() as ctx:
+            # Each worker's slot holds the index of the task it runs (results travel a
+            # batch at a time, so the pipe alone cannot tell which task a dead worker ran).
+            self.current = ctx.RawArray("q", [-1] * workers)
+            for slot in range(workers):
+                parent, child = ctx.Pipe(duplex=True)
+                process = ctx.Process(
+                    target=_worker_main, args=(child, self.current, slot), daemon=True
+                )
+                process.start()
+                child.close()
+                self.processes.append(process)
+                self.conns.append(parent)
+        # One poll object per pipe, made once: Connection.poll() builds a selector for
+        # each look, and this process looks after every task it runs itself.
+        self._polls: list[select.poll] = []
+        for conn in self.conns:
+            self._polls.append(poll := select.poll())
+            poll.register(conn.fileno(), select.POLLIN)
+
+    def send_job(self, job: Callable[[Any], Any]) -> None:
+        """Give every worker the job (before :meth:`wait_ready`)."""
+        for conn in self.conns:
+            with contextlib.suppress(OSError):  # a dead worker: wait_ready names it
+                conn.send(job)
+
+    def wait_ready(self) -> Mapping[str, str]:
+        """The fingerprint every worker shares, once all have started."""
+        fingerprints: dict[str, Mapping[str, str]] = {}
+        waiting = dict(enumerate(self.conns))
+        while waiting:
+            sentinels = {self.processes[i].sentinel: i for i in waiting}
+            ready = wait([*waiting.values(), *sentinels], timeout=START_TIMEOUT)
+            if not ready:
+                raise ExecutorError(
+                    f"{len(waiting)} worker process(es) did not start within {START_TIMEOUT:.0f} s",
+                    hint="check that numpy imports in this Python (`benchmark-regen env`)",
+                )
+            for i, conn in list(waiting.items()):
+                message = None
+                if conn in ready:
+                    try:
+                        message = conn.recv() if conn.poll() else None
+                    except (EOFError, OSError):
+                        message = None
+                if message is not None:
+                    kind, payload = message
+                    if kind == "failed":
+                        raise payload
+                    fingerprints[f"#{i} (pid {self.processes[i].pid})"] = payload
+                    del waiting[i]
+                elif conn in ready or self.processes[i].sentinel in ready:
+                    raise ExecutorError(
+                        f"worker process {self.processes[i].pid} could not start: it "
+                        f"{_death(self.processes[i])}",
+                        hint="its error is printed above; check `benchmark-regen env`",
+                    )
+        return check_same_environment(fingerprints)
+
+    def results(
+        self, tasks: Iterable[Any], here: Callable[[Any], Any] | None = None
+    ) -> Iterator[tuple[Any, str]]:
+        """Results in task order; at most :data:`IN_FLIGHT` batches queued at each worker.
+
+        ``here``: the job, when this process is a worker too; it then runs one task
+        between two looks at the pipes (which do not wait while it has tasks to run).
+        """
+        digest = fingerprint_digest(self.fingerprint)
+        self._pending = {}
+        self._busy = {w: collections.deque() for w in range(len(self.conns))}
+        self._batches = {w: collections.deque() for w in self._busy}
+        busy, batches, pending = self._busy, self._batches, self._pending
+        source = enumerate(tasks)
+        self._sizer = sizer = _BatchSizer(len(self.conns) + (here is not None))
+        exhausted = False
+        following = 0
+        trimmer = Trimmer()
+        while True:
+            # Fill round-robin, one batch per worker per round, so that a short run
+            # spreads over every worker instead of queueing on the first.
+            while not exhausted:
+                room = [w for w in busy if len(batches[w]) < IN_FLIGHT]
+                if not room:
+                    break
+                for worker in sorted(room, key=lambda w: len(batches[w])):
+                    batch = sizer.take(source)
+                    if not batch:
+                        exhausted = True
+                        break
+                    with contextlib.suppress(OSError):  # a dead worker: the wait names it
+                        self.conns[worker].send(batch)
+                    # Only each task's name is kept: its bytes are freed once sent.
+                    busy[worker].extend((i, _sample_of(t)) for i, t in batch)
+                    batches[worker].append(len(batch))
+            while following in pending:
+                yield pending.pop(following), digest
+                following += 1
+            trimmer.tick()
+            if here is not None and not exhausted:
+                if (mine := next(source, None)) is None:
+                    exhausted = True
+                else:
+                    pending[mine[0]] = here(mine[1])
+                    sizer.finished(1)
+                    self._collect(block=False)
+                continue
+            if not any(busy.values()):
+                return
+            self._collect(block=True)
+
+    def _collect(self, *, block: bool) -> None:
+        """Take every batch of results the workers have sent (waiting for one if ``block``);
+        a worker that died is an :class:`ExecutorError` naming the task it ran."""
+        busy = self._busy
+        working = [w for w in busy if busy[w]]
+        if block:
+            watched: dict[object, int] = {self.conns[w]: w for w in working}
+            watched.update({self.processes[w].sentinel: w for w in working})
+            signalled = wait(list(watched))  # type: ignore[arg-type]
+            ready = [(watched[r], r is self.conns[watched[r]]) for r in signalled]
+        else:
+            # A dead worker's pipe reads as ready (end of file): no need to watch sentinels.
+            ready = [(w, True) for w in working if self._has_data(w)]
+        for worker, readable in ready:
+            conn = self.conns[worker]
+            # Every result already in the pipe is taken before a death is believed:
+            # a worker that finished its tasks and then died lost nothing.
+            while busy[worker]:
+                try:
+                    if not self._has_data(worker):
+                        if readable:
+                            break
+                        raise EOFError
+                    done, failed = conn.recv()
+                except (EOFError, OSError):
+                    running = self.current[worker]
+                    index, sample = next(
+                        (t for t in busy[worker] if t[0] == running), busy[worker][0]
+                    )
+                    raise ExecutorError(
+                        f"worker process {self.processes[worker].pid} "
+                        f"{_death(self.processes[worker])} while working on "
+                        f"{_label(sample, index)}",
+                        hint="out of memory? (see dmesg); run again with --resume to continue",
+                    ) from None
+                if failed is not None:
+                    raise failed[1]
+                for index, payload in done:
+                    self._pending[index] = payload
+                    busy[worker].popleft()
+                self._batches[worker].popleft()
+                self._sizer.finished(len(done))
+
+    def _has_data(self, worker: int) -> bool:
+        """Whether ``worker``'s pipe can be read without waiting (data, or its end)."""
+        return bool(self._polls[worker].poll(0))
+
+    def stop(self, *, clean: bool) -> None:
+        """Ask idle workers to exit (clean), or terminate them all at once."""
+        for conn, process in zip(self.conns, self.processes, strict=True):
+            if clean and process.is_alive():
+                with contextlib.suppress(OSError, ValueError):
+                    conn.send(None)
+            else:
+                process.terminate()
+        for process in self.processes:
+            process.join(_STOP_GRACE if clean else 0.5)
+            if process.is_alive():
+                process.kill()
+                process.join(_STOP_GRACE)
+        for conn in self.conns:
+            conn.close()
+
+    fingerprint: Mapping[str, str]
+    _pending: dict[int, Any]
+    """Results that came back before an earlier task's, by task index."""
+    _busy: dict[int, collections.deque[tuple[int, str | None]]]
+    """Worker -> its tasks (index, sample) in the order sent; it runs them in that order."""
+    _batches: dict[int, collections.deque[int]]
+    """Worker -> the sizes of the batches it has queued."""
+    _sizer: _BatchSizer
+
+
+def _in_process(job: Callable[[T], R], tasks: Iterable[T], digest: str) -> Iterator[tuple[R, str]]:
+    trimmer = Trimmer()
+    for task in tasks:
+        yield job(task), digest
+        trimmer.tick()
+
+
+class LocalExecutor:
+    """``workers`` processes: this one, when it is pinned, and spawned ones for the rest
+    (all of them when it is not). One pinned worker runs here without a pool.
+
+    :meth:`prestart` spawns the pool early (its workers import while the caller reads
+    the original); :meth:`close`, or leaving the ``with`` block, stops a pool that was
+    started and never used.
+    """
+
+    def __init__(self, *, workers: int):
+        self.workers = workers
+        self._warm: _Pool | None = None
+
+    @property
+    def shares_files(self) -> bool:
+        return True
+
+    def _spawned(self) -> int:
+        """How many processes to spawn: this one is a worker too when it is pinned."""
+        return self.workers - 1 if process_is_pinned() else self.workers
+
+    def prestart(self) -> None:
+        if self._warm is None and (count := self._spawned()):
+            self._warm = _Pool(count)
+
+    def close(self) -> None:
+        if self._warm is not None:
+            self._warm.stop(clean=False)
+            self._warm = None
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def run(self, job: Callable[[T], R], tasks: Iterable[T]) -> Iterator[OrderedRun[R]]:
+        count = self._spawned()
+        here = start_worker() if count < self.workers else None
+        if here is not None:
+            tune_allocator()  # pinned: the process is ours, and it runs tasks
+            if not count:
+                yield OrderedRun(_in_process(job, tasks, runtime_digest()), here)
+                return
+        pool, self._warm = self._warm or _Pool(count), None
+        clean = False
+        try:
+            pool.send_job(job)
+            pool.fingerprint = pool.wait_ready()
+            shared = fingerprint_digest(pool.fingerprint)
+            if here is not None and fingerprint_digest(here) != shared:
+                # Pinned by its environment only (numpy was loaded before it was pinned, as
+                # in a test runner): its pixels could differ, so it only collects, and all
+                # the workers are spawned.
+                pool.stop(clean=False)
+                pool, here = _Pool(self.workers), None
+                pool.send_job(job)
+                pool.fingerprint = pool.wait_ready()
+            yield OrderedRun(pool.results(tasks, job if here else None), pool.fingerprint)
+            clean = True
+        finally:
+            pool.stop(clean=clean)
