@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.terminal import default_sigint
-from tests.unit.test_generate import ADVERSARIAL_SMALL_STEPS2
+from tests.unit.test_run_generate import ADVERSARIAL_SMALL_STEPS2
 from toolchain.audit.verify import verify_benchmark
 from toolchain.cli import cli
 from toolchain.run.generate import generate_benchmark
