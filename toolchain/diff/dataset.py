@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from toolchain._internal.atomic import TMP_PREFIX
 from toolchain._internal.deps import require
+from toolchain._internal.parquet import open_parquet
 from toolchain.diff.format import (
     AEAD_AES_256_GCM_SIV,
     CODEC_ZSTD,
@@ -387,10 +388,8 @@ class DiffDataset(DiffReader):
     ) -> tuple[tuple[tuple[Path, tuple[int, ...]], ...], list[int]]:
         """Each shard with its row-group starts; the shards' first rows. Metadata only."""
         from toolchain.errors import SourceError
-        from toolchain.source.hf import parquet_layout
+        from toolchain.source.hf.layout import parquet_layout
 
-        pa_ = require("pyarrow")
-        pq = require("pyarrow.parquet")
         try:
             layout, _ = parquet_layout(self.path)
         except SourceError as e:
@@ -407,10 +406,7 @@ class DiffDataset(DiffReader):
         expected = [(n, str(t)) for n, t in zip(_COLUMNS, _schema(b"").types, strict=True)]
         for rel in files:
             path = self.path / rel
-            try:
-                pf = pq.ParquetFile(str(path), memory_map=False, pre_buffer=False)
-            except (pa_.ArrowException, OSError) as e:
-                raise _fail(f"{rel}: not a readable parquet file ({e})", hint=_HINT) from None
+            pf = open_parquet(path, error=DiffFormatError, what=rel, hint=_HINT)
             try:
                 schema = pf.schema_arrow
                 got = [
@@ -450,7 +446,6 @@ class DiffDataset(DiffReader):
     def _read_index(self, parsed: Manifest | ManifestError) -> tuple[bytes, str | None]:
         """The index the .bdiff of the same entries holds; and the first row whose sample
         is not the manifest's entry there, said once the digest has been checked."""
-        pq = require("pyarrow.parquet")
         h = self.header
         entries = parsed.entries if isinstance(parsed, Manifest) else ()
         mismatch: str | None = None
@@ -460,7 +455,7 @@ class DiffDataset(DiffReader):
         kinds = {v: k for k, v in _KINDS.items()}
         for path, _ in self._shards:
             rel = path.relative_to(self.path).as_posix()
-            pf = pq.ParquetFile(str(path), memory_map=False, pre_buffer=False)
+            pf = open_parquet(path, error=DiffFormatError, what=rel, hint=_HINT)
             try:
                 row = 0
                 batches = pf.iter_batches(
@@ -542,8 +537,9 @@ class DiffDataset(DiffReader):
         s, g, j = self._locate(i)
         with self._lock:
             if self._cache is None or self._cache[0] != (s, g):
-                pq = require("pyarrow.parquet")
-                pf = pq.ParquetFile(str(self._shards[s][0]), memory_map=False, pre_buffer=False)
+                path = self._shards[s][0]
+                rel = path.relative_to(self.path).as_posix()
+                pf = open_parquet(path, error=DiffFormatError, what=rel, hint=_HINT)
                 try:
                     self._cache = ((s, g), self._sealed_column(pf, s, g))
                 finally:
@@ -553,10 +549,10 @@ class DiffDataset(DiffReader):
 
     def iter_sealed(self) -> Iterator[tuple[int, bytes]]:
         """Every sealed payload in order, each checked (streams: one row group in memory)."""
-        pq = require("pyarrow.parquet")
         i = 0
         for s, (path, groups) in enumerate(self._shards):
-            pf = pq.ParquetFile(str(path), memory_map=False, pre_buffer=False)
+            rel = path.relative_to(self.path).as_posix()
+            pf = open_parquet(path, error=DiffFormatError, what=rel, hint=_HINT)
             try:
                 for g in range(len(groups) - 1):
                     column = self._sealed_column(pf, s, g).combine_chunks()

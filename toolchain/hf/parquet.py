@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolchain._internal.deps import require
+from toolchain._internal.parquet import open_parquet
 from toolchain.errors import InputError, OutputError
 from toolchain.hf._arrow import (
     HF_METADATA_KEY,
@@ -236,7 +237,7 @@ def write_parquet(
 def parquet_files(out: str | os.PathLike[str], *, split: str | None = None) -> tuple[Path, ...]:
     """The shards of a parquet benchmark (one split), in order; checked to be complete."""
     from toolchain.errors import SourceError
-    from toolchain.source.hf import parquet_layout
+    from toolchain.source.hf.layout import parquet_layout
 
     root = Path(out)
     try:
@@ -280,9 +281,12 @@ def parquet_columns(
     out: str | os.PathLike[str], *, split: str | None = None
 ) -> tuple[ColumnSpec, ...]:
     """The carried columns of a parquet benchmark, from the first shard's features."""
-    pq = require("pyarrow.parquet")
     first = parquet_files(out, split=split)[0]
-    return _specs(pq.read_schema(str(first)), str(first))
+    pf = open_parquet(first, error=InputError, what=str(first))
+    try:
+        return _specs(pf.schema_arrow, str(first))
+    finally:
+        pf.close()
 
 
 def read_parquet(
@@ -295,14 +299,10 @@ def read_parquet(
     is empty.
     """
     pa_ = require("pyarrow")
-    pq = require("pyarrow.parquet")
     expected: tuple[ColumnSpec, ...] | None = None
     for path in parquet_files(out, split=split):
         where = path.relative_to(Path(out)).as_posix()
-        try:
-            pf = pq.ParquetFile(str(path), memory_map=False, pre_buffer=False)
-        except (pa_.ArrowException, OSError) as e:
-            raise InputError(f"{where}: not a readable parquet file ({e})") from None
+        pf = open_parquet(path, error=InputError, what=where)
         try:
             specs = _specs(pf.schema_arrow, where)
             if expected is None:

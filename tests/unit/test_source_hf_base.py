@@ -1,8 +1,7 @@
-"""Hugging Face originals: parquet (both Hub layouts), save_to_disk, Dataset objects."""
+"""source/hf/base.py: what the three Hugging Face sources share (ids, columns, checks, reads)."""
 
 from __future__ import annotations
 
-import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -11,110 +10,24 @@ from typing import Any
 import pytest
 
 from tests.hf_cases import (
-    LABELS,
-    class_records,
     hf_offline,
     load_parquet_dir,
     make_dataset,
-    to_converted_parquet,
     to_folder,
     to_hub_parquet,
 )
+from tests.hf_sources import SPECS, hub, rows, samples
 from toolchain.errors import InputError, SourceError
-from toolchain.model.columns import ColumnSpec
-from toolchain.source import FolderSource, open_source
-from toolchain.source.hf import (
-    ArrowSource,
-    DatasetSource,
-    ParquetSource,
-    class_labels_from_ids,
-    detect,
-)
+from toolchain.source import open_source
+from toolchain.source.hf import class_labels_from_ids
+from toolchain.source.hf.base import project_columns, top_columns
 
-__all__ = ["hf_offline"]
+__all__ = ["hf_offline", "hub", "rows"]
 
 pytestmark = pytest.mark.usefixtures("hf_offline")
 
-SPECS = (
-    ColumnSpec(name="label", type="class_label", names=LABELS),
-    ColumnSpec(name="caption", type="string"),
-    ColumnSpec(name="score", type="float"),
-)
 
-
-@pytest.fixture
-def rows() -> list[dict[str, Any]]:
-    return class_records(8)
-
-
-@pytest.fixture
-def hub(tmp_path: Path, rows: list[dict[str, Any]]) -> Path:
-    """data/train-0000i-of-00002.parquet (8 rows, row groups of 3) + data/test-... + README."""
-    root = tmp_path / "hub"
-    to_hub_parquet(make_dataset(rows), root, "train", shards=2)
-    to_hub_parquet(make_dataset(rows[:3]), root, "test")
-    (root / "README.md").write_text("---\nlicense: other\n---\n")
-    (root / ".gitattributes").write_text("*.parquet filter=lfs\n")
-    return root
-
-
-def _samples(source: Any, ids: Any = None) -> list[tuple[str, bytes, dict[str, Any]]]:
-    ids = source.listing().ids if ids is None else ids
-    return [(s.id, s.data, dict(s.columns)) for s in source.iter_samples(ids)]
-
-
-def _expected(rows: list[dict[str, Any]]) -> dict[str, tuple[bytes, dict[str, Any]]]:
-    return {
-        r["path"]: (
-            r["bytes"],
-            {"label": r["label"], "caption": r["caption"], "score": repr(float(r["score"]))},
-        )
-        for r in rows
-    }
-
-
-# -- detect / open_source ----------------------------------------------------------------
-
-
-def test_detect_kinds(tmp_path: Path, hub: Path, rows: list[dict[str, Any]]) -> None:
-    conv = tmp_path / "conv"
-    to_converted_parquet(make_dataset(rows), conv, "default", "train")
-    arrow = tmp_path / "arrow"
-    make_dataset(rows).save_to_disk(str(arrow))
-    folder = to_folder(rows, tmp_path / "folder")
-    assert detect(hub) == "parquet"
-    assert detect(conv) == "parquet"
-    assert detect(hub / "data" / "test-00000-of-00001.parquet") == "parquet"
-    assert detect(arrow) == "arrow"
-    assert detect(folder) is None
-    assert detect(tmp_path / "missing") is None
-    assert isinstance(open_source(hub, split="train"), ParquetSource)
-    assert isinstance(open_source(arrow), ArrowSource)
-    assert isinstance(open_source(folder), FolderSource)
-    assert isinstance(open_source(make_dataset(rows)), DatasetSource)
-
-
-# -- parquet, Hub layout data/<split>-NNNNN-of-NNNNN.parquet -----------------------------
-
-
-def test_parquet_listing_ids_columns_and_ignored(hub: Path, rows: list[dict[str, Any]]) -> None:
-    with open_source(hub, split="train") as src:
-        listing = src.listing()
-        assert listing.ids == tuple(sorted((r["path"] for r in rows), key=str.encode))
-        assert listing.columns == SPECS
-        # README.md, .gitattributes, and the test split's shard
-        assert listing.ignored == 3
-        assert dict(listing.ignored_kinds) == {".md": 1, "hidden": 1, "parquet (other split)": 1}
-        got = {sid: (data, cols) for sid, data, cols in _samples(src)}
-    assert got == _expected(rows)
-
-
-def test_parquet_needs_a_split_and_names_them(hub: Path) -> None:
-    with pytest.raises(SourceError, match="several splits: test, train") as e:
-        open_source(hub)
-    assert "--split" in (e.value.hint or "")
-    with pytest.raises(SourceError, match="no split 'validation'; its splits: test, train"):
-        open_source(hub, split="validation")
+# -- reading: storage order, one read per sample -----------------------------------------
 
 
 def test_iter_samples_streams_in_storage_order_each_once(
@@ -137,12 +50,7 @@ def test_read_and_columns_of_match_iter_samples(hub: Path) -> None:
             src.read("nope.png")
 
 
-def test_source_pickles_for_workers(hub: Path) -> None:
-    with open_source(hub, split="train") as src:
-        ids = src.listing().ids
-        clone = pickle.loads(pickle.dumps(src))
-        assert clone.read(ids[3]) == src.read(ids[3])
-        clone.close()
+# -- ids: the path rule, row numbers, and bad paths --------------------------------------
 
 
 def test_row_ids_follow_load_dataset_numbering(
@@ -162,13 +70,6 @@ def test_row_ids_follow_load_dataset_numbering(
         assert got[f"validation/{i}"] == loaded[i]["image"]["bytes"]
 
 
-def test_single_parquet_file_is_split_train(hub: Path) -> None:
-    with open_source(hub / "data" / "test-00000-of-00001.parquet") as src:
-        assert len(src.listing().ids) == 3
-        with pytest.raises(SourceError, match="no configs or splits"):
-            open_source(hub / "data" / "test-00000-of-00001.parquet", split="test")
-
-
 def test_ids_row_mode_and_path_mode(tmp_path: Path, hub: Path, rows: list[dict[str, Any]]) -> None:
     with open_source(hub, split="train", ids="row") as src:
         assert set(src.listing().ids) == {f"train/{i}" for i in range(8)}
@@ -179,27 +80,6 @@ def test_ids_row_mode_and_path_mode(tmp_path: Path, hub: Path, rows: list[dict[s
         open_source(root, ids="path").listing()
     with pytest.raises(SourceError, match="ids must be one of"):
         open_source(root, ids="paths")
-
-
-# -- parquet, Hub layout <config>/<split>/NNNN.parquet -----------------------------------
-
-
-def test_converted_layout_with_configs(tmp_path: Path, rows: list[dict[str, Any]]) -> None:
-    root = tmp_path / "conv"
-    to_converted_parquet(make_dataset(rows), root, "full", "train", shards=2)
-    to_converted_parquet(make_dataset(rows[:2]), root, "small", "train")
-    with pytest.raises(SourceError, match="several configs: full, small"):
-        open_source(root)
-    with pytest.raises(SourceError, match="no config 'tiny'"):
-        open_source(root, config="tiny")
-    with open_source(root, config="full") as src:
-        got = {sid: (data, cols) for sid, data, cols in _samples(src)}
-    assert got == _expected(rows)
-    with open_source(root, config="small", split="train") as src:
-        assert len(src.listing().ids) == 2
-
-
-# -- ids: the path rule and its bad inputs -----------------------------------------------
 
 
 def test_duplicated_paths_name_file_and_both_rows(
@@ -262,22 +142,6 @@ def test_parquet_without_image_column(tmp_path: Path) -> None:
         open_source(root).listing()
 
 
-def test_corrupt_footer_names_the_shard(hub: Path) -> None:
-    shard = hub / "data" / "train-00001-of-00002.parquet"
-    shard.write_bytes(shard.read_bytes()[:-100])
-    with pytest.raises(
-        SourceError, match=r"train-00001-of-00002.parquet: not a readable parquet"
-    ) as e:
-        open_source(hub, split="train").listing()
-    assert "download this shard again" in (e.value.hint or "")
-
-
-def test_missing_shard_is_named(hub: Path) -> None:
-    (hub / "data" / "train-00000-of-00002.parquet").unlink()
-    with pytest.raises(SourceError, match="1 of its 2 shards; missing: train-00000-of-00002"):
-        open_source(hub, split="train")
-
-
 def test_null_image_cell_names_file_and_row(tmp_path: Path, rows: list[dict[str, Any]]) -> None:
     import datasets
 
@@ -321,20 +185,6 @@ def test_path_only_image_cell_is_refused(tmp_path: Path, rows: list[dict[str, An
     ):
         list(src.iter_samples(src.listing().ids))
     assert "embed" in (e.value.hint or "")
-
-
-def test_shards_whose_schemas_disagree(tmp_path: Path, rows: list[dict[str, Any]]) -> None:
-    root = tmp_path / "mixed"
-    to_hub_parquet(make_dataset(rows[:4]), root, "train", shards=2)
-    # the second shard from another version of the dataset: other class names
-    make_dataset(rows[4:], names=("cat", "wolf")).to_parquet(
-        str(root / "data" / "train-00001-of-00002.parquet")
-    )
-    with pytest.raises(
-        SourceError,
-        match=r"schemas of .*train-00000.* and .*train-00001.* disagree: column 'label'",
-    ):
-        open_source(root).listing()
 
 
 def test_null_in_a_carried_column(tmp_path: Path, rows: list[dict[str, Any]]) -> None:
@@ -415,61 +265,20 @@ def test_columns_on_a_source(tmp_path: Path, hub: Path, rows: list[dict[str, Any
         assert [c.name for c in src.listing().columns] == ["label", "caption", "score"]
 
 
-# -- save_to_disk and Dataset objects ----------------------------------------------------
+def test_top_columns_and_projection() -> None:
+    import pyarrow as pa
 
-
-def test_arrow_dataset_and_dict(tmp_path: Path, rows: list[dict[str, Any]]) -> None:
-    import datasets
-
-    single = tmp_path / "single"
-    make_dataset(rows).save_to_disk(str(single), num_shards=2)
-    with open_source(single) as src:
-        assert src.listing().columns == SPECS
-        got = {sid: (data, cols) for sid, data, cols in _samples(src)}
-        # save_to_disk (like push_to_hub) embeds the images and keeps only the paths' base names
-        assert got == {k.split("/")[-1]: v for k, v in _expected(rows).items()}
-        assert src.read("horse.png") == rows[2]["bytes"]
-    dd = tmp_path / "dict"
-    datasets.DatasetDict(
-        {"train": make_dataset(rows), "test": make_dataset(rows[:2], paths=False)}
-    ).save_to_disk(str(dd))
-    with pytest.raises(SourceError, match="several splits: train, test"):
-        open_source(dd)
-    with pytest.raises(SourceError, match="no split 'dev'"):
-        open_source(dd, split="dev")
-    with open_source(dd, split="test") as src:
-        assert src.listing().ids == ("test/0", "test/1")
-        assert src.read("test/1") == rows[1]["bytes"]
-    with open_source(dd / "test") as src:  # one split's folder: a Dataset saved as 'test'
-        assert src.listing().ids == ("test/0", "test/1")
-    with pytest.raises(SourceError, match="holds one split, 'test', not 'train'"):
-        open_source(dd / "test", split="train").listing()
-
-
-def test_arrow_null_image_names_the_file(tmp_path: Path, rows: list[dict[str, Any]]) -> None:
-    import datasets
-
-    ds = make_dataset(rows)
-    images = [{"bytes": r["bytes"], "path": r["path"]} for r in rows]
-    images[6] = None
-    ds = (
-        ds.remove_columns("image")
-        .add_column("image", images)
-        .cast_column("image", datasets.Image())
+    assert top_columns(["image.path", "label", "image"]) == ["image", "label"]
+    image = pa.StructArray.from_arrays(
+        [pa.array([b"x", b"y"]), pa.array(["a.png", None])],
+        names=["bytes", "path"],
+        mask=pa.array([False, True]),
     )
-    ds.save_to_disk(str(tmp_path / "a"))
-    with pytest.raises(SourceError, match=r"data-00000-of-00001.arrow, row 6 .*no image"):
-        open_source(tmp_path / "a").listing()
-
-
-def test_dataset_object_honours_select(rows: list[dict[str, Any]]) -> None:
-    ds = make_dataset(rows, paths=False).select([5, 1, 3])
-    with open_source(ds, split="val") as src:
-        assert src.listing().ids == ("val/0", "val/1", "val/2")
-        got = [(s.id, s.data, s.columns["label"]) for s in src.iter_samples(src.listing().ids)]
-    assert got == [
-        (f"val/{i}", rows[r]["bytes"], rows[r]["label"]) for i, r in enumerate([5, 1, 3])
-    ]
+    table = pa.table({"image": image, "label": [0, 1]})
+    got = project_columns(table, ["image.path", "label"])
+    assert got.column_names == ["image", "label"]
+    assert got.column("image").to_pylist() == [{"path": "a.png"}, None]
+    assert project_columns(table, []).num_columns == 0
 
 
 # -- the same images, as a folder and as parquet -----------------------------------------
@@ -487,7 +296,7 @@ def test_folder_and_parquet_give_the_same_samples(
         spec, values = labels
         assert p.listing().columns == (spec,)
         from_folder = [(s.id, s.data, {"label": values[s.id]}) for s in f.iter_samples(ids)]
-        from_parquet = sorted(_samples(p), key=lambda t: t[0].encode())
+        from_parquet = sorted(samples(p), key=lambda t: t[0].encode())
     assert from_parquet == from_folder
 
 
@@ -511,21 +320,3 @@ def test_core_imports_without_hf_packages() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
-
-
-def test_iter_samples_memory_is_a_few_rows_of_a_row_group(tmp_path: Path) -> None:
-    """One row group of 160 photographs is decoded READ_BATCH_ROWS (16) rows at a time."""
-    import pyarrow as pa
-
-    many = class_records(160)
-    root = tmp_path / "many"
-    to_hub_parquet(make_dataset(many), root, "train", row_group=160)
-    total = sum(len(r["bytes"]) for r in many)
-    # pyarrow's count is for the whole process: what earlier tests still hold is not ours.
-    base = pa.total_allocated_bytes()
-    peak = 0
-    with open_source(root) as src:
-        for s in src.iter_samples(src.listing().ids):
-            assert s.data
-            peak = max(peak, pa.total_allocated_bytes() - base)
-    assert peak < total / 3

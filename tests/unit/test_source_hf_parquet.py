@@ -1,0 +1,144 @@
+"""source/hf/parquet.py: parquet originals, both Hub layouts and a single ``.parquet`` file."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.hf_cases import (
+    class_records,
+    hf_offline,
+    make_dataset,
+    to_converted_parquet,
+    to_hub_parquet,
+)
+from tests.hf_sources import SPECS, expected, hub, rows, samples
+from tests.hostile import no_hang
+from toolchain.errors import SourceError
+from toolchain.source import open_source
+
+__all__ = ["hf_offline", "hub", "rows"]
+
+pytestmark = pytest.mark.usefixtures("hf_offline")
+
+
+# -- Hub layout data/<split>-NNNNN-of-NNNNN.parquet --------------------------------------
+
+
+def test_parquet_listing_ids_columns_and_ignored(hub: Path, rows: list[dict[str, Any]]) -> None:
+    with open_source(hub, split="train") as src:
+        listing = src.listing()
+        assert listing.ids == tuple(sorted((r["path"] for r in rows), key=str.encode))
+        assert listing.columns == SPECS
+        # README.md, .gitattributes, and the test split's shard
+        assert listing.ignored == 3
+        assert dict(listing.ignored_kinds) == {".md": 1, "hidden": 1, "parquet (other split)": 1}
+        got = {sid: (data, cols) for sid, data, cols in samples(src)}
+    assert got == expected(rows)
+
+
+def test_parquet_needs_a_split_and_names_them(hub: Path) -> None:
+    with pytest.raises(SourceError, match="several splits: test, train") as e:
+        open_source(hub)
+    assert "--split" in (e.value.hint or "")
+    with pytest.raises(SourceError, match="no split 'validation'; its splits: test, train"):
+        open_source(hub, split="validation")
+
+
+def test_source_pickles_for_workers(hub: Path) -> None:
+    with open_source(hub, split="train") as src:
+        ids = src.listing().ids
+        clone = pickle.loads(pickle.dumps(src))
+        assert clone.read(ids[3]) == src.read(ids[3])
+        clone.close()
+
+
+def test_single_parquet_file_is_split_train(hub: Path) -> None:
+    with open_source(hub / "data" / "test-00000-of-00001.parquet") as src:
+        assert len(src.listing().ids) == 3
+        with pytest.raises(SourceError, match="no configs or splits"):
+            open_source(hub / "data" / "test-00000-of-00001.parquet", split="test")
+
+
+# -- Hub layout <config>/<split>/NNNN.parquet ---------------------------------------------
+
+
+def test_converted_layout_with_configs(tmp_path: Path, rows: list[dict[str, Any]]) -> None:
+    root = tmp_path / "conv"
+    to_converted_parquet(make_dataset(rows), root, "full", "train", shards=2)
+    to_converted_parquet(make_dataset(rows[:2]), root, "small", "train")
+    with pytest.raises(SourceError, match="several configs: full, small"):
+        open_source(root)
+    with pytest.raises(SourceError, match="no config 'tiny'"):
+        open_source(root, config="tiny")
+    with open_source(root, config="full") as src:
+        got = {sid: (data, cols) for sid, data, cols in samples(src)}
+    assert got == expected(rows)
+    with open_source(root, config="small", split="train") as src:
+        assert len(src.listing().ids) == 2
+
+
+# -- bad shards --------------------------------------------------------------------------
+
+
+def test_corrupt_footer_names_the_shard(hub: Path) -> None:
+    shard = hub / "data" / "train-00001-of-00002.parquet"
+    shard.write_bytes(shard.read_bytes()[:-100])
+    with pytest.raises(
+        SourceError, match=r"train-00001-of-00002.parquet: not a readable parquet"
+    ) as e:
+        open_source(hub, split="train").listing()
+    assert "download this shard again" in (e.value.hint or "")
+
+
+def test_a_fifo_in_place_of_a_shard_is_refused_not_waited_on(hub: Path) -> None:
+    shard = hub / "data" / "train-00001-of-00002.parquet"
+    shard.unlink()
+    os.mkfifo(shard)
+    with (
+        no_hang(10),
+        pytest.raises(
+            SourceError, match=r"train-00001-of-00002.parquet: not a readable parquet file \(not a"
+        ) as e,
+    ):
+        open_source(hub, split="train").listing()
+    assert "download this shard again" in (e.value.hint or "")
+
+
+def test_shards_whose_schemas_disagree(tmp_path: Path, rows: list[dict[str, Any]]) -> None:
+    root = tmp_path / "mixed"
+    to_hub_parquet(make_dataset(rows[:4]), root, "train", shards=2)
+    # the second shard from another version of the dataset: other class names
+    make_dataset(rows[4:], names=("cat", "wolf")).to_parquet(
+        str(root / "data" / "train-00001-of-00002.parquet")
+    )
+    with pytest.raises(
+        SourceError,
+        match=r"schemas of .*train-00000.* and .*train-00001.* disagree: column 'label'",
+    ):
+        open_source(root).listing()
+
+
+# -- memory ------------------------------------------------------------------------------
+
+
+def test_iter_samples_memory_is_a_few_rows_of_a_row_group(tmp_path: Path) -> None:
+    """One row group of 160 photographs is decoded READ_BATCH_ROWS (16) rows at a time."""
+    import pyarrow as pa
+
+    many = class_records(160)
+    root = tmp_path / "many"
+    to_hub_parquet(make_dataset(many), root, "train", row_group=160)
+    total = sum(len(r["bytes"]) for r in many)
+    # pyarrow's count is for the whole process: what earlier tests still hold is not ours.
+    base = pa.total_allocated_bytes()
+    peak = 0
+    with open_source(root) as src:
+        for s in src.iter_samples(src.listing().ids):
+            assert s.data
+            peak = max(peak, pa.total_allocated_bytes() - base)
+    assert peak < total / 3

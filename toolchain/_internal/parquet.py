@@ -1,0 +1,82 @@
+"""Opening a parquet file: the one opener every reader uses (no stability guarantee).
+
+It refuses what is not a regular parquet file before pyarrow opens it, and says why.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from toolchain._internal.deps import require
+from toolchain._internal.safefs import UnsafePath
+from toolchain.errors import Error, os_error_text
+
+if TYPE_CHECKING:
+    import pyarrow.parquet as pq
+
+__all__ = ["open_parquet"]
+
+_MAGIC = b"PAR1"  # a parquet file starts and ends with it
+_HINT = "write or download the file again: it is damaged, or it is not parquet"
+_MIN_SIZE = 12  # magic, footer length, magic: the smallest parquet file
+
+
+def open_parquet(
+    path: str | os.PathLike[str],
+    *,
+    error: type[Error],
+    what: str,
+    hint: str = _HINT,
+    buffer_size: int = 0,
+) -> pq.ParquetFile:
+    """``path`` opened for reading without a memory map or pre-buffering; close it.
+
+    ``what`` names the file in messages (its path inside the dataset). Anything
+    that is not a regular file ending with the parquet magic (a FIFO, a folder, a
+    truncated file), or that pyarrow cannot open, raises ``error`` with ``hint``.
+    ``buffer_size``: pyarrow's read buffer (0: each column chunk read whole).
+    """
+    pa = require("pyarrow")
+    pq_ = require("pyarrow.parquet")
+    try:
+        _check_file(Path(path))
+    except OSError as e:
+        raise error(
+            f"{what}: not a readable parquet file ({os_error_text(e)})", hint=hint
+        ) from None
+    try:
+        # pyarrow opens the path again (a FIFO swapped in between the two opens is not
+        # caught); no memory map: mapped pages would stay resident as the file is read
+        return pq_.ParquetFile(
+            str(path), memory_map=False, pre_buffer=False, buffer_size=buffer_size
+        )
+    except (pa.ArrowException, OSError) as e:
+        raise error(
+            f"{what}: not a readable parquet file (corrupt or truncated footer: {str(e).strip()})",
+            hint=hint,
+        ) from None
+
+
+def _check_file(path: Path) -> None:
+    """Raise :class:`UnsafePath` unless ``path`` is a regular file ending with the magic.
+
+    ``O_NONBLOCK``: opening a FIFO returns at once (and it is refused), never hangs.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafePath(errno.EINVAL, "not a regular file, but a FIFO, device or folder")
+        tail = os.pread(fd, len(_MAGIC), max(0, st.st_size - len(_MAGIC)))
+    finally:
+        os.close(fd)
+    if st.st_size < _MIN_SIZE or tail != _MAGIC:
+        raise UnsafePath(
+            errno.EINVAL,
+            "corrupt or truncated footer: the file does not end with the parquet magic bytes "
+            + _MAGIC.decode(),
+        )
