@@ -4,7 +4,7 @@
 #   sh install-venv.sh WHEELHOUSE VENV [REQUIREMENTS [COMPILE_DIR [STEPS]]]
 #
 # Shared by docker/Dockerfile (RUN, everything at once) and by the
-# reproducible assembly in toolchain/container/image.py (a `docker run` of the base
+# reproducible assembly in toolchain/container/assemble.py (a `docker run` of the base
 # image per layer: first WHEELHOUSE/dependencies.txt, then
 # WHEELHOUSE/project.txt with COMPILE_DIR = the toolchain package), so both
 # routes install exactly the same way. REQUIREMENTS defaults to

@@ -11,7 +11,7 @@
 # package and version against lockfiles/debian-base-ARCH.txt, strip what
 # changes from run to run (apt lists, caches, logs, machine id, /dev), and load
 # it as one deterministic layer with a canonical config (written by
-# toolchain.container.image.load_base_rootfs: the same packages give the same layer
+# toolchain.container.base.load_base_rootfs: the same packages give the same layer
 # diff ID and the same image ID on any machine).
 #
 #   --mirror URL    the Debian mirror (default: the bookworm source in this
@@ -134,7 +134,7 @@ command -v docker >/dev/null \
 docker info >/dev/null 2>&1 \
     || die "no Docker engine answers at ${DOCKER_HOST:-unix:///var/run/docker.sock}; \
 start one with: eval \"\$(bash .ci/dockerd.sh start)\""
-"$PYTHON" -c 'import toolchain.container.image' 2>/dev/null \
+"$PYTHON" -c 'import toolchain.container.base' 2>/dev/null \
     || die "$PYTHON cannot import toolchain: install the project first \
 (pip install --no-deps .), or set PYTHON to the interpreter that has it"
 if [ "$UPDATE_LOCK" = 0 ] && [ ! -f "$LOCK" ]; then
@@ -266,7 +266,8 @@ log "packing and loading as $TAG"
 "$PYTHON" -c '
 import sys
 from pathlib import Path
-from toolchain.container.image import base_inputs, load_base_rootfs
+from toolchain.container.base import load_base_rootfs
+from toolchain.container.inputs import base_inputs
 rootfs, tag, arch, epoch, project = sys.argv[1:]
 inputs = base_inputs(arch, Path(project))
 print(load_base_rootfs(Path(rootfs), tag=tag, arch=arch, epoch=int(epoch), inputs=inputs).id)

@@ -19,9 +19,20 @@ from pathlib import Path
 
 import pytest
 
-from toolchain.container import image as container
+from toolchain.container.base import ensure_base
+from toolchain.container.build import build_image, build_images
+from toolchain.container.config import (
+    BASE_IMAGE_DEBIAN,
+    DEFAULT_TAG,
+    LAYERS,
+    ImageRef,
+    arch_tag,
+    host_arch,
+)
 from toolchain.container.docker import DockerSDKBackend
-from toolchain.container.image import ImageRef, Wheelhouse
+from toolchain.container.run import run_in_container
+from toolchain.container.save import save_images
+from toolchain.container.wheelhouse import Wheelhouse, build_wheelhouse
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -36,13 +47,13 @@ def _docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="session")
 def base_image() -> str:
     with DockerSDKBackend() as engine:
-        container.ensure_base(container.host_arch(), backend=engine)
-    return container.BASE_IMAGE_DEBIAN
+        ensure_base(host_arch(), backend=engine)
+    return BASE_IMAGE_DEBIAN
 
 
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Wheelhouse:
-    return container.build_wheelhouse(dest=tmp_path_factory.mktemp("wheelhouse"))
+    return build_wheelhouse(dest=tmp_path_factory.mktemp("wheelhouse"))
 
 
 def checked_image(arch: str) -> ImageRef | None:
@@ -50,15 +61,15 @@ def checked_image(arch: str) -> ImageRef | None:
     if os.environ.get("BENCHMARK_REGEN_IMAGES_CHECKED") != "1":
         return None
     with DockerSDKBackend() as engine:
-        info = engine.inspect(container.arch_tag(container.DEFAULT_TAG, arch))
+        info = engine.inspect(arch_tag(DEFAULT_TAG, arch))
     return None if info is None else ImageRef(id=info.id, tag=info.id)
 
 
 @pytest.fixture(scope="session")
 def image(base_image: str) -> ImageRef:
-    ref = checked_image(container.host_arch())
+    ref = checked_image(host_arch())
     if ref is None:
-        (build,) = container.build_images([container.host_arch()], tag=TAG)
+        (build,) = build_images([host_arch()], tag=TAG)
         ref = build.ref
     with DockerSDKBackend() as engine:
         engine.tag(ref.id, TAG)
@@ -77,7 +88,7 @@ def _host_json(argv: Sequence[str]) -> dict[str, object]:
 def _container_json(argv: Sequence[str], **mounts: Path) -> dict[str, object]:
     out: list[str] = []
     err: list[str] = []
-    code = container.run_in_container(
+    code = run_in_container(
         list(argv), image=TAG, stream=out.append, stream_err=err.append, **mounts
     )
     assert code == 0, "\n".join(err)
@@ -103,7 +114,7 @@ def test_image_is_labelled_without_the_revision(image: ImageRef) -> None:
     assert len(labels["io.benchmark-regen.fingerprint"]) == 16
     # A committed image ID cannot hold the commit that builds it.
     assert "org.opencontainers.image.revision" not in labels
-    assert [len(info.diff_ids), info.architecture] == [3, container.host_arch()]
+    assert [len(info.diff_ids), info.architecture] == [3, host_arch()]
 
 
 def test_running_the_image_without_arguments_prints_help_and_fingerprint(
@@ -135,7 +146,7 @@ def test_runs_as_non_root_and_cannot_write_the_original(
 
 def test_run_in_container_writes_as_the_caller(image: ImageRef, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    code = container.run_in_container(
+    code = run_in_container(
         ["--version"], image=TAG, out=out, stream=lambda _: None, stream_err=lambda _: None
     )
     assert code == 0
@@ -171,26 +182,24 @@ def test_adversarial_root_hash_is_the_same_inside_and_outside(
     reason="image build --check has just rebuilt the image and proved it against the lock",
 )
 def test_building_again_gives_the_same_layers_and_image_id(image: ImageRef) -> None:
-    (again,) = container.build_images([container.host_arch()], tag=f"{TAG}-again")
+    (again,) = build_images([host_arch()], tag=f"{TAG}-again")
     with DockerSDKBackend() as engine:
         info = engine.inspect(image.id)
     assert info is not None
-    assert [again.layers[name].digest for name in container.LAYERS] == list(info.diff_ids)
+    assert [again.layers[name].digest for name in LAYERS] == list(info.diff_ids)
     assert again.ref.id == image.id
 
 
 def test_saved_layout_loads_back_with_the_same_id(image: ImageRef, tmp_path: Path) -> None:
-    arch = container.host_arch()
+    arch = host_arch()
     with DockerSDKBackend() as engine:
-        engine.tag(image.id, container.arch_tag(f"{TAG}-save", arch))
-    digest = container.save_images(tmp_path / "oci.tar", tag=f"{TAG}-save", arches=[arch])
+        engine.tag(image.id, arch_tag(f"{TAG}-save", arch))
+    digest = save_images(tmp_path / "oci.tar", tag=f"{TAG}-save", arches=[arch])
     assert digest.startswith("sha256:")
-    _docker("rmi", container.arch_tag(f"{TAG}-save", arch))
+    _docker("rmi", arch_tag(f"{TAG}-save", arch))
     load = _docker("load", "-i", str(tmp_path / "oci.tar"))
-    assert container.arch_tag(f"{TAG}-save", arch) in load.stdout
-    inspect = _docker(
-        "image", "inspect", "--format", "{{.Id}}", container.arch_tag(f"{TAG}-save", arch)
-    )
+    assert arch_tag(f"{TAG}-save", arch) in load.stdout
+    inspect = _docker("image", "inspect", "--format", "{{.Id}}", arch_tag(f"{TAG}-save", arch))
     assert inspect.stdout.strip() == image.id
 
 
@@ -198,7 +207,7 @@ def test_dockerfile_route_builds_with_the_offline_base(
     image: ImageRef, base_image: str, wheelhouse: Wheelhouse
 ) -> None:
     """docker/Dockerfile works too (its ID is not reproducible: classic builder times)."""
-    ref = container.build_image(
+    ref = build_image(
         tag=f"{TAG}-dockerfile", base_image=base_image, wheelhouse=wheelhouse,
         method="dockerfile", stream=lambda _: None,
     )  # fmt: skip

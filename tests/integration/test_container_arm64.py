@@ -27,9 +27,10 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_container import checked_image
-from toolchain.container import image as container
+from toolchain.container.build import build_images
+from toolchain.container.config import ImageRef, host_arch
 from toolchain.container.docker import DockerSDKBackend
-from toolchain.container.image import ImageRef
+from toolchain.container.run import run_in_container
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -40,9 +41,7 @@ BINFMT = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
 
 
 def _can_run_arm64() -> bool:
-    return container.host_arch() == ARCH or (
-        BINFMT.is_file() and "enabled" in BINFMT.read_text().split()
-    )
+    return host_arch() == ARCH or (BINFMT.is_file() and "enabled" in BINFMT.read_text().split())
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +52,7 @@ def arm64_image() -> ImageRef:
         pytest.skip("arm64 binaries cannot run here (bash .ci/binfmt.sh registers qemu-aarch64)")
     ref = checked_image(ARCH)
     if ref is None:
-        (build,) = container.build_images([ARCH], tag=TAG)
+        (build,) = build_images([ARCH], tag=TAG)
         ref = build.ref
     return ref
 
@@ -78,7 +77,7 @@ def _host_root(argv: Sequence[str]) -> str:
 def _arm64_root(image: ImageRef, argv: Sequence[str], original: Path, out: Path) -> str:
     lines: list[str] = []
     errors: list[str] = []
-    code = container.run_in_container(
+    code = run_in_container(
         [*argv, "--json"], image=image.id, original=original, out=out,
         stream=lines.append, stream_err=errors.append,
     )  # fmt: skip
@@ -95,7 +94,7 @@ def test_the_image_is_arm64_and_its_blas_probe_works(arm64_image: ImageRef) -> N
         info = engine.inspect(arm64_image.id)
     assert info is not None and info.architecture == ARCH
     lines: list[str] = []
-    code = container.run_in_container(
+    code = run_in_container(
         ["env", "--json"], image=arm64_image.id, stream=lines.append, stream_err=lambda _: None
     )
     assert code == 0

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import docker
+from tests.fakes import FakeBackend
 from toolchain.container.docker import (
     BuildRequest,
     DockerSDKBackend,
@@ -25,6 +26,9 @@ from toolchain.container.docker import (
     Mount,
     RunRequest,
     _split_lines,
+    open_backend,
+    print_err,
+    print_out,
 )
 from toolchain.errors import ContainerError
 
@@ -279,3 +283,30 @@ def test_close_is_idempotent() -> None:
     backend = _backend(FakeAPI())
     backend.close()
     backend.close()
+
+
+def test_sdk_backend_without_engine_names_the_socket(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/benchmark-regen.sock")
+    with pytest.raises(ContainerError) as exc:
+        DockerSDKBackend().inspect("benchmark-regen:latest")
+    text = exc.value.diagnostics()
+    assert "unix:///nonexistent/benchmark-regen.sock" in text and "dockerd.sh" in text
+
+
+def test_open_backend_lends_the_callers_backend_or_opens_and_closes_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = FakeBackend()
+    with open_backend(fake) as engine:
+        assert engine is fake
+    closed: list[bool] = []
+    monkeypatch.setattr(DockerSDKBackend, "close", lambda self: closed.append(True))
+    with open_backend(None) as engine:
+        assert isinstance(engine, DockerSDKBackend) and not closed
+    assert closed == [True]
+
+
+def test_the_default_sinks_print_whole_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    print_out("to stdout")
+    print_err("to stderr")
+    assert capsys.readouterr() == ("to stdout\n", "to stderr\n")

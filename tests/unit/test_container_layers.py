@@ -15,11 +15,14 @@ from toolchain.container.layers import (
     MEDIA_INDEX,
     MEDIA_LAYER,
     Blob,
+    LayerEntry,
     OciImage,
     entries_from_tree,
     image_config,
     oci_index,
     oci_manifest,
+    sha256_file,
+    write_archive,
     write_layer,
     write_oci_archive,
 )
@@ -151,3 +154,55 @@ def test_oci_archive_is_deterministic_and_loadable_by_both_readers(tmp_path: Pat
         nested = json.load(io.BytesIO(read(f"blobs/sha256/{one[7:]}")))
         assert [m["platform"]["architecture"] for m in nested["manifests"]] == ["amd64", "arm64"]
     assert names == sorted(names)
+
+
+def test_layer_is_byte_deterministic_and_normalised(tmp_path: Path) -> None:
+    tree = tmp_path / "venv"
+    (tree / "bin").mkdir(parents=True)
+    (tree / "bin" / "tool").write_text("#!/opt/venv/bin/python\n")
+    (tree / "bin" / "tool").chmod(0o755)
+    (tree / "bin" / "python").symlink_to("/usr/bin/python3")
+    entries = [LayerEntry(path="etc/passwd", kind="file", mode=0o644, data=b"root\n")]
+    entries += entries_from_tree(tree, "opt/venv")
+    first = write_layer(entries, tmp_path / "a.tar", mtime=1767225600)
+    os.utime(tree / "bin" / "tool", (1, 1))  # host times must not matter
+    second = write_layer(list(reversed(entries)), tmp_path / "b.tar", mtime=1767225600)
+    assert (
+        first == second == "sha256:" + hashlib.sha256((tmp_path / "a.tar").read_bytes()).hexdigest()
+    )
+    with tarfile.open(tmp_path / "a.tar") as tar:
+        members = tar.getmembers()
+    assert [m.name for m in members] == sorted(m.name for m in members)
+    assert {(m.mtime, m.uid, m.gid, m.uname, m.gname) for m in members} == {
+        (1767225600, 0, 0, "", "")
+    }
+    python = next(m for m in members if m.name == "opt/venv/bin/python")
+    assert python.issym() and python.linkname == "/usr/bin/python3"
+
+
+def test_archive_id_is_the_config_digest(tmp_path: Path) -> None:
+    layer = tmp_path / "l.tar"
+    diff_id = write_layer([LayerEntry(path="x", kind="dir", mode=0o755)], layer, mtime=0)
+    config = image_config(
+        diff_ids=["sha256:" + "1" * 64, diff_id], runtime={"User": "10001:10001"},
+        history=["base", "app"], epoch=0,
+    )  # fmt: skip
+    image_id = write_archive(
+        tmp_path / "i.tar", config=config, tag="t:1",
+        layers=[("sha256:" + "1" * 64, None), (diff_id, layer)],
+    )  # fmt: skip
+    assert image_id == "sha256:" + hashlib.sha256(config).hexdigest()
+    with tarfile.open(tmp_path / "i.tar") as tar:
+        manifest = json.load(io.BytesIO(tar.extractfile("manifest.json").read()))  # type: ignore[union-attr]
+        names = tar.getnames()
+    assert manifest[0]["RepoTags"] == ["t:1"]
+    assert f"{diff_id[7:]}/layer.tar" in names and f"{'1' * 64}/layer.tar" not in names
+
+
+def test_sha256_file_reads_the_whole_file_in_blocks(tmp_path: Path) -> None:
+    path = tmp_path / "big"
+    data = os.urandom(3 << 20 | 7)  # three blocks and a bit
+    path.write_bytes(data)
+    assert sha256_file(path) == hashlib.sha256(data).hexdigest()
+    (tmp_path / "empty").write_bytes(b"")
+    assert sha256_file(tmp_path / "empty") == hashlib.sha256(b"").hexdigest()

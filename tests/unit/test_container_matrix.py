@@ -1,6 +1,7 @@
 """toolchain.container.matrix: one image per lockfile, the demo and ``adversarial`` run in
-each, against the fake engine of tests/fakes.py (the image builds themselves are stubbed: they are
-toolchain.container.image's, tested in test_container.py and, for real, in the docker tests)."""
+each, against the fake engine of tests/fakes.py (the image builds themselves are stubbed: they
+are toolchain.container.build's, tested in test_container_build.py and, for real, in the docker
+tests)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import FakeBackend
-from toolchain.container import image as container
 from toolchain.container import matrix
+from toolchain.container.config import ImageRef
 from toolchain.container.docker import ImageInfo
-from toolchain.container.image import ImageRef
+from toolchain.container.run import run_in_container
 from toolchain.demo import demo_original
 from toolchain.errors import ContainerError
 
@@ -41,7 +42,7 @@ def engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[FakeBackend
     monkeypatch.setattr(matrix, "build_wheelhouse", wheelhouse)
     monkeypatch.setattr(matrix, "build_image", build_image)
     monkeypatch.setattr(
-        matrix, "run_in_container", functools.partial(container.run_in_container, backend=fake)
+        matrix, "run_in_container", functools.partial(run_in_container, backend=fake)
     )
     return fake, builds
 

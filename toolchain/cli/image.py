@@ -8,18 +8,10 @@ from pathlib import Path
 import click
 
 from toolchain.cli.options import EPILOG_EXIT_CODES, echo, emit_json, json_option, style
-from toolchain.container.image import (
-    ARCHES,
-    DEFAULT_TAG,
-    ImageBuild,
-    build_image,
-    build_images,
-    check_images,
-    host_arch,
-    lock_images,
-    lock_path,
-    save_images,
-)
+from toolchain.container.build import build_image, build_images
+from toolchain.container.config import ARCHES, DEFAULT_TAG, ImageBuild, host_arch
+from toolchain.container.lock import check_images, lock_images, lock_path
+from toolchain.container.save import save_images
 from toolchain.errors import ExitCode
 
 __all__ = ["image"]

@@ -1,2 +1,2 @@
-"""The pinned container image: the offline base, the wheelhouse, the layers, the lock,
-the Docker engine behind a small interface, and the version matrix."""
+"""The pinned container image: its settings and inputs, the offline base, the wheelhouse,
+the build, the lock, save and run, the Docker engine behind a small interface, the matrix."""

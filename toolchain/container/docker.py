@@ -1,15 +1,12 @@
-"""The Docker engine behind a small interface (no stability guarantee).
-
-:class:`ContainerBackend` is everything :mod:`toolchain.container.image` needs from
-an engine; :class:`DockerSDKBackend` implements it with the docker SDK (which
-honours ``DOCKER_HOST``); ``tests/fakes.py`` holds a fake that records calls,
-for unit tests. Engine failures surface as :class:`toolchain.errors.ContainerError`.
-"""
+"""The Docker engine behind a small interface (:class:`ContainerBackend`, faked in tests/fakes.py),
+its docker SDK implementation (failures raise ContainerError), and the line sinks its output goes
+to. No stability guarantee."""
 
 from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -24,11 +21,16 @@ __all__ = [
     "ContainerBackend",
     "DockerSDKBackend",
     "ImageInfo",
+    "LineSink",
     "Mount",
     "RunRequest",
+    "open_backend",
+    "print_err",
+    "print_out",
 ]
 
 LineSink = Callable[[str], None]
+"""Where a line of output goes (a progress message, a line a container printed)."""
 
 _START_HINT = (
     'start one with `eval "$(bash .ci/dockerd.sh start)"`, or point DOCKER_HOST at a '
@@ -336,3 +338,23 @@ class DockerSDKBackend:
                 return int(status.get("StatusCode", 1))
             finally:
                 api.remove_container(cid, force=True)
+
+
+@contextmanager
+def open_backend(backend: ContainerBackend | None) -> Iterator[ContainerBackend]:
+    """The caller's backend, or a Docker SDK one that is closed afterwards."""
+    if backend is not None:
+        yield backend
+        return
+    with DockerSDKBackend() as owned:
+        yield owned
+
+
+def print_out(line: str) -> None:
+    """The default sink of a container's standard output: this process's stdout."""
+    print(line, flush=True)
+
+
+def print_err(line: str) -> None:
+    """The default sink of progress and of a container's standard error: this process's stderr."""
+    print(line, file=sys.stderr, flush=True)

@@ -1,22 +1,5 @@
-"""Byte-deterministic image layers and ``docker load`` archives (no stability guarantee).
-
-An image ID is the SHA-256 of its config JSON, and the config names each
-layer by the SHA-256 of its uncompressed tar (the "diff ID"). So when the
-layer tar and the config are written by deterministic functions, the image ID
-is a pure function of the files that go in:
-
-* :func:`write_layer` writes a tar with entries sorted by name, every mtime
-  set to one instant, owners numeric, no user or group names, and no
-  atime/ctime headers;
-* :func:`image_config` writes the config with sorted keys and fixed times;
-* :func:`write_archive` packs config and layers in the ``docker save`` layout,
-  which ``docker load`` accepts from any engine version;
-* :func:`oci_manifest` and :func:`oci_index` write the OCI manifest of one
-  image and the multi-architecture index over several (uncompressed layers,
-  so a layer's digest is its diff ID), and :func:`write_oci_archive` packs
-  them as an OCI image layout that also carries a ``manifest.json``, so both
-  OCI tools and ``docker load`` (any version) read it.
-"""
+"""Byte-deterministic image layers, image configs, ``docker load`` archives and OCI
+manifests, index and image layout (no stability guarantee; see docker/README.md)."""
 
 from __future__ import annotations
 
@@ -44,6 +27,7 @@ __all__ = [
     "image_config",
     "oci_index",
     "oci_manifest",
+    "sha256_file",
     "write_archive",
     "write_layer",
     "write_oci_archive",
@@ -178,10 +162,11 @@ def write_layer(entries: Sequence[LayerEntry], dest: Path, *, mtime: int) -> str
                 with entry.source.open("rb") as f:
                     info.size = os.fstat(f.fileno()).st_size
                     tar.addfile(info, f)
-    return "sha256:" + _sha256_file(dest)
+    return "sha256:" + sha256_file(dest)
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's bytes, in hex, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

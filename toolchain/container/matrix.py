@@ -1,12 +1,5 @@
-"""The version matrix as container images: one pinned image per lockfile.
-
-``nox -s matrix`` regenerates the benchmarks in one virtualenv per lockfile on
-the host. :func:`run_matrix_images` does the same in one image per lockfile,
-through the docker SDK, so that the operating system's libraries (the ``libz``
-Pillow's PNG encoder links, for instance) are part of what is compared. Each
-environment gets ``OUT/<name>/{demo,adversarial}/`` with outputs and manifest,
-ready for ``benchmark-regen compare --matrix``.
-"""
+"""The version matrix as container images: one pinned image per lockfile, the demo and
+``adversarial`` run in each, so the OS libraries are compared too (docs/compare.md)."""
 
 from __future__ import annotations
 
@@ -14,7 +7,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from toolchain.container.image import build_image, build_wheelhouse, run_in_container
+from toolchain.container.build import build_image
+from toolchain.container.run import run_in_container
+from toolchain.container.wheelhouse import build_wheelhouse
 from toolchain.demo import demo_original
 from toolchain.errors import ContainerError
 
