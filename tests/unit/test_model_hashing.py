@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,9 +10,13 @@ import pytest
 from toolchain.model.hashing import (
     Digest,
     RootHasher,
+    Sha256Stream,
+    canonical_json,
     pixel_digest,
+    pretty_json,
     root_digest,
     root_digest_v1,
+    sha256_file,
     source_digest,
     source_salt,
 )
@@ -112,3 +118,33 @@ def test_digest_from_raw_bytes() -> None:
     assert Digest.from_bytes(raw) == Digest.of(b"x") == Digest.parse(str(Digest.from_bytes(raw)))
     with pytest.raises(ValueError, match="32 bytes"):
         Digest.from_bytes(raw[:31])
+
+
+def test_sha256_file_of_a_path_a_descriptor_or_pieces(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 9000  # over two 1 MiB reads
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    expected = Digest.of(data)
+    assert sha256_file(path) == sha256_file(str(path)) == expected
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.lseek(fd, 10, os.SEEK_SET)
+        assert sha256_file(fd) == Digest.of(data[10:])  # from where it stands
+        os.fstat(fd)  # left open
+    finally:
+        os.close(fd)
+    assert sha256_file([data[:5], b"", data[5:]]) == expected
+
+
+def test_sha256_stream_hashes_pieces_on_their_way() -> None:
+    stream = Sha256Stream()
+    assert list(stream.passing([b"ab", b"c"])) == [b"ab", b"c"]
+    assert stream.digest() == Digest.of(b"abc")
+
+
+def test_pretty_and_canonical_json_are_the_documented_forms() -> None:
+    doc = {"b": [1, {"\u00e9": True}], "a": None}
+    assert canonical_json(doc) == b'{"a":null,"b":[1,{"\\u00e9":true}]}'
+    assert pretty_json(doc) == (
+        b'{\n  "a": null,\n  "b": [\n    1,\n    {\n      "\\u00e9": true\n    }\n  ]\n}\n'
+    )

@@ -20,11 +20,13 @@ from toolchain.model.manifest import (
     Provenance,
     RecipeIdentity,
     dump_manifest,
+    holds_manifest,
     is_canonical,
     iter_manifest,
     load_manifest,
     manifest_sha256,
     parse_manifest,
+    read_manifest_bytes,
     write_manifest,
 )
 
@@ -164,6 +166,32 @@ def test_write_and_load_round_trip(tmp_path: Path) -> None:
     write_manifest(m, tmp_path / "sub" / "manifest.json")
     assert (tmp_path / "sub" / "manifest.json").read_bytes() == dump_manifest(m)
     assert load_manifest(tmp_path / "sub" / "manifest.json") == m
+
+
+def test_read_manifest_bytes_reads_them_unparsed_or_says_why_not(tmp_path: Path) -> None:
+    m = _rich_manifest(3)
+    write_manifest(m, tmp_path / "manifest.json")
+    assert read_manifest_bytes(tmp_path / "manifest.json") == dump_manifest(m)
+    (tmp_path / "junk.json").write_bytes(b"not a manifest")
+    assert read_manifest_bytes(tmp_path / "junk.json") == b"not a manifest"
+    with pytest.raises(ManifestError, match="no manifest at") as e:
+        read_manifest_bytes(tmp_path / "absent.json")
+    assert "only once a run has completed" in e.value.diagnostics()
+    for read in (read_manifest_bytes, load_manifest):
+        with pytest.raises(ManifestError, match="cannot read"):
+            read(tmp_path)  # a folder
+
+
+def test_holds_manifest_whatever_the_name_and_links_on_request(tmp_path: Path) -> None:
+    write_manifest(_rich_manifest(2), tmp_path / "bench.bdiff")
+    (tmp_path / "other.json").write_text("{}")
+    (tmp_path / "link").symlink_to(tmp_path / "bench.bdiff")
+    assert holds_manifest(tmp_path / "bench.bdiff")
+    assert holds_manifest(tmp_path / "bench.bdiff", follow_links=False)
+    assert holds_manifest(tmp_path / "link")
+    assert not holds_manifest(tmp_path / "link", follow_links=False)
+    for other in ("other.json", "absent", "."):
+        assert not holds_manifest(tmp_path / other)
 
 
 def test_a_repeated_top_level_field_is_refused() -> None:

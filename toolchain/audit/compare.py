@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from toolchain.errors import DecodeError, ManifestError
+from toolchain.errors import DecodeError, ManifestError, os_error_text
 from toolchain.model.drift import CAUSE_KEYS, Cause, explains, fingerprint_differences
 from toolchain.model.hashing import pixel_digest
 from toolchain.model.manifest import MANIFEST_NAME, Manifest, ManifestEntry, load_manifest
@@ -308,7 +308,7 @@ def load_pixels(side: Side, entry: ManifestEntry) -> npt.NDArray[np.uint8] | str
     try:
         data = path.read_bytes()
     except OSError as e:
-        return f"cannot read {entry.path} in {side.label}: {e.strerror or e}"
+        return f"cannot read {entry.path} in {side.label}: {os_error_text(e)}"
     try:
         pixels = decode(data)
     except DecodeError as e:

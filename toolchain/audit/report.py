@@ -32,7 +32,7 @@ from toolchain.audit.compare import (
     describe_cause,
     load_pixels,
 )
-from toolchain.errors import OutputError
+from toolchain.errors import OutputError, os_error_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -390,7 +390,7 @@ def write_report(result: Comparison | MatrixResult, out: str | os.PathLike[str])
         atomic_write(folder / INDEX_NAME, _page(title, body))
     except OSError as e:
         raise OutputError(
-            f"cannot write the report to {folder}: {e.strerror or e}",
+            f"cannot write the report to {folder}: {os_error_text(e)}",
             hint="check free space and permissions",
         ) from None
     return folder / INDEX_NAME

@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -34,11 +33,22 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from toolchain._internal import safefs
 from toolchain._internal.atomic import atomic_write
-from toolchain.errors import KeyFileError, ManifestError, OutputError, SignatureError
+from toolchain.errors import (
+    KeyFileError,
+    ManifestError,
+    OutputError,
+    SignatureError,
+    os_error_text,
+)
+from toolchain.model.hashing import Digest, canonical_json, file_digest, pretty_json
 from toolchain.model.layout import SIGNATURE_NAME
-from toolchain.model.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
+from toolchain.model.manifest import (
+    Manifest,
+    holds_manifest,
+    parse_manifest,
+    read_manifest_bytes,
+)
 
 __all__ = [
     "MAX_ENVELOPE_BYTES",
@@ -56,7 +66,6 @@ __all__ = [
     "load_private_key",
     "load_public_key",
     "pae",
-    "read_manifest_bytes",
     "sign_manifest",
     "sign_manifest_bytes",
     "verify_manifest_signature",
@@ -74,11 +83,6 @@ MAX_KEY_BYTES = 64 * 1024
 MAX_SIGNATURES = 16
 
 
-def _canonical(doc: Any) -> bytes:
-    """Canonical JSON for signing: sorted keys, no whitespace, ASCII only."""
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
-
-
 def pae(payload_type: str, payload: bytes) -> bytes:
     """DSSE v1 pre-authentication encoding: the exact bytes Ed25519 signs."""
     t = payload_type.encode("utf-8")
@@ -88,7 +92,7 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 def key_id(public_key: Ed25519PublicKey) -> str:
     """``sha256:<hex>`` of the raw 32-byte public key."""
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
+    return str(Digest.of(raw))
 
 
 # -- keys ------------------------------------------------------------------------------
@@ -115,7 +119,7 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
             f"{path} already exists", hint="choose another --out; keys are never overwritten"
         ) from None
     except OSError as e:
-        raise OutputError(f"cannot create {path}: {e.strerror or e}") from None
+        raise OutputError(f"cannot create {path}: {os_error_text(e)}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), mode)
@@ -125,7 +129,7 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
     except OSError as e:
         with contextlib.suppress(OSError):
             path.unlink()
-        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+        raise OutputError(f"cannot write {path}: {os_error_text(e)}") from None
 
 
 def generate_key(out: str | os.PathLike[str]) -> KeyPair:
@@ -166,7 +170,7 @@ def _read_small(path: Path, limit: int, what: str) -> bytes:
     except IsADirectoryError:
         raise KeyFileError(f"{what} {path} is a folder, not a key file") from None
     except OSError as e:
-        raise KeyFileError(f"cannot read {what} {path}: {e.strerror or e}") from None
+        raise KeyFileError(f"cannot read {what} {path}: {os_error_text(e)}") from None
 
 
 def load_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
@@ -210,7 +214,7 @@ def build_statement(manifest: Manifest, manifest_bytes: bytes) -> dict[str, Any]
         "_type": STATEMENT_TYPE,
         "predicate": {
             "fingerprint": dict(sorted(manifest.fingerprint.items())),
-            "manifest": {"sha256": hashlib.sha256(manifest_bytes).hexdigest()},
+            "manifest": {"sha256": file_digest(manifest_bytes).hex},
             "provenance": manifest.provenance.to_json(),
             "recipe": manifest.recipe.to_json(),
             "sample_count": len(manifest.entries),
@@ -227,7 +231,7 @@ def _envelope_bytes(payload: bytes, signatures: list[dict[str, str]]) -> bytes:
         "payloadType": PAYLOAD_TYPE,
         "signatures": sorted(signatures, key=lambda s: (s["keyid"], s["sig"])),
     }
-    return (json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=True) + "\n").encode("ascii")
+    return pretty_json(doc)
 
 
 def _consistent(manifest_bytes: bytes) -> Manifest:
@@ -243,24 +247,10 @@ def _consistent(manifest_bytes: bytes) -> Manifest:
 def sign_manifest_bytes(manifest_bytes: bytes, key: Ed25519PrivateKey) -> bytes:
     """The ``manifest.sig`` bytes for ``manifest_bytes`` (deterministic)."""
     m = _consistent(manifest_bytes)
-    payload = _canonical(build_statement(m, manifest_bytes))
+    payload = canonical_json(build_statement(m, manifest_bytes))
     sig = key.sign(pae(PAYLOAD_TYPE, payload))
     entry = {"keyid": key_id(key.public_key()), "sig": base64.b64encode(sig).decode("ascii")}
     return _envelope_bytes(payload, [entry])
-
-
-def read_manifest_bytes(path: str | os.PathLike[str]) -> bytes:
-    """Read a manifest's bytes once (so the bytes checked are the bytes parsed)."""
-    p = Path(path)
-    try:
-        return safefs.read_path(p, limit=MAX_MANIFEST_BYTES)
-    except FileNotFoundError:
-        raise ManifestError(
-            f"no manifest at {p}",
-            hint="a benchmark folder has a manifest.json only once a run has completed",
-        ) from None
-    except OSError as e:
-        raise ManifestError(f"cannot read {p}: {e.strerror or e}") from None
 
 
 def sign_manifest(
@@ -278,26 +268,18 @@ def sign_manifest(
     try:
         atomic_write(target, envelope, durable=True)
     except OSError as e:
-        raise OutputError(f"cannot write {target}: {e.strerror or e}") from None
+        raise OutputError(f"cannot write {target}: {os_error_text(e)}") from None
     return target
 
 
 def _refuse_overwriting_a_manifest(target: Path, manifest: Path) -> None:
     """``sign --out`` writes a signature: never over the manifest, or any other manifest."""
     same = target.exists() and manifest.exists() and target.samefile(manifest)
-    if same or (target.name != SIGNATURE_NAME and target.exists() and _looks_like_manifest(target)):
+    if same or (target.name != SIGNATURE_NAME and target.exists() and holds_manifest(target)):
         raise OutputError(
             f"--out {target} is a manifest; refusing to overwrite it with a signature",
             hint=f"write the signature to its own file, e.g. {SIGNATURE_NAME} or FILE.bdiff.sig",
         )
-
-
-def _looks_like_manifest(path: Path) -> bool:
-    try:
-        parse_manifest(safefs.read_path(path, limit=MAX_MANIFEST_BYTES))
-    except (OSError, ManifestError):
-        return False
-    return True
 
 
 # -- verification ----------------------------------------------------------------------
@@ -453,5 +435,5 @@ def check_manifest_signature(
             "(`benchmark-regen sign MANIFEST --key KEY`)",
         ) from None
     except OSError as e:
-        raise SignatureError(f"cannot read signature {p}: {e.strerror or e}") from None
+        raise SignatureError(f"cannot read signature {p}: {os_error_text(e)}") from None
     return verify_manifest_signature(manifest_bytes, envelope, key)

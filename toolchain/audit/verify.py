@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from toolchain.audit.sign import SignatureCheck, check_manifest_signature, read_manifest_bytes
+from toolchain._internal.progress import Progress
+from toolchain.audit.sign import SignatureCheck, check_manifest_signature
 from toolchain.codec.decode import decode
-from toolchain.errors import DecodeError, SignatureError
+from toolchain.errors import DecodeError, SignatureError, os_error_text
 from toolchain.model.hashing import Digest, file_digest, pixel_digest
 from toolchain.model.layout import COVERAGE_NAME, MANIFEST_NAME, SIGNATURE_NAME
-from toolchain.model.manifest import Manifest, load_manifest, parse_manifest
+from toolchain.model.manifest import (
+    Manifest,
+    load_manifest,
+    parse_manifest,
+    read_manifest_bytes,
+)
 from toolchain.run.outdir import benchmark_format, read_output, unexpected_files
 
 __all__ = ["Problem", "SampleProblem", "VerifyReport", "verify_benchmark"]
@@ -109,9 +114,7 @@ class VerifyReport:
         }
 
 
-def _check_folder(
-    root: Path, m: Manifest, progress: Callable[[int, int], None] | None
-) -> list[SampleProblem]:
+def _check_folder(root: Path, m: Manifest, progress: Progress | None) -> list[SampleProblem]:
     problems: list[SampleProblem] = []
     for i, entry in enumerate(m.entries, 1):
         try:
@@ -119,7 +122,7 @@ def _check_folder(
         except FileNotFoundError:
             found: tuple[Problem, str] | None = (Problem.MISSING, "file is missing")
         except OSError as e:
-            found = (Problem.MISSING, f"cannot read: {e.strerror or e}")
+            found = (Problem.MISSING, f"cannot read: {os_error_text(e)}")
         else:
             found = _check_bytes(data, entry.pixels, entry.file)
         if found:
@@ -132,7 +135,7 @@ def _check_folder(
 
 
 def _check_parquet(
-    root: Path, m: Manifest, progress: Callable[[int, int], None] | None
+    root: Path, m: Manifest, progress: Progress | None
 ) -> tuple[list[SampleProblem], list[str]]:
     """Stream the shards row by row; each manifest entry must be there exactly once."""
     from toolchain.hf.parquet import parquet_files, read_parquet
@@ -187,7 +190,7 @@ def verify_benchmark(
     out: str | os.PathLike[str],
     *,
     manifest: str | os.PathLike[str] | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     pubkey: str | os.PathLike[str] | None = None,
     signature: str | os.PathLike[str] | None = None,
 ) -> VerifyReport:

@@ -8,7 +8,6 @@ only in their help text are factories (:func:`out_option`).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -16,6 +15,9 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar, cast
 
 import click
+
+from toolchain._internal.progress import Progress
+from toolchain.model.hashing import pretty_json
 
 __all__ = [
     "DEFAULT_IMAGE",
@@ -68,7 +70,7 @@ def style(text: str, **kw: Any) -> str:
 
 
 def emit_json(doc: object) -> None:
-    click.echo(json.dumps(doc, indent=2, sort_keys=True))
+    click.echo(pretty_json(doc).decode("ascii"), nl=False)
 
 
 class _Unstyled:
@@ -86,7 +88,7 @@ class _Unstyled:
 
 
 @contextlib.contextmanager
-def progress(label: str, *, quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
+def progress(label: str, *, quiet: bool) -> Iterator[Progress | None]:
     """A progress bar on stderr when it is a terminal; nothing otherwise."""
     if quiet or not sys.stderr.isatty():
         yield None
@@ -298,7 +300,7 @@ def run_in_pinned_image(
     caller passes its own argv (host paths, without ``--in-container``); paths
     under ``original``/``out``/``diff`` are rewritten to /original, /out, /diff.
     """
-    from toolchain.container.image import run_in_container
+    from toolchain.container.run import run_in_container
 
     return run_in_container(
         list(command),

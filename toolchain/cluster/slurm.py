@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from toolchain.errors import ClusterError
+from toolchain.errors import ClusterError, os_error_text
 
 __all__ = ["FAILED_STATES", "JobState", "SlurmCLI", "SlurmClient", "parse_show_job"]
 
@@ -128,7 +128,7 @@ class SlurmCLI:
             ) from None
         except OSError as e:
             raise ClusterError(
-                f"cannot run Slurm's `{program}`: {e.strerror or e}", hint=_INSTALL_HINT
+                f"cannot run Slurm's `{program}`: {os_error_text(e)}", hint=_INSTALL_HINT
             ) from None
 
     def sbatch(self, args: Sequence[str], *, cwd: Path) -> str:

@@ -9,11 +9,11 @@ key does not open the payload), or *missing*. Nothing is written.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from toolchain._internal.progress import Progress
 from toolchain.diff.format import DiffReader
 from toolchain.diff.locate import Found, scan_by_content, unseal
 from toolchain.diff.reader import open_diff
@@ -90,7 +90,7 @@ def check_diff(
     original: str | os.PathLike[str],
     diff: str | os.PathLike[str],
     *,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     source_options: SourceOptions | None = None,
 ) -> CheckReport:
     """Report, per sample, whether ``original`` holds what ``diff`` needs. Writes nothing."""

@@ -37,7 +37,7 @@ from typing import Any, BinaryIO, Protocol
 
 from toolchain._internal.atomic import TMP_PREFIX
 from toolchain._internal.packed import MadeOnAccess
-from toolchain.errors import DiffFormatError, ManifestError, OutputError
+from toolchain.errors import DiffFormatError, ManifestError, OutputError, os_error_text
 from toolchain.model.manifest import (
     MAX_MANIFEST_BYTES,
     Manifest,
@@ -322,7 +322,7 @@ def write_diff(
                 os.fsync(f.fileno())
         os.replace(final, path)
     except OSError as e:
-        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+        raise OutputError(f"cannot write {path}: {os_error_text(e)}") from None
     finally:
         spool.unlink(missing_ok=True)
         final.unlink(missing_ok=True)
@@ -524,7 +524,7 @@ class SealedSpan:
                 os.close(fd)
         except OSError as e:
             raise DiffFormatError(
-                f"cannot read the diff again: {e.strerror or e}", entry=self.entry
+                f"cannot read the diff again: {os_error_text(e)}", entry=self.entry
             ) from None
         if len(data) != self.length:
             raise DiffFormatError(
@@ -554,7 +554,7 @@ class DiffReader:
         except FileNotFoundError:
             raise DiffFormatError(f"{self.path} does not exist") from None
         except OSError as e:
-            raise DiffFormatError(f"cannot read {self.path}: {e.strerror or e}") from None
+            raise DiffFormatError(f"cannot read {self.path}: {os_error_text(e)}") from None
         try:
             self._load()
         except BaseException:
@@ -580,7 +580,7 @@ class DiffReader:
             parsed, text_id = self._read_carried(f, HEADER_SIZE, h.manifest_length, digest)
             index = _read_exact(f, h.index_offset, INDEX_RECORD_SIZE * h.entry_count, "the index")
         except OSError as e:
-            raise DiffFormatError(f"cannot read {self.path}: {e.strerror or e}") from None
+            raise DiffFormatError(f"cannot read {self.path}: {os_error_text(e)}") from None
         digest.update(index)
         if digest.digest() != stored_digest:
             raise DiffFormatError(
@@ -693,7 +693,7 @@ class DiffReader:
             data = _read_exact(self._f, record.offset, record.length, "the payload", sample_id)
         except OSError as e:
             raise DiffFormatError(
-                f"cannot read {self.path}: {e.strerror or e}", entry=sample_id
+                f"cannot read {self.path}: {os_error_text(e)}", entry=sample_id
             ) from None
         return check_payload(data, record.sealed_digest, sample_id, offset=record.offset)
 

@@ -11,7 +11,6 @@ the machine: no time, no host, no path.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
 import json
 import os
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from toolchain._internal.deps import require
 from toolchain.model.columns import ColumnSpec
+from toolchain.model.hashing import sha256_file
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -123,11 +123,9 @@ def specs_from_features(features: Mapping[str, Any], *, skip: Sequence[str]) -> 
 
 
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    """Hex SHA-256 of a file. Kept for :mod:`toolchain.hf.parquet` only, which should call
+    :func:`toolchain.model.hashing.sha256_file` itself; then this goes."""
+    return sha256_file(path).hex
 
 
 def tmp_name(folder: Path, what: str) -> Path:

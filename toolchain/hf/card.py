@@ -19,21 +19,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from toolchain.model.columns import ColumnSpec
+from toolchain.model.layout import FORMATS
 
 if TYPE_CHECKING:
     from toolchain.model.manifest import Manifest
 
 __all__ = [
-    "FORMATS",
     "CardInfo",
     "data_files",
     "one_line",
     "render_card",
     "yaml_header",
 ]
-
-FORMATS = ("parquet", "folder")
-"""``parquet``: ``data/<split>-*.parquet``; ``folder``: PNGs and ``metadata.jsonl``."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,12 +20,12 @@ unless the publisher gives one.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from toolchain.hf.card import CardInfo, data_files
 from toolchain.model.columns import ColumnSpec
+from toolchain.model.hashing import pretty_json
 
 __all__ = ["CONFORMS_TO", "CroissantFile", "render_croissant"]
 
@@ -256,4 +256,4 @@ def render_croissant(
         doc["url"] = url
     if date_published is not None:
         doc["datePublished"] = date_published
-    return (json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=True) + "\n").encode("ascii")
+    return pretty_json(doc)

@@ -1,4 +1,4 @@
-"""Digests: the canonical pixel hash, the file hash, and the root hash.
+"""Digests: the canonical pixel hash, the file hash, the root hash; the canonical JSON forms.
 
 These functions *are* the reproducibility contract, and ``docs/manifest.md``
 specifies them byte for byte so that an auditor can recompute them without us.
@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,11 +25,14 @@ __all__ = [
     "SOURCE_DOMAIN",
     "Digest",
     "RootHasher",
+    "Sha256Stream",
     "canonical_json",
     "file_digest",
     "pixel_digest",
+    "pretty_json",
     "root_digest",
     "root_digest_v1",
+    "sha256_file",
     "source_digest",
     "source_salt",
 ]
@@ -39,6 +43,7 @@ ROOT_DOMAIN_V1 = b"benchmark-regen/root/v1\n"
 SOURCE_DOMAIN = b"benchmark-regen/source/v2\n"
 SOURCE_SALT_DOMAIN = b"benchmark-regen/source-salt/v1\n"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -102,11 +107,54 @@ def file_digest(data: bytes) -> Digest:
     return Digest.of(data)
 
 
+class Sha256Stream:
+    """The SHA-256 of bytes on their way elsewhere (a writer): :meth:`passing` hashes each
+    piece as it goes by, :meth:`digest` is that of all the pieces so far."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+
+    def passing(self, pieces: Iterable[bytes]) -> Iterator[bytes]:
+        for piece in pieces:
+            self._h.update(piece)
+            yield piece
+
+    def digest(self) -> Digest:
+        return Digest(hex=self._h.hexdigest())
+
+
+def sha256_file(file: str | os.PathLike[str] | int | Iterable[bytes]) -> Digest:
+    """SHA-256 of a file's bytes, never held whole: a path, an open descriptor (read from
+    where it stands to its end, left open), or the file's pieces (``iter_manifest``)."""
+    stream = Sha256Stream()
+    for _ in stream.passing(_pieces(file)):
+        pass
+    return stream.digest()
+
+
+def _pieces(file: str | os.PathLike[str] | int | Iterable[bytes]) -> Iterator[bytes]:
+    if isinstance(file, int):
+        while piece := os.read(file, _CHUNK):
+            yield piece
+    elif isinstance(file, str | os.PathLike):
+        with open(file, "rb") as f:
+            while piece := f.read(_CHUNK):
+                yield piece
+    else:
+        yield from file
+
+
 def canonical_json(value: Any) -> bytes:
     """Compact canonical JSON: sorted keys, ``,``/``:`` separators, ASCII only."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode(
         "ascii"
     )
+
+
+def pretty_json(value: Any) -> bytes:
+    """The JSON files we write (manifest, signature, croissant.json): sorted keys, two-space
+    indentation, ASCII only, one trailing newline."""
+    return (json.dumps(value, sort_keys=True, indent=2, ensure_ascii=True) + "\n").encode("ascii")
 
 
 def source_salt(recipe: Mapping[str, Any]) -> bytes:

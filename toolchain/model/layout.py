@@ -14,16 +14,19 @@ derive from the sample ids by :func:`output_path_for`, nothing else), and
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 
 from toolchain.errors import InputError, ManifestError, SourceError
+from toolchain.model.ids import fold_key
 
 __all__ = [
     "CARD_NAME",
     "COVERAGE_NAME",
     "CROISSANT_NAME",
+    "FORMATS",
     "MANIFEST_NAME",
+    "MAX_OUTPUT_BYTES",
+    "MAX_SIDE_FILE_BYTES",
     "METADATA_NAME",
     "RESERVED_NAMES",
     "SIGNATURE_NAME",
@@ -49,6 +52,10 @@ RESERVED_NAMES = frozenset(
 MAX_OUTPUT_BYTES = 1 << 30
 """The largest output file read back (1 GiB: a 128 Mi-pixel RGBA PNG is at most ~512 MiB)."""
 MAX_SIDE_FILE_BYTES = 1 << 30
+"""The largest manifest or companion file of an ``--out`` folder read to see whose it is."""
+FORMATS = ("folder", "parquet")
+"""Output formats: one PNG per sample (with ``metadata.jsonl``), or Hugging Face parquet
+shards ``data/<split>-*.parquet`` (the same PNG bytes)."""
 
 _SHARD_MANIFEST = re.compile(r"manifest\.shard-\d{1,6}-of-\d{1,6}\.json")
 
@@ -107,7 +114,7 @@ def check_layout(
         why = _reserved(path)
         if why:
             raise error(f"sample {sid!r}: output path {path!r} is refused: {why}")
-        key = unicodedata.normalize("NFC", path).casefold()
+        key = fold_key(path)
         if key in seen:
             raise error(
                 f"samples {seen[key]!r} and {sid!r} would both be written to {path!r}",

@@ -15,8 +15,8 @@ their pixels); see ``docs/manifest.md`` for both.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import hashlib
 import io
 import itertools
 import json
@@ -32,15 +32,17 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from toolchain._internal import safefs
 from toolchain._internal.jsonstream import JsonStream
 from toolchain._internal.packed import MadeOnAccess
-from toolchain.errors import ManifestError, SourceError
+from toolchain.errors import ManifestError, SourceError, os_error_text
 from toolchain.model.columns import COLUMN_TYPES, ColumnSpec, ColumnValue
 from toolchain.model.hashing import (
     Digest,
     RootHasher,
     canonical_json,
     pixel_digest,
+    pretty_json,
     root_digest,
     root_digest_v1,
+    sha256_file,
     source_digest,
     source_salt,
 )
@@ -63,6 +65,7 @@ __all__ = [
     "Provenance",
     "RecipeIdentity",
     "dump_manifest",
+    "holds_manifest",
     "is_canonical",
     "iter_manifest",
     "load_manifest",
@@ -70,6 +73,7 @@ __all__ = [
     "parse_entry",
     "parse_manifest",
     "read_manifest",
+    "read_manifest_bytes",
     "write_manifest",
 ]
 
@@ -458,11 +462,6 @@ class Manifest:
         return doc
 
 
-def _canonical_json(doc: Any) -> bytes:
-    _reject_floats(doc)
-    return (json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=True) + "\n").encode("ascii")
-
-
 def _reject_floats(doc: Any) -> None:
     if isinstance(doc, float):
         raise TypeError("floats are not allowed in a manifest")
@@ -480,12 +479,14 @@ _ENTRIES_PER_CHUNK = 512
 def iter_manifest(manifest: Manifest) -> Iterator[bytes]:
     """The canonical bytes of a manifest, in pieces of a few hundred entries.
 
-    The same bytes as one ``json.dumps(doc, sort_keys=True, indent=2,
-    ensure_ascii=True) + "\\n"`` of the whole document, without ever holding it:
+    The same bytes as one :func:`~toolchain.model.hashing.pretty_json` of the whole
+    document, without ever holding it:
     the header is written with an empty entry list, which is then filled in place,
     one entry (indented two levels) at a time.
     """
-    head = _canonical_json(manifest.header_json()).decode("ascii")
+    header = manifest.header_json()
+    _reject_floats(header)
+    head = pretty_json(header).decode("ascii")
     marker = '\n  "entries": []'
     cut = head.index(marker) + len(marker) - 1  # at the list's "]"
     if not manifest.entries:
@@ -551,10 +552,7 @@ def is_canonical(manifest: Manifest, data: bytes) -> bool:
 
 def manifest_sha256(manifest: Manifest) -> str:
     """SHA-256 (hex) of the canonical bytes, computed without holding them."""
-    h = hashlib.sha256()
-    for chunk in iter_manifest(manifest):
-        h.update(chunk)
-    return h.hexdigest()
+    return sha256_file(iter_manifest(manifest)).hex
 
 
 def write_manifest(manifest: Manifest, path: str | os.PathLike[str]) -> None:
@@ -833,13 +831,42 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     """Read and parse a manifest file (a regular file, at most :data:`MAX_MANIFEST_BYTES`),
     streamed: never held whole in memory."""
     p = Path(path)
+    with _reading(p), safefs.open_path(p, limit=MAX_MANIFEST_BYTES) as stream:
+        return read_manifest(stream)
+
+
+def read_manifest_bytes(path: str | os.PathLike[str]) -> bytes:
+    """A manifest file's bytes, unparsed (at most :data:`MAX_MANIFEST_BYTES`): read once, so
+    that the bytes a signature is checked over are the bytes parsed."""
+    p = Path(path)
+    with _reading(p):
+        return safefs.read_path(p, limit=MAX_MANIFEST_BYTES)
+
+
+@contextlib.contextmanager
+def _reading(p: Path) -> Iterator[None]:
     try:
-        with safefs.open_path(p, limit=MAX_MANIFEST_BYTES) as stream:
-            return read_manifest(stream)
+        yield
     except FileNotFoundError:
         raise ManifestError(
             f"no manifest at {p}",
             hint="a benchmark folder has a manifest.json only once a run has completed",
         ) from None
     except OSError as e:
-        raise ManifestError(f"cannot read {p}: {e.strerror or e}") from None
+        raise ManifestError(f"cannot read {p}: {os_error_text(e)}") from None
+
+
+def holds_manifest(path: str | os.PathLike[str], *, follow_links: bool = True) -> bool:
+    """Does ``path`` hold one of our manifests, whatever its name? (Refusing an ``--out``
+    that would overwrite one.) ``follow_links=False``: a link is not followed (for a
+    writer that replaces a link instead of writing through it)."""
+    p = Path(path)
+    try:
+        if follow_links:
+            data = safefs.read_path(p, limit=MAX_MANIFEST_BYTES)
+        else:
+            data = safefs.read_file(p.parent, p.name, limit=MAX_MANIFEST_BYTES)
+        parse_manifest(data)
+    except (OSError, ManifestError):
+        return False
+    return True

@@ -54,7 +54,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from toolchain.errors import RecipeError
+from toolchain.errors import RecipeError, os_error_text
 
 __all__ = ["CheckReport", "Finding", "Kind", "check_file", "check_source", "recipe_file"]
 
@@ -799,7 +799,7 @@ def check_file(path: str | Path) -> CheckReport:
     try:
         data = p.read_bytes()
     except OSError as e:
-        raise RecipeError(f"cannot read recipe file {p}: {e.strerror or e}") from None
+        raise RecipeError(f"cannot read recipe file {p}: {os_error_text(e)}") from None
     try:
         source = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchain._internal import safefs
-from toolchain.errors import InputError, ManifestError, OutputError
+from toolchain.errors import InputError, ManifestError, OutputError, os_error_text
 from toolchain.model.hashing import Digest
 from toolchain.model.ids import check_sample_id
 from toolchain.model.layout import check_layout
@@ -81,7 +81,7 @@ class Journal:
             return
         except OSError as e:
             raise OutputError(
-                f"cannot read the run journal {self.path}: {e.strerror or e}"
+                f"cannot read the run journal {self.path}: {os_error_text(e)}"
             ) from None
         for raw in data.splitlines():
             try:
@@ -149,7 +149,7 @@ class Journal:
                 os.write(self._fd, (json.dumps(self.header, sort_keys=True) + "\n").encode())
                 os.fsync(self._fd)
         except OSError as e:
-            raise OutputError(f"cannot write the run journal: {e.strerror or e}") from None
+            raise OutputError(f"cannot write the run journal: {os_error_text(e)}") from None
 
     def note_fingerprint(self, digest: str) -> None:
         """Record the workers' fingerprint digest (once per session)."""
@@ -172,7 +172,7 @@ class Journal:
                 self._unsynced = 0
         except OSError as e:
             raise OutputError(
-                f"cannot write the run journal: {e.strerror or e}",
+                f"cannot write the run journal: {os_error_text(e)}",
                 sample=sample,
                 hint="free some space, then run again with --resume",
             ) from None

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -31,54 +30,37 @@ from pathlib import Path
 from typing import Any
 
 from toolchain._internal import safefs
-from toolchain.errors import ManifestError, OutputError
+from toolchain.errors import ManifestError, OutputError, os_error_text
+from toolchain.model.hashing import Sha256Stream, file_digest
 from toolchain.model.layout import (
     CARD_NAME,
-    COVERAGE_NAME,
     CROISSANT_NAME,
     MANIFEST_NAME,
+    MAX_OUTPUT_BYTES,
+    MAX_SIDE_FILE_BYTES,
     METADATA_NAME,
     RESERVED_NAMES,
     SIGNATURE_NAME,
     STATE_DIR,
-    check_layout,
     is_shard_manifest,
-    output_path_for,
-    plan_outputs,
     shard_manifest_name,
 )
 from toolchain.model.manifest import Manifest, ManifestEntry, iter_manifest, parse_manifest
 from toolchain.run.journal import Journal
 
 __all__ = [
-    "CARD_NAME",
-    "COVERAGE_NAME",
-    "CROISSANT_NAME",
-    "MANIFEST_NAME",
-    "MAX_OUTPUT_BYTES",
-    "METADATA_NAME",
-    "RESERVED_NAMES",
-    "SIGNATURE_NAME",
-    "STATE_DIR",
     "OutDir",
     "SampleWriter",
-    "check_layout",
     "companions",
     "metadata_jsonl",
     "open_out",
-    "output_path_for",
-    "plan_outputs",
     "read_output",
-    "shard_manifest_name",
     "unexpected_files",
     "write_benchmark_files",
 ]
 
 DATA_DIR = "data"
 """Where the parquet format's shards live: ``data/<split>-0000N-of-0000M.parquet``."""
-MAX_OUTPUT_BYTES = 1 << 30
-"""The largest output file read back (1 GiB: a 128 Mi-pixel RGBA PNG is at most ~512 MiB)."""
-MAX_SIDE_FILE_BYTES = 1 << 30
 
 
 # -- reading outputs ---------------------------------------------------------------------
@@ -171,11 +153,11 @@ class SampleWriter:
             safefs.write_file(self.root, rel, data, tag=self.tag)
         except safefs.UnsafePath as e:
             raise OutputError(
-                f"refusing to write {rel!r} in {self.root}: {e.strerror}", sample=sample
+                f"refusing to write {rel!r} in {self.root}: {os_error_text(e)}", sample=sample
             ) from None
         except OSError as e:
             raise OutputError(
-                f"cannot write {rel}: {e.strerror or e}",
+                f"cannot write {rel}: {os_error_text(e)}",
                 sample=sample,
                 hint="check free space and permissions of --out",
             ) from None
@@ -194,10 +176,6 @@ def metadata_jsonl(entries: Sequence[ManifestEntry]) -> bytes:
         out += json.dumps(doc, sort_keys=True, ensure_ascii=True).encode("ascii")
         out += b"\n"
     return bytes(out)
-
-
-FORMATS = ("folder", "parquet")
-"""Output formats: one PNG per sample, or Hugging Face parquet shards (same PNG bytes)."""
 
 
 def companions(
@@ -230,7 +208,7 @@ def companions(
         files += [
             CroissantFile(
                 path=METADATA_NAME,
-                sha256=hashlib.sha256(meta).hexdigest(),
+                sha256=file_digest(meta).hex,
                 encoding_format="application/jsonlines",
             ),
             CroissantFile(
@@ -259,22 +237,20 @@ def write_benchmark_files(
     them; it is called once the manifest is written, hashed on the way, and before it is
     renamed into place, so the manifest is made once and still appears last.
     """
-    hasher = hashlib.sha256()
-
-    def pieces() -> Iterator[bytes]:
-        for piece in [manifest_bytes] if isinstance(manifest_bytes, bytes) else manifest_bytes:
-            hasher.update(piece)
-            yield piece
+    hasher = Sha256Stream()
+    pieces = [manifest_bytes] if isinstance(manifest_bytes, bytes) else manifest_bytes
 
     def write_companions() -> None:
-        files = companions(hasher.hexdigest()) if callable(companions) else companions
+        files = companions(hasher.digest().hex) if callable(companions) else companions
         for rel, data in sorted((files or {}).items()):
             safefs.write_file(root, rel, data)
 
     try:
-        safefs.write_file(root, name, pieces(), durable=True, before_rename=write_companions)
+        safefs.write_file(
+            root, name, hasher.passing(pieces), durable=True, before_rename=write_companions
+        )
     except OSError as e:
-        raise OutputError(f"cannot write {root / name}: {e.strerror or e}") from None
+        raise OutputError(f"cannot write {root / name}: {os_error_text(e)}") from None
 
 
 def _overlaps(a: Path, b: Path) -> bool:
@@ -375,10 +351,10 @@ def _acquire(root: Path, slug: str) -> int:
     try:
         fd = safefs.open_append(root, rel)
     except safefs.UnsafePath as e:
-        raise OutputError(f"refusing {root / rel}: {e.strerror}") from None
+        raise OutputError(f"refusing {root / rel}: {os_error_text(e)}") from None
     except OSError as e:
         raise OutputError(
-            f"cannot write to --out {root}: {e.strerror or e}",
+            f"cannot write to --out {root}: {os_error_text(e)}",
             hint="check that the folder is writable and the disk has space",
         ) from None
     try:
@@ -394,7 +370,7 @@ def _acquire(root: Path, slug: str) -> int:
                 f"another run{who} is writing to {root} right now",
                 hint="wait for it to finish, or choose another --out",
             ) from None
-        raise OutputError(f"cannot lock {root / rel}: {e.strerror or e}") from None
+        raise OutputError(f"cannot lock {root / rel}: {os_error_text(e)}") from None
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     return fd
@@ -586,7 +562,7 @@ def _check_writable(root: Path) -> None:
         safefs.remove_file(root, f"{STATE_DIR}/write-probe")
     except OSError as e:
         raise OutputError(
-            f"cannot write to --out {root}: {e.strerror or e}",
+            f"cannot write to --out {root}: {os_error_text(e)}",
             hint="check that the folder is writable and the disk has space",
         ) from None
 
@@ -621,7 +597,7 @@ def open_out(
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise OutputError(f"cannot create --out {path}: {e.strerror or e}") from None
+        raise OutputError(f"cannot create --out {path}: {os_error_text(e)}") from None
     root = Path(os.path.realpath(path))
     fd = _acquire(root, slug)
     committed = refused = False

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from toolchain.errors import ManifestError, ShardSpecError
 from toolchain.model.drift import fingerprint_differences
+from toolchain.model.layout import MANIFEST_NAME
 from toolchain.model.manifest import EntryCollector, Manifest, iter_manifest
 
 __all__ = ["Shard", "merge_manifests", "parse_shard", "write_merged"]
@@ -146,7 +147,7 @@ def merge_manifests(shards: Sequence[Manifest]) -> Manifest:
 
 def write_merged(manifest: Manifest, path: str | os.PathLike[str]) -> None:
     """Write a merged manifest; beside a ``manifest.json``, the whole benchmark's companions."""
-    from toolchain.run.outdir import MANIFEST_NAME, companions, write_benchmark_files
+    from toolchain.run.outdir import companions, write_benchmark_files
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

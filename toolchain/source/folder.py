@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from toolchain._internal import safefs
-from toolchain.errors import SourceError
+from toolchain.errors import SourceError, os_error_text
 from toolchain.model.columns import ColumnSpec, ColumnValue
 from toolchain.model.ids import check_collisions, check_sample_id
 from toolchain.source._common import (
@@ -105,7 +105,7 @@ class FolderSource(Source):
         except OSError as e:  # a link swapped for a file (or removed) while it was resolved
             rel = p.relative_to(self._real).as_posix() if p.is_relative_to(self._real) else str(p)
             raise SourceError(
-                f"{rel!r} changed while the original was being listed ({e.strerror})",
+                f"{rel!r} changed while the original was being listed ({os_error_text(e)})",
                 hint="keep the original unchanged during a run, then run again",
             ) from None
         if real != self._real and self._real not in real.parents:
@@ -130,13 +130,13 @@ class FolderSource(Source):
             ) from None
         except safefs.UnsafePath as e:
             raise SourceError(
-                f"refused: it {e.strerror}",
+                f"refused: it {os_error_text(e)}",
                 sample=sample_id,
                 hint="samples must be regular files inside the original (links are resolved "
                 "when the original is listed, and must not change during a run)",
             ) from None
         except OSError as e:
-            raise SourceError(f"cannot read: {e.strerror or e}", sample=sample_id) from None
+            raise SourceError(f"cannot read: {os_error_text(e)}", sample=sample_id) from None
 
 
 METADATA_FILES = frozenset({"metadata.jsonl", "metadata.csv", "metadata.parquet"})
@@ -155,4 +155,4 @@ def folder_labels(
 
 
 def _raise(e: OSError) -> None:
-    raise SourceError(f"cannot list {e.filename}: {e.strerror}") from None
+    raise SourceError(f"cannot list {e.filename}: {os_error_text(e)}") from None
