@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from toolchain.errors import ContainerError
+from toolchain.errors import ContainerError, os_error_text
 
 __all__ = [
     "BuildRequest",
@@ -185,7 +185,7 @@ class DockerSDKBackend:
                 sock.connect(host.removeprefix("unix://"))
             except OSError as exc:
                 raise ContainerError(
-                    f"no Docker engine answers at {host} ({exc.strerror or exc})",
+                    f"no Docker engine answers at {host} ({os_error_text(exc)})",
                     hint=_START_HINT,
                 ) from exc
 

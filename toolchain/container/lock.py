@@ -23,6 +23,7 @@ from toolchain.container.docker import ContainerBackend, LineSink, open_backend,
 from toolchain.container.inputs import base_inputs, lock_inputs, repo_root
 from toolchain.container.layers import Blob, oci_index
 from toolchain.errors import ContainerError, InputError
+from toolchain.model.hashing import pretty_json
 
 __all__ = [
     "SCHEMA",
@@ -94,7 +95,7 @@ def render(lock: ImageLock) -> str:
         },
         "schema": SCHEMA,
     }
-    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    return pretty_json(doc).decode("ascii")
 
 
 def _digest(value: object, where: str, source: str) -> str:

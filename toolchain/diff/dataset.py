@@ -61,10 +61,11 @@ from toolchain.diff.format import (
     check_payload,
     spool_entries,
 )
-from toolchain.errors import DiffFormatError, ManifestError, OutputError
+from toolchain.errors import DiffFormatError, ManifestError, OutputError, os_error_text
 from toolchain.hf._arrow import HF_METADATA_KEY, features_metadata, write_shards
 from toolchain.hf.card import one_line, yaml_header
 from toolchain.model.columns import ColumnSpec
+from toolchain.model.hashing import pretty_json
 from toolchain.model.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 
 if TYPE_CHECKING:
@@ -144,7 +145,7 @@ def _header_json(header: Header, digest: bytes) -> bytes:
         "manifest_length": header.manifest_length,
         "version": header.version,
     }
-    return (json.dumps(doc, sort_keys=True, indent=2) + "\n").encode("ascii")
+    return pretty_json(doc)
 
 
 # -- writing ---------------------------------------------------------------------------
@@ -241,7 +242,7 @@ def write_diff_dataset(
         os.replace(work, path)
     except OSError as e:
         shutil.rmtree(work, ignore_errors=True)
-        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+        raise OutputError(f"cannot write {path}: {os_error_text(e)}") from None
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -326,7 +327,7 @@ class DiffDataset(DiffReader):
                 hint="pass the folder `diff create --format parquet` wrote",
             ) from None
         except OSError as e:
-            raise _fail(f"cannot read {where}: {e.strerror or e}") from None
+            raise _fail(f"cannot read {where}: {os_error_text(e)}") from None
         except ValueError as e:
             raise _fail(f"{HEADER_NAME} is not valid JSON ({e})", hint=_HINT) from None
         types = {
@@ -377,7 +378,7 @@ class DiffDataset(DiffReader):
         except FileNotFoundError:
             raise _fail(f"{self.path} has no {MANIFEST_NAME}", hint=_HINT) from None
         except OSError as e:
-            raise _fail(f"cannot read {where}: {e.strerror or e}") from None
+            raise _fail(f"cannot read {where}: {os_error_text(e)}") from None
 
     def _where(self, offset: int) -> None:
         """The pieces are files of a folder: an error names no offset."""

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from toolchain._internal.deps import require
 from toolchain.model.columns import ColumnSpec
-from toolchain.model.hashing import sha256_file
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -33,7 +32,6 @@ __all__ = [
     "arrow_type",
     "feature_json",
     "features_metadata",
-    "file_sha256",
     "open_writer",
     "specs_from_features",
     "write_shards",
@@ -120,12 +118,6 @@ def specs_from_features(features: Mapping[str, Any], *, skip: Sequence[str]) -> 
         else:
             raise ValueError(f"column {name!r}: feature {feat!r} is not one we write")
     return specs
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file. Kept for :mod:`toolchain.hf.parquet` only, which should call
-    :func:`toolchain.model.hashing.sha256_file` itself; then this goes."""
-    return sha256_file(path).hex
 
 
 def tmp_name(folder: Path, what: str) -> Path:

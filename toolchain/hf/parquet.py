@@ -29,17 +29,17 @@ from typing import TYPE_CHECKING, Any
 
 from toolchain._internal.deps import require
 from toolchain._internal.parquet import open_parquet
-from toolchain.errors import InputError, OutputError
+from toolchain.errors import InputError, OutputError, os_error_text
 from toolchain.hf._arrow import (
     HF_METADATA_KEY,
     arrow_type,
     feature_json,
     features_metadata,
-    file_sha256,
     specs_from_features,
     write_shards,
 )
 from toolchain.model.columns import ColumnSpec, ColumnValue
+from toolchain.model.hashing import sha256_file
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -220,14 +220,14 @@ def write_parquet(
         files = tuple(
             ParquetFile(
                 path=path.relative_to(Path(out)).as_posix(),
-                sha256=file_sha256(path),
+                sha256=sha256_file(path).hex,
                 size=path.stat().st_size,
                 rows=count,
             )
             for path, count in written
         )
     except OSError as e:
-        raise OutputError(f"cannot write parquet shards into {data}: {e.strerror or e}") from None
+        raise OutputError(f"cannot write parquet shards into {data}: {os_error_text(e)}") from None
     return ParquetWriteResult(split=split, files=files, columns=tuple(columns))
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from toolchain._internal.deps import require
 from toolchain.errors import SourceError
 from toolchain.model.columns import RESERVED_COLUMNS, ColumnSpec, ColumnValue
-from toolchain.model.ids import check_sample_id
+from toolchain.model.ids import check_sample_id, fold_key
 from toolchain.source._common import MAX_SAMPLE_BYTES, Listing, Sample, Source, select_columns
 from toolchain.source.hf.features import column_spec, column_value, has_path, is_image_feature
 
@@ -283,7 +283,7 @@ class HFSource(Source):
                     hint="pass --ids row to number the samples <split>/<row index> instead, "
                     "or remove the duplicated row",
                 )
-            key = p.casefold()
+            key = fold_key(p)
             if key in folded:
                 raise SourceError(
                     f"{self._where_row(folded[key])} and {self._where_row(r)} have image paths "

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from toolchain.errors import SourceError
+from toolchain.errors import SourceError, os_error_text
 
 __all__ = ["detect", "parquet_layout"]
 
@@ -145,7 +145,7 @@ def _check_shard_set(root: Path, key: tuple[str, str], shards: list[_ShardFile])
 
 
 def _raise_walk(e: OSError) -> None:
-    raise SourceError(f"cannot list {e.filename}: {e.strerror}") from None
+    raise SourceError(f"cannot list {e.filename}: {os_error_text(e)}") from None
 
 
 def detect(path: str | os.PathLike[str]) -> Literal["parquet", "arrow"] | None:
