@@ -1,10 +1,5 @@
-"""``demo``: the whole story on real photographs, with nothing to download.
-
-scikit-image ships sample photographs (PNG and JPEG) inside its wheel. The
-demo uses that folder, as installed, as the "original": it regenerates the
-``gaussian-noise`` benchmark from it, verifies the result, and explains.
-The package is located without importing it, so none of its code runs.
-"""
+"""``demo``: regenerate and verify the ``gaussian-noise`` benchmark from the photographs
+scikit-image ships in its wheel, located without importing (or running) scikit-image."""
 
 from __future__ import annotations
 

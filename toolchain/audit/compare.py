@@ -1,31 +1,5 @@
-"""``compare``: what differs between two benchmarks, and why (GitHub issue #5).
-
-The pipeline, in order (each step a small function below)::
-
-    open side A, open side B  (a benchmark folder, or a bare manifest.json)
-        → compare the recipes  → diff the fingerprints
-        → per sample id (union of both sides, sorted):
-              status  (identical / pixels differ / file bytes differ / missing)
-              → cause (decoder, generator or encoder-only drift, recipe change)
-              → pixel statistics, when both sides are folders
-        → Comparison
-
-    compare_matrix: the first side (or ``reference``) against every other one
-        → one MatrixRow per environment → MatrixResult
-
-The classification reads the three digests of a manifest entry:
-
-* ``source`` differs: the *original* decodes to different pixels, so the
-  decoder drifted (libjpeg-turbo's IDCT or upsampling, Pillow's conversions).
-* ``source`` equal, ``pixels`` differ, same recipe identity: the same
-  input gave a different output, so the generator drifted (numpy's RNG or
-  ufunc kernels, the BLAS build, its kernel or thread count).
-* ``pixels`` equal, ``file`` differ: only the PNG encoder drifted (zlib vs
-  zlib-ng); the benchmark still reproduces, since pixels are the contract.
-
-Each cause names the fingerprint keys that differ and can explain it.
-Nothing here writes files; :mod:`toolchain.audit.report` renders the results.
-"""
+"""``compare``: what differs between two benchmarks, and why, read from the three digests of
+each manifest entry; writes nothing (``docs/compare.md``)."""
 
 from __future__ import annotations
 

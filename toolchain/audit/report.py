@@ -1,16 +1,5 @@
-"""Render a comparison or a compatibility matrix: as text lines, or as an HTML report.
-
-``write_report(result, out)`` writes a self-contained folder::
-
-    out/index.html        inline CSS, no script, no network: opens from file://
-    out/img/NNN-a.png     output in A (the reference)
-    out/img/NNN-b.png     output in B
-    out/img/NNN-diff.png  amplified difference heat map
-
-The writer is deterministic: the same result gives byte-identical files (no
-timestamps, sorted rows, fixed PNG settings, integer-only image arithmetic).
-Sample ids never become file names: images are numbered in report order.
-"""
+"""Render a comparison or a compatibility matrix: as text lines, or as a self-contained,
+deterministic HTML report folder (``docs/compare.md``)."""
 
 from __future__ import annotations
 

@@ -1,22 +1,5 @@
-"""Signed manifests: an in-toto Statement v1 about the benchmark in a DSSE envelope.
-
-Specified in ``docs/signing.md``. In short:
-
-* The **statement** names one subject, ``benchmark``, whose ``sha256`` digest is
-  the manifest's root hash, and a predicate (type :data:`PREDICATE_TYPE`) holding
-  the recipe identity, the runtime fingerprint, the provenance, the sample
-  count, the shard (or ``null``) and the SHA-256 of the exact manifest bytes,
-  so any changed byte of the manifest is caught.
-* The statement is serialised as canonical JSON (sorted keys, no whitespace,
-  ASCII only) and signed with Ed25519 over DSSE's pre-authentication encoding
-  ``PAE(payloadType, payload)``. Ed25519 is deterministic, so signing the same
-  manifest with the same key gives byte-identical ``manifest.sig`` files.
-* A key id is ``sha256:<hex>`` of the raw 32-byte Ed25519 public key.
-
-Every failure raises :class:`~toolchain.errors.SignatureError` (a bad, missing
-or foreign signature) or :class:`~toolchain.errors.KeyFileError` (an unusable
-key file), each with a message that says which field is wrong.
-"""
+"""Signed manifests: an in-toto Statement v1 about the benchmark in a DSSE envelope, signed
+with Ed25519 (specified in ``docs/signing.md``)."""
 
 from __future__ import annotations
 

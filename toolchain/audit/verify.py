@@ -1,10 +1,5 @@
-"""``verify``: recompute every hash of a benchmark folder against its manifest.
-
-A folder verifies only when the manifest parses, its root hash matches its
-entries, every listed file exists and decodes to exactly the listed pixels
-(and has the listed file bytes), and no unlisted file is present. Anything
-else is reported per sample; the verdict is ``ok`` only when all of it holds.
-"""
+"""``verify``: recompute every hash of a benchmark folder against its manifest, and report
+each problem per sample (``docs/output-folder.md``, "What verify checks")."""
 
 from __future__ import annotations
 
@@ -198,10 +193,8 @@ def verify_benchmark(
 
     Returns a report; ``report.ok`` is the verdict. Raises
     :class:`~toolchain.errors.ManifestError` when the manifest itself is unreadable.
-
     With ``pubkey``, the manifest must also carry a valid signature by that key
-    (``signature``, default ``manifest.sig`` beside the manifest); otherwise the
-    report fails with ``signature_problem`` saying why (``docs/signing.md``).
+    (``signature``, default ``manifest.sig`` beside it), else ``signature_problem`` says why.
     """
     out_path = Path(out)
     manifest_path = Path(manifest) if manifest else out_path / MANIFEST_NAME

@@ -1,12 +1,5 @@
-"""Start a Dask worker in the pinned environment (no stability guarantee).
-
-``benchmark-regen dask-worker`` is already pinned when it gets here (the
-console script re-executes itself pinned before numpy loads); this module
-replaces that process with ``python -m distributed.cli.dask_worker`` under the
-same pinned environment, one thread per worker process. The nanny's own
-environment settings (``distributed.nanny.pre-spawn-environ``) give way to the
-process environment, so the worker processes it spawns stay pinned too.
-"""
+"""Start a Dask worker in the pinned environment (no stability guarantee): replace this pinned
+process with ``dask worker``, one thread per process (``docs/scale-out.md``)."""
 
 from __future__ import annotations
 

@@ -1,15 +1,6 @@
-"""Batch-scheduler job files that run a benchmark shard by shard, and Slurm submission.
-
-``benchmark-regen jobs slurm`` writes a Slurm array script and ``jobs k8s`` a
-Kubernetes Indexed Job; both run ``generate --shard $INDEX/$N --resume`` (or
-``diff apply``), then one merge step. A Slurm script runs each shard in the
-pinned image (``runtime="docker"``) or with the ``benchmark-regen`` found on
-the node's PATH (``runtime="none"``, the paths used as they are). The writers
-are deterministic: the same arguments give the same bytes.
-
-:func:`submit_slurm` submits the array and its merge job (``afterok``), and
-:func:`wait_slurm` follows them to the merged manifest, bounded in time.
-"""
+"""Batch-scheduler job files that run a benchmark shard by shard (Slurm array scripts,
+Kubernetes Indexed Jobs), written deterministically; Slurm submission and waiting
+(``docs/scale-out.md``)."""
 
 from __future__ import annotations
 

@@ -1,14 +1,5 @@
-"""The few Slurm client calls ``jobs slurm --submit`` makes (no stability guarantee).
-
-:class:`SlurmCLI` runs ``sbatch``, ``scontrol show job`` and ``scancel`` as
-subprocesses, each bounded in time, and turns every way they fail (not
-installed, controller silent, refused) into a :class:`~toolchain.errors.ClusterError`
-that names Slurm and says what to do. Tests use a fake with the same methods.
-
-Job states come from ``scontrol show job``, not ``sacct``: accounting storage
-(slurmdbd) is optional in Slurm and often absent on small clusters, while the
-controller keeps finished jobs visible for ``MinJobAge`` seconds (300 by default).
-"""
+"""The few Slurm client calls ``jobs slurm --submit`` makes (no stability guarantee), each
+bounded in time and failing as a :class:`~toolchain.errors.ClusterError` (``docs/scale-out.md``)."""
 
 from __future__ import annotations
 

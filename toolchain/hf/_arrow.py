@@ -1,12 +1,6 @@
-"""Parquet plumbing shared by the benchmark and diff writers (no stability guarantee).
-
-One place fixes every writer option, so that a parquet file's bytes are a
-function of its rows and the pyarrow version only: no compression codec whose
-output could vary, no dictionary pages, statistics on, the Arrow schema
-stored, no page index, no content-defined chunking, fixed page and batch sizes.
-pyarrow's footer names its own version (``created_by``) and nothing else about
-the machine: no time, no host, no path.
-"""
+"""Parquet plumbing shared by the benchmark and diff writers (no stability guarantee): the
+one set of writer options that makes a file's bytes a function of its rows and the pyarrow
+version (``docs/huggingface.md``)."""
 
 from __future__ import annotations
 

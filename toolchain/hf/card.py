@@ -1,16 +1,5 @@
-"""The ``README.md`` dataset card: Hub metadata (YAML) and the benchmark's provenance.
-
-The YAML header is valid dataset-card metadata: ``license`` (and
-``license_name``/``license_link`` for ``other``), ``pretty_name``, ``tags``,
-``configs`` with the ``data_files`` of the output format and its ``features``,
-and ``dataset_info`` with the features (``ClassLabel`` names included) and the
-split size, so ``load_dataset(OUT)`` gives the images and labels for either
-format. The body
-states the provenance, the recipe, the root hash and how to verify.
-
-The writer is deterministic and needs no YAML library: every string is
-written double-quoted with ASCII escapes, keys in a fixed order.
-"""
+"""The ``README.md`` dataset card: Hub metadata (YAML) and the benchmark's provenance,
+written deterministically without a YAML library (``docs/huggingface.md``)."""
 
 from __future__ import annotations
 

@@ -1,22 +1,5 @@
-"""``croissant.json``: the benchmark described in Croissant 1.1 (JSON-LD).
-
-One ``samples`` RecordSet (key ``sample_id``) with the ``image`` and the
-carried columns; a class-label column also ``references`` a small inline
-RecordSet of its class names (``<column>_classes``: index, name).
-
-* ``parquet`` format: a ``cr:FileObject`` per shard (with its ``sha256``) and a
-  ``cr:FileSet`` ``data/<split>-*.parquet`` the fields read from (``image``
-  through ``jsonPath: bytes``).
-* ``folder`` format: ``cr:FileObject``\\ s for ``metadata.jsonl`` and
-  ``manifest.json`` (with their ``sha256``) and a ``cr:FileSet`` of the PNGs;
-  the images join the metadata rows on their path. The PNGs' own SHA-256 are
-  the manifest entries' ``file`` digests, so the chain croissant.json →
-  manifest.json → every PNG is hashed end to end without listing a million
-  files here.
-
-Deterministic bytes: sorted keys, two-space indentation, ASCII, no date
-unless the publisher gives one.
-"""
+"""``croissant.json``: the benchmark described in Croissant 1.1 (JSON-LD), in deterministic
+bytes (``docs/huggingface.md``, "Croissant")."""
 
 from __future__ import annotations
 

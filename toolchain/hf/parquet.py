@@ -1,23 +1,5 @@
-"""The benchmark as Hugging Face parquet shards: ``data/<split>-0000N-of-0000M.parquet``.
-
-``load_dataset("parquet", data_dir=OUT)`` (or ``load_dataset(OUT)`` with the
-card) gives the images and the carried columns with their features: the
-``image`` column is ``Image`` (``{bytes, path}``: the canonical PNG bytes as
-given, and the benchmark path), ``sample_id`` a string, each carried column its
-feature (``ClassLabel`` with its names, ``int64``, ``string``, ``bool``,
-``float64``), in that order.
-
-Fixed rules, so the bytes are a function of the rows and the pyarrow version:
-
-* rows in sorted-id order; a row group ends after :data:`ROW_GROUP_ROWS` rows
-  or once its PNG bytes reach :data:`ROW_GROUP_BYTES`;
-* a shard ends after the row group with which its PNG bytes reach
-  :data:`SHARD_BYTES` (the Hub's recommended shard size);
-* the writer options of :mod:`toolchain.hf._arrow`; the ``huggingface``
-  schema metadata; no timestamps.
-
-Memory is bounded by one row group, on writing and on reading.
-"""
+"""The benchmark as Hugging Face parquet shards, ``data/<split>-0000N-of-0000M.parquet``,
+written and read a row group at a time (rules: ``docs/huggingface.md``, "Parquet shards")."""
 
 from __future__ import annotations
 

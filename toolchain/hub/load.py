@@ -1,11 +1,5 @@
-"""``load_benchmark``: verify a benchmark, then load it as a :class:`datasets.Dataset`.
-
-Either output format: parquet shards (``data/<split>-*.parquet``), whose
-features (``ClassLabel`` names included) travel in the shards; or the folder of
-PNGs with ``metadata.jsonl``, loaded by ``datasets``' imagefolder builder with
-its files named explicitly (so sample folders called ``train/`` or ``test/``
-do not become splits), and class-label columns cast to their ``ClassLabel``.
-"""
+"""``load_benchmark``: verify a benchmark, then load it as a :class:`datasets.Dataset`, in
+either output format (``docs/huggingface.md``)."""
 
 from __future__ import annotations
 

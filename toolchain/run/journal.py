@@ -1,20 +1,5 @@
-"""The run journal: what a run has finished, so that ``--resume`` can skip it.
-
-One file per run (per shard) in the benchmark folder's state folder
-(``OUT/.benchmark-regen/journal-<all|I-of-N>.jsonl``): a header line naming the
-run, then one JSON line per finished sample, appended by the single process that
-collects results. The header commits to the run's plan: the recipe (or the diff's
-root), the shard, and a digest of every planned ``(sample id, output path)``
-pair, so a resumed run is the same run or is refused. Each sample line holds the
-manifest entry and the SHA-256 of the original's file bytes it was made from, so
-a resumed run re-checks every finished sample against the current original.
-Before a sample is handed to a worker (which writes its file itself), a
-``{"id": ..., "writing": path}`` line names the file it may write, so ``--overwrite`` after an
-interrupt knows every file the run may have left, journaled or not. A sample
-line is appended only after the sample's file was renamed into place; on resume
-every journaled file is re-hashed before it is trusted, so a torn last line, a
-lost rename or a corrupted file only costs redoing that sample.
-"""
+"""The run journal: what a run has finished, so that ``--resume`` can skip it (the format and
+the resume rules: ``docs/output-folder.md``)."""
 
 from __future__ import annotations
 

@@ -1,21 +1,5 @@
-"""The benchmark folder on disk: how ``--out`` is prepared, written, committed and read.
-
-Every command that writes or checks a benchmark folder goes through this module
-(``generate``, ``diff apply``, ``verify``, ``manifest merge``, ``sign``), so the
-rules live in one place. The folder's names and the id → path rule are in
-:mod:`toolchain.model.layout` (pure, no I/O); this module does the I/O:
-
-* **Preparing ``--out``.** A fresh run needs an empty folder; ``--overwrite`` deletes
-  only a folder that holds one of our manifests (or an interrupted run's journal),
-  and only the files those name, refusing (and listing) anything else; ``--out``
-  equal to, inside, or containing ``--original`` is refused before any work.
-* **One writer at a time.** A lock (``flock``) per run and shard: a second run into
-  the same folder is told which process is writing there.
-* **Writes.** Through :mod:`toolchain._internal.safefs`: never through a symlink,
-  exclusive random temp files, ``rename`` within one folder.
-* **Commit order.** Samples, then the companion files, then the manifest (durably),
-  then the journal goes. Until the manifest exists the folder is not a benchmark.
-"""
+"""The benchmark folder on disk: how ``--out`` is prepared, locked, written, committed and
+read, for every command that writes or checks one (``docs/output-folder.md``)."""
 
 from __future__ import annotations
 
@@ -580,15 +564,11 @@ def open_out(
 ) -> Iterator[OutDir]:
     """Prepare and lock ``out`` for one run (``slug`` ``all``) or one shard (``I-of-N``).
 
-    ``plan``: the run's ``(sample id, output path)`` pairs, to name a sample when a
-    resumed run's original changed.
-
-    * fresh: the folder must be empty (shards of one run may share it);
-    * ``overwrite``: an old benchmark (or interrupted run) there is deleted first, see
-      :func:`_wipe`;
-    * ``resume``: the journal of the interrupted run must name this very run (``header``).
-
-    On exit the lock is released; the journal stays unless :meth:`OutDir.commit` ran.
+    Fresh: the folder must be empty; ``overwrite`` deletes an old benchmark there first
+    (:func:`_wipe`); ``resume`` needs the journal to name this very run (``header``).
+    ``plan``: the run's ``(sample id, output path)`` pairs, to name a sample when a resumed
+    run's original changed. Raises :class:`OutputError`. On exit the lock is released; the
+    journal stays unless :meth:`OutDir.commit` ran (``docs/output-folder.md``).
     """
     path = Path(out)
     _refuse_overlap(path, original)

@@ -1,15 +1,5 @@
-"""Shards: a deterministic 1/N of the samples, and merging shard manifests.
-
-A sample belongs to shard ``I`` of ``N`` (0 <= I < N) when the first eight
-bytes of ``SHA-256("benchmark-regen/shard/v1\\0" || sample id)``, read as a
-big-endian integer, are ``I`` modulo ``N``. Membership depends on the id only:
-not on the listing, the selection order or the other shards. Sharding applies
-after the recipe's selection, so shards of one run partition one benchmark.
-
-Merging the N shard manifests of a run gives the same manifest, and root hash,
-as the unsharded run. Merge refuses overlaps, gaps, and shards from different
-recipes or environments.
-"""
+"""Shards: a deterministic 1/N of the samples by sample id, and merging shard manifests into
+the unsharded run's manifest (``docs/scale-out.md``, "Shards")."""
 
 from __future__ import annotations
 

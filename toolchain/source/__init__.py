@@ -1,17 +1,5 @@
-"""Sources: the user's copy of the original dataset: a folder tree, a ``.tar``, or a
-Hugging Face dataset (parquet shards, a ``save_to_disk`` folder, a ``datasets.Dataset``;
-see :mod:`toolchain.source.hf` and ``docs/huggingface.md``).
-
-A sample's id is its relative POSIX path inside the source. Samples are listed
-in one canonical order (sorted by the UTF-8 bytes of the id), whatever order
-the file system or the tar stores them in. Only ``.jpg``, ``.jpeg``, ``.png``
-and ``.webp`` files (any letter case) are samples; hidden entries (a path
-component starting with ``.``) and other files are ignored and counted.
-
-Reads never escape the source: ids with ``..``, absolute paths, backslashes or
-NUL bytes are refused, symlinks must resolve inside the source tree, and tar
-members that are links or devices are refused.
-"""
+"""Sources: the user's copy of the original (a folder tree, a ``.tar`` or a Hugging Face
+dataset) behind one entry point, :func:`open_source` (``docs/sources.md``)."""
 
 from __future__ import annotations
 

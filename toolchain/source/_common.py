@@ -58,13 +58,10 @@ class Sample:
 
 
 class Source:
-    """Base class of sources.
+    """Base class of sources (``docs/sources.md``).
 
-    The pipeline reads a source in one process (the collecting one) through
-    :meth:`iter_samples`, in whatever order the source stores samples (row
-    groups, tar members, sorted paths), and ships each sample's bytes to the
-    workers: one open per sample, so what was checked is what is read.
-    :meth:`read` is random access, for locating a moved original by content.
+    :meth:`iter_samples` yields each sample once, in the source's storage order, from one
+    open per sample (what was checked is what is read); :meth:`read` is random access.
     """
 
     path: Path
@@ -145,13 +142,9 @@ def class_labels_from_ids(
 ) -> tuple[ColumnSpec, Mapping[str, int]] | None:
     """The ``label`` column ``load_dataset("imagefolder")`` infers for a folder-per-class original.
 
-    The rule of ``datasets``' folder-based builder (5.2.0,
-    ``packaged_modules/folder_based_builder``): a file's label is the name of
-    the folder that holds it; labels are added only when there is no metadata
-    file (``metadata.csv``/``.jsonl``/``.parquet``), the files all sit at the
-    same depth, and there are at least two distinct labels. The names are
-    sorted (code points) and a sample's value is its label's index. Returns
-    None when no labels would be added.
+    Returns the column (names sorted by code point) and each id's label index, or None when
+    ``datasets`` 5.2.0 would add no labels: a metadata file, files at mixed depths, or fewer
+    than two label folders. The rule: ``docs/huggingface.md``, "Folder-per-class labels".
     """
     if has_metadata_file:
         return None

@@ -1,11 +1,5 @@
-"""An original stored as a folder tree.
-
-Listing follows symlinks that stay inside the tree (each sample's real relative
-path is recorded then); reading walks that real path from the root without
-following any link (:mod:`toolchain._internal.safefs`), opens non-blocking and
-reads regular files only, so a link or FIFO swapped in during a run is refused,
-never followed, and what was checked is what is read.
-"""
+"""An original stored as a folder tree, listed and read without leaving it or following a
+link swapped in during a run (``docs/sources.md``)."""
 
 from __future__ import annotations
 

@@ -1,15 +1,5 @@
-"""An original stored as a ``.tar`` (optionally gzip/bz2/xz-compressed).
-
-The archive is read in one streaming pass to list it, and in one more, in
-archive order, to hand the pipeline its samples: the cost is linear in the
-archive, whatever order its members are in. Random access (finding a moved
-original by content) reads an uncompressed tar in place, and a compressed one
-from an uncompressed spool made once, on first use, in the temporary folder.
-
-Only regular-file members can be samples; link, device and FIFO members with an
-image name are refused rather than followed; every member's name must be a safe
-sample id, image or not.
-"""
+"""An original stored as a ``.tar`` (optionally gzip/bz2/xz-compressed), read in streaming
+passes; only regular-file members are samples (``docs/sources.md``)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """Hugging Face originals: Hub-layout parquet folders, ``save_to_disk`` folders, ``Dataset``\\ s.
 
-``datasets`` and ``pyarrow`` are imported on first use (``pip install 'benchmark-regen[hf]'``).
-"""
+``datasets`` and ``pyarrow`` are imported on first use (``docs/huggingface.md``)."""
 
 from toolchain.source._common import class_labels_from_ids, select_columns
 from toolchain.source.hf.arrow import ArrowSource

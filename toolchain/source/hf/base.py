@@ -1,7 +1,5 @@
-"""What the three Hugging Face sources share: the core of :class:`HFSource`.
-
-Rows are read batch by batch, in storage order; each row is one sample.
-"""
+"""What the three Hugging Face sources share: the core of :class:`HFSource`, which reads
+rows batch by batch, in storage order, one sample per row."""
 
 from __future__ import annotations
 
@@ -54,20 +52,10 @@ class _Index:
 class HFSource(Source):
     """What the three Hugging Face sources share: columns, ids, checks, batch-wise reads.
 
-    Sample ids (``ids="auto"``): the image's ``path`` when every row of the split
-    has one; they must then be unique and safe ids, else :class:`SourceError`
-    naming both rows (pass ``ids="row"``). When some row has no path, every id is
-    ``<split>/<row index>``, the row's index in the split as ``load_dataset``
-    numbers it. ``ids="row"`` and ``ids="path"`` force one rule.
-
-    Carried columns (``columns=``): by default every scalar column (integers,
-    strings, booleans, floats) and every ``ClassLabel``; ``"label,caption"``
-    picks, ``"-caption"`` drops (see :func:`select_columns`).
-
-    A subclass provides the split name, its shards (in ``load_dataset`` order)
-    with their batch boundaries, the ``datasets`` features, and reads one
-    batch of some columns (:meth:`_read_batch`) or streams a shard's batches
-    (:meth:`_stream`).
+    The rules for ``ids`` and ``columns`` are in ``docs/huggingface.md`` ("Sample ids",
+    "Carried columns"). A subclass provides the split name, its shards (in ``load_dataset``
+    order) with their batch boundaries, the ``datasets`` features, and reads one batch of
+    some columns (:meth:`_read_batch`) or streams a shard's batches (:meth:`_stream`).
     """
 
     path: Path

@@ -1,7 +1,5 @@
-"""Which folders and files are Hugging Face datasets, and a parquet folder's shards by split.
-
-The accepted layouts are those of ``docs/huggingface.md``.
-"""
+"""Which folders and files are Hugging Face datasets, and a parquet folder's shards by split
+(the layouts of ``docs/huggingface.md``, "Parquet layouts")."""
 
 from __future__ import annotations
 
@@ -63,16 +61,9 @@ def parquet_layout(
 ) -> tuple[dict[tuple[str, str], tuple[str, ...]], dict[str, int]]:
     """The parquet shards of a folder, by (config, split), and the other files by kind.
 
-    Accepted (``docs/huggingface.md``):
-
-    * ``[data/]<split>-NNNNN-of-NNNNN.parquet`` (``push_to_hub``; config ``default``)
-      and ``<config>/<split>-NNNNN-of-NNNNN.parquet``: every shard 0..N-1 present;
-    * ``<config>/<split>/<name>.parquet`` (the Hub's ``refs/convert/parquet`` layout);
-    * ``[data/]<split>.parquet`` and ``<config>/<split>.parquet``: one file per split.
-
-    Hidden entries are skipped; a symlinked shard file (the Hub cache's
-    ``snapshots/`` folders link into ``blobs/``) is read where it points.
-    Shards are in the order of their paths' UTF-8 bytes (``load_dataset``'s order).
+    The accepted layouts are those of ``docs/huggingface.md`` ("Parquet layouts"). Hidden
+    entries are skipped; a symlinked shard file is read where it points. Shards are in the
+    order of their paths' UTF-8 bytes (``load_dataset``'s order).
     """
     found: dict[tuple[str, str], list[_ShardFile]] = {}
     ignored: dict[str, int] = {}
