@@ -1,11 +1,5 @@
-"""The ``benchmark-regen`` command line (a thin layer over the library).
-
-Layout, bottom to top: :mod:`.options` (options and output helpers, shared),
-one module per command group (:mod:`.generate`, :mod:`.verify`, :mod:`.diff`,
-:mod:`.compare`, :mod:`.manifest`, :mod:`.jobs`, :mod:`.image`,
-:mod:`.signing`, :mod:`.info`), and :mod:`.main`, which assembles the root
-group. Nothing below ``main`` imports it.
-"""
+"""The ``benchmark-regen`` command line, a thin layer over the library: :mod:`.options`
+(shared), one module per command group above it, and :mod:`.main`, the root group."""
 
 from __future__ import annotations
 

@@ -1,15 +1,5 @@
-"""The root of the ``benchmark-regen`` command line: a thin layer over the library.
-
-Each command parses its arguments, calls one library function, prints the
-result (``--json`` for machines) and maps it to an exit code. Errors of the
-library (:class:`toolchain.errors.Error`) are caught in exactly one place,
-:meth:`_Group.invoke`, and printed with their hint (as a JSON object on
-stdout when the command was given ``--json``).
-
-Exit codes (``toolchain.errors.ExitCode``): 0 ok, 1 a check failed (not
-bit-exact), 2 usage error, 3 bad input, 4 environment error, 5 partial
-result, 130 interrupted.
-"""
+"""The root ``benchmark-regen`` group: every command added to it, and the one place
+(:meth:`_Group.invoke`) where library errors and Ctrl-C become a message and an exit code."""
 
 from __future__ import annotations
 

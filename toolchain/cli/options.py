@@ -1,9 +1,5 @@
-"""What every command shares: options defined once, output helpers, the container hop.
-
-Command modules import this module; it imports none of them (the layering is
-``options`` ← one module per command group ← ``main``). Options that differ
-only in their help text are factories (:func:`out_option`).
-"""
+"""What every command shares: options defined once (factories where only the help text
+differs), output helpers, the container hop. It imports no command module."""
 
 from __future__ import annotations
 

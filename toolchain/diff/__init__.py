@@ -1,16 +1,6 @@
-"""The diff path: ``diff create`` / ``diff apply``, keyed on the original, bit-exact.
-
-A publisher who may not redistribute an original dataset publishes one
-``.bdiff`` file instead of the benchmark. It carries the benchmark's manifest
-and, per sample, the delta between the benchmark and the decoded original,
-compressed and sealed under a key that only the original's bytes can derive.
-Anyone holding the original rebuilds the benchmark bit for bit; anyone else
-learns the manifest and the sizes. The format is in ``docs/diff-format.md``.
-
-Modules: :mod:`.format` (container), :mod:`.codec` (delta packing + zstd),
-:mod:`.crypto` (HKDF, AES-GCM-SIV), :mod:`.locate` (finding originals),
-:mod:`.create`, :mod:`.apply`, :mod:`.check`, :mod:`.inspect`, :mod:`.audit`.
-"""
+"""The diff path: a benchmark published as per-sample deltas sealed under keys only the
+original derives, rebuilt bit for bit (``diff create``, ``apply``, ``check``, ``inspect``,
+``audit``). Format and modules: ``docs/diff-format.md``."""
 
 from __future__ import annotations
 

@@ -1,40 +1,6 @@
-"""``diff audit``: what an outsider learns from a ``.bdiff``, measured.
-
-Four findings, each with the numbers behind it (``docs/diff-format.md``, "Leakage";
-``docs/security.md``):
-
-* **Membership** (the diff alone): every entry carries a salted *source commitment*
-  and a *pixel digest* in the manifest, and a *locating fingerprint* in the index.
-  The salt is computed from the manifest itself, so anyone holding a candidate image
-  can compute its commitment (and its fingerprint, and, by running the public recipe,
-  its pixel digest) and learn whether it is one of the originals, and which sample.
-  Reported per benchmark, with the counts.
-* **Sealed payloads look random** (the diff alone): a chi-square test of each
-  payload's byte histogram against uniform (255 degrees of freedom, p by the
-  Wilson-Hilferty approximation). Under the null one payload in a hundred has p < 0.01.
-* **Guessable originals** (needs the original: the publisher's view): an original an
-  attacker could enumerate (a constant colour, a simple rendering) is confirmed by
-  its source commitment whatever ``key_on``; with ``key_on = pixels`` the AEAD tag and
-  the fingerprint check each guess offline too. The information in an original is
-  estimated from above by the zstd size of its decoded pixels beyond that of an
-  all-zero image of the same shape; at most :data:`GUESSABLE_BITS` is flagged, and so
-  is a constant colour; :data:`FEW_COLOURS` or fewer distinct colours is reported.
-* **Structure in the plaintext delta** (needs the original): the recipe is public, so
-  an attacker who ever sees a delta (a leaked key, a guessed original) can run the
-  recipe on images of their own and learn how the delta depends on the image. For a
-  linear recipe (a blur, a sharpening) the delta is a filtered copy of the original:
-  we fit the best 9x9 linear filter from original to delta (what such an attacker
-  converges to) and rebuild the original from the delta by Wiener deconvolution with
-  a natural-image prior (power ~ 1/f^2; the mean and variance per channel are taken
-  from the original, as the constant guess it is compared with). Reported: the
-  fraction of the delta's variance the filter explains (R^2), and the PSNR of the
-  rebuilt image against the best constant guess. R^2 of at least
-  :data:`STRUCTURE_R2` is flagged: the delta is, mostly, a function of the image.
-  The per-value estimate ``E[original | delta value, channel]`` (an oracle upper bound
-  for estimators that look at one value at a time: clipping at 0 or 255) is kept.
-
-The thresholds come from measurements on the 26 demo photographs (``docs/diff-format.md``).
-"""
+"""``diff audit``: what an outsider learns from a diff (membership, sealed-byte randomness,
+guessable originals, structure in the deltas), measured. Method, figures and thresholds:
+``docs/diff-format.md``, "Leakage (``diff audit``)"."""
 
 from __future__ import annotations
 
@@ -70,19 +36,12 @@ __all__ = [
 ]
 
 GUESSABLE_BITS = 4096
-"""At most this many bits of information (zstd estimate) make an original guessable.
-
-Measured: a constant colour 72 bits, the demo's 8-colour chessboards 776 and 1128, a
-two-colour disc 3680, an 8-pixel checkerboard 4304; the least compressible demo
-photograph 38312 (microaneurysms.png, 102x102). Compression only bounds information
-from above: a rendered image over this is still not proved hard to guess."""
+"""At most this many bits of information (zstd estimate) make an original guessable."""
 FEW_COLOURS = 16
 """Reported (not flagged alone): a synthetic-looking image (phantom.png has 6)."""
 STRUCTURE_R2 = 0.5
-"""A delta whose variance a linear filter of the original explains at least this much
-is flagged. Measured on the demo: a 3x3 box blur 0.85-1.0 (0.40 on the smoothest
-image, cell.png), 5x5 0.75-1.0; gaussian-noise at most 0.30 (clipping on the binary
-horse and chessboards), 0.00-0.10 on photographs."""
+"""A delta is flagged when a linear filter of its original explains at least this share
+of its variance (R^2)."""
 _RADIUS = 4
 """The fitted filter is (2 * 4 + 1)^2 = 81 taps."""
 _FIT_SAMPLES = 20_000
@@ -114,7 +73,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Guessability:
-    """How easy one original is to guess (see the module docstring)."""
+    """How easy one original is to guess (``docs/diff-format.md``, "Leakage")."""
 
     id: str
     colours: int

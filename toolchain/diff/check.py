@@ -1,10 +1,5 @@
-"""``diff check``: which originals are present, before writing anything.
-
-Per entry: *found by id* (the file at the sample's path opens its payload),
-*found by content* (a file elsewhere in the tree has the entry's fingerprint
-and opens its payload), *present but different* (a file is at the path but its
-key does not open the payload), or *missing*. Nothing is written.
-"""
+"""``diff check``: per entry, whether the original is found by id, found by content,
+present but different, or missing (``docs/diff-format.md``). Writes nothing."""
 
 from __future__ import annotations
 

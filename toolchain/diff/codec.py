@@ -1,23 +1,5 @@
-"""Payload codec: the plaintext that gets sealed, per sample.
-
-Plaintext layout (little-endian)::
-
-    0  u8   method      1 delta interleaved, 2 delta planar, 3 full interleaved, 4 full planar
-    1  u8   channels    1, 3 or 4
-    2  u16  reserved    0
-    4  u32  height
-    8  u32  width
-    12      one zstd frame (content size declared) of height*width*channels bytes
-
-A delta is ``(target - original) mod 256`` per byte: one byte per value,
-bijective given the original, and small residuals become bytes near 0 and
-255, which zstd's literal coder (Huffman) packs close to their zeroth-order
-entropy. "Planar" stores channel by channel (C, H, W), which groups bytes
-with one distribution (an untouched alpha channel becomes one run of zeros).
-The writer tries both layouts, and the full target too, at a fast zstd
-level, keeps the smallest (ties go to the lower method number) and
-compresses it again at level 19.
-"""
+"""The plaintext a payload seals, per sample: a mod-256 delta or the full target, packed
+and zstd-compressed. Layout and choice of method: ``docs/diff-format.md``, "Sealed payload"."""
 
 from __future__ import annotations
 

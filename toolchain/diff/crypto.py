@@ -1,22 +1,5 @@
-"""Keys, fingerprints and sealing of ``.bdiff`` payloads.
-
-* **Key material** (``ikm``): the original sample's file bytes (``key_on=file``),
-  or ``"<dtype> <H>x<W>x<C>\\n" || C-order pixel bytes`` of its canonical decode
-  (``key_on=pixels``). Only someone holding the original has it.
-* **Key**: ``HKDF-SHA256(ikm, salt=benchmark id, info=KEY_DOMAIN || key_on || 0x00 || id)``,
-  32 bytes, so every (benchmark, sample, original) has its own key.
-* **Fingerprint** (stored, to find a renamed original by content):
-  ``SHA-256(LOCATE_DOMAIN || benchmark id || key_on || 0x00 || ikm)``. A different
-  primitive and a different domain string from the key: knowing it gives no key.
-  Salted with the benchmark id, so two diffs made from the same originals cannot
-  be linked to each other through their fingerprints.
-* **AEAD**: AES-256-GCM-SIV with a fixed all-zero nonce and
-  ``aad = AAD_DOMAIN || kind``. Each key seals one plaintext only, so a fixed
-  nonce never repeats under a key with a different message; and GCM-SIV is
-  nonce-misuse resistant anyway (should a future zstd produce other bytes for
-  the same sample, a repeated nonce would reveal only whether two plaintexts
-  are equal). A fixed nonce is what makes ``diff create`` deterministic.
-"""
+"""Key material, HKDF keys, locating fingerprints and AES-256-GCM-SIV sealing of diff
+payloads. Constructions, and why a fixed nonce is safe: ``docs/diff-format.md``, "Keys"."""
 
 from __future__ import annotations
 

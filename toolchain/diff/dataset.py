@@ -1,30 +1,6 @@
-"""The diff as a Hugging Face dataset: ``diff create --format parquet``.
-
-The same sealed entries as a ``.bdiff`` (``docs/diff-format.md``), laid out
-as a small parquet dataset that ``load_dataset`` opens like any other::
-
-    DIR/README.md                          dataset card: what it holds, what it does not
-    DIR/manifest.json                      the benchmark's canonical manifest, verbatim
-    DIR/diff.json                          the header: key_on, aead, codec, counts,
-                                           benchmark id, header digest
-    DIR/data/train-0000N-of-0000M.parquet  one row per manifest entry, in manifest order:
-                                           sample_id, kind, fingerprint, sealed,
-                                           sealed_length, sealed_sha256
-
-Integrity is the ``.bdiff``'s, byte for byte: the reader rebuilds the 72-byte
-header head and the 88-byte index records the ``.bdiff`` of the same entries
-would have (offsets included: the payloads as if laid out contiguously after
-the index) and checks SHA-256 over head, manifest and index against
-``diff.json``'s ``header_digest``, which therefore equals that ``.bdiff``'s
-header digest. Each payload is checked against its ``sealed_sha256`` before it
-is returned. Declared counts and sizes are checked against the limits and the
-real file sizes before anything is allocated.
-
-:class:`DiffDataset` has :class:`~toolchain.diff.format.DiffReader`'s public
-interface (``path``, ``header``, ``manifest_bytes``, ``manifest``, ``records``,
-``read_sealed(i)``, ``iter_sealed()``), and :func:`write_diff_dataset` takes
-:func:`~toolchain.diff.format.write_diff`'s inputs.
-"""
+"""The diff as a Hugging Face parquet dataset folder (``diff create --format parquet``):
+the same sealed entries as a ``.bdiff``, checked as strictly, behind the same reader
+interface. Layout and checks: ``docs/huggingface.md``, "The diff as a dataset"."""
 
 from __future__ import annotations
 
@@ -161,14 +137,11 @@ def write_diff_dataset(
 ) -> Header:
     """Write the diff dataset ``path`` (a folder, absent or empty) from sealed entries.
 
-    Same inputs as :func:`~toolchain.diff.format.write_diff`: entries in any
-    order, each with its manifest ``index`` (spooled by
-    :func:`~toolchain.diff.format.spool_entries`).
-    Returns the header the ``.bdiff`` of the same entries has. Payloads are
-    spooled to a temporary file as they come (memory: one small record per
-    entry), then written to the shards in manifest order (memory: one row
-    group). The folder is assembled next to ``path`` and renamed into place,
-    so a failure leaves nothing behind. The bytes depend only on the entries.
+    Takes :func:`~toolchain.diff.format.write_diff`'s inputs (entries in any order, each
+    index once, else ``ValueError``); returns the header the ``.bdiff`` of the same entries
+    has. :class:`OutputError` if ``path`` is not an empty folder or cannot be written; it is
+    assembled beside ``path`` and renamed into place, so a failure leaves nothing. Memory:
+    one record per entry and one row group. The bytes depend only on the entries.
     """
     pa_ = require("pyarrow")
 

@@ -1,24 +1,6 @@
-"""The ``.bdiff`` container: byte layout, a deterministic writer, a bounded reader.
-
-Specified byte for byte in ``docs/diff-format.md``. In short (all integers
-little-endian)::
-
-    header   104 bytes   magic, version, key_on, aead, codec, entry count,
-                         manifest length, file length, benchmark id, header digest
-    manifest M bytes     the benchmark's canonical manifest.json, verbatim
-    index    88 * N      one fixed-size record per manifest entry, same order
-    payloads             sealed payloads, contiguous, in index order
-
-``header digest`` is SHA-256 over the first 72 header bytes, the manifest and
-the index, so a flipped bit there is caught before anything is trusted; each
-index record holds SHA-256 of its sealed payload, so a flipped payload bit is
-caught (and named) before decryption; the AEAD then authenticates the
-plaintext under a key only the holder of the original can derive.
-
-The reader checks every declared length against the real file size and the
-limits below *before* allocating, and raises
-:class:`~toolchain.errors.DiffFormatError` naming the entry and byte offset.
-"""
+"""The ``.bdiff`` container: byte layout, a deterministic writer, a bounded reader that
+raises :class:`~toolchain.errors.DiffFormatError` naming the entry and byte offset.
+Specified byte for byte, with the checks and their order, in ``docs/diff-format.md``."""
 
 from __future__ import annotations
 
@@ -538,13 +520,9 @@ class SealedSpan:
 class DiffReader:
     """An opened, integrity-checked container, read through one file handle.
 
-    Everything the reader hands out (the manifest bytes a signature is checked
-    over, each sealed payload) is an in-memory copy that was checked against the
-    header digest or its index digest: what was checked is what is used, even if
-    the file changes underneath. A :class:`SealedSpan` is read later, by another
-    process, from this same open file (on Linux, even when another file was put at
-    its path since) and checked the same way. Use it as a context manager (or
-    :meth:`close`).
+    What it hands out is a copy checked against the header or index digest (a
+    :class:`SealedSpan` checks what it reads), so what was checked is what is used
+    ("Integrity and bounds" in ``docs/diff-format.md``). A context manager (or :meth:`close`).
     """
 
     def __init__(self, path: str | os.PathLike[str]):

@@ -1,9 +1,5 @@
-"""``diff inspect``: what a ``.bdiff`` holds, without the original.
-
-Reads the header, manifest and index (all integrity-checked on open) and
-streams every payload once to check its digest, so a clean report also means
-every byte of the file is as the publisher wrote it.
-"""
+"""``diff inspect``: what a diff holds, without the original; every payload's digest is
+checked once, so a clean report means every byte is as the publisher wrote it."""
 
 from __future__ import annotations
 

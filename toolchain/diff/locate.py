@@ -1,10 +1,5 @@
-"""Finding the user's originals: by sample id first, then by content fingerprint.
-
-Shared by ``diff check`` and ``diff apply``. A candidate file is accepted only
-when its key opens the entry's sealed payload (the AEAD proves it is the very
-original); the fingerprint is used only to *find* candidates in a tree whose
-files were moved or renamed.
-"""
+"""Finding the user's originals for ``diff check`` and ``diff apply``: by sample id, then
+by content fingerprint; a candidate counts only when its key opens the sealed payload."""
 
 from __future__ import annotations
 
