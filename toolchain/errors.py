@@ -1,9 +1,4 @@
-"""The one exception tree of benchmark-regen.
-
-Every error the library raises on purpose derives from :class:`Error`, carries
-the text a user needs (which sample, what is wrong, what to do), and knows the
-exit code the CLI maps it to. The CLI catches :class:`Error` in exactly one
-place; anything else is a bug and is reported as one.
+"""The one exception tree: each error carries its user-facing text and its exit code.
 
 ::
 
@@ -26,8 +21,7 @@ place; anything else is a bug and is reported as one.
     ├── ContainerError                 exit 4: the Docker engine or image failed
     └── Interrupted                    exit 130: the user pressed Ctrl-C
 
-Checks that *fail* (a benchmark that is not bit-exact) are not exceptions:
-they are results with ``ok == False``, mapped to exit code 1 by the CLI.
+A check that *fails* (not bit-exact) is a result with ``ok == False`` (exit 1), not an error.
 """
 
 from __future__ import annotations

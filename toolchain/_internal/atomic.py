@@ -1,9 +1,5 @@
-"""Atomic writes of single files outside a benchmark folder (keys, reports, job files).
-
-A thin front for :func:`toolchain._internal.safefs.write_file`: an exclusive,
-randomly named temp file beside the target, then ``rename``. Inside a benchmark
-folder, :mod:`toolchain.run.outdir` writes through the same function.
-"""
+"""Atomic writes of single files outside a benchmark folder (keys, reports, job files),
+through :func:`toolchain._internal.safefs.write_file` (see docs/security.md)."""
 
 from __future__ import annotations
 

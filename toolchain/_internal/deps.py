@@ -1,9 +1,5 @@
-"""The optional Hugging Face packages, imported on first use (no stability guarantee).
-
-``datasets``, ``pyarrow`` and ``mlcroissant`` are the extra
-``benchmark-regen[hf]``: the core must import and run without them, and using
-a Hugging Face source or output without them must say how to get them.
-"""
+"""The optional Hugging Face packages (the ``benchmark-regen[hf]`` extra), imported on first
+use: the core runs without them (no stability guarantee)."""
 
 from __future__ import annotations
 

@@ -1,15 +1,5 @@
-"""Read one large JSON document a member, or an array element, at a time.
-
-Plumbing for the manifest reader: a manifest of a million samples is read in
-memory bounded by its largest single value (one entry), not by its size. The
-values themselves are decoded by the standard library's decoder
-(``JSONDecoder.raw_decode``) over a text buffer that is refilled from the file
-as the document is walked; this module only walks the two outer levels (the
-top-level object's members, and the elements of an array member).
-
-Errors are :class:`json.JSONDecodeError` with the character offset in the whole
-document, as ``json.loads`` gives them.
-"""
+"""Read one large JSON document a member, or an array element, at a time: in memory bounded
+by its largest single value (one manifest entry), not by its size (docs/scale-out.md)."""
 
 from __future__ import annotations
 
@@ -24,7 +14,13 @@ _CHUNK = 1 << 16
 
 
 class JsonStream:
-    """A cursor over a JSON text read from ``text`` (a text file, ``newline=""``)."""
+    """A cursor over a JSON text read from ``text`` (a text file, ``newline=""``).
+
+    Walks the two outer levels only (the top-level object's members, an array member's
+    elements); each value is decoded by ``decoder.raw_decode`` over a buffer refilled
+    from the file. Errors are :class:`json.JSONDecodeError` with the character offset
+    in the whole document, as ``json.loads`` gives them.
+    """
 
     def __init__(self, text: TextIO, decoder: json.JSONDecoder | None = None):
         self._file = text

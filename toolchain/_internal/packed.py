@@ -1,10 +1,5 @@
-"""A read-only sequence whose items are made on access from a compact store.
-
-The manifest's entry table, a diff's index and ``diff apply``'s outcomes hold a
-million samples as bytes, not a million objects; this base gives them indexing
-(negative indices, slices as tuples), ``IndexError`` and element-wise equality
-from one method, :meth:`MadeOnAccess._item`.
-"""
+"""A read-only sequence whose items are made on access from a compact store (the manifest's
+entry table, a diff's index, ``diff apply``'s outcomes: bytes, not a million objects)."""
 
 from __future__ import annotations
 
@@ -17,6 +12,9 @@ T = TypeVar("T")
 
 
 class MadeOnAccess(Sequence[T]):
+    """Indexing (negative indices, slices as tuples), ``IndexError`` and element-wise
+    equality, all from one method, :meth:`_item`."""
+
     __slots__ = ()
 
     def _item(self, i: int) -> T:

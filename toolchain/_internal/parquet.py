@@ -1,7 +1,5 @@
-"""Opening a parquet file: the one opener every reader uses (no stability guarantee).
-
-It refuses what is not a regular parquet file before pyarrow opens it, and says why.
-"""
+"""The one parquet opener every reader uses: it refuses, saying why, a file that is not a
+regular parquet file before pyarrow opens it (no stability guarantee)."""
 
 from __future__ import annotations
 

@@ -1,18 +1,5 @@
-"""File access that never follows a symlink and never reads what is not a regular file.
-
-Every path is walked from a root folder one component at a time with
-``openat``-style calls (``dir_fd=``) and ``O_NOFOLLOW``, so a symlink planted
-anywhere below the root is refused rather than followed, and what was checked
-(``fstat`` on the open descriptor) is what is read. Writes create a randomly
-named temp file exclusively (``O_CREAT | O_EXCL | O_NOFOLLOW``) in the target's
-own folder and ``rename`` it over the target: nothing we did not create is ever
-opened for writing or truncated, and a reader sees the old file, no file, or the
-whole new file. Reads open with ``O_NONBLOCK`` so a FIFO cannot hang us, and
-refuse anything over a size limit before reading it.
-
-Errors are :class:`UnsafePath` (an ``OSError``) with a short reason; callers
-turn them into the project's errors with the sample or file named.
-"""
+"""File access that never follows a symlink and never reads what is not a regular file, and
+atomic writes; how and why: docs/security.md ("Safe file access")."""
 
 from __future__ import annotations
 
@@ -47,7 +34,10 @@ _CHUNK = 1 << 20
 
 
 class UnsafePath(OSError):
-    """A path we refuse: a symlink, not a regular file or folder, or too large."""
+    """A path we refuse: a symlink, not a regular file or folder, or too large.
+
+    Its message is a short reason; callers turn it into a project error naming the file.
+    """
 
 
 def _parts(rel: str) -> list[str]:
@@ -190,16 +180,11 @@ def write_file(
 ) -> None:
     """Write ``root/rel`` atomically: exclusive random temp file, then rename over the target.
 
-    ``data``: the bytes, or an iterable of pieces written in order (a large file made
-    as it is written, never held whole). ``before_rename``: called once the data is
-    written (and synced, with ``durable``) and before the rename makes it visible; if it
-    raises, the temp file goes and the target is untouched.
-
-    ``tag`` goes into the temp file's name (``.tmp-TAG-<random>-NAME``), so that a run
-    sharing the folder with others (a shard) can later clean up only its own leftovers.
-
-    Refuses when a folder on the way is a symlink, or when the target exists and is not a
-    regular file or a symlink (a symlink at the target is replaced, never followed).
+    ``data``: bytes, or pieces written in order (never held whole). ``before_rename`` runs
+    once the data is written (and synced, with ``durable``); if it raises, the temp file goes
+    and the target is untouched. ``tag`` marks the temp name (``.tmp-TAG-<random>-NAME``) so
+    a shard cleans up only its own. Raises :class:`UnsafePath` if a folder on the way is a
+    symlink, or the target is neither a regular file nor a symlink (replaced, never followed).
     """
     with _folder_of(root, rel, create=True) as (dfd, name):
         try:

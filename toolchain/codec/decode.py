@@ -1,32 +1,5 @@
-"""Canonical decoding: original file bytes → ``uint8`` array of shape (H, W, C).
-
-The rules (specified in ``docs/determinism.md``):
-
-* Accepted formats, by content not by name: JPEG, PNG, WebP. For animated PNG
-  and WebP only the first frame is used.
-* Modes: ``L`` stays one channel; ``1`` becomes ``L`` (0/255); ``RGB`` stays;
-  ``RGBA`` stays; ``LA`` and ``PA`` become ``RGBA``; ``P`` becomes ``RGBA`` when
-  the palette has transparency, else ``RGB``; ``CMYK`` and ``YCbCr`` become ``RGB``
-  with Pillow's fixed conversion.
-* 16-bit greyscale (``I;16*``, ``I``) is scaled to 8 bits exactly as
-  ``(v * 255 + 32767) // 65535`` in integer arithmetic. 16-bit-per-channel
-  colour PNGs are reduced to 8 bits by Pillow's decoder (high byte).
-* A PNG whose chunks do not all carry their right CRC is refused, naming the chunk
-  (Pillow checks the chunks before the image data only).
-* EXIF orientation is **not** applied, and ICC profiles are **not** applied:
-  the pixels are the stored grid, as most training pipelines read them.
-* JPEG is decoded by Pillow's bundled libjpeg-turbo with its defaults
-  (accurate integer IDCT, fancy upsampling); the version is in the fingerprint.
-* Images over :data:`~toolchain.codec.png.MAX_PIXELS`, or whose decode would need more than
-  :data:`MAX_DECODE_BYTES` of memory, are refused before their pixels are decoded.
-
-Memory: a decode holds Pillow's image (:func:`decode_cost` counts its bytes per
-pixel by mode, and the decoder's own frame buffer for WebP) and the output array,
-and nothing else of that size: conversions and the copy into numpy run in bands of
-rows (``np.asarray(img)`` would hold two more copies of the image). Every
-conversion we use is per pixel (no dithering), so bands give the same pixels as a
-whole-image conversion.
-"""
+"""Canonical decoding: original file bytes → ``uint8`` array of shape (H, W, C), in bounded
+memory. The rules: docs/determinism.md ("Canonical decoding")."""
 
 from __future__ import annotations
 
@@ -102,7 +75,7 @@ def _sixteen_bit(band: Image.Image) -> npt.NDArray[np.uint8]:
 
 
 def _to_canonical(img: Image.Image) -> npt.NDArray[np.uint8]:
-    """The canonical array, filled band by band (see the module docstring)."""
+    """The canonical array, filled band by band (docs/determinism.md, "Canonical decoding")."""
     mode = img.mode
     if mode == "P":
         target: str | None = "RGBA" if "transparency" in img.info else "RGB"

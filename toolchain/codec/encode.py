@@ -1,13 +1,5 @@
-"""Canonical encoding: pixels → the canonical PNG (``docs/png.md``).
-
-One lossless PNG per sample, written by the project's own writer
-(:mod:`toolchain.codec.png`): IHDR, one IDAT (every row of an image filtered by
-the same PNG filter, Up or Average, chosen per image by a fixed probe; libdeflate from
-the pinned ``deflate`` wheel) and IEND, no ancillary chunk. The bytes are a
-function of the pixels and of the lockfile's versions only, never of the
-operating system's zlib; :data:`ENCODER` names everything that can change a byte
-and goes into every manifest, so ``compare`` can name encoder-only drift.
-"""
+"""Canonical encoding: a recipe's pixels, checked, to the canonical PNG (docs/png.md), and
+:data:`ENCODER`, the identity every manifest records."""
 
 from __future__ import annotations
 

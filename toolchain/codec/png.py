@@ -1,31 +1,6 @@
-"""The canonical PNG writer, and a fast reader of the files it writes.
-
-The byte layout is specified in ``docs/png.md``; in short::
-
-    signature || IHDR(W, H, 8, colour type 0/2/6, 0, 0, 0) || IDAT(zlib stream) || IEND
-
-with every row of an image filtered by the same PNG filter, type 2 (Up) or type 3
-(Average), the whole filtered image compressed in one call by libdeflate (the PyPI
-``deflate`` wheel pinned in the lockfile) at :data:`DEFLATE_LEVEL`, wrapped as zlib, and
-stored in exactly one IDAT chunk. No ancillary chunk is ever written.
-
-The filter is chosen per image by a fixed probe (:func:`choose_filter`): the rows ``y``
-with ``y % PROBE_PERIOD < PROBE_ROWS`` are filtered both ways and each set compressed
-by libdeflate at :data:`PROBE_LEVEL`; Average wins only if strictly smaller. Average
-predicts noisy images (Gaussian noise, adversarial perturbations) better, Up clean
-photographs.
-
-The bytes are a function of the pixels and of the ``deflate`` wheel's version only:
-never of Python's or Pillow's zlib, of the CPU (libdeflate's compressor has no run-time
-CPU dispatch; see ``docs/png.md``), of the input array's memory layout, or of anything
-else in the environment.
-
-:func:`decode_png` reads files in exactly that layout: libdeflate inflates (every check
-below is ours); Up is undone in numpy, Average (a sequential recurrence along each row)
-by Pillow's C unfilter, fed the already inflated rows as a stored zlib stream. It
-returns ``None`` for any other PNG (mixed filters included) so that the caller can fall
-back to Pillow.
-"""
+"""The canonical PNG writer, and a fast reader of the files it writes. The byte layout, the
+filter probe, and why the bytes depend only on the pixels and the pinned ``deflate`` wheel:
+docs/png.md."""
 
 from __future__ import annotations
 
@@ -207,12 +182,9 @@ def choose_filter(
 ) -> int:
     """The filter of every row of the image whose raw rows are ``flat`` (H, W*C): the probe.
 
-    The probe rows are ``y`` with ``y % PROBE_PERIOD < PROBE_ROWS``, in order. Filtered
-    with Up and with Average exactly as in the file (filter byte included, zeros above
-    row 0), each set is compressed in one ``deflate.zlib_compress(…, PROBE_LEVEL)``
-    call; Average if its stream is strictly shorter, else Up. (``period``, ``rows`` and
-    ``level`` are there for ``benchmarks/bench_probe.py``'s variants; the layout fixes
-    them.)
+    The rows ``y % period < rows``, filtered both ways as in the file, each compressed at
+    ``level``: Average if strictly shorter, else Up (docs/png.md, "Probe"). ``period``,
+    ``rows`` and ``level`` exist for ``benchmarks/bench_probe.py``; the layout fixes them.
     """
     ys = np.arange(flat.shape[0])
     ys = ys[ys % period < rows]
@@ -284,14 +256,11 @@ def _chunks(data: memoryview) -> tuple[list[tuple[bytes, memoryview]], int]:
 def decode_png(data: bytes | bytearray | memoryview) -> npt.NDArray[np.uint8] | None:
     """Decode a PNG written by :func:`encode_png` to a ``uint8`` array (H, W, C).
 
-    Returns ``None`` for a PNG (or anything) not in our canonical layout: other
-    chunks, several IDAT chunks, interlace, other bit depths or colour types, bytes
-    after IEND, a row filter other than Up or Average, or both in one image (the
-    encoder never mixes them). Raises :class:`PngError` for a bad chunk CRC
-    (naming the chunk), a truncated file, an image over ``MAX_PIXELS``
-    (before allocating anything for it), or image data that does not inflate to
-    exactly the size the IHDR implies. Never allocates more than that size (plus
-    the output array), whatever lengths the file declares.
+    Returns ``None`` for anything not in our canonical layout (the caller falls back to
+    Pillow). Raises :class:`PngError` for a bad CRC, a truncated file, an image over
+    ``MAX_PIXELS`` or data that does not inflate to exactly the size IHDR implies; never
+    allocates in proportion to a length the file declares (docs/png.md, "What a reader
+    must accept").
     """
     view = memoryview(data).cast("B")
     if bytes(view[: len(PNG_SIGNATURE)]) != PNG_SIGNATURE:

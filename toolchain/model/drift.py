@@ -1,17 +1,5 @@
-"""Drift knowledge in one place: which fingerprint fields differ, and which can explain what.
-
-Used by :mod:`toolchain.audit.compare` (why two benchmarks differ), :mod:`toolchain.run.shard`
-(merging shards made in different environments), the executors (a worker whose
-environment differs) and :mod:`toolchain.diff.apply` (decoder drift against the
-publisher's environment).
-
-The causes, read from the three digests of a manifest entry:
-
-* **decoder** drift: the original decodes to other pixels (libjpeg-turbo, Pillow);
-* **generator** drift: the same decoded input gives other output pixels (numpy, its
-  BLAS kernel or thread count, the Python runtime, the recipe's code);
-* **encoder-only** drift: the same output pixels, other PNG bytes (the encoder).
-"""
+"""Drift knowledge in one place: which fingerprint fields differ, and which can explain
+which cause (decoder, generator, encoder-only drift: docs/compare.md)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Digests: the canonical pixel hash, the file hash, the root hash; the canonical JSON forms.
-
-These functions *are* the reproducibility contract, and ``docs/manifest.md``
-specifies them byte for byte so that an auditor can recompute them without us.
-"""
+"""Digests (pixel, file, source, root) and the canonical JSON forms: the reproducibility
+contract, specified byte for byte in docs/manifest.md."""
 
 from __future__ import annotations
 

@@ -1,15 +1,5 @@
 """The benchmark folder's layout: its file names, and the one rule from sample ids to paths.
-
-Pure functions, no I/O: :mod:`toolchain.model.manifest` and the ``.bdiff`` reader use
-them to refuse paths we would never write, :mod:`toolchain.run.outdir` to write.
-
-A benchmark folder holds ``manifest.json`` (the commit point), ``metadata.jsonl``
-(for ``datasets``' imagefolder), ``README.md`` (the dataset card),
-``croissant.json``, ``manifest.sig`` (optional), ``coverage.json`` (partial
-results only), ``manifest.shard-I-of-N.json`` (shards), the samples (their paths
-derive from the sample ids by :func:`output_path_for`, nothing else), and
-``.benchmark-regen/`` (the state of a run in progress: journal, lock).
-"""
+Pure functions, no I/O; the folder's files are listed in docs/manifest.md."""
 
 from __future__ import annotations
 

@@ -1,17 +1,5 @@
 """The manifest: per-sample hashes, a root hash, the recipe, the fingerprint, provenance.
-
-Written canonically (``docs/manifest.md``): JSON with sorted keys, two-space
-indentation, ASCII only, one trailing newline, and no floats anywhere, so the
-same run gives the same bytes. Parsing is strict: every field is type-checked,
-sample ids must be safe relative paths, output paths must derive from the ids
-(:func:`toolchain.model.layout.output_path_for`), entries sorted and unique.
-
-Format v2 (this version writes it) records the PNG encoder's identity, the
-columns carried from the original (labels, ...) per sample, and a salted
-commitment to each original's decoded pixels; its root hash covers ids, output
-paths, pixel digests and columns. Format v1 manifests are read (and verified on
-their pixels); see ``docs/manifest.md`` for both.
-"""
+Written canonically and parsed strictly; format v2 is written, v1 read (docs/manifest.md)."""
 
 from __future__ import annotations
 

@@ -1,38 +1,6 @@
-"""Recipes: plain Python functions that turn one original sample into one benchmark sample.
-
-::
-
-    import toolchain
-
-    @toolchain.recipe(name="my-bench", version="1.0", seed=2024, select="1/2")
-    def transform(pixels, rng, *, sigma=8.0):
-        return pixels
-
-``pixels`` is the canonically decoded original, ``uint8`` of shape (H, W, C).
-``rng`` is a ``numpy.random.Generator`` whose stream depends only on the recipe
-seed and the sample id. Keyword-only parameters with defaults are the recipe's
-parameters, set with ``--param name=value``. A numeric parameter may declare
-inclusive bounds, ``@toolchain.recipe(..., bounds={"sigma": (0.0, 255.0)})``
-(``None`` for an open side): a value outside them, or of another type, is a
-:class:`~toolchain.errors.ParamError` from ``--param`` and from
-:meth:`Recipe.with_params` alike, before any sample is read.
-
-A recipe is named on the command line as a built-in name, ``path/to/file.py:NAME``
-or ``package.module:NAME``.
-
-Built-in recipes (in this package):
-
-* ``gaussian-noise``: half of the original with independent Gaussian-like noise.
-* ``adversarial``: a PGD perturbation against a small seeded int8 model whose
-  BLAS products are exact (the same pixels on any CPU architecture).
-* ``identity``: every sample unchanged (a control for decoder and encoder drift).
-
-Built-in recipes draw randomness only from the raw output of the PCG64 bit
-generator (``rng.bit_generator.random_raw``), which NEP 19 keeps stable across
-numpy versions, and compute with integer or exactly representable float
-arithmetic only (``benchmark-regen recipes --check`` checks a recipe file for
-constructs that are not portable; see ``toolchain.recipes.check``).
-"""
+"""Recipes: plain Python functions that turn one original sample into one benchmark sample;
+the ``@recipe`` decorator, parameters, selection, loading by reference. Writing one:
+docs/determinism.md ("Writing a recipe")."""
 
 from __future__ import annotations
 

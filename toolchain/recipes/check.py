@@ -1,47 +1,6 @@
-"""``recipes --check``: a static scan of a recipe file for constructs that are not portable.
-
-A recipe is *portable* when it gives the same pixels on any CPU architecture,
-BLAS kernel, thread count, OS and numpy version. The check reads the file's
-syntax tree (it never imports or runs it) and reports, with file:line:
-
-* ``blas``: matrix products (``@``, ``np.dot``, ``matmul``, ``einsum``,
-  ``tensordot``, ``inner``, ``convolve``, ``linalg.*``, ...) on operands not
-  known to be integers: their partial sums round in a kernel-dependent order;
-* ``fft``: ``numpy.fft`` / ``scipy.fft``, whose butterflies round differently
-  between builds;
-* ``libm``: transcendental functions (``exp``, ``log``, ``sin``, ``tanh``,
-  ``power``, ``**`` with a non-integer exponent, ``math.*``, ``scipy.special``),
-  which are not correctly rounded, so libm and numpy's SIMD code differ by an
-  ULP between CPUs. ``sqrt`` is *not* reported: IEEE 754 requires it to be
-  correctly rounded, like ``+ - * /``, and every libm and SIMD unit does so;
-* ``float-reduction``: ``sum``, ``mean``, ``std``, ``cumsum``, ``prod``, ... on
-  data not known to be integers and without an integer ``dtype=``: numpy's
-  summation order depends on memory layout, the axis, pairwise blocking and
-  SIMD dispatch;
-* ``generator``: ``Generator`` distribution methods (``normal``, ``random``,
-  ``uniform``, ``integers``, ``choice``, ...), whose algorithms NEP 19 lets
-  numpy change between versions;
-* ``global-random``: legacy ``np.random`` distributions that transform the
-  (frozen) stream with libm, and stdlib ``random`` methods other than
-  ``random()``, the only one whose sequence Python guarantees;
-* ``resize``: ``resize`` / ``thumbnail`` / ``rescale`` without an explicit
-  filter (``resample=``, ``interpolation=``, ``order=``, ``method=``): library
-  defaults change between versions.
-
-Integer arithmetic is always portable, so a modest type inference keeps
-integer code quiet: literals, ``.astype(np.int64)``, integer ``dtype=``,
-``random_raw`` output, parameters annotated or defaulting to ``int``, and
-names only ever assigned such values count as integers.
-
-A line can opt out with a comment that says why it is portable::
-
-    product = a @ b  # portable: exact integer GEMM, |partial sums| < 2**31 < 2**53
-
-A ``# portable:`` comment without a reason, or one that exempts nothing, is
-itself a finding. A static check can be fooled (``f = np.exp; f(x)``,
-``getattr``, helpers in other modules, compiled extensions); see
-docs/determinism.md. It flags what it sees, it proves nothing.
-"""
+"""``recipes --check``: a static scan of a recipe file's syntax tree (never imported or run)
+for constructs that are not portable; the kinds, the opt-out and the limits:
+docs/determinism.md ("benchmark-regen recipes --check FILE")."""
 
 from __future__ import annotations
 

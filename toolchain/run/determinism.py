@@ -1,19 +1,5 @@
-"""The determinism guard: every process that computes pixels runs pinned.
-
-Environment variables that change numerical results must be in place *before*
-numpy (and its BLAS) is loaded, so they cannot be set from inside a process
-that has already imported numpy. The guard therefore works on process
-boundaries:
-
-* the ``benchmark-regen`` console script re-executes itself once with the
-  pinned environment (:func:`reexec_pinned`), before importing numpy;
-* the library computes pixels in-process only when the process was started
-  pinned (:func:`process_is_pinned`); otherwise it spawns worker processes
-  whose environment is pinned from the start (:func:`pinned_spawn_context`).
-
-Each pinned setting, and why, is listed in :data:`PINNED` and in
-``docs/determinism.md``.
-"""
+"""The determinism guard: every process that computes pixels starts pinned (:data:`PINNED`).
+How it works on process boundaries, and why each setting: docs/determinism.md."""
 
 from __future__ import annotations
 

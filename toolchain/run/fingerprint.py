@@ -1,9 +1,5 @@
-"""The runtime fingerprint: everything that can change a pixel, as flat strings.
-
-Recorded in every manifest, printed by ``benchmark-regen env``, and compared by
-``benchmark-regen compare`` to name the cause of drift. It holds no host
-names, paths or times, so it is identical on identical set-ups.
-"""
+"""The runtime fingerprint: everything that can change a pixel, as flat strings (no host
+names, paths or times); its fields are listed in docs/determinism.md."""
 
 from __future__ import annotations
 
