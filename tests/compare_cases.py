@@ -14,6 +14,8 @@ bring, so the classifier is tested on digests a real drift produces:
   outputs; the thread count does not);
 * encoder-only drift: every PNG re-encoded at another zlib level.
 
+:func:`altered_pixels` writes a manifest in which one sample's pixel hash drifted.
+
 The swaps are monkeypatches, so generation must run in this process: the
 ``pinned_here`` context makes the test process count as pinned for its duration.
 """
@@ -36,8 +38,8 @@ from PIL import Image
 import tests.float_adversarial as float_adversarial_mod
 import toolchain.run.generate as generate_mod
 from toolchain.codec.decode import decode
-from toolchain.model.hashing import file_digest
-from toolchain.model.manifest import MANIFEST_NAME, load_manifest, write_manifest
+from toolchain.model.hashing import Digest, file_digest
+from toolchain.model.manifest import MANIFEST_NAME, Manifest, load_manifest, write_manifest
 from toolchain.run.determinism import pinned_environ
 from toolchain.run.fingerprint import runtime_fingerprint
 from toolchain.run.generate import generate_benchmark
@@ -139,3 +141,18 @@ def encoder_drift(reference: Path, out: Path, *, level: int = 1) -> Path:
         dataclasses.replace(m, entries=tuple(entries), fingerprint=fp), out / MANIFEST_NAME
     )
     return out
+
+
+def altered_pixels(src: Path, dest: Path, sample: str) -> Path:
+    """Write to ``dest`` the manifest of the benchmark ``src`` with another pixel hash for
+    ``sample`` (the root recomputed): that sample's generator drift, on paper."""
+    m = load_manifest(src / MANIFEST_NAME)
+    entries = [
+        dataclasses.replace(e, pixels=Digest.of(b"other")) if e.id == sample else e
+        for e in m.entries
+    ]
+    altered = Manifest.build(recipe=m.recipe, entries=entries, fingerprint=m.fingerprint,
+                             provenance=m.provenance, columns=m.columns,
+                             encoder=m.encoder)  # fmt: skip
+    write_manifest(altered, dest)
+    return dest

@@ -1,4 +1,5 @@
-"""Shared fixtures: small real originals, the demo folder, CLI runner, docker gate."""
+"""Shared fixtures: small real originals, their identity benchmark, the demo folder, CLI
+runner, docker gate."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from tests.compare_cases import pinned_here
 from toolchain.demo import demo_original
+from toolchain.run.generate import generate_benchmark
 
 REQUIRE_DOCKER = os.environ.get("BENCHMARK_REGEN_REQUIRE_DOCKER") == "1"
 
@@ -44,6 +47,16 @@ def small_original(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> 
         sub.mkdir(exist_ok=True)
         shutil.copy2(demo_dir / name, sub / name)
     return root
+
+
+@pytest.fixture(scope="session")
+def identity_bench(tmp_path_factory: pytest.TempPathFactory, small_original: Path) -> Path:
+    """The identity benchmark of :func:`small_original` (8 samples), made in this process;
+    read-only for the tests (copy it to change it)."""
+    out = tmp_path_factory.mktemp("identity-bench") / "bench"
+    with pinned_here(pytest.MonkeyPatch()):  # no worker pool to spawn
+        generate_benchmark(small_original, "identity", out)
+    return out
 
 
 def make_image(

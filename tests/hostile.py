@@ -3,7 +3,8 @@
 The contract every parser we own must keep, for any bytes or text at all:
 return a value, or raise the one documented :class:`toolchain.errors.Error`
 subclass with a non-empty message; never another exception type, never hang,
-never allocate more than a bound that does not grow with declared sizes.
+never allocate (or read) more than a bound that does not grow with declared sizes.
+Costs are counted (bytes allocated, bytes read, decodes started), never timed.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import signal
 import tracemalloc
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
+from unittest import mock
 
+import deflate
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from PIL import ImageFile
 
 from toolchain.errors import Error
 
@@ -74,6 +78,41 @@ def peak_allocation(fn: Callable[[], Any]) -> int:
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+def bytes_read(fn: Callable[[], Any]) -> int:
+    """Bytes this process read (files, pipes: Linux's ``rchar`` in ``/proc/self/io``)
+    while running ``fn``."""
+
+    def rchar() -> int:
+        with open("/proc/self/io") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("rchar:"))
+
+    before = rchar()
+    fn()
+    return rchar() - before
+
+
+@contextlib.contextmanager
+def pixel_decodes() -> Iterator[list[str]]:
+    """Record each pixel decode started in the block: Pillow loading an image's data
+    (``"pillow WxH"``), the PNG reader inflating its image data (``"inflate N"`` bytes)."""
+    seen: list[str] = []
+    load, inflate = ImageFile.ImageFile.load, deflate.zlib_decompress
+
+    def counted_load(img: ImageFile.ImageFile) -> Any:
+        seen.append(f"pillow {img.size[0]}x{img.size[1]}")
+        return load(img)
+
+    def counted_inflate(data: Any, size: int) -> Any:
+        seen.append(f"inflate {size}")
+        return inflate(data, size)
+
+    with (
+        mock.patch.object(ImageFile.ImageFile, "load", counted_load),
+        mock.patch.object(deflate, "zlib_decompress", counted_inflate),
+    ):
+        yield seen
 
 
 def mutations(seed: bytes) -> st.SearchStrategy[bytes]:

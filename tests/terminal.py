@@ -54,7 +54,6 @@ class Terminal:
     fd: int
     output: bytearray = field(default_factory=bytearray)
     returncode: int | None = None
-    exited_at: float | None = None
 
     def _pump(self, timeout: float) -> bool:
         """Read what is there (waiting up to ``timeout``); False once the child closed the pty."""
@@ -78,7 +77,6 @@ class Terminal:
         pid, status = os.waitpid(self.pid, os.WNOHANG)
         if pid == 0:
             return False
-        self.exited_at = time.monotonic()
         self.returncode = os.waitstatus_to_exitcode(status)
         return True
 
@@ -93,11 +91,9 @@ class Terminal:
                 return predicate(bytes(self.output))
         return False
 
-    def ctrl_c(self) -> float:
-        """Press Ctrl-C; return the time it was pressed (``time.monotonic``)."""
-        at = time.monotonic()
+    def ctrl_c(self) -> None:
+        """Press Ctrl-C."""
         os.write(self.fd, b"\x03")
-        return at
 
     def wait(self, timeout: float) -> int:
         """Drain output until the command exits; kill its process group after ``timeout``."""

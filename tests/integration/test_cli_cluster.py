@@ -4,9 +4,8 @@ pinned ``dask worker`` (the real one runs in test_dask_cluster.py)."""
 from __future__ import annotations
 
 import pytest
-from click.testing import CliRunner
 
-from toolchain.cli import cli
+from tests.cli import run_cli
 
 
 @pytest.mark.parametrize(
@@ -19,7 +18,7 @@ from toolchain.cli import cli
     ],
 )
 def test_dask_worker_refuses_threads(args: list[str], message: str) -> None:
-    r = CliRunner().invoke(cli, ["dask-worker", *args])
+    r = run_cli("dask-worker", *args)
     assert r.exit_code == 2 and message in r.output
 
 
@@ -31,11 +30,11 @@ def test_dask_worker_hands_its_arguments_to_the_pinned_exec(
         "toolchain.cluster.dask_worker.exec_pinned_worker", lambda args: seen.append(args)
     )
     args = ["tcp://head:8786", "--nworkers", "4", "--nthreads", "1", "--name", "w"]
-    r = CliRunner().invoke(cli, ["dask-worker", *args])
+    r = run_cli("dask-worker", *args)
     assert r.exit_code == 0, r.output
     assert seen == [tuple(args)]  # unknown options pass through untouched
 
 
-def test_dask_worker_help_is_its_own(runner: CliRunner) -> None:
-    r = runner.invoke(cli, ["dask-worker", "--help"])
+def test_dask_worker_help_is_its_own() -> None:
+    r = run_cli("dask-worker", "--help")
     assert r.exit_code == 0 and "--nthreads 1" in r.output and "Examples:" in r.output

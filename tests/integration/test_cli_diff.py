@@ -7,18 +7,16 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from tests.diff_cases import pinned, tiny_original
-from toolchain.cli import cli
+from tests.cli import diff_apply_args, diff_create_args, generate_args, run_cli
+from tests.diff_cases import tiny_original
 from toolchain.model.manifest import MANIFEST_NAME, load_manifest
-
-# isort: split
 
 
 def run(*args: str | Path) -> Result:
-    with pinned():
-        return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    """In this process, pinned (no worker pool to spawn); an exception is a test failure."""
+    return run_cli(*args, pinned=True, catch_exceptions=False)
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +24,9 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pat
     work = tmp_path_factory.mktemp("cli")
     original = tiny_original(work / "original")
     bench, bdiff = work / "bench", work / "x.bdiff"
-    r = run("generate", "--recipe", "adversarial", "--original", original, "--out", bench, "-q")
+    r = run(*generate_args(original, bench, "adversarial", quiet=True))
     assert r.exit_code == 0, r.output
-    r = run("diff", "create", "--original", original, "--benchmark", bench, "--out", bdiff, "-q")
+    r = run(*diff_create_args(original, bench, bdiff, quiet=True))
     assert r.exit_code == 0, r.output
     assert "5 samples" in r.output
     return original, bench, bdiff
@@ -44,9 +42,7 @@ def test_create_inspect_check_apply(published: tuple[Path, Path, Path], tmp_path
     check = run("diff", "check", "--original", original, "--diff", bdiff, "--json")
     assert check.exit_code == 0
     assert json.loads(check.output)["counts"]["found-by-id"] == 5
-    r = run(
-        "diff", "apply", "--original", original, "--diff", bdiff, "--out", tmp_path / "out", "-q"
-    )
+    r = run(*diff_apply_args(original, bdiff, tmp_path / "out", quiet=True))
     assert r.exit_code == 0, r.output
     assert f"root {root}" in r.output
     assert run("verify", tmp_path / "out").exit_code == 0
@@ -54,19 +50,7 @@ def test_create_inspect_check_apply(published: tuple[Path, Path, Path], tmp_path
 
 def test_apply_with_two_workers(published: tuple[Path, Path, Path], tmp_path: Path) -> None:
     original, bench, bdiff = published
-    r = run(
-        "diff",
-        "apply",
-        "--original",
-        original,
-        "--diff",
-        bdiff,
-        "--out",
-        tmp_path / "o",
-        "--workers",
-        "2",
-        "--json",
-    )
+    r = run(*diff_apply_args(original, bdiff, tmp_path / "o", workers=2, json=True))
     assert r.exit_code == 0, r.output
     doc = json.loads(r.output)
     assert doc["ok"] and doc["root"] == str(load_manifest(bench / MANIFEST_NAME).root)
@@ -77,32 +61,26 @@ def test_apply_with_two_workers(published: tuple[Path, Path, Path], tmp_path: Pa
 def test_create_is_deterministic(published: tuple[Path, Path, Path], tmp_path: Path) -> None:
     original, bench, bdiff = published
     again = tmp_path / "again.bdiff"
-    assert (
-        run(
-            "diff", "create", "--original", original, "--benchmark", bench, "--out", again, "-q"
-        ).exit_code
-        == 0
-    )
+    assert run(*diff_create_args(original, bench, again, quiet=True)).exit_code == 0
     assert again.read_bytes() == bdiff.read_bytes()
 
 
-def _damaged(original: Path, tmp_path: Path) -> Path:
+@pytest.fixture
+def damaged(published: tuple[Path, Path, Path], tmp_path: Path) -> tuple[Path, Path]:
+    """(a copy of the original without b/four.png and with a/two.jpg altered, the .bdiff)."""
+    original, _, bdiff = published
     copy = Path(shutil.copytree(original, tmp_path / "damaged"))
     (copy / "b/four.png").unlink()
     p = copy / "a/two.jpg"
     data = bytearray(p.read_bytes())
     data[len(data) // 2] ^= 0x10
     p.write_bytes(bytes(data))
-    return copy
+    return copy, bdiff
 
 
-def test_wrong_original_fails_with_the_message(
-    published: tuple[Path, Path, Path], tmp_path: Path
-) -> None:
-    original, _, bdiff = published
-    copy = _damaged(original, tmp_path)
-    out = tmp_path / "out"
-    r = run("diff", "apply", "--original", copy, "--diff", bdiff, "--out", out, "-q")
+def test_wrong_original_fails_with_the_message(damaged: tuple[Path, Path], tmp_path: Path) -> None:
+    copy, bdiff = damaged
+    r = run(*diff_apply_args(copy, bdiff, tmp_path / "out", quiet=True))
     assert r.exit_code == 1
     assert (
         "sample a/two.jpg: your copy of the original differs from the one this benchmark "
@@ -112,7 +90,7 @@ def test_wrong_original_fails_with_the_message(
     assert (
         "3 of 5 samples bit-exact (3 found by id, 0 by content, 1 missing, 1 different)" in r.output
     )
-    assert not (out / MANIFEST_NAME).exists()
+    assert not (tmp_path / "out" / MANIFEST_NAME).exists()
     check = run("diff", "check", "--original", copy, "--diff", bdiff, "--json")
     assert check.exit_code == 1
     doc = json.loads(check.output)
@@ -122,13 +100,10 @@ def test_wrong_original_fails_with_the_message(
     }
 
 
-def test_partial_exits_5_and_never_verifies(
-    published: tuple[Path, Path, Path], tmp_path: Path
-) -> None:
-    original, _, bdiff = published
-    copy = _damaged(original, tmp_path)
+def test_partial_exits_5_and_never_verifies(damaged: tuple[Path, Path], tmp_path: Path) -> None:
+    copy, bdiff = damaged
     out = tmp_path / "out"
-    r = run("diff", "apply", "--original", copy, "--diff", bdiff, "--out", out, "--partial", "-q")
+    r = run(*diff_apply_args(copy, bdiff, out, partial=True, quiet=True))
     assert r.exit_code == 5, r.output
     assert (out / "coverage.json").exists() and (out / MANIFEST_NAME).exists()
     assert len(list(out.rglob("*.png"))) == 3
@@ -151,9 +126,7 @@ def test_create_refuses_a_tampered_benchmark(
     original, bench, _ = published
     copy = Path(shutil.copytree(bench, tmp_path / "bench"))
     (copy / "stray.png").write_bytes(b"x")
-    r = run(
-        "diff", "create", "--original", original, "--benchmark", copy, "--out", tmp_path / "x.bdiff"
-    )
+    r = run(*diff_create_args(original, copy, tmp_path / "x.bdiff"))
     assert r.exit_code == 3
     assert "does not verify" in r.output
     assert not (tmp_path / "x.bdiff").exists()
@@ -173,8 +146,7 @@ def test_apply_in_shards_merges_to_the_carried_root(
     root = str(load_manifest(bench / MANIFEST_NAME).root)
     out = tmp_path / "sharded"
     for i in (2, 0, 1):
-        r = run("diff", "apply", "--original", original, "--diff", bdiff, "--out", out,
-                "--shard", f"{i}/3", "-q")  # fmt: skip
+        r = run(*diff_apply_args(original, bdiff, out, shard=f"{i}/3", quiet=True))
         assert r.exit_code == 0, r.output
     assert not (out / MANIFEST_NAME).exists()
     shards = [out / f"manifest.shard-{i}-of-3.json" for i in range(3)]
@@ -193,13 +165,11 @@ def test_apply_checks_the_signature_before_the_original(
     assert run("key", "generate", "--out", key).exit_code == 0
     assert run("sign", bench / MANIFEST_NAME, "--key", key, "--out",
                Path(f"{bdiff}.sig")).exit_code == 0  # fmt: skip
-    ok = run("diff", "apply", "--original", original, "--diff", bdiff, "--out", tmp_path / "a",
-             "--pubkey", Path(f"{key}.pub"), "-q")  # fmt: skip
+    ok = run(*diff_apply_args(original, bdiff, tmp_path / "a", pubkey=f"{key}.pub", quiet=True))
     assert ok.exit_code == 0 and "signature OK" in ok.output
     other = tmp_path / "other"
     assert run("key", "generate", "--out", other).exit_code == 0
-    bad = run("diff", "apply", "--original", original, "--diff", bdiff, "--out", tmp_path / "b",
-              "--pubkey", Path(f"{other}.pub"), "-q")  # fmt: skip
+    bad = run(*diff_apply_args(original, bdiff, tmp_path / "b", pubkey=f"{other}.pub", quiet=True))
     assert bad.exit_code == 3 and "signed by another key" in bad.output
     assert not (tmp_path / "b").exists()  # nothing touched before the signature check
     Path(f"{bdiff}.sig").unlink()
@@ -217,8 +187,7 @@ def test_a_corrupt_payload_is_named_by_the_worker_that_reads_it(
     data[-3] ^= 0x01  # inside the last entry's sealed payload
     bad.write_bytes(bytes(data))
     out = tmp_path / "out"
-    r = run("diff", "apply", "--original", original, "--diff", bad, "--out", out,
-            "--workers", workers, "-q")  # fmt: skip
+    r = run(*diff_apply_args(original, bad, out, workers=workers, quiet=True))
     assert r.exit_code == 3, r.output
     last = load_manifest(bench / MANIFEST_NAME).entries[-1].id
     assert f"entry {last!r}" in r.output and "payload digest mismatch" in r.output

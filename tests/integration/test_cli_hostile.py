@@ -8,30 +8,25 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.cli import generate_args, no_traceback, run_cli
 from tests.hostile import HOSTILE, mutations, no_hang
 from tests.unit.test_hostile_manifest import GOOD
 from tests.unit.test_hostile_recipes import _guarded_import
 from tests.unit.test_hostile_sign import ENVELOPE, KEY
 from tests.unit.test_hostile_tar import SEED_TAR, _tar
-from toolchain.cli import cli
 from toolchain.errors import ExitCode
 
 CLI_EXAMPLES = settings(HOSTILE, max_examples=100)
 """Fewer examples than the library properties: each one runs a whole command."""
 
 
-def _run(args: list[str]) -> Result:
+def _run(*args: str | Path) -> Result:
     with no_hang():
-        result = CliRunner().invoke(cli, args)
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        f"{type(result.exception).__name__}: {result.exception}\n{result.output}"
-    )
-    assert "Traceback" not in result.output
-    return result
+        return no_traceback(run_cli(*args))
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +38,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @given(mutations(GOOD))
 def test_verify_hostile_manifest(bench: Path, data: bytes) -> None:
     (bench / "manifest.json").write_bytes(data)
-    r = _run(["verify", str(bench), "-q"])
+    r = _run("verify", bench, "-q")
     assert r.exit_code in (ExitCode.CHECK_FAILED, ExitCode.BAD_INPUT)
     if r.exit_code == ExitCode.BAD_INPUT:
         assert r.output.startswith("error: ")
@@ -64,7 +59,7 @@ def test_verify_pubkey_hostile_signature(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
-    r = _run(["verify", str(d), "--pubkey", str(d / "k.pub"), "-q"])
+    r = _run("verify", d, "--pubkey", d / "k.pub", "-q")
     # The files are missing either way, so the verdict always fails; the message says why.
     assert r.exit_code == ExitCode.CHECK_FAILED
     assert "signature: " in r.output
@@ -75,8 +70,7 @@ def test_verify_pubkey_hostile_signature(
 def test_generate_from_hostile_tar(tmp_path_factory: pytest.TempPathFactory, data: bytes) -> None:
     d = tmp_path_factory.mktemp("tar")
     (d / "o.tar").write_bytes(data)
-    r = _run(["generate", "--recipe", "identity", "--original", str(d / "o.tar"),
-              "--out", str(d / "out"), "-q"])  # fmt: skip
+    r = _run(*generate_args(d / "o.tar", d / "out", quiet=True))
     assert r.exit_code in (ExitCode.OK, ExitCode.BAD_INPUT), r.output
     if r.exit_code != ExitCode.OK:
         assert not (d / "out" / "manifest.json").exists()
@@ -88,12 +82,9 @@ def test_generate_from_hostile_tar(tmp_path_factory: pytest.TempPathFactory, dat
     [("../evil.png", "'..' path component"), ("/abs.png", "absolute path"),
      ("x\\y.png", "backslash")],
 )  # fmt: skip
-def test_generate_refuses_unsafe_tar_member(
-    runner: CliRunner, tmp_path: Path, name: str, words: str
-) -> None:
+def test_generate_refuses_unsafe_tar_member(tmp_path: Path, name: str, words: str) -> None:
     (tmp_path / "o.tar").write_bytes(_tar([("ok.png", "file", ""), (name, "file", "")]))
-    r = _run(["generate", "--recipe", "identity", "--original", str(tmp_path / "o.tar"),
-              "--out", str(tmp_path / "out")])  # fmt: skip
+    r = _run(*generate_args(tmp_path / "o.tar", tmp_path / "out"))
     assert r.exit_code == ExitCode.BAD_INPUT
     assert words in r.output
     assert not (tmp_path / "out").exists()
@@ -105,7 +96,7 @@ def test_generate_refuses_unsafe_tar_member(
 def test_generate_hostile_recipe_ref(tmp_path_factory: pytest.TempPathFactory, spec: str) -> None:
     d = tmp_path_factory.mktemp("rec")
     with mock.patch.object(importlib, "import_module", _guarded_import):
-        r = _run(["generate", "--recipe", spec, "--original", str(d), "--out", str(d / "out")])
+        r = _run(*generate_args(d, d / "out", spec))
     assert r.exit_code in (ExitCode.OK, ExitCode.USAGE, ExitCode.BAD_INPUT), r.output
 
 
@@ -113,8 +104,5 @@ def test_generate_hostile_recipe_ref(tmp_path_factory: pytest.TempPathFactory, s
 @given(st.lists(st.text(max_size=30), min_size=1, max_size=3))
 def test_generate_hostile_params(tmp_path_factory: pytest.TempPathFactory, ps: list[str]) -> None:
     d = tmp_path_factory.mktemp("par")
-    args = ["generate", "--recipe", "gaussian-noise", "--original", str(d), "--out", str(d / "o")]
-    for p in ps:
-        args += ["--param", p]
-    r = _run(args)
+    r = _run(*generate_args(d, d / "o", "gaussian-noise", param=ps))
     assert r.exit_code in (ExitCode.OK, ExitCode.USAGE, ExitCode.BAD_INPUT), r.output

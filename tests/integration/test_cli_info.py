@@ -6,13 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from toolchain.cli import cli
+from tests.cli import run_cli
 
 
-def test_env_json_is_a_pinned_fingerprint(runner: CliRunner) -> None:
-    r = runner.invoke(cli, ["env", "--json"])
+def test_env_json_is_a_pinned_fingerprint() -> None:
+    r = run_cli("env", "--json")
     assert r.exit_code == 0
     fp = json.loads(r.output)
     assert fp["pinned"] == "true"
@@ -22,9 +21,9 @@ def test_env_json_is_a_pinned_fingerprint(runner: CliRunner) -> None:
         assert fp[key]
 
 
-def test_env_prints_one_aligned_line_per_field(runner: CliRunner) -> None:
-    as_json = json.loads(runner.invoke(cli, ["env", "--json"]).output)
-    r = runner.invoke(cli, ["env"])
+def test_env_prints_one_aligned_line_per_field() -> None:
+    as_json = json.loads(run_cli("env", "--json").output)
+    r = run_cli("env")
     assert r.exit_code == 0
     lines = r.output.splitlines()
     assert [ln.split(maxsplit=1)[0] for ln in lines] == list(as_json)
@@ -32,8 +31,8 @@ def test_env_prints_one_aligned_line_per_field(runner: CliRunner) -> None:
     assert "pinned" in r.output and as_json["pinned"] == "true"
 
 
-def test_recipes_lists_the_built_ins_with_their_parameters(runner: CliRunner) -> None:
-    r = runner.invoke(cli, ["recipes", "--json"])
+def test_recipes_lists_the_built_ins_with_their_parameters() -> None:
+    r = run_cli("recipes", "--json")
     assert r.exit_code == 0
     rows = {row["name"]: row for row in json.loads(r.output)}
     assert sorted(rows) == ["adversarial", "gaussian-noise", "identity"]
@@ -43,14 +42,13 @@ def test_recipes_lists_the_built_ins_with_their_parameters(runner: CliRunner) ->
         and rows["gaussian-noise"]["select"] == "fraction:1/2"
     )
     assert rows["identity"]["params"] == {}
-    plain = runner.invoke(cli, ["recipes"]).output.splitlines()
+    plain = run_cli("recipes").output.splitlines()
     assert [ln.split()[0] for ln in plain] == sorted(rows)
     assert "sigma=8.0" in plain[1] and plain[2].rstrip().endswith("-")
 
 
 @pytest.mark.parametrize(("verified", "code"), [(True, 0), (False, 1)])
 def test_demo_exits_1_when_its_benchmark_does_not_verify(
-    runner: CliRunner,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     verified: bool,
@@ -72,18 +70,18 @@ def test_demo_exits_1_when_its_benchmark_does_not_verify(
         return Result()
 
     monkeypatch.setattr("toolchain.demo.run_demo", fake_demo)
-    r = runner.invoke(cli, ["demo", "--out", str(tmp_path / "d"), "--workers", "2", "--json"])
+    r = run_cli("demo", "--out", tmp_path / "d", "--workers", "2", "--json")
     assert r.exit_code == code
     assert json.loads(r.output) == {"verified": verified}
     assert seen["out"] == tmp_path / "d" and seen["workers"] == 2 and seen["overwrite"] is True
 
 
 @pytest.mark.slow
-def test_demo_regenerates_and_verifies_the_photographs(runner: CliRunner, tmp_path: Path) -> None:
-    r = runner.invoke(cli, ["demo", "--out", str(tmp_path / "d"), "--json"])
+def test_demo_regenerates_and_verifies_the_photographs(tmp_path: Path) -> None:
+    r = run_cli("demo", "--out", tmp_path / "d", "--json")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.output)
     assert doc["verified"] is True and doc["recipe"]["name"] == "gaussian-noise"
     assert doc["samples"] * 2 in (doc["samples_in_original"], doc["samples_in_original"] + 1)
-    r = runner.invoke(cli, ["demo", "--out", str(tmp_path / "d")])  # replaces its old output
+    r = run_cli("demo", "--out", tmp_path / "d")  # replaces its old output
     assert r.exit_code == 0 and f"root       {doc['root']}" in r.output

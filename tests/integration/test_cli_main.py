@@ -8,19 +8,19 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner
 
+from tests.cli import run_cli
 from toolchain.cli import cli
 from toolchain.errors import ExitCode, OutputError
 
 
-def test_version_and_help(runner: CliRunner) -> None:
-    r = runner.invoke(cli, ["--version"])
+def test_version_and_help() -> None:
+    r = run_cli("--version")
     assert r.exit_code == 0 and "benchmark-regen, version" in r.output
-    r = runner.invoke(cli, ["--help"])
+    r = run_cli("--help")
     assert r.exit_code == 0 and "Examples:" in r.output and "Exit codes" in r.output
     for cmd in ("generate", "verify", "env", "demo"):
-        r = runner.invoke(cli, [cmd, "--help"])
+        r = run_cli(cmd, "--help")
         assert r.exit_code == 0 and "Examples:" in r.output, cmd
 
 
@@ -41,16 +41,14 @@ def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[st
 
 
 @pytest.mark.parametrize("path", _commands(cli), ids=" ".join)
-def test_every_command_documents_the_exit_codes(runner: CliRunner, path: tuple[str, ...]) -> None:
-    r = runner.invoke(cli, [*path, "--help"])
+def test_every_command_documents_the_exit_codes(path: tuple[str, ...]) -> None:
+    r = run_cli(*path, "--help")
     assert r.exit_code == 0, r.output
     assert "Exit codes: 0 ok, 1 check failed" in " ".join(r.output.split())
 
 
-def test_a_library_error_is_one_message_with_its_hint_and_exit_code(
-    runner: CliRunner, tmp_path: Path
-) -> None:
-    r = runner.invoke(cli, ["verify", str(tmp_path)])
+def test_a_library_error_is_one_message_with_its_hint_and_exit_code(tmp_path: Path) -> None:
+    r = run_cli("verify", tmp_path)
     assert r.exit_code == ExitCode.BAD_INPUT
     assert r.stdout == ""
     assert r.stderr.startswith("error: ") and "\n  hint: " in r.stderr
@@ -58,13 +56,13 @@ def test_a_library_error_is_one_message_with_its_hint_and_exit_code(
 
 
 def test_an_error_with_json_is_a_json_object_on_stdout(
-    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def full(*args: object, **kwargs: object) -> None:
         raise OutputError("no space left on device", hint="free some space", sample="a.png")
 
     monkeypatch.setattr("toolchain.audit.verify.verify_benchmark", full)
-    r = runner.invoke(cli, ["verify", str(tmp_path), "--json"])
+    r = run_cli("verify", tmp_path, "--json")
     assert r.exit_code == ExitCode.ENVIRONMENT
     assert json.loads(r.stdout) == {
         "error": {
@@ -76,14 +74,12 @@ def test_an_error_with_json_is_a_json_object_on_stdout(
 
 
 @pytest.mark.parametrize("as_json", [False, True])
-def test_ctrl_c_exits_130(
-    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, as_json: bool
-) -> None:
+def test_ctrl_c_exits_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, as_json: bool) -> None:
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr("toolchain.audit.verify.verify_benchmark", interrupted)
-    r = runner.invoke(cli, ["verify", str(tmp_path), *(["--json"] if as_json else [])])
+    r = run_cli("verify", tmp_path, *(["--json"] if as_json else []))
     assert r.exit_code == ExitCode.INTERRUPTED == 130
     assert "interrupted" in r.stderr
     if as_json:
@@ -93,12 +89,12 @@ def test_ctrl_c_exits_130(
 
 
 def test_anything_else_is_a_bug_and_is_not_dressed_up_as_an_error(
-    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def bug(*args: object, **kwargs: object) -> None:
         raise ZeroDivisionError("a bug")
 
     monkeypatch.setattr("toolchain.audit.verify.verify_benchmark", bug)
-    r = runner.invoke(cli, ["verify", str(tmp_path), "--json"])
+    r = run_cli("verify", tmp_path, "--json")
     assert isinstance(r.exception, ZeroDivisionError)
     assert r.stdout == ""

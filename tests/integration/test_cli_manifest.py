@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
+from tests.cli import run_cli
 from tests.diff_cases import pinned, tiny_original
 from toolchain.audit.verify import verify_benchmark
-from toolchain.cli import cli
 from toolchain.errors import ExitCode
 from toolchain.run.generate import generate_benchmark
 
@@ -28,18 +27,16 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 
 def test_merge_gives_the_unsharded_root_and_a_benchmark_that_verifies(
-    runner: CliRunner, shards: tuple[Path, str], tmp_path: Path
+    shards: tuple[Path, str], tmp_path: Path
 ) -> None:
     bench, root = shards
     parts = sorted(bench.glob("manifest.shard-*-of-3.json"))
     assert len(parts) == 3
     out = tmp_path / "merged.json"
-    r = runner.invoke(cli, ["manifest", "merge", *map(str, reversed(parts)), "--out", str(out),
-                            "--json"])  # fmt: skip
+    r = run_cli("manifest", "merge", *reversed(parts), "--out", out, "--json")
     assert r.exit_code == ExitCode.OK, r.output
     assert json.loads(r.output) == {"out": str(out), "root": root, "samples": 5}
-    r = runner.invoke(cli, ["manifest", "merge", *map(str, parts), "--out",
-                            str(bench / "manifest.json")])  # fmt: skip
+    r = run_cli("manifest", "merge", *parts, "--out", bench / "manifest.json")
     assert r.exit_code == ExitCode.OK, r.output
     assert f"merged 3 shards, 5 samples into {bench / 'manifest.json'}" in r.output
     assert f"root {root}" in r.output
@@ -48,21 +45,19 @@ def test_merge_gives_the_unsharded_root_and_a_benchmark_that_verifies(
 
 
 def test_a_missing_shard_is_bad_input_and_nothing_is_written(
-    runner: CliRunner, shards: tuple[Path, str], tmp_path: Path
+    shards: tuple[Path, str], tmp_path: Path
 ) -> None:
     bench, _ = shards
     parts = sorted(bench.glob("manifest.shard-*-of-3.json"))[:2]
     out = tmp_path / "merged.json"
-    r = runner.invoke(cli, ["manifest", "merge", *map(str, parts), "--out", str(out)])
+    r = run_cli("manifest", "merge", *parts, "--out", out)
     assert r.exit_code == ExitCode.BAD_INPUT and "error: " in r.output
     assert not out.exists()
 
 
-def test_merge_needs_shards_and_an_out_file(
-    runner: CliRunner, shards: tuple[Path, str], tmp_path: Path
-) -> None:
+def test_merge_needs_shards_and_an_out_file(shards: tuple[Path, str], tmp_path: Path) -> None:
     bench, _ = shards
-    r = runner.invoke(cli, ["manifest", "merge", "--out", str(tmp_path / "m.json")])
+    r = run_cli("manifest", "merge", "--out", tmp_path / "m.json")
     assert r.exit_code == ExitCode.USAGE
-    r = runner.invoke(cli, ["manifest", "merge", str(bench / "manifest.shard-0-of-3.json")])
+    r = run_cli("manifest", "merge", bench / "manifest.shard-0-of-3.json")
     assert r.exit_code == ExitCode.USAGE and "--out" in r.output

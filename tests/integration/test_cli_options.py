@@ -10,7 +10,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from toolchain.cli import cli
+from tests.cli import generate_args, run_cli
 from toolchain.cli.options import (
     JSON_REQUESTED,
     color,
@@ -23,21 +23,8 @@ from toolchain.cli.options import (
 )
 
 
-def test_no_color_and_plain_output(runner: CliRunner, small_original: Path, tmp_path: Path) -> None:
-    r = runner.invoke(
-        cli,
-        [
-            "generate",
-            "--recipe",
-            "identity",
-            "--original",
-            str(small_original),
-            "--out",
-            str(tmp_path / "o"),
-        ],
-        env={"NO_COLOR": "1"},
-        color=True,
-    )
+def test_no_color_and_plain_output(small_original: Path, tmp_path: Path) -> None:
+    r = run_cli(*generate_args(small_original, tmp_path / "o"), env={"NO_COLOR": "1"}, color=True)
     assert r.exit_code == 0 and "\x1b[" not in r.output and "root sha256:" in r.output
 
 
@@ -50,14 +37,14 @@ def test_no_color_means_any_non_empty_value(
     assert (style("OK", fg="green") == "OK") is (expected is False)
 
 
-def test_json_errors_go_to_stdout_as_one_object(runner: CliRunner, tmp_path: Path) -> None:
-    r = runner.invoke(cli, ["verify", str(tmp_path), "--json"])
+def test_json_errors_go_to_stdout_as_one_object(tmp_path: Path) -> None:
+    r = run_cli("verify", tmp_path, "--json")
     assert r.exit_code == 3
     doc = json.loads(r.stdout)
     assert list(doc) == ["error"]
     assert set(doc["error"]) == {"exit_code", "hint", "kind", "message", "sample"}
     assert doc["error"]["exit_code"] == 3
-    plain = runner.invoke(cli, ["verify", str(tmp_path)])
+    plain = run_cli("verify", tmp_path)
     assert plain.stdout == "" and plain.stderr.startswith("error: ")
 
 
