@@ -24,7 +24,6 @@ from toolchain.audit.compare import (
 )
 from toolchain.audit.compare import _labels as labels
 from toolchain.errors import ManifestError
-from toolchain.model.hashing import Digest
 from toolchain.model.manifest import MANIFEST_NAME, Manifest, load_manifest, write_manifest
 from toolchain.run.generate import generate_benchmark
 
@@ -39,20 +38,6 @@ def identity_bench(tmp_path_factory: pytest.TempPathFactory, small_original: Pat
     return out
 
 
-def _altered(src: Path, dest: Path, sample: str) -> Path:
-    """A manifest whose entry ``sample`` has another pixel hash (root recomputed)."""
-    m = load_manifest(src / MANIFEST_NAME)
-    entries = [
-        dataclasses.replace(e, pixels=Digest.of(b"other")) if e.id == sample else e
-        for e in m.entries
-    ]
-    altered = Manifest.build(recipe=m.recipe, entries=entries, fingerprint=m.fingerprint,
-                             provenance=m.provenance, columns=m.columns,
-                             encoder=m.encoder)  # fmt: skip
-    write_manifest(altered, dest)
-    return dest
-
-
 def test_identical_folders_compare_identical(identity_bench: Path, tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(identity_bench, copy)
@@ -63,7 +48,7 @@ def test_identical_folders_compare_identical(identity_bench: Path, tmp_path: Pat
 
 
 def test_one_altered_pixel_hash_names_that_sample(identity_bench: Path, tmp_path: Path) -> None:
-    m = _altered(identity_bench, tmp_path / "m.json", "class_a/coins.png")
+    m = cc.altered_pixels(identity_bench, tmp_path / "m.json", "class_a/coins.png")
     c = compare_benchmarks(identity_bench / MANIFEST_NAME, m)
     assert not c.reproduces and not c.identical
     (s,) = c.differing
@@ -146,7 +131,7 @@ def test_encoder_only_drift(identity_bench: Path, tmp_path: Path) -> None:
 
 def test_encoder_drift_does_not_hide_pixel_drift(identity_bench: Path, tmp_path: Path) -> None:
     enc = cc.encoder_drift(identity_bench, tmp_path / "level1")
-    both = _altered(enc, tmp_path / "both.json", "class_b/camera.png")
+    both = cc.altered_pixels(enc, tmp_path / "both.json", "class_b/camera.png")
     c = compare_benchmarks(identity_bench / MANIFEST_NAME, both)
     assert c.cause_counts() == {Cause.GENERATOR: 1, Cause.ENCODER: 7}
     assert c.dominant_cause is Cause.GENERATOR
