@@ -15,28 +15,32 @@ Importing this package does not import numpy: the determinism guard needs to
 run before numpy loads, so the heavy modules load on first use.
 """
 
-from __future__ import annotations
-
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from importlib import import_module as _import_module
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 from toolchain import errors
 from toolchain.recipes import Recipe, load_recipe, recipe
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from toolchain.audit.verify import VerifyReport, verify_benchmark
     from toolchain.demo import run_demo
-    from toolchain.diff import create_diff, get_benchmark
+    from toolchain.diff.apply import ApplyResult, get_benchmark
+    from toolchain.diff.create import CreateResult, create_diff
     from toolchain.hub.load import load_benchmark
     from toolchain.model.manifest import Manifest, load_manifest
     from toolchain.run.fingerprint import runtime_fingerprint
     from toolchain.run.generate import GenerateResult, generate_benchmark
+    from toolchain.run.session import RunOptions
     from toolchain.source import SourceOptions
 
 __all__ = [
+    "ApplyResult",
+    "CreateResult",
     "GenerateResult",
     "Manifest",
     "Recipe",
+    "RunOptions",
     "SourceOptions",
     "VerifyReport",
     "__version__",
@@ -56,23 +60,32 @@ __all__ = [
 __version__ = "0.1.0"
 
 _LAZY = {
+    "ApplyResult": "toolchain.diff.apply",
+    "CreateResult": "toolchain.diff.create",
     "GenerateResult": "toolchain.run.generate",
-    "generate_benchmark": "toolchain.run.generate",
     "Manifest": "toolchain.model.manifest",
-    "load_manifest": "toolchain.model.manifest",
+    "RunOptions": "toolchain.run.session",
+    "SourceOptions": "toolchain.source",
     "VerifyReport": "toolchain.audit.verify",
-    "verify_benchmark": "toolchain.audit.verify",
+    "create_diff": "toolchain.diff.create",
+    "generate_benchmark": "toolchain.run.generate",
+    "get_benchmark": "toolchain.diff.apply",
+    "load_benchmark": "toolchain.hub.load",
+    "load_manifest": "toolchain.model.manifest",
     "run_demo": "toolchain.demo",
     "runtime_fingerprint": "toolchain.run.fingerprint",
-    "create_diff": "toolchain.diff",
-    "load_benchmark": "toolchain.hub.load",
-    "SourceOptions": "toolchain.source",
-    "get_benchmark": "toolchain.diff",
+    "verify_benchmark": "toolchain.audit.verify",
 }
+"""The public names loaded on first use, and the module that owns each."""
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'toolchain' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+    return getattr(_import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    # The public API, loaded or not: not the submodules that imports bind on the package.
+    return sorted({*__all__, *(n for n in globals() if n.startswith("__"))})

@@ -16,8 +16,8 @@ from toolchain.audit.verify import verify_benchmark
 from toolchain.diff import get_benchmark
 from toolchain.diff.apply import COVERAGE_NAME, Status
 from toolchain.diff.locate import Found
-from toolchain.errors import ExitCode
-from toolchain.model.manifest import MANIFEST_NAME, load_manifest
+from toolchain.errors import ExitCode, InputError
+from toolchain.model.manifest import MANIFEST_NAME, Manifest, load_manifest
 
 
 @pytest.fixture(scope="module")
@@ -171,13 +171,23 @@ def test_an_exact_rebuild_does_not_hash_its_original(
     a sample whose rebuilt pixels and file match is exact, whatever its original hashes to."""
     original, _, diff = tiny
     hashed: list[object] = []
-    real = apply_mod._RebuildJob.source_of
+    real = Manifest.source_of
 
-    def counting(self: apply_mod._RebuildJob, pixels: object) -> object:
+    def counting(self: Manifest, pixels: object) -> object:
         hashed.append(pixels)
         return real(self, pixels)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(apply_mod._RebuildJob, "source_of", counting)
+    monkeypatch.setattr(Manifest, "source_of", counting)
     result = _apply(original, diff, tmp_path / "out")
     assert result.ok and len(result.outcomes) > 0
     assert hashed == []
+
+
+def test_an_interrupted_apply_is_started_over_never_resumed(
+    tiny: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    original, _, diff = tiny
+    with pytest.raises(InputError, match="diff apply cannot resume an interrupted run") as e:
+        get_benchmark(original, diff, tmp_path / "out", resume=True)
+    assert "--overwrite" in (e.value.hint or "")
+    assert not (tmp_path / "out").exists()

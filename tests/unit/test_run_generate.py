@@ -14,6 +14,8 @@ from toolchain.codec.encode import ENCODER
 from toolchain.errors import DecodeError, OutputError, RecipeError, SourceError
 from toolchain.model.manifest import load_manifest
 from toolchain.run.generate import generate_benchmark, plan_outputs
+from toolchain.run.session import RunOptions
+from toolchain.run.shard import Shard
 
 
 def test_generate_writes_pngs_metadata_and_manifest(small_original: Path, tmp_path: Path) -> None:
@@ -127,6 +129,20 @@ def test_overwrite_replaces_an_old_benchmark(small_original: Path, tmp_path: Pat
     generate_benchmark(small_original, "identity", out)
     again = generate_benchmark(small_original, "gaussian-noise", out, overwrite=True)
     assert verify_benchmark(out).ok and again.manifest.recipe.name == "gaussian-noise"
+
+
+def test_run_options_whole_or_as_keywords_make_the_same_run(
+    small_original: Path, tmp_path: Path
+) -> None:
+    by_keywords = generate_benchmark(small_original, "identity", tmp_path / "a", shard="1/2")
+    options = RunOptions(shard=Shard(index=1, count=2))
+    whole = generate_benchmark(small_original, "identity", tmp_path / "b", options=options)
+    assert whole.root == by_keywords.root and whole.manifest.shard == "1/2"
+    with pytest.raises(TypeError, match="options= or the run keywords, not both"):
+        generate_benchmark(small_original, "identity", tmp_path / "c", options=options, workers=2)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'worker'"):
+        generate_benchmark(small_original, "identity", tmp_path / "c", worker=2)  # type: ignore[call-arg]
+    assert not (tmp_path / "c").exists()
 
 
 def test_output_collision_is_refused() -> None:

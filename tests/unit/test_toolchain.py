@@ -10,6 +10,40 @@ import pytest
 
 import toolchain
 
+PUBLIC_API = {
+    # the verbs, as the README shows them (the CLI's commands)
+    "create_diff",
+    "generate_benchmark",
+    "get_benchmark",
+    "load_benchmark",
+    "load_manifest",
+    "recipe",
+    "run_demo",
+    "runtime_fingerprint",
+    "verify_benchmark",
+    # what they take and give
+    "ApplyResult",
+    "CreateResult",
+    "GenerateResult",
+    "Manifest",
+    "Recipe",
+    "RunOptions",
+    "SourceOptions",
+    "VerifyReport",
+    "load_recipe",
+    # the exception tree
+    "errors",
+}
+
+
+def test_the_public_api_is_exactly_the_intended_names() -> None:
+    assert set(toolchain.__all__) == PUBLIC_API | {"__version__"}
+    # dir() lists every public name, loaded yet or not, and nothing imported by the way
+    assert {n for n in dir(toolchain) if not n.startswith("_")} == PUBLIC_API
+    import_module("toolchain.run.generate")  # binds the submodule ``run`` on the package
+    assert hasattr(toolchain, "run") and "run" not in dir(toolchain)
+    assert "recipes" not in dir(toolchain) and "annotations" not in dir(toolchain)
+
 
 def test_every_public_name_resolves_to_its_module_object() -> None:
     for name in toolchain.__all__:
@@ -18,6 +52,7 @@ def test_every_public_name_resolves_to_its_module_object() -> None:
         assert getattr(toolchain, name) is getattr(import_module(module), name), name
     assert set(toolchain._LAZY) <= set(toolchain.__all__)
     assert toolchain.recipe is import_module("toolchain.recipes").recipe
+    assert toolchain.errors is import_module("toolchain.errors")
 
 
 def test_the_api_mirrors_the_cli() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -33,6 +34,9 @@ from toolchain.cli.options import (
 )
 from toolchain.errors import ExitCode
 from toolchain.source import SourceOptions
+
+if TYPE_CHECKING:
+    from toolchain.run.shard import Shard
 
 __all__ = ["diff"]
 
@@ -148,7 +152,7 @@ def apply(
     workers: int,
     partial: bool,
     overwrite: bool,
-    shard: object,
+    shard: Shard | None,
     executor: str,
     scheduler: str | None,
     pubkey: Path | None,
@@ -195,7 +199,7 @@ def apply(
             workers=workers,
             partial=partial,
             overwrite=overwrite,
-            shard=shard,  # type: ignore[arg-type]
+            shard=shard,
             executor=executor,
             scheduler=scheduler,
             pubkey=pubkey,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -31,6 +31,9 @@ from toolchain.cli.options import (
 )
 from toolchain.errors import ParamError
 from toolchain.source import SourceOptions
+
+if TYPE_CHECKING:
+    from toolchain.run.shard import Shard
 
 __all__ = ["generate"]
 
@@ -83,7 +86,7 @@ def generate(
     out: Path,
     params: tuple[str, ...],
     workers: int,
-    shard: Any,
+    shard: Shard | None,
     resume: bool,
     executor: str,
     scheduler: str | None,

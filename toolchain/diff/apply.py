@@ -1,6 +1,6 @@
 """``diff apply``: rebuild a benchmark from the user's original and a ``.bdiff``.
 
-The pipeline::
+The pipeline (on the run's skeleton, :func:`toolchain.run.session.run_session`)::
 
     open the container (one handle: header, manifest, index checked)
         → the publisher's signature, over those very manifest bytes (``pubkey``),
@@ -22,14 +22,14 @@ digest and PNG digest) before it is written, and again by the collecting process
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
-import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from toolchain._internal.packed import MadeOnAccess
 from toolchain.audit.sign import SignatureCheck, check_manifest_signature
@@ -40,22 +40,17 @@ from toolchain.diff.crypto import fingerprint
 from toolchain.diff.format import DiffReader, KeyOn, PayloadKind, SealedSpan
 from toolchain.diff.locate import Found, key_material, unseal
 from toolchain.diff.reader import open_diff
-from toolchain.errors import (
-    DecodeError,
-    ExitCode,
-    InputError,
-    Interrupted,
-    ShardSpecError,
-)
+from toolchain.errors import DecodeError, ExitCode, InputError, ShardSpecError
 from toolchain.model.drift import decoder_versions
-from toolchain.model.hashing import Digest, file_digest, pixel_digest, source_digest
+from toolchain.model.hashing import Digest, file_digest, pixel_digest, pretty_json
 from toolchain.model.layout import COVERAGE_NAME
 from toolchain.model.manifest import Manifest, ManifestEntry
-from toolchain.run.executor import Executor, make_executor, worker_fingerprint
-from toolchain.run.journal import plan_digest
-from toolchain.run.outdir import FORMATS, OutDir, SampleWriter, open_out
-from toolchain.run.shard import Shard, parse_shard
-from toolchain.source import Source, SourceOptions
+from toolchain.run.executor import worker_fingerprint
+from toolchain.run.journal import JournaledSample
+from toolchain.run.outdir import SampleWriter
+from toolchain.run.session import Plan, RunKeywords, RunOptions, Session, run_session
+from toolchain.run.shard import Shard
+from toolchain.source import Source
 
 if TYPE_CHECKING:
     import numpy as np
@@ -216,14 +211,9 @@ class _RebuildJob:
     key_on: KeyOn
     salt: bytes
     writer: SampleWriter | None
-    manifest_version: int
-    source_salt: bytes
-
-    def source_of(self, original: npt.NDArray[np.uint8]) -> Digest:
-        """The commitment this original's decode has in the carried manifest's format."""
-        if self.manifest_version == 1:
-            return pixel_digest(original)
-        return source_digest(original, self.source_salt)
+    manifest: Manifest
+    """The carried manifest without its entries: its source commitments' rule
+    (:meth:`~toolchain.model.manifest.Manifest.source_of`), light to send."""
 
     def drifted(self, original: npt.NDArray[np.uint8] | None, e: ManifestEntry) -> Digest | None:
         """This decode's commitment when it differs from the carried one (decoder drift).
@@ -233,7 +223,7 @@ class _RebuildJob:
         """
         if original is None:
             return None
-        local = self.source_of(original)
+        local = self.manifest.source_of(original)
         return None if local == e.source else local
 
     def __call__(self, t: RebuildTask) -> _Done:
@@ -333,7 +323,7 @@ def _coverage(manifest: Manifest, outcomes: Sequence[SampleOutcome]) -> bytes:
             if o.status is not Status.OK
         ],
     }
-    return (json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=True) + "\n").encode("ascii")
+    return pretty_json(doc)
 
 
 Verdict = tuple[_Done, Found, str | None]
@@ -375,30 +365,20 @@ class _Verdicts:
 
 
 class _Runner:
-    """Feeds rebuild tasks to the executor, journals exact samples, keeps one verdict each."""
+    """Feeds rebuild tasks to the run, keeps exact samples, keeps one verdict each."""
 
     def __init__(
-        self,
-        reader: DiffReader,
-        outdir: OutDir,
-        executor: Executor,
-        job: _RebuildJob,
-        *,
-        selected: Sequence[int],
-        progress: Callable[[int, int], None] | None,
+        self, reader: DiffReader, session: Session, job: _RebuildJob, *, selected: Sequence[int]
     ):
-        self.reader, self.outdir, self.executor, self.job = reader, outdir, executor, job
-        self.progress = progress
+        self.reader, self.session, self.job = reader, session, job
         self.selected = selected
-        self.total = len(self.selected)
         self.results = _Verdicts(reader.manifest.entries)
-        self.fingerprint: Mapping[str, str] = {}
 
     def task(self, i: int, source_id: str, data: bytes) -> RebuildTask:
         e, record = self.reader.manifest.entries[i], self.reader.records[i]
-        self.outdir.journal.note_writing(e.path, e.id)  # before a worker may write it
+        self.session.handing_out(e.path, e.id)  # before a worker may write it
         # A worker on this machine reads the payload itself: it crosses no pipe.
-        span = self.reader.sealed_span(i) if self.executor.shares_files else None
+        span = self.reader.sealed_span(i) if self.session.shares_files else None
         return RebuildTask(
             sample_id=e.id,
             index=i,
@@ -410,37 +390,32 @@ class _Runner:
         )
 
     def rebuild(self, tasks: Iterator[RebuildTask], found: Found) -> None:
-        journal = self.outdir.journal
-        with self.executor.run(self.job, tasks) as run:
-            self.fingerprint = run.fingerprint
-            entries = self.reader.manifest.entries
-            for done in run:
-                i = done.index
-                e = entries[i]
-                if done.status is Status.OK and (done.pixels != e.pixels or done.file != e.file):
-                    done = _Done(
-                        status=Status.BROKEN,
-                        detail="a worker reported digests that differ",
-                        index=i,
-                        source_id=done.source_id,
-                    )
-                old = self.results.get(i)
-                if old is not None and done.status is not Status.OK:
-                    continue  # a content match that fails keeps the by-id verdict
-                if done.status is Status.OK:
-                    if done.png is not None:
-                        self.outdir.writer.write(e.path, done.png, sample=e.id)
-                    assert done.source_file is not None
-                    journal.append(e, done.source_file)
-                    verdict = _EXACT  # its digests are the entry's: nothing more to keep
-                else:
-                    verdict = done
-                if done.status is Status.ORIGINAL_DIFFERS and found is Found.BY_ID:
-                    self.results.set(i, (verdict, Found.DIFFERENT, done.source_id))
-                else:
-                    self.results.set(i, (verdict, found, done.source_id))
-                if self.progress:
-                    self.progress(len(self.results), self.total)
+        self.session.execute(self.job, tasks, functools.partial(self._collect, found=found))
+
+    def _collect(self, done: _Done, *, found: Found) -> None:
+        i = done.index
+        e = self.reader.manifest.entries[i]
+        if done.status is Status.OK and (done.pixels != e.pixels or done.file != e.file):
+            done = _Done(
+                status=Status.BROKEN,
+                detail="a worker reported digests that differ",
+                index=i,
+                source_id=done.source_id,
+            )
+        old = self.results.get(i)
+        if old is not None and done.status is not Status.OK:
+            return  # a content match that fails keeps the by-id verdict
+        if done.status is Status.OK:
+            assert done.source_file is not None
+            self.session.keep(e, done.source_file, done.png)
+            verdict = _EXACT  # its digests are the entry's: nothing more to keep
+        else:
+            verdict = done
+        if done.status is Status.ORIGINAL_DIFFERS and found is Found.BY_ID:
+            self.results.set(i, (verdict, Found.DIFFERENT, done.source_id))
+        else:
+            self.results.set(i, (verdict, found, done.source_id))
+        self.session.tick(len(self.results))
 
     def unresolved(self) -> list[int]:
         """Entries not opened by id: absent from the tree, or a different file at their path."""
@@ -500,11 +475,11 @@ class _Outcomes(MadeOnAccess[SampleOutcome]):
     """The run's outcomes, one per selected entry, each made when it is read: a run of a
     million samples keeps its verdicts, not a million outcome objects with messages."""
 
-    def __init__(self, reader: DiffReader, runner: _Runner):
+    def __init__(self, reader: DiffReader, runner: _Runner, local: Mapping[str, str]):
         self._entries = reader.manifest.entries
         self._selected = runner.selected
         self._results = runner.results
-        self._local = runner.fingerprint or worker_fingerprint()
+        self._local = local or worker_fingerprint()
         self._publisher, self._key_on = reader.manifest.fingerprint, reader.header.key_on
 
     def __len__(self) -> int:
@@ -534,14 +509,22 @@ class _Outcomes(MadeOnAccess[SampleOutcome]):
 _MISSING = (_Done(status=Status.MISSING), Found.MISSING, None)
 
 
+class _Planned(MadeOnAccess[tuple[str, str]]):
+    """The selected entries' ``(id, path)`` pairs, made on access (not a second copy)."""
+
+    def __init__(self, entries: Sequence[ManifestEntry], selected: Sequence[int]):
+        self._entries, self._selected = entries, selected
+
+    def __len__(self) -> int:
+        return len(self._selected)
+
+    def _item(self, k: int) -> tuple[str, str]:
+        e = self._entries[self._selected[k]]
+        return e.id, e.path
+
+
 def _commit(
-    outdir: OutDir,
-    reader: DiffReader,
-    outcomes: _Outcomes,
-    partial: bool,
-    part: Shard | None,
-    format: str,
-    split: str,
+    session: Session, reader: DiffReader, outcomes: _Outcomes, partial: bool, part: Shard | None
 ) -> bool:
     """Write the folder's companion files, the manifest last; ``True`` if it was written."""
     ok = not outcomes.tally.failed
@@ -561,7 +544,7 @@ def _commit(
             shard=str(part),
             version=m.version,
         )
-        outdir.commit(shard_manifest)
+        session.commit(shard_manifest)
         return True
     present: list[ManifestEntry] | None = None
     if not ok:
@@ -570,7 +553,7 @@ def _commit(
     extra = {} if ok else {COVERAGE_NAME: _coverage(m, outcomes)}
     # The carried manifest is canonical (checked when the diff was opened), so it is
     # written again, streamed, from the parsed one: the same bytes.
-    outdir.commit(m, format=format, split=split, present=present, extra=extra)
+    session.commit(m, present=present, extra=extra)
     return True
 
 
@@ -579,23 +562,19 @@ def get_benchmark(
     diff: str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
-    workers: int = 1,
     partial: bool = False,
-    overwrite: bool = False,
-    shard: Shard | str | None = None,
-    executor: str = "local",
-    scheduler: str | None = None,
     pubkey: str | os.PathLike[str] | None = None,
     signature: str | os.PathLike[str] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    source_options: SourceOptions | None = None,
-    format: str = "folder",
+    options: RunOptions | None = None,
+    **run: Unpack[RunKeywords],
 ) -> ApplyResult:
     """Rebuild the benchmark carried by ``diff`` from ``original`` into ``out``.
 
     ``diff``: a ``.bdiff`` file, or a folder holding the diff as a parquet dataset.
-    ``original``: as for :func:`toolchain.generate_benchmark` (``source_options``).
-    ``format``: write the benchmark as ``folder`` or ``parquet``; the root is the same.
+    ``original``: as for :func:`toolchain.generate_benchmark`; so are ``options`` or the
+    run keywords (:class:`~toolchain.run.session.RunOptions`), but an interrupted apply
+    is started over (``overwrite``), never resumed. The root is the same in either
+    ``format``.
 
     ``result.ok`` only when every sample is bit-exact; then ``out`` holds the
     benchmark with the carried ``manifest.json``. Otherwise no manifest is
@@ -606,96 +585,95 @@ def get_benchmark(
     ``DIFF.sig``) must verify over the manifest the container carries, or
     :class:`~toolchain.errors.SignatureError` is raised before any original is read.
     """
-    part = parse_shard(shard) if isinstance(shard, str) else shard
-    if part is not None and partial:
+    opts = RunOptions.of(options, run, caller="get_benchmark")
+    if opts.shard is not None and partial:
         raise ShardSpecError("--shard and --partial cannot be combined", hint="drop one of them")
-    if format not in FORMATS:
-        raise InputError(f"unknown output format {format!r}", hint=f"use one of {FORMATS}")
-    if format != "folder" and partial:
+    if opts.format != "folder" and partial:
         raise InputError("--partial writes the folder format only", hint="drop --format")
-    with make_executor(executor, workers=workers, scheduler=scheduler) as pool:
-        pool.prestart()  # the workers import while the diff is opened and checked
-        with open_diff(diff) as reader:
-            check = None
-            if pubkey is not None:
-                sig = Path(signature) if signature is not None else Path(f"{os.fspath(diff)}.sig")
-                check = check_manifest_signature(reader.manifest_bytes, sig, pubkey)
-            with (source_options or SourceOptions()).open(original) as source:
-                result = _apply(reader, source, out, original, pool, partial, overwrite, part,
-                                progress, format)  # fmt: skip
-    return ApplyResult(
-        out=result.out,
-        manifest=result.manifest,
-        outcomes=result.outcomes,
-        partial=partial,
-        manifest_written=result.manifest_written,
-        signature=check,
-    )
+    steps = _Apply(diff, opts, out=Path(out), partial=partial, pubkey=pubkey, signature=signature)
+    return run_session(steps, original, out, opts)
 
 
-def _apply(
-    reader: DiffReader,
-    source: Source,
-    out: str | os.PathLike[str],
-    original: str | os.PathLike[str] | Any,
-    pool: Executor,
-    partial: bool,
-    overwrite: bool,
-    part: Shard | None,
-    progress: Callable[[int, int], None] | None,
-    format: str,
-) -> ApplyResult:
-    ids = source.listing().ids
-    entries = reader.manifest.entries
-    selected: Sequence[int] = (
-        range(len(entries))
-        if part is None
-        else [i for i, e in enumerate(entries) if part.contains(e.id)]
-    )
-    header = {
-        "kind": "apply",
-        "plan": plan_digest(((e := entries[i]).id, e.path) for i in selected),
-        "root": str(reader.manifest.root),
-        "samples": len(selected),
-        "shard": str(part or ""),
-    }
-    with open_out(
-        out,
-        header=header,
-        slug=part.slug if part else "all",
-        original=Path(original) if isinstance(original, str | os.PathLike) else None,
-        overwrite=overwrite,
-    ) as outdir:
-        job = _RebuildJob(
-            key_on=reader.header.key_on,
-            salt=reader.header.benchmark_id,
-            writer=outdir.writer if pool.shares_files else None,
-            manifest_version=reader.manifest.version,
-            source_salt=reader.manifest.salt,
+class _Apply:
+    """What ``diff apply`` supplies to the run: the container (checked first), the carried
+    manifest as the plan, the rebuild job (by id, then by content), and the commit."""
+
+    command = "diff apply"
+    resumable = False  # the journal does not say where a sample's original was found
+    reader: DiffReader
+    ids: Sequence[str]
+    """The original's listing."""
+    selected: Sequence[int]
+    """The entries this run rebuilds (its shard's, if any)."""
+    runner: _Runner
+
+    def __init__(
+        self,
+        diff: str | os.PathLike[str],
+        options: RunOptions,
+        *,
+        out: Path,
+        partial: bool,
+        pubkey: str | os.PathLike[str] | None,
+        signature: str | os.PathLike[str] | None,
+    ):
+        self.diff, self.options, self.out, self.partial = diff, options, out, partial
+        self.pubkey, self.signature = pubkey, signature
+        self.check: SignatureCheck | None = None
+
+    @contextlib.contextmanager
+    def inputs(self) -> Iterator[DiffReader]:
+        """The container, through one handle, and the publisher's signature over the very
+        manifest bytes it carries, before any original is read."""
+        with open_diff(self.diff) as reader:
+            if self.pubkey is not None:
+                default = f"{os.fspath(self.diff)}.sig"
+                sig = Path(default if self.signature is None else self.signature)
+                self.check = check_manifest_signature(reader.manifest_bytes, sig, self.pubkey)
+            self.reader = reader
+            yield reader
+
+    def plan(self, source: Source) -> Plan:
+        self.ids = source.listing().ids
+        manifest = self.reader.manifest
+        entries = manifest.entries
+        self.selected = (
+            range(len(entries))
+            if self.options.shard is None
+            else [i for i, e in enumerate(entries) if self.options.selects(e.id)]
         )
-        runner = _Runner(reader, outdir, pool, job, selected=selected, progress=progress)
-        outdir.journal.open()
-        try:
-            runner.rebuild(_by_id(runner, source, ids), Found.BY_ID)
-            unresolved = runner.unresolved()
-            if unresolved:
-                # Every file is a candidate, those already used by id too: one image can be
-                # the original of two entries (a duplicate in the benchmark).
-                runner.rebuild(_by_content(runner, source, ids, unresolved), Found.BY_CONTENT)
-        except KeyboardInterrupt:
-            raise Interrupted(
-                f"interrupted after {len(runner.results)} of {runner.total} samples; "
-                "no manifest was written",
-                hint="run the same command again with --overwrite to start over",
-            ) from None
-        finally:
-            outdir.journal.close()
-        outcomes = _Outcomes(reader, runner)
-        written = _commit(outdir, reader, outcomes, partial, part, format, source.split_name)
-    return ApplyResult(
-        out=Path(out),
-        manifest=reader.manifest,
-        outcomes=outcomes,
-        partial=partial,
-        manifest_written=written,
-    )
+        return Plan(
+            kind="apply",
+            made_from={"root": str(manifest.root)},
+            pairs=_Planned(entries, self.selected),
+        )
+
+    def produce(
+        self, session: Session, source: Source, finished: Mapping[str, JournaledSample]
+    ) -> None:
+        header, manifest = self.reader.header, self.reader.manifest
+        job = _RebuildJob(
+            key_on=header.key_on,
+            salt=header.benchmark_id,
+            writer=session.writer,
+            manifest=replace(manifest, entries=()),
+        )
+        self.runner = runner = _Runner(self.reader, session, job, selected=self.selected)
+        runner.rebuild(_by_id(runner, source, self.ids), Found.BY_ID)
+        unresolved = runner.unresolved()
+        if unresolved:
+            # Every file is a candidate, those already used by id too: one image can be
+            # the original of two entries (a duplicate in the benchmark).
+            runner.rebuild(_by_content(runner, source, self.ids, unresolved), Found.BY_CONTENT)
+
+    def commit(self, session: Session, source: Source) -> ApplyResult:
+        outcomes = _Outcomes(self.reader, self.runner, session.fingerprint)
+        written = _commit(session, self.reader, outcomes, self.partial, self.options.shard)
+        return ApplyResult(
+            out=self.out,
+            manifest=self.reader.manifest,
+            outcomes=outcomes,
+            partial=self.partial,
+            manifest_written=written,
+            signature=self.check,
+        )

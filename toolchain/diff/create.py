@@ -11,34 +11,30 @@ The pipeline::
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from toolchain._internal import safefs
+from toolchain._internal.progress import Progress
 from toolchain.audit.verify import verify_benchmark
 from toolchain.codec.decode import decode
 from toolchain.diff.codec import pack_payload
 from toolchain.diff.crypto import derive_key, fingerprint, pixels_key_material, seal_payload
 from toolchain.diff.format import Header, KeyOn, PayloadKind, SealedEntry, benchmark_id, write_diff
-from toolchain.errors import DecodeError, InputError, Interrupted, ManifestError
-from toolchain.model.hashing import Digest, pixel_digest, source_digest
+from toolchain.errors import DecodeError, InputError, Interrupted, ManifestError, os_error_text
+from toolchain.model.hashing import pixel_digest
 from toolchain.model.layout import MANIFEST_NAME, RESERVED_NAMES, is_shard_manifest
 from toolchain.model.manifest import (
-    MAX_MANIFEST_BYTES,
     Manifest,
     ManifestEntry,
     dump_manifest,
+    holds_manifest,
     parse_manifest,
 )
 from toolchain.run.executor import make_executor
 from toolchain.run.outdir import OutputReader, read_output
 from toolchain.source import Source, SourceOptions
-
-if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
 
 __all__ = ["DIFF_FORMATS", "CreateResult", "create_diff"]
 
@@ -80,13 +76,9 @@ class _SealJob:
 
     key_on: KeyOn
     salt: bytes
-    manifest_version: int
-    source_salt: bytes
-
-    def source_of(self, original: npt.NDArray[np.uint8]) -> Digest:
-        if self.manifest_version == 1:
-            return pixel_digest(original)
-        return source_digest(original, self.source_salt)
+    manifest: Manifest
+    """The benchmark's manifest without its entries: its source commitments' rule
+    (:meth:`~toolchain.model.manifest.Manifest.source_of`), light to send."""
 
     def __call__(self, t: SealTask) -> SealedEntry:
         entry = t.entry
@@ -96,7 +88,7 @@ class _SealJob:
         except DecodeError as e:
             e.sample = entry.id
             raise
-        if self.source_of(original) != entry.source:
+        if self.manifest.source_of(original) != entry.source:
             raise InputError(
                 "this original decodes to other pixels than the benchmark was made from",
                 sample=entry.id,
@@ -141,7 +133,7 @@ def _tasks(source: Source, outputs: OutputReader, manifest: Manifest) -> Iterato
             target = outputs.read(entry.path)
         except OSError as e:
             raise InputError(
-                f"cannot read {entry.path} in {bench}: {e.strerror or e}", sample=entry.id
+                f"cannot read {entry.path} in {bench}: {os_error_text(e)}", sample=entry.id
             ) from None
         yield SealTask(
             sample_id=entry.id, index=i, entry=entry, original=sample.data, target=target
@@ -157,7 +149,7 @@ def create_diff(
     workers: int = 1,
     executor: str = "local",
     scheduler: str | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     source_options: SourceOptions | None = None,
     format: str = "bdiff",
 ) -> CreateResult:
@@ -200,8 +192,7 @@ def create_diff(
         job = _SealJob(
             key_on=mode,
             salt=benchmark_id(manifest_bytes),
-            manifest_version=manifest.version,
-            source_salt=manifest.salt,
+            manifest=replace(manifest, entries=()),
         )
         n = len(manifest.entries)
 
@@ -262,7 +253,7 @@ def _refuse_target(target: Path, format: str) -> None:
         return
     if target.is_dir():
         raise InputError(f"--out {target} is a folder; give the .bdiff file to write")
-    if _is_manifest(target):
+    if holds_manifest(target, follow_links=False):  # a link is replaced, never written through
         raise InputError(
             f"--out {target} is a benchmark-regen manifest; refusing to overwrite it",
             hint="write the diff to its own file, e.g. bench.bdiff",
@@ -273,14 +264,3 @@ def _refuse_target(target: Path, format: str) -> None:
             "overwrite it",
             hint="write the diff to its own file, e.g. bench.bdiff",
         )
-
-
-def _is_manifest(target: Path) -> bool:
-    """Is ``target`` a regular file (a link is replaced, never written through) holding one
-    of our manifests, whatever its name?"""
-    try:
-        data = safefs.read_file(target.parent, target.name, limit=MAX_MANIFEST_BYTES)
-        parse_manifest(data)
-    except (OSError, ManifestError):
-        return False
-    return True

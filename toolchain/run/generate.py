@@ -1,6 +1,6 @@
 """``generate``: regenerate a benchmark from the user's copy of the original.
 
-The pipeline, in order (each step a small function below)::
+The pipeline, in order (the run's skeleton is :func:`toolchain.run.session.run_session`)::
 
     open source → list → select → plan outputs → open --out (prepare, lock)
         → the collecting process reads each sample once, in the source's order,
@@ -18,41 +18,28 @@ half-written can pass ``verify``.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
+# Re-exported only for toolchain.demo, until it imports the owner, toolchain._internal.progress.
+from toolchain._internal.progress import Progress as Progress
 from toolchain.codec.decode import decode
 from toolchain.codec.encode import ENCODER, check_pixels, encode_png
-from toolchain.errors import (
-    DecodeError,
-    DeterminismError,
-    Error,
-    InputError,
-    Interrupted,
-    RecipeError,
-    SourceError,
-)
+from toolchain.errors import DecodeError, Error, RecipeError, SourceError
 from toolchain.model.columns import ColumnValue
 from toolchain.model.hashing import Digest, file_digest, pixel_digest, source_digest, source_salt
+from toolchain.model.layout import plan_outputs
 from toolchain.model.manifest import EntryCollector, Manifest, ManifestEntry, Provenance
 from toolchain.recipes import Recipe, RecipeRef, load_recipe
 from toolchain.run.determinism import process_is_pinned
-from toolchain.run.executor import Executor, make_executor
-from toolchain.run.fingerprint import fingerprint_digest
-from toolchain.run.journal import JournaledSample, plan_digest
-from toolchain.run.outdir import (
-    FORMATS,
-    OutDir,
-    SampleWriter,
-    open_out,
-    plan_outputs,
-    read_output,
-)
-from toolchain.run.shard import Shard, parse_shard
-from toolchain.source import Source, SourceOptions
+from toolchain.run.journal import JournaledSample
+from toolchain.run.outdir import SampleWriter
+from toolchain.run.session import Plan, RunKeywords, RunOptions, Session, run_session
+from toolchain.source import Listing, Source
 
 if TYPE_CHECKING:
     import numpy as np
@@ -60,14 +47,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GenerateResult",
-    "Progress",
     "SampleResult",
     "SampleTask",
     "generate_benchmark",
 ]
-
-Progress = Callable[[int, int], None]
-"""Called as ``progress(done, total)`` after each finished sample."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,44 +158,23 @@ def _resolve(recipe: str | Recipe, params: Mapping[str, object] | None) -> Recip
     return rec.with_params(params) if params else rec  # type: ignore[arg-type]
 
 
-def _finished(outdir: OutDir, planned: Mapping[str, str]) -> dict[str, JournaledSample]:
-    """Journaled samples of this run whose output file still has the journaled bytes."""
-    done: dict[str, JournaledSample] = {}
-    for s in outdir.journal.samples():
-        if planned.get(s.entry.id) != s.entry.path:
-            continue
-        try:
-            data = read_output(outdir.root, s.entry.path)
-        except OSError:
-            continue
-        if file_digest(data) == s.entry.file:
-            done[s.entry.id] = s
-    return done
-
-
 def generate_benchmark(
     original: str | os.PathLike[str] | Any,
     recipe: str | Recipe,
     out: str | os.PathLike[str],
     *,
     params: Mapping[str, object] | None = None,
-    workers: int = 1,
     provenance: Provenance | None = None,
-    overwrite: bool = False,
-    resume: bool = False,
-    shard: Shard | str | None = None,
-    executor: str = "local",
-    scheduler: str | None = None,
-    progress: Progress | None = None,
-    source_options: SourceOptions | None = None,
-    format: str = "folder",
+    options: RunOptions | None = None,
+    **run: Unpack[RunKeywords],
 ) -> GenerateResult:
     """Regenerate the benchmark that ``recipe`` makes from ``original`` into ``out``.
 
     ``original``: a folder, a ``.tar``, a Hugging Face dataset folder (parquet
-    shards or ``save_to_disk``) or a ``datasets.Dataset``; ``source_options`` say
-    how to read it (split, image column, carried columns). ``format``: ``folder``
-    (one PNG per sample) or ``parquet`` (Hugging Face shards of the same PNGs).
+    shards or ``save_to_disk``) or a ``datasets.Dataset``. How the run goes:
+    ``options``, or its fields as keywords (``workers``, ``executor``, ``scheduler``,
+    ``shard``, ``overwrite``, ``resume``, ``format``, ``source_options``, ``progress``;
+    see :class:`~toolchain.run.session.RunOptions`), not both.
 
     The root hash is the same for any ``workers``, ``executor`` or shard split,
     listing order, locale, time zone or checkout path. With ``shard="I/N"`` only
@@ -222,117 +184,75 @@ def generate_benchmark(
     re-checking every finished sample against the current original.
     """
     rec = _resolve(recipe, params)
-    part = parse_shard(shard) if isinstance(shard, str) else shard
-    in_process = executor == "local" and workers == 1 and process_is_pinned()
-    ref: RecipeRef | Recipe = rec if in_process else rec.reference()
-    identity = rec.identity()
-    _check_format(format)
-    with (
-        make_executor(executor, workers=workers, scheduler=scheduler) as pool,
-        (source_options or SourceOptions()).open(original) as source,
+    opts = RunOptions.of(options, run, caller="generate_benchmark")
+    steps = _Generate(rec, opts, out=Path(out), provenance=provenance)
+    return run_session(steps, original, out, opts)
+
+
+class _Generate:
+    """What ``generate`` supplies to the run: the plan (the recipe's selection of the
+    original), the per-sample job, and the manifest it builds."""
+
+    command = "generate"
+    resumable = True
+    listing: Listing
+    planned: Mapping[str, str]
+    """The run's samples (its shard's, if any) and their output paths, in source order."""
+    samples_used: int
+    """The recipe's selection (of all shards)."""
+
+    def __init__(
+        self, rec: Recipe, options: RunOptions, *, out: Path, provenance: Provenance | None
     ):
-        pool.prestart()  # the workers import while the original is listed
+        in_process = options.executor == "local" and options.workers == 1 and process_is_pinned()
+        self.recipe = rec
+        self.ref: RecipeRef | Recipe = rec if in_process else rec.reference()
+        self.identity = rec.identity()
+        self.options = options
+        self.out = out
+        self.provenance = provenance or Provenance()
+        self.finished = EntryCollector()  # packed: a few hundred bytes a sample
+        self.redone = 0
+
+    def inputs(self) -> contextlib.AbstractContextManager[object]:
+        return contextlib.nullcontext()
+
+    def plan(self, source: Source) -> Plan:
         listing = source.listing()
         if not listing.ids:
             raise SourceError(
                 f"the original {source.name!r} holds no images ({listing.ignored} other files)",
                 hint="point --original at the folder, tar or dataset that holds the images",
             )
-        chosen = rec.choose(listing.ids)
-        plan = plan_outputs(chosen)
-        if part is not None:
-            plan = [(sid, path) for sid, path in plan if part.contains(sid)]
-        header = {
-            "kind": "generate",
-            "plan": plan_digest(plan),
-            "recipe": identity.to_json(),
-            "samples": len(plan),
-            "shard": str(part or ""),
-        }
-        with open_out(
-            out,
-            header=header,
-            slug=part.slug if part else "all",
-            original=_path_of(original),
-            overwrite=overwrite,
-            resume=resume,
-            plan=plan,
-        ) as outdir:
-            job = _SampleJob(
-                recipe=ref,
-                writer=outdir.writer if pool.shares_files else None,
-                salt=source_salt(identity.to_json()),
-            )
-            run = _Run(outdir, dict(plan), progress)
-            done = _finished(outdir, run.planned) if resume else {}
-            tasks = run.tasks(source, [sid for sid, _ in plan], done)
-            entries = run.execute(job, tasks, pool)
-            del done
-            prov = provenance or Provenance()
-            manifest = Manifest.build(
-                recipe=identity,
-                entries=entries,
-                fingerprint=run.fingerprint,
-                encoder=ENCODER,
-                columns=listing.columns,
-                provenance=Provenance(
-                    original_name=prov.original_name or source.name,
-                    original_terms=prov.original_terms,
-                    recipe_license=prov.recipe_license,
-                    samples_used=len(chosen),
-                    samples_in_original=len(listing.ids),
-                ),
-                shard=str(part) if part else None,
-            )
-            if part is None:
-                outdir.commit(manifest, format=format, split=source.split_name)
-            else:
-                outdir.commit(manifest)
-    return GenerateResult(
-        out=Path(out), manifest=manifest, redone=run.redone, ignored=dict(listing.ignored_kinds)
-    )
+        chosen = self.recipe.choose(listing.ids)
+        pairs = plan_outputs(chosen)
+        if self.options.shard is not None:
+            pairs = [(sid, path) for sid, path in pairs if self.options.selects(sid)]
+        self.listing, self.samples_used, self.planned = listing, len(chosen), dict(pairs)
+        return Plan(kind="generate", made_from={"recipe": self.identity.to_json()}, pairs=pairs)
 
-
-def _check_format(format: str) -> None:
-    if format not in FORMATS:
-        raise InputError(
-            f"unknown output format {format!r}", hint=f"use one of: {', '.join(FORMATS)}"
+    def produce(
+        self, session: Session, source: Source, finished: Mapping[str, JournaledSample]
+    ) -> None:
+        job = _SampleJob(
+            recipe=self.ref, writer=session.writer, salt=source_salt(self.identity.to_json())
         )
+        tasks = self._tasks(session, source, finished)
+        session.execute(job, tasks, lambda result: self._collect(session, result))
 
-
-def _path_of(original: object) -> Path | None:
-    """The original's path, for the --out overlap check (a ``Dataset`` object has none)."""
-    return Path(original) if isinstance(original, str | os.PathLike) else None
-
-
-class _Run:
-    """The collecting side of one run: feeds tasks, journals results, counts progress."""
-
-    def __init__(self, outdir: OutDir, planned: Mapping[str, str], progress: Progress | None):
-        self.outdir = outdir
-        self.planned = planned
-        self.progress = progress
-        self.finished = EntryCollector()  # packed: a few hundred bytes a sample
-        self.fingerprint: Mapping[str, str] = {}
-        self.redone = 0
-
-    def _tick(self) -> None:
-        if self.progress:
-            self.progress(len(self.finished), len(self.planned))
-
-    def tasks(
-        self, source: Source, ids: Sequence[str], done: Mapping[str, JournaledSample]
+    def _tasks(
+        self, session: Session, source: Source, done: Mapping[str, JournaledSample]
     ) -> Iterator[SampleTask]:
         """Every planned sample not finished; a finished one is re-checked against its original."""
-        for sample in source.iter_samples(ids):
+        for sample in source.iter_samples(list(self.planned)):
             prior = done.get(sample.id)
             if prior is not None:
                 if prior.source_file == file_digest(sample.data):
                     self.finished.add(prior.entry)
-                    self._tick()
+                    session.tick(len(self.finished))
                     continue
                 self.redone += 1  # the original changed since: make it again
-            self.outdir.journal.note_writing(self.planned[sample.id], sample.id)
+            session.handing_out(self.planned[sample.id], sample.id)
             yield SampleTask(
                 sample_id=sample.id,
                 path=self.planned[sample.id],
@@ -340,37 +260,32 @@ class _Run:
                 columns=sample.columns,
             )
 
-    def execute(
-        self, job: _SampleJob, tasks: Iterator[SampleTask], executor: Executor
-    ) -> EntryCollector:
-        journal = self.outdir.journal
-        previous = journal.recorded_fingerprint()
-        journal.open()
-        try:
-            with executor.run(job, tasks) as run:
-                digest = fingerprint_digest(run.fingerprint)
-                if previous is not None and previous != digest:
-                    raise DeterminismError(
-                        "the interrupted run was made in a different environment "
-                        f"(fingerprint {previous}, now {digest})",
-                        hint="resume in the same pinned environment, or --overwrite to start over",
-                    )
-                journal.note_fingerprint(digest)
-                self.fingerprint = run.fingerprint
-                for result in run:
-                    if result.png is not None:
-                        self.outdir.writer.write(
-                            result.entry.path, result.png, sample=result.entry.id
-                        )
-                    journal.append(result.entry, result.source_file)
-                    self.finished.add(result.entry)
-                    self._tick()
-        except KeyboardInterrupt:
-            raise Interrupted(
-                f"interrupted after {len(self.finished)} of {len(self.planned)} samples; "
-                "no manifest was written",
-                hint="run the same command again with --resume to finish the rest",
-            ) from None
-        finally:
-            journal.close()
-        return self.finished
+    def _collect(self, session: Session, result: SampleResult) -> None:
+        session.keep(result.entry, result.source_file, result.png)
+        self.finished.add(result.entry)
+        session.tick(len(self.finished))
+
+    def commit(self, session: Session, source: Source) -> GenerateResult:
+        prov, shard = self.provenance, self.options.shard
+        manifest = Manifest.build(
+            recipe=self.identity,
+            entries=self.finished,
+            fingerprint=session.fingerprint,
+            encoder=ENCODER,
+            columns=self.listing.columns,
+            provenance=Provenance(
+                original_name=prov.original_name or source.name,
+                original_terms=prov.original_terms,
+                recipe_license=prov.recipe_license,
+                samples_used=self.samples_used,
+                samples_in_original=len(self.listing.ids),
+            ),
+            shard=str(shard) if shard else None,
+        )
+        session.commit(manifest)
+        return GenerateResult(
+            out=self.out,
+            manifest=manifest,
+            redone=self.redone,
+            ignored=dict(self.listing.ignored_kinds),
+        )

@@ -25,7 +25,14 @@ from typing import Protocol, TypeVar
 
 from toolchain.run.executor._worker import OrderedRun, worker_fingerprint
 
-__all__ = ["EXECUTORS", "Executor", "OrderedRun", "make_executor", "worker_fingerprint"]
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "OrderedRun",
+    "check_executor",
+    "make_executor",
+    "worker_fingerprint",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -59,18 +66,23 @@ class Executor(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
-def make_executor(kind: str, *, workers: int, scheduler: str | None = None) -> Executor:
-    """The executor named ``kind`` (``local`` or ``dask``) with ``workers`` processes."""
+def check_executor(kind: str, *, workers: int, scheduler: str | None = None) -> None:
+    """Refuse (``ValueError``) what :func:`make_executor` cannot make, before anything runs."""
     if workers < 1:
         raise ValueError("workers must be at least 1")
+    if kind == "local" and scheduler is not None:
+        raise ValueError("--scheduler needs --executor dask")
+    if kind not in EXECUTORS:
+        raise ValueError(f"unknown executor {kind!r} (known: {', '.join(EXECUTORS)})")
+
+
+def make_executor(kind: str, *, workers: int, scheduler: str | None = None) -> Executor:
+    """The executor named ``kind`` (``local`` or ``dask``) with ``workers`` processes."""
+    check_executor(kind, workers=workers, scheduler=scheduler)
     if kind == "local":
-        if scheduler is not None:
-            raise ValueError("--scheduler needs --executor dask")
         from toolchain.run.executor.local import LocalExecutor
 
         return LocalExecutor(workers=workers)
-    if kind == "dask":
-        from toolchain.run.executor.dask import DaskExecutor
+    from toolchain.run.executor.dask import DaskExecutor
 
-        return DaskExecutor(workers=workers, scheduler=scheduler)
-    raise ValueError(f"unknown executor {kind!r} (known: {', '.join(EXECUTORS)})")
+    return DaskExecutor(workers=workers, scheduler=scheduler)
