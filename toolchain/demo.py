@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from toolchain._internal.progress import Progress
 from toolchain.audit.verify import VerifyReport, verify_benchmark
 from toolchain.errors import SourceError
 from toolchain.model.manifest import Provenance
-from toolchain.run.generate import GenerateResult, Progress, generate_benchmark
+from toolchain.run.generate import GenerateResult, generate_benchmark
 
 __all__ = ["DEMO_RECIPE", "DemoResult", "demo_original", "run_demo"]
 

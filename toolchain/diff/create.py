@@ -28,8 +28,8 @@ from toolchain.model.layout import MANIFEST_NAME, RESERVED_NAMES, is_shard_manif
 from toolchain.model.manifest import (
     Manifest,
     ManifestEntry,
-    dump_manifest,
     holds_manifest,
+    is_canonical,
     parse_manifest,
 )
 from toolchain.run.executor import make_executor
@@ -115,7 +115,7 @@ def _verified_manifest_bytes(benchmark: Path) -> bytes:
             hint=f"run `benchmark-regen verify {benchmark}` and fix it before making a diff",
         )
     data = read_output(benchmark, MANIFEST_NAME)
-    if dump_manifest(parse_manifest(data)) != data:
+    if not is_canonical(parse_manifest(data), data):
         raise ManifestError(
             f"{benchmark / MANIFEST_NAME} is not in canonical form",
             hint="use the manifest exactly as generate wrote it",

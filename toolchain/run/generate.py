@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
 
 # Re-exported only for toolchain.demo, until it imports the owner, toolchain._internal.progress.
-from toolchain._internal.progress import Progress as Progress
 from toolchain.codec.decode import decode
 from toolchain.codec.encode import ENCODER, check_pixels, encode_png
 from toolchain.errors import DecodeError, Error, RecipeError, SourceError
