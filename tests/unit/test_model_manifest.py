@@ -264,3 +264,18 @@ def test_collecting_entries_costs_a_few_hundred_bytes_each() -> None:
     finally:
         tracemalloc.stop()
     assert held / len(entries) < 400
+
+
+def test_the_original_identity_is_carried_only_when_known() -> None:
+    from toolchain.model.manifest import Provenance
+    from toolchain.model.original import OriginalRef
+
+    plain = Provenance(original_name="imagenet-val")
+    assert "original" not in plain.to_json()  # manifests of folder originals keep their bytes
+    ref = OriginalRef(repo="org/data", revision="ab" * 20, config="default", split="validation")
+    assert Provenance(original_name="org/data", original=ref).to_json()["original"] == {
+        "config": "default",
+        "repo": "org/data",
+        "revision": "ab" * 20,
+        "split": "validation",
+    }

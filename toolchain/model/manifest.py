@@ -36,6 +36,7 @@ from toolchain.model.hashing import (
 )
 from toolchain.model.ids import check_sample_id
 from toolchain.model.layout import MANIFEST_NAME, check_layout
+from toolchain.model.original import OriginalRef
 
 if TYPE_CHECKING:
     import numpy as np
@@ -109,6 +110,8 @@ class Provenance:
     recipe_license: str = ""
     samples_used: int = 0
     samples_in_original: int = 0
+    original: OriginalRef | None = None
+    """Where the original came from (Hub repo, commit, config, split), when known."""
 
     @property
     def fraction(self) -> str:
@@ -127,7 +130,7 @@ class Provenance:
             "recipe_license": self.recipe_license,
             "samples_in_original": self.samples_in_original,
             "samples_used": self.samples_used,
-        }
+        } | ({"original": self.original.to_json()} if self.original is not None else {})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -775,6 +778,7 @@ def _read(stream: JsonStream) -> Manifest:
         recipe_license=_get(p, "recipe_license", str, "provenance"),
         samples_used=_get(p, "samples_used", int, "provenance"),
         samples_in_original=_get(p, "samples_in_original", int, "provenance"),
+        original=OriginalRef.from_json(p["original"]) if "original" in p else None,
     )
     fp = _get(doc, "fingerprint", dict, "manifest")
     if not all(isinstance(v, str) for v in fp.values()):
