@@ -15,8 +15,9 @@
 # diff ID and the same image ID on any machine).
 #
 #   --mirror URL    the Debian mirror (default: the bookworm source in this
-#                   machine's APT configuration), e.g. a dated snapshot archive
-#                   that still serves the locked versions
+#                   machine's APT configuration, else debootstrap's own default
+#                   for the suite), e.g. a dated snapshot archive that still
+#                   serves the locked versions
 #   --update-lock   write the package lock from what was installed instead of
 #                   checking against it (then review `git diff lockfiles/`)
 #   --force         rebuild even when TAG exists
@@ -184,9 +185,12 @@ find_mirror() {
 }
 if [ -z "$MIRROR" ]; then
     MIRROR="$(find_mirror | head -n 1)"
-    [ -n "$MIRROR" ] || die "no APT source for suite '$SUITE' in /etc/apt/sources.list{,.d/*.list,.d/*.sources}: pass --mirror URL"
 fi
-log "arch $ARCH, mirror $MIRROR"
+# No bookworm source here (an Ubuntu host): debootstrap's own default mirror for the
+# suite, which is the one Debian's machines list, so the base's sources.list matches.
+MIRROR_ARG=()
+[ -n "$MIRROR" ] && MIRROR_ARG=("$MIRROR")
+log "arch $ARCH, mirror ${MIRROR:-the default of debootstrap for $SUITE}"
 
 WORK="$(mktemp -d /var/tmp/benchmark-regen-base.XXXXXX)"
 ROOTFS="$WORK/rootfs"
@@ -210,7 +214,7 @@ done
 
 log "debootstrap --foreign --variant=minbase --arch=$ARCH $SUITE (include: $INCLUDE)"
 "${clean_env[@]}" debootstrap --foreign --arch="$ARCH" --variant=minbase --include="$INCLUDE" \
-    "$SUITE" "$ROOTFS" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 || {
+    "$SUITE" "$ROOTFS" "${MIRROR_ARG[@]}" >"$WORK/debootstrap.log" 2>&1 || {
     cp "$WORK/debootstrap.log" "/var/tmp/benchmark-regen-base-$ARCH.log" 2>/dev/null || true
     tail -n 30 "$WORK/debootstrap.log" >&2
     die "debootstrap (first stage) failed; the lines above say why"

@@ -1,6 +1,6 @@
 """Tests mirror the package: every module under ``toolchain/`` has its own test module.
 
-The rule (for the README's Layout section too), one test module per module:
+The rule (docs/architecture.md states it too), one test module per module:
 
 * ``toolchain/A/B/C.py`` is tested by ``test_A_B_C.py``: the path below ``toolchain/``,
   its parts joined with ``_``, each part's leading underscores dropped
