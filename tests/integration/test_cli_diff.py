@@ -11,7 +11,12 @@ from click.testing import Result
 
 from tests.cli import diff_apply_args, diff_create_args, generate_args, run_cli
 from tests.diff_cases import tiny_original
+from tests.hf_cases import class_records, hf_offline, make_dataset, to_hub_parquet
+from toolchain.diff.dataset import is_diff_dataset
+from toolchain.errors import ExitCode
 from toolchain.model.manifest import MANIFEST_NAME, load_manifest
+
+__all__ = ["hf_offline"]  # the fixture, used by name below
 
 
 def run(*args: str | Path) -> Result:
@@ -193,3 +198,74 @@ def test_a_corrupt_payload_is_named_by_the_worker_that_reads_it(
     assert f"entry {last!r}" in r.output and "payload digest mismatch" in r.output
     assert "Traceback" not in r.output
     assert not (out / MANIFEST_NAME).exists()
+
+
+# -- diff create takes the original's options (--split, --config, --ids, ...) and --format --
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Hub-layout original that no default reads: two configs, each with two splits."""
+    root = tmp_path_factory.mktemp("hub") / "hub"
+    rows = class_records(6)
+    for config, take in (("full", rows), ("mini", rows[:3])):
+        ds = make_dataset(take)
+        for split in ("validation", "test"):
+            to_hub_parquet(ds, root, split, config=config)
+    return root
+
+
+# The original as a benchmark's generate read it: config `full`, split `test`, row ids,
+# the label carried and the caption dropped.
+HF_OPTIONS = {"config": "full", "split": "test", "ids": "row", "image_column": "image",
+              "columns": "label"}  # fmt: skip
+
+
+@pytest.mark.parametrize("diff_format", ["bdiff", "parquet"])
+def test_create_reads_the_original_as_told_and_writes_the_format_asked(
+    hub: Path, tmp_path: Path, hf_offline: Path, diff_format: str
+) -> None:
+    bench = tmp_path / "bench"
+    r = run(*generate_args(hub, bench, "gaussian-noise", quiet=True, **HF_OPTIONS))
+    assert r.exit_code == 0, r.output
+    manifest = load_manifest(bench / MANIFEST_NAME)
+    assert manifest.entries[0].id == "test/0" and [c.name for c in manifest.columns] == ["label"]
+    out = tmp_path / ("x.bdiff" if diff_format == "bdiff" else "xdiff")
+    r = run(*diff_create_args(hub, bench, out, format=diff_format, quiet=True, **HF_OPTIONS))
+    assert r.exit_code == 0, r.output
+    assert f"wrote {out}: {len(manifest.entries)} samples" in r.output
+    if diff_format == "parquet":
+        assert out.is_dir() and is_diff_dataset(out)
+        assert (out / "data").is_dir() and (out / MANIFEST_NAME).is_file()
+    else:
+        assert out.is_file() and not is_diff_dataset(out)
+    r = run(*diff_apply_args(hub, out, tmp_path / "again", json=True, **HF_OPTIONS))
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert doc["ok"] and doc["root"] == str(manifest.root)
+    assert (tmp_path / "again" / MANIFEST_NAME).read_bytes() == (bench / MANIFEST_NAME).read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"split": None}, "has several splits: test, validation"),
+        ({"config": None}, "has several configs: full, mini"),
+        ({"config": "mini"}, "3 samples of the benchmark are not in the original"),  # 3 rows
+        ({"ids": "auto"}, "6 samples of the benchmark are not in the original"),  # path ids
+        ({"image_column": "caption"}, "column 'caption' of split 'test'"),
+        ({"columns": "nosuch"}, "no carryable column 'nosuch'"),
+    ],
+)
+def test_create_refuses_the_original_read_otherwise(
+    hub: Path, tmp_path: Path, hf_offline: Path, change: dict[str, str | None], message: str
+) -> None:
+    """Each option reaches the source: read another way, the original is refused."""
+    bench = tmp_path / "bench"
+    assert run(*generate_args(hub, bench, "identity", quiet=True, **HF_OPTIONS)).exit_code == 0
+    out = tmp_path / "x.bdiff"
+    r = run_cli(*diff_create_args(hub, bench, out, quiet=True, **{**HF_OPTIONS, **change}),
+                pinned=True)  # fmt: skip
+    assert r.exit_code == ExitCode.BAD_INPUT, r.output
+    assert message in r.output and "Traceback" not in r.output
+    assert not out.exists()

@@ -1,9 +1,13 @@
-"""toolchain.cli.options: NO_COLOR, --json errors, the shared options, container_argv."""
+"""toolchain.cli.options: NO_COLOR, --json errors, the shared options, container_argv,
+the progress line."""
 
 from __future__ import annotations
 
 import io
 import json
+import re
+import threading
+import time
 from pathlib import Path
 
 import click
@@ -11,8 +15,10 @@ import pytest
 from click.testing import CliRunner
 
 from tests.cli import generate_args, run_cli
+from tests.terminal import start
 from toolchain.cli.options import (
     JSON_REQUESTED,
+    _Bar,
     color,
     container_argv,
     json_option,
@@ -126,6 +132,13 @@ def test_container_argv_rebuilds_the_command_without_the_container_options() -> 
     ]  # fmt: skip
 
 
+class FakeTerminal(io.StringIO):
+    """A stream that says it is a terminal (and keeps what is written to it)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 def test_progress_is_silent_when_quiet_or_not_on_a_terminal(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -134,3 +147,83 @@ def test_progress_is_silent_when_quiet_or_not_on_a_terminal(
         assert bar is None
     with progress("x", quiet=False) as bar:
         assert bar is None
+    terminal = FakeTerminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    with progress("x", quiet=True) as bar:
+        assert bar is None
+    assert terminal.getvalue() == ""
+    with progress("x", quiet=False) as bar:
+        assert bar is not None
+    assert terminal.getvalue() == ""  # no sample reported: nothing drawn, no last line
+
+
+def test_progress_shows_count_rate_elapsed_eta_and_a_last_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    terminal = FakeTerminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    with progress("generate", quiet=False) as bar:
+        assert bar is not None
+        bar(1, 4)
+        bar(4, 4)
+    text = terminal.getvalue()
+    lines = text.split("\r")
+    assert re.search(r"generate  \[#+-*\]  1/4  25%  [\d.]+/s  0:00 elapsed  eta \d:\d\d", text)
+    assert "4/4 100%" in text
+    assert re.fullmatch(r"generate: 4 samples in \d+\.\d s \([\d.]+/s\) *\n", lines[-1])
+    assert text.count("\n") == 1 and "\x1b" not in text  # plain text: NO_COLOR holds
+    assert not [t for t in threading.enumerate() if t.name == "generate progress"]
+
+
+def test_progress_says_where_it_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    terminal = FakeTerminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    with pytest.raises(KeyboardInterrupt), progress("diff apply", quiet=False) as bar:
+        assert bar is not None
+        bar(2, 5)
+        raise KeyboardInterrupt
+    last = terminal.getvalue().split("\r")[-1]
+    assert re.fullmatch(r"diff apply: stopped after 2 of 5 samples, \d+\.\d s *\n", last)
+
+
+def test_a_stall_shows_as_time_passing() -> None:
+    """No sample finishes while the clock moves on: the ticker still redraws, with the
+    elapsed time, the rate and the ETA of the new moment (a fake clock: no wall time)."""
+    now = [100.0]
+    terminal = FakeTerminal()
+    with _Bar("generate", terminal, interval=0.01, clock=lambda: now[0]) as bar:
+        now[0] = 102.0
+        bar.update(6, 10)
+        assert "6/10  60%  3.0/s  0:02 elapsed  eta 0:01" in terminal.getvalue()
+        now[0] = 112.0  # a stall of 10 s
+        for _ in range(3000):  # until the ticker (a tick every 10 ms) draws the new moment
+            if "0:12 elapsed" in terminal.getvalue():
+                break
+            time.sleep(0.01)
+        assert "6/10  60%  0.5/s  0:12 elapsed  eta 0:08" in terminal.getvalue()
+        now[0] = 100.0 + 3600 + 125.0  # an hour later: h:mm:ss
+        bar.update(10, 10)
+        assert "10/10 100%  0.0/s  1:02:05 elapsed  eta 0:00" in terminal.getvalue()
+    assert re.search(r"\rgenerate: 10 samples in 1:02:05 \(0\.0/s\) *\n\Z", terminal.getvalue())
+    assert not bar._ticker.is_alive()
+
+
+def test_progress_on_a_real_terminal(small_original: Path, tmp_path: Path) -> None:
+    """On a pty: the progress line and the last line, no escape sequence with NO_COLOR;
+    nothing with --quiet."""
+    import os
+
+    env = {**os.environ, "NO_COLOR": "1"}
+    with start(generate_args(small_original, tmp_path / "o"), env=env) as term:
+        assert term.wait(300) == 0, term.text
+    text = term.text
+    assert re.search(r"generate  \[[#-]+\]  [1-8]/8 +\d+%  [\d.]+/s  \d:\d\d elapsed  eta", text)
+    assert re.search(r"\rgenerate: 8 samples in \d+\.\d s \([\d.]+/s\) *\r\n", text), text
+    assert "\x1b" not in text
+    with start(["verify", str(tmp_path / "o"), "--quiet"], env=env) as term:
+        assert term.wait(300) == 0, term.text
+    assert (
+        "elapsed" not in term.text
+        and "samples in" not in term.text
+        and "\r" not in (term.text.replace("\r\n", "\n"))
+    )

@@ -3,17 +3,26 @@ own tests: test_hf_load.py)."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import shutil
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.hf_cases import LABELS, hf_offline
+from tests.diff_cases import pinned
+from tests.hf_cases import LABELS, class_records, hf_offline, make_dataset, to_hub_parquet
 from tests.hf_outputs import assert_same_samples, card_info, folder_benchmark, parquet_benchmark
+from toolchain.diff import create_diff
+from toolchain.diff.dataset import is_diff_dataset
 from toolchain.hf.card import CardInfo, render_card
 from toolchain.model.columns import ColumnSpec
 from toolchain.model.manifest import Manifest
+from toolchain.run.generate import generate_benchmark
+from toolchain.source import SourceOptions
 
 __all__ = ["hf_offline"]
 
@@ -55,7 +64,8 @@ def test_card_metadata_is_valid_and_deterministic(bench: Bench) -> None:
         "name": "label",
         "dtype": {"class_label": {"names": {"0": LABELS[0], "1": LABELS[1]}}},
     }
-    assert meta["dataset_info"]["splits"] == [{"name": "train", "num_examples": 6}]
+    # the shape datasets' SplitDict._from_yaml_list takes without a warning
+    assert meta["dataset_info"]["splits"] == [{"name": "train", "num_bytes": 0, "num_examples": 6}]
     parsed = DatasetCard(card.decode("utf-8"))
     assert parsed.data.pretty_name == info.pretty_name
     text = card.decode()
@@ -90,6 +100,9 @@ def test_yaml_strings_survive_any_character() -> None:
     assert "license_name" not in meta
     parsed = datasets.DatasetInfo._from_yaml_dict(meta["dataset_info"])
     assert parsed.features["label"].names == [odd, "b"]
+    assert (
+        isinstance(parsed.splits, datasets.SplitDict) and parsed.splits["train"].num_examples == 1
+    )
 
 
 def test_parquet_output_loads_with_its_card(bench: Bench, tmp_path: Path, hf_offline: Path) -> None:
@@ -116,3 +129,84 @@ def test_folder_output_loads_with_its_card(bench: Bench, tmp_path: Path, hf_offl
     assert ds.features["label"] == datasets.ClassLabel(names=list(LABELS))
     assert sorted(ds.column_names) == ["image", "label", "sample_id"]
     assert_same_samples(ds, folder, manifest)
+
+
+# -- loading our outputs says nothing: no warning, no log record --------------------------
+
+
+@contextlib.contextmanager
+def warnings_and_log_records() -> Iterator[list[str]]:
+    """What ``datasets`` and ``huggingface_hub`` warn about inside the block: warnings
+    and log records at WARNING or above (``datasets`` logs its card complaints), whether
+    or not their loggers propagate."""
+    said: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            said.append(f"{record.name} {record.levelname}: {record.getMessage()}")
+
+    keep = Keep(logging.WARNING)
+    loggers = [logging.getLogger(name) for name in ("datasets", "huggingface_hub", "")]
+    for logger in loggers:
+        logger.addHandler(keep)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield said
+        said += [f"{w.category.__name__}: {w.message}" for w in caught]
+    finally:
+        for logger in loggers:
+            logger.removeHandler(keep)
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Hub-layout original of real photographs with a class label."""
+    root = tmp_path_factory.mktemp("card-hub") / "hub"
+    to_hub_parquet(make_dataset(class_records(6)), root, "validation")
+    return root
+
+
+@pytest.mark.parametrize("fmt", ["folder", "parquet"])
+def test_a_generated_benchmark_loads_without_a_word(
+    hub: Path, tmp_path: Path, hf_offline: Path, fmt: str
+) -> None:
+    import datasets
+
+    out = tmp_path / "bench"
+    with pinned():
+        result = generate_benchmark(
+            hub, "identity", out, format=fmt, source_options=SourceOptions(columns="label")
+        )
+    card = (out / "README.md").read_bytes()
+    splits = [{"name": "validation", "num_bytes": 0, "num_examples": 6}]  # the original's split
+    assert _front_matter(card)["dataset_info"]["splits"] == splits
+    with warnings_and_log_records() as said:
+        ds = datasets.load_dataset(str(out), split="validation", cache_dir=str(hf_offline / "c"))
+    assert said == []
+    assert len(ds) == len(result.manifest.entries) == 6
+    assert ds.features["label"] == datasets.ClassLabel(names=list(LABELS))
+    assert_same_samples(ds, out, result.manifest)
+    # The positive control: the card as it was (splits without num_bytes) is heard.
+    (out / "README.md").write_bytes(card.replace(b"    num_bytes: 0\n", b""))
+    with warnings_and_log_records() as said:
+        datasets.load_dataset(str(out), split="validation", cache_dir=str(hf_offline / "c2"))
+    assert [s for s in said if "splits" in s and "malformed" in s], said
+
+
+def test_a_diff_dataset_loads_without_a_word(hub: Path, tmp_path: Path, hf_offline: Path) -> None:
+    """The diff dataset's card shares the header (``render_diff_card`` calls ``yaml_header``)."""
+    import datasets
+
+    bench, xdiff = tmp_path / "bench", tmp_path / "xdiff"
+    with pinned():
+        result = generate_benchmark(hub, "gaussian-noise", bench)
+        create_diff(hub, bench, xdiff, format="parquet")
+    assert is_diff_dataset(xdiff)
+    meta = _front_matter((xdiff / "README.md").read_bytes())
+    n = len(result.manifest.entries)
+    assert meta["dataset_info"]["splits"] == [{"name": "train", "num_bytes": 0, "num_examples": n}]
+    with warnings_and_log_records() as said:
+        rows = datasets.load_dataset(str(xdiff), split="train", cache_dir=str(hf_offline / "c"))
+    assert said == []
+    assert rows["sample_id"] == [e.id for e in result.manifest.entries]

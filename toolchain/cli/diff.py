@@ -100,11 +100,22 @@ def create(
     as_json: bool,
     quiet: bool,
 ) -> None:
-    """Seal a verified benchmark into one .bdiff that only holders of the original can open."""
+    """Seal a verified benchmark into one .bdiff (with --format parquet: a diff dataset
+    folder) that only holders of the original can open; read the original as generate did
+    (the same --split, --config, --columns, --ids, --image-column)."""
     from toolchain.diff import create_diff
 
     with progress("diff create", quiet=quiet or as_json) as bar:
-        result = create_diff(original, benchmark, out, key_on=key_on, workers=workers, progress=bar)
+        result = create_diff(
+            original,
+            benchmark,
+            out,
+            key_on=key_on,
+            workers=workers,
+            progress=bar,
+            source_options=source_options,
+            format=diff_format,
+        )
     if as_json:
         emit_json(result.to_json())
         return

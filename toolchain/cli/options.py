@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO, TypeVar, cast
+from typing import Any, TextIO, TypeVar
 
 import click
 
@@ -69,44 +71,120 @@ def emit_json(doc: object) -> None:
     click.echo(pretty_json(doc).decode("ascii"), nl=False)
 
 
-class _Unstyled:
-    """A text stream that drops escape sequences: click's progress bar writes its
-    cursor codes (``ESC[?25h``) straight to its file, past ``color=False``."""
+def _hms(seconds: float) -> str:
+    """``m:ss``, or ``h:mm:ss`` from an hour on."""
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
-    def __init__(self, stream: Any):
-        self._stream = stream
 
-    def write(self, text: str) -> int:
-        return int(self._stream.write(click.unstyle(text)))
+def _rate(per_second: float) -> str:
+    return f"{per_second:.1f}/s" if per_second < 100 else f"{per_second:.0f}/s"
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
+
+class _Bar:
+    """One progress line on a terminal: count, rate, elapsed time and ETA. A ticker
+    thread redraws it every ``interval`` seconds, so a stall shows as time passing."""
+
+    def __init__(
+        self,
+        label: str,
+        stream: TextIO,
+        *,
+        interval: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._label, self._stream, self._interval, self._clock = label, stream, interval, clock
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name=f"{label} progress", daemon=True)
+        self._start = clock()
+        self._done = self._total = 0
+        self._shown = False  # nothing is drawn before the first update (the total is unknown)
+        self._broken = False  # the stream refused a write: draw no more
+        self._drawn_at = -1.0
+        self._width = 0  # of the line on screen, to blank what a shorter one leaves
+
+    def __enter__(self) -> _Bar:
+        self._ticker.start()
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self._stop.set()
+        self._ticker.join()
+        with self._lock:
+            if self._shown:
+                self._write(self.summary(failed=exc_type is not None), final=True)
+
+    def update(self, done: int, total: int) -> None:
+        """The :data:`~toolchain._internal.progress.Progress` callback."""
+        with self._lock:
+            self._done, self._total, self._shown = done, total, True
+            if done >= total or self._clock() - self._drawn_at >= 0.1:  # at most 10 a second
+                self._drawn_at = self._clock()
+                self._write(self.line())
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self._interval):
+            with self._lock:
+                if self._shown:
+                    self._drawn_at = self._clock()
+                    self._write(self.line())
+
+    def _elapsed(self) -> float:
+        return max(self._clock() - self._start, 1e-9)
+
+    def line(self) -> str:
+        """The progress line as drawn now: the ETA assumes the average rate so far."""
+        done, total, elapsed = self._done, self._total, self._elapsed()
+        eta = "-:--" if done <= 0 else _hms(elapsed * max(total - done, 0) / done)
+        counts = f"{done:>{len(str(total))}}/{total}" + (
+            f" {100 * done // total:3d}%" if total else ""
+        )
+        tail = f"  {counts}  {_rate(done / elapsed)}  {_hms(elapsed)} elapsed  eta {eta}"
+        columns = self._columns()
+        cells = min(30, columns - len(self._label) - len(tail) - 5)
+        filled = min(cells, cells * done // total) if total else 0
+        bar = f"  [{'#' * filled}{'-' * (cells - filled)}]" if cells >= 10 else ""
+        return (self._label + bar + tail)[: columns - 1]
+
+    def summary(self, *, failed: bool) -> str:
+        """The last line: how many samples, how long, how fast."""
+        done, total, elapsed = self._done, self._total, self._elapsed()
+        took = f"{elapsed:.1f} s" if elapsed < 60 else _hms(elapsed)
+        if failed:
+            return f"{self._label}: stopped after {done} of {total} samples, {took}"
+        count = f"{done} samples" if done == total else f"{done} of {total} samples"
+        return f"{self._label}: {count} in {took} ({_rate(done / elapsed)})"
+
+    def _columns(self) -> int:
+        try:
+            return os.get_terminal_size(self._stream.fileno()).columns or 80
+        except (OSError, ValueError):  # a stream without a terminal size
+            return 80
+
+    def _write(self, text: str, *, final: bool = False) -> None:
+        """Over the line on screen, in plain text: no escape sequence, so NO_COLOR holds."""
+        if self._broken:
+            return
+        pad = " " * max(0, self._width - len(text))
+        self._width = 0 if final else len(text)
+        try:
+            self._stream.write("\r" + text + pad + ("\n" if final else ""))
+            self._stream.flush()
+        except (OSError, ValueError):  # the terminal went away: the work goes on
+            self._broken = True
 
 
 @contextlib.contextmanager
 def progress(label: str, *, quiet: bool) -> Iterator[Progress | None]:
-    """A progress bar on stderr when it is a terminal; nothing otherwise."""
+    """A progress line on stderr when it is a terminal (count, rate, elapsed, ETA, and a
+    last line with the duration); nothing when ``quiet`` or not a terminal."""
     if quiet or not sys.stderr.isatty():
         yield None
         return
-    state: dict[str, Any] = {}
-    stream = sys.stderr if color() is None else cast(TextIO, _Unstyled(sys.stderr))
-
-    def update(done: int, total: int) -> None:
-        bar = state.get("bar")
-        if bar is None:
-            bar = click.progressbar(
-                length=total, label=label, file=stream, color=color(), show_pos=True
-            )
-            bar.__enter__()
-            state["bar"] = bar
-        bar.update(done - bar.pos)
-
-    try:
-        yield update
-    finally:
-        if "bar" in state:
-            state["bar"].__exit__(None, None, None)
+    with _Bar(label, sys.stderr) as bar:
+        yield bar.update
 
 
 # -- options, defined once ---------------------------------------------------------------

@@ -176,7 +176,16 @@ def yaml_header(
     lines += ["dataset_info:", f"  config_name: {_q('default')}", "  features:"]
     for name, dtype in features:
         lines += _feature_yaml(name, dtype)
-    lines += ["  splits:", f"  - name: {_q(split)}", f"    num_examples: {num_examples}", "---"]
+    # The shape datasets reads (SplitDict._from_yaml_list): name, num_bytes and num_examples,
+    # or it warns on every load. num_bytes is the split's Arrow size on the loader's side
+    # (absolute paths in a folder's rows): 0 is datasets' own "not known"; it is not checked.
+    lines += [
+        "  splits:",
+        f"  - name: {_q(split)}",
+        "    num_bytes: 0",
+        f"    num_examples: {num_examples}",
+        "---",
+    ]
     return lines
 
 
