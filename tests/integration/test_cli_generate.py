@@ -111,3 +111,79 @@ def test_provenance_options_are_recorded(tmp_path: Path) -> None:
         "Tiny 1.0", terms, "MIT",
     )  # fmt: skip
     assert (p.samples_used, p.samples_in_original) == (5, 5)
+
+
+def test_the_summary_says_what_the_recipe_selected(small_original: Path, tmp_path: Path) -> None:
+    out = tmp_path / "noise"
+    r = run_cli(*generate_args(small_original, out, "gaussian-noise", quiet=True), pinned=True)
+    assert r.exit_code == 0, r.output
+    assert f"generated 4 of 8 samples (select=1/2) of gaussian-noise 1.0 into {out}\n" in r.stdout
+    p = load_manifest(out / "manifest.json").provenance
+    assert (p.samples_used, p.samples_in_original) == (4, 8)
+    out = tmp_path / "identity"
+    r = run_cli(*generate_args(small_original, out, "identity", quiet=True), pinned=True)
+    assert r.exit_code == 0, r.output
+    assert f"generated 8 samples of identity 1.0 into {out}\n" in r.stdout
+
+
+def test_a_subset_shard_says_both(tmp_path: Path) -> None:
+    original = tiny_original(tmp_path / "orig")
+    recipe = tmp_path / "three.py"
+    recipe.write_text(
+        "import toolchain\n\n"
+        "@toolchain.recipe(name='three', version='2', seed=9, select=3)\n"
+        "def three(pixels, rng):\n    return pixels\n"
+    )
+    out = tmp_path / "out"
+    r = run_cli(*generate_args(original, out, f"{recipe}:three", shard="0/2"), pinned=True)
+    assert r.exit_code == 0, r.output
+    made = len(load_manifest(out / "manifest.shard-0-of-2.json").entries)
+    assert 0 < made < 3
+    assert (
+        f"generated {made} of 5 samples (select=3) of three 2 into {out} "
+        "(shard 0/2; merge the shards for the whole benchmark)" in r.stdout
+    )
+
+
+NOT_PORTABLE = """\
+import numpy as np
+import toolchain
+
+
+@toolchain.recipe(name="my-blur", version="1", seed=3)
+def my_blur(pixels, rng, *, sigma=1.5):
+    weights = np.exp(-np.arange(3) / sigma)
+    return np.clip(pixels.astype(np.int16) + int(weights.sum()), 0, 255).astype(np.uint8)
+"""
+
+
+@pytest.mark.parametrize("flags", [{}, {"quiet": True}, {"json": True}], ids=["-", "quiet", "json"])
+def test_a_recipe_that_is_not_portable_is_run_with_a_warning(
+    tmp_path: Path, flags: dict[str, bool]
+) -> None:
+    recipe = tmp_path / "my_recipes.py"
+    recipe.write_text(NOT_PORTABLE)
+    out = tmp_path / "out"
+    # By its declared name, as `recipes` and the manifest call it.
+    r = run_cli(*generate_args(tiny_original(tmp_path / "orig"), out, f"{recipe}:my-blur",
+                               **flags), pinned=True)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert (out / "manifest.json").is_file()
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith("warning: recipe my-blur uses 2 construct(s) that are not portable")
+    assert lines[1:3] == [
+        f"  {recipe}:7:15: libm: np.exp(...)",
+        f"  {recipe}:8:50: float-reduction: weights.sum(...)",
+    ]
+    assert lines[3] == f"  why and what to do: benchmark-regen recipes --check {recipe}"
+    assert "warning" not in r.stdout
+    if flags.get("json"):
+        assert json.loads(r.stdout)["samples"] == 5
+
+
+def test_the_builtin_recipes_run_without_a_warning(small_original: Path, tmp_path: Path) -> None:
+    for name in ("identity", "gaussian-noise", "adversarial"):
+        r = run_cli(*generate_args(small_original, tmp_path / name, name, quiet=True,
+                                   shard="0/8"), pinned=True)  # fmt: skip
+        assert r.exit_code == 0, r.output
+        assert r.stderr == "", name

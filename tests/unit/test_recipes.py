@@ -153,3 +153,114 @@ def test_decorator_validates_its_arguments() -> None:
         toolchain.recipe(name="ok", version="1", seed=-1)
     with pytest.raises(RecipeError, match="fraction"):
         toolchain.recipe(name="ok", version="1", seed=1, select=Fraction(3, 2))
+
+
+BLUR_FILE = """\
+import toolchain
+from toolchain.recipes.identity import identity  # imported: not this file's recipe
+
+
+@toolchain.recipe(name="my-blur", version="1", seed=3)
+def blur(pixels, rng, *, sigma=1.5):
+    return pixels
+
+
+@toolchain.recipe(name="sharpen", version="1", seed=4)
+def sharpen(pixels, rng):
+    return pixels
+
+
+also_blur = blur  # an alias is the same recipe, not a second one
+"""
+
+
+def test_a_recipe_loads_by_its_declared_name_or_its_function_name(tmp_path: Path) -> None:
+    f = tmp_path / "my_recipes.py"
+    f.write_text(BLUR_FILE)
+    by_name = load_recipe(f"{f}:my-blur")
+    by_function = load_recipe(f"{f}:blur")
+    assert by_name.name == by_function.name == "my-blur"
+    assert by_name.ref == by_function.ref == f"{f}:blur"  # workers load it by its function
+    assert by_name.identity() == by_function.identity()
+    assert load_recipe(f"{f}:sharpen").name == "sharpen"
+    with pytest.raises(RecipeError, match="is not a recipe") as e:
+        load_recipe(f"{f}:my_blur")
+    assert "blur (name 'my-blur')" in e.value.message
+    assert "sharpen (name 'sharpen')" in e.value.message
+
+
+def test_two_recipes_declaring_one_name_are_refused_naming_both(tmp_path: Path) -> None:
+    f = tmp_path / "twice.py"
+    f.write_text(
+        BLUR_FILE
+        + "\n@toolchain.recipe(name='my-blur', version='2', seed=3)\n"
+        + "def blur_again(pixels, rng):\n    return pixels\n"
+    )
+    for ref in ("my-blur", "blur", "sharpen"):
+        with pytest.raises(RecipeError, match=r"blur and blur_again both declare .*'my-blur'"):
+            load_recipe(f"{f}:{ref}")
+
+
+SCRIPT_RECIPE = """\
+import toolchain
+
+@toolchain.recipe(name="here", version="1", seed=1)
+def here(pixels, rng):
+    return pixels
+
+def start():
+    return here.reference()
+
+"""
+
+
+@pytest.mark.parametrize(
+    ("tail", "refused"),
+    [
+        ("ref = here.reference()\n", True),
+        ("ref = start()\n", True),
+        ('if __name__ == "__main__":\n    ref = here.reference()\n', False),
+        ("if '__main__' == __name__:\n    x = 1\n    ref = start()\n", False),
+        ('if __name__ == "__main__":\n    pass\nref = start()\n', True),
+    ],
+    ids=["unguarded", "unguarded-function", "guarded", "guarded-reversed", "after-the-guard"],
+)
+def test_a_recipe_of_the_main_script_needs_the_run_guarded(
+    tmp_path: Path, tail: str, refused: bool
+) -> None:
+    """``runpy.run_path(run_name="__main__")`` runs the file as ``python script.py`` does."""
+    import runpy
+
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT_RECIPE + tail)
+    if not refused:
+        ref = runpy.run_path(str(script), run_name="__main__")["ref"]
+        assert ref.ref == f"{script.resolve()}:here"
+        return
+    with pytest.raises(RecipeError, match="is defined in the script being run") as e:
+        runpy.run_path(str(script), run_name="__main__")
+    assert "recipe 'here' (the function here)" in e.value.message
+    assert "script.py" in e.value.message and "own module" in (e.value.hint or "")
+
+
+def test_a_recipe_of_the_main_script_referenced_after_its_body_ran(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Off the script's stack (a thread, an ``atexit`` hook): refused unless it has a guard."""
+    import runpy
+    import sys
+    import types
+
+    script = tmp_path / "script.py"
+    for guard, refused in (("", True), ('if __name__ == "__main__":\n    pass\n', False)):
+        script.write_text(SCRIPT_RECIPE + guard)
+        here = runpy.run_path(str(script), run_name="__main__")["here"]
+        main = types.ModuleType("__main__")
+        main.__file__ = str(script)
+        monkeypatch.setitem(sys.modules, "__main__", main)
+        if refused:
+            with pytest.raises(RecipeError, match="script being run"):
+                here.reference()
+        else:
+            assert here.reference().ref == f"{script.resolve()}:here"
+        monkeypatch.undo()

@@ -12,8 +12,14 @@ from click.testing import CliRunner
 
 from toolchain.cli.main import cli
 from toolchain.errors import RecipeError
-from toolchain.recipes import BUILTIN_RECIPES
-from toolchain.recipes.check import Kind, check_file, check_source, recipe_file
+from toolchain.recipes import BUILTIN_RECIPES, load_recipe, recipe
+from toolchain.recipes.check import (
+    Kind,
+    check_file,
+    check_source,
+    recipe_file,
+    recipe_findings,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -197,6 +203,44 @@ def test_the_v1_float32_recipe_that_drifted_on_arm64_is_flagged() -> None:
     assert blas == ["x @ w1", "hidden.sum(axis=0, dtype=np.float32) @ w2", "d_hidden @ w1.T"]
 
 
+def test_a_loaded_recipe_gets_the_findings_of_its_file() -> None:
+    path = ROOT / "tests" / "float_adversarial.py"
+    findings = recipe_findings(load_recipe(f"{path}:float_adversarial"))
+    assert findings == check_file(path).findings and len(findings) == 4
+    assert findings[0].path == str(path) and findings[0].line == 83
+    for name in BUILTIN_RECIPES:  # adversarial's one construct is exempted with its reason
+        assert recipe_findings(load_recipe(name)) == (), name
+
+
+def test_a_recipe_without_a_checkable_file_has_no_findings(tmp_path: Path) -> None:
+    """The findings are advice before a run: what cannot be checked holds nothing up."""
+    namespace: dict[str, object] = {"recipe": recipe}
+    exec(  # no file behind this code
+        "import numpy as np\n"
+        "@recipe(name='nofile', version='1', seed=1)\n"
+        "def f(pixels, rng):\n    return np.exp(pixels)\n",
+        namespace,
+    )
+    assert recipe_findings(namespace["f"]) == ()  # type: ignore[arg-type]
+
+
+def test_a_file_is_read_in_the_encoding_it_declares(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.py"
+    latin.write_bytes(
+        b"# -*- coding: latin-1 -*-\nimport numpy as np\nimport toolchain\n# caf\xe9\n"
+        b"@toolchain.recipe(name='latin', version='1', seed=1)\n"
+        b"def f(pixels, rng):\n    return np.exp(pixels)\n"
+    )
+    (finding,) = recipe_findings(load_recipe(f"{latin}:f"))
+    assert (finding.line, finding.kind, finding.construct) == (7, Kind.LIBM, "np.exp(...)")
+    latin.write_bytes(b"# -*- coding: latin-99 -*-\nx = 1\n")
+    with pytest.raises(RecipeError, match="declares no encoding Python knows"):
+        check_file(latin)
+    latin.write_bytes(b"# coding: utf-8\nx = '\xe9'\n")
+    with pytest.raises(RecipeError, match=r"not UTF-8 \(byte 21\)"):
+        check_file(latin)
+
+
 # -- the CLI -----------------------------------------------------------------------------
 
 
@@ -213,6 +257,8 @@ def test_cli_exit_codes_and_text(tmp_path: Path) -> None:
     assert r.exit_code == 1
     assert "float_adversarial.py:83:11: blas: x @ w1" in r.output and "why:" in r.output
     assert "4 finding(s)" in r.output
+    r = runner.invoke(cli, ["recipes", "--check", f"{float_recipe}:adversarial-float32"])
+    assert r.exit_code == 1 and "4 finding(s)" in r.output  # by the name it declares
     bad = tmp_path / "bad.py"
     bad.write_text("def f(:\n")
     r = runner.invoke(cli, ["recipes", "--check", str(bad)])

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -111,6 +112,45 @@ def test_spawn_context_pins_the_environment_only_inside(monkeypatch: pytest.Monk
         assert ctx.get_start_method() == "spawn"
         assert os.environ["OMP_NUM_THREADS"] == "1" and process_is_pinned()
     assert dict(os.environ) == before and not process_is_pinned()
+
+
+def test_children_spawned_in_the_context_do_not_get_the_main_module() -> None:
+    import multiprocessing.spawn as mp_spawn
+
+    original = mp_spawn.get_preparation_data
+    here = original("x")
+    # pytest's own entry point is __main__ here: by name (python -m pytest) or by path.
+    assert {"init_main_from_name", "init_main_from_path"} & set(here)
+    with pinned_spawn_context(), pinned_spawn_context():  # nested: undone by the outer one
+        data = mp_spawn.get_preparation_data("x")
+        assert not {"init_main_from_name", "init_main_from_path"} & set(data)
+        assert data["sys_path"] == here["sys_path"] and data["name"] == "x"
+    assert mp_spawn.get_preparation_data is original
+
+
+UNGUARDED = """
+import time
+from toolchain.run.determinism import pinned_spawn_context
+print("body", flush=True)
+with pinned_spawn_context() as ctx:
+    p = ctx.Process(target=time.sleep, args=(0,))
+    p.start()
+p.join()
+print("child exit", p.exitcode)
+"""
+
+
+def test_a_plain_script_without_a_main_guard_is_not_run_again_by_its_child(tmp_path: Path) -> None:
+    """Without the guard multiprocessing would run the script again in the child, which
+    then fails ("An attempt has been made to start a new process before...")."""
+    script = tmp_path / "script.py"
+    script.write_text(UNGUARDED)
+    env = {k: v for k, v in os.environ.items() if k != MARKER}
+    out = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["body", "child exit 0"], out.stdout + out.stderr
 
 
 def test_the_simd_probe_reads_this_cpus_dispatch_targets() -> None:

@@ -33,6 +33,8 @@ from toolchain.errors import ParamError
 from toolchain.source import SourceOptions
 
 if TYPE_CHECKING:
+    from toolchain.model.manifest import Manifest
+    from toolchain.recipes import Recipe
     from toolchain.run.shard import Shard
 
 __all__ = ["generate"]
@@ -53,7 +55,8 @@ def _param_pairs(
     "recipe_ref",
     required=True,
     metavar="R",
-    help="Built-in name, path/to/file.py:NAME, or package.module:NAME.",
+    help="Built-in name, path/to/file.py:NAME, or package.module:NAME (NAME: the recipe's "
+    "function or the name= it declares).",
 )
 @original_option
 @out_option("Output folder (empty, or an old benchmark with --overwrite).")
@@ -106,7 +109,7 @@ def generate(
     Examples:
       benchmark-regen generate --recipe gaussian-noise --original ./val --out ./bench
       benchmark-regen generate --recipe adversarial --original val.tar --out ./adv --workers 2
-      benchmark-regen generate --recipe my_recipes.py:blur --param sigma=2.5 \\
+      benchmark-regen generate --recipe my_recipes.py:my-blur --param sigma=2.5 \\
           --original ./val --out ./blur
       benchmark-regen generate --recipe adversarial --original ./val --out ./adv --shard 0/4
       benchmark-regen generate --recipe adversarial --original ./val --out ./adv --resume
@@ -130,6 +133,7 @@ def generate(
         argv = container_argv(ctx, drop=("in_container", "image_tag"))
         sys.exit(run_in_pinned_image(argv, original=original, out=out, image=image_tag))
     rec = load_recipe(recipe_ref)
+    _warn_not_portable(rec)
     try:
         overrides = parse_params(rec, params)
     except ParamError as e:
@@ -157,11 +161,43 @@ def generate(
     if as_json:
         emit_json(result.to_json())
         return
-    m = result.manifest
-    part = f" (shard {m.shard}; merge the shards for the whole benchmark)" if m.shard else ""
-    echo(f"generated {len(m.entries)} samples of {m.recipe} into {out}{part}")
+    echo(_summary(result.manifest, out))
     if result.ignored:
         kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(result.ignored.items()))
         total = sum(result.ignored.values())
         echo(f"ignored {total} file(s) of the original that are not JPEG, PNG or WebP: {kinds}")
     echo(f"root {style(str(result.root), bold=True)}")
+
+
+def _warn_not_portable(rec: Recipe) -> None:
+    """Warn (stderr, even with --quiet) of what ``recipes --check`` finds in the recipe's
+    file; the run goes on."""
+    from toolchain.recipes.check import recipe_findings
+
+    findings = recipe_findings(rec)
+    if not findings:
+        return
+    echo(
+        f"warning: recipe {rec.name} uses {len(findings)} construct(s) that are not portable "
+        "across CPUs, BLAS kernels and numpy versions: another machine may not make this "
+        "benchmark bit for bit",
+        err=True,
+    )
+    for f in findings:
+        echo(f"  {f.location}: {f.kind.value}: {f.construct}", err=True)
+    echo(
+        f"  why and what to do: benchmark-regen recipes --check {findings[0].path}",
+        err=True,
+    )
+
+
+def _summary(m: Manifest, out: Path) -> str:
+    """``generated N samples of RECIPE into OUT``; ``N of M samples (select=...)`` when
+    the recipe's selection leaves samples of the original out."""
+    prov = m.provenance
+    count = f"{len(m.entries)} samples"
+    if prov.samples_used < prov.samples_in_original:
+        rule = m.recipe.select.partition(":")[2] or m.recipe.select
+        count = f"{len(m.entries)} of {prov.samples_in_original} samples (select={rule})"
+    part = f" (shard {m.shard}; merge the shards for the whole benchmark)" if m.shard else ""
+    return f"generated {count} of {m.recipe.name} {m.recipe.version} into {out}{part}"

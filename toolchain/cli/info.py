@@ -144,8 +144,8 @@ def _check(target: str, as_json: bool) -> None:
     if target in BUILTIN_RECIPES:
         path = recipe_file(target)
     else:
-        where, sep, attr = target.rpartition(":")
-        path = Path(where if sep and where.endswith(".py") and attr.isidentifier() else target)
+        where, sep, attr = target.rpartition(":")  # FILE:NAME, as --recipe takes it
+        path = Path(where if sep and where.endswith(".py") and attr else target)
         if not path.is_file():
             raise click.BadParameter(
                 f"{target!r} is neither a file nor a built-in recipe", param_hint="'--check'"

@@ -4,6 +4,7 @@ docs/determinism.md ("Writing a recipe")."""
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib
 import importlib.util
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from toolchain.errors import ParamError, RecipeError
@@ -180,7 +182,9 @@ class Recipe:
         """A picklable reference a worker process resolves back to this recipe, once.
 
         Raises :class:`~toolchain.errors.RecipeError` when no other process could
-        import it (defined inside a function, or in an interactive session).
+        import it (defined inside a function, or in an interactive session), or only by
+        running the script being run again (defined in it, the call not under
+        ``if __name__ == "__main__":``).
         """
         qualname = getattr(self.fn, "__qualname__", "")
         if not self.ref or "<locals>" in qualname:
@@ -188,6 +192,16 @@ class Recipe:
                 f"recipe {self.name!r} is defined where the pinned worker processes cannot "
                 "import it (inside a function, or in an interactive session)",
                 hint="define it at the top level of a .py file and pass path/to/file.py:NAME",
+            )
+        if getattr(self.fn, "__module__", None) == "__main__" and _main_runs_again():
+            script = Path(self.ref.rpartition(":")[0]).name
+            raise RecipeError(
+                f"recipe {self.name!r} (the function {qualname}) is defined in the script "
+                f"being run ({script}); the pinned worker processes load it from that file, "
+                "which would run the script's unguarded code, this run included, in every "
+                "worker",
+                hint=f"move the recipe into its own module and import it from {script}, "
+                'or put the code that starts the run under `if __name__ == "__main__":`',
             )
         ref = RecipeRef(
             ref=self.ref,
@@ -224,6 +238,50 @@ class RecipeRef:
 
 
 _RESOLVED: dict[RecipeRef, Recipe] = {}
+
+
+def _main_runs_again() -> bool:
+    """Would loading the ``__main__`` script as a module run the current call again?
+
+    Yes unless the line its module code is running (found on the stack) lies in the body
+    of an ``if __name__ == "__main__":``. Off the stack (a thread, an ``atexit`` hook):
+    unless the script has such a guard at all. A script that cannot be read: no (the
+    worker reports what it finds).
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or not path:
+        return False
+    try:
+        tree = ast.parse(Path(path).read_bytes(), filename=path)
+    except (OSError, SyntaxError, ValueError):
+        return False
+    guarded = [
+        (node.body[0].lineno, node.body[-1].end_lineno or node.body[-1].lineno)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and _is_main_test(node.test)
+    ]
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and not (
+        frame.f_globals is vars(main) and frame.f_code.co_name == "<module>"
+    ):
+        frame = frame.f_back
+    if frame is None:
+        return not guarded
+    line = frame.f_lineno
+    return not any(first <= line <= last for first, last in guarded)
+
+
+def _is_main_test(test: ast.expr) -> bool:
+    """``__name__ == "__main__"``, either way round."""
+    if not (
+        isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)
+    ):
+        return False
+    sides = [test.left, test.comparators[0]]
+    names = [s for s in sides if isinstance(s, ast.Name) and s.id == "__name__"]
+    mains = [s for s in sides if isinstance(s, ast.Constant) and s.value == "__main__"]
+    return len(names) == 1 and len(mains) == 1
 
 
 def _is_number(value: object) -> bool:
@@ -357,7 +415,8 @@ def _load_file(path: Path) -> Any:
 
 
 def load_recipe(spec: str) -> Recipe:
-    """Load a recipe by built-in name, ``path/to/file.py:NAME`` or ``package.module:NAME``."""
+    """Load a recipe by built-in name, ``path/to/file.py:NAME`` or ``package.module:NAME``;
+    ``NAME`` is the recipe's function or the ``name=`` it declares."""
     if not isinstance(spec, str) or not spec or "\x00" in spec or len(spec) > 4096:
         raise RecipeError(f"bad recipe reference {spec!r}")
     target = BUILTIN_RECIPES.get(spec, spec)
@@ -384,6 +443,7 @@ def load_recipe(spec: str) -> Recipe:
         except Exception as e:
             raise RecipeError(f"recipe module {where!r} failed to import: {e}") from None
         ref_base = where
+    defined = _defined_recipes(module, where)
     if not attr:
         found = [n for n, v in vars(module).items() if isinstance(v, Recipe)]
         if len(found) != 1:
@@ -392,12 +452,41 @@ def load_recipe(spec: str) -> Recipe:
             )
         attr = found[0]
     obj = getattr(module, attr, None)
+    if not isinstance(obj, Recipe) and attr in defined:  # the name it declares: @recipe(name=)
+        attr = defined[attr]
+        obj = getattr(module, attr)
     if not isinstance(obj, Recipe):
+        shown = ", ".join(
+            f"{fn} (name {name!r})" for name, fn in sorted(defined.items(), key=lambda i: i[1])
+        )
         raise RecipeError(
-            f"{where}:{attr} is not a recipe",
-            hint="decorate the function with @toolchain.recipe(name=..., version=..., seed=...)",
+            f"{where}:{attr} is not a recipe: neither a recipe function of that name nor "
+            "a recipe declaring that name" + (f" ({where} defines {shown})" if shown else ""),
+            hint="decorate the function with @toolchain.recipe(name=..., version=..., seed=...)"
+            " and refer to it by its function name or its declared name",
         )
     return replace(obj, ref=f"{ref_base}:{attr}")
+
+
+def _defined_recipes(module: Any, where: str) -> dict[str, str]:
+    """Declared name -> the module's name for each recipe defined in ``module``; two recipes
+    that declare the same name are a :class:`RecipeError` naming both functions."""
+    names: dict[str, str] = {}
+    seen: set[int] = set()
+    for attr, value in vars(module).items():
+        if not isinstance(value, Recipe) or id(value) in seen:
+            continue  # an alias of a recipe already seen is the same recipe
+        seen.add(id(value))
+        if getattr(value.fn, "__module__", None) != module.__name__:
+            continue  # imported from elsewhere: not this file's to declare
+        other = names.setdefault(value.name, attr)
+        if other != attr:
+            raise RecipeError(
+                f"{where}: the functions {other} and {attr} both declare the recipe name "
+                f"{value.name!r}",
+                hint="give each recipe its own name= (it is recorded in every manifest)",
+            )
+    return names
 
 
 def _parse_scalar(name: str, text: str, default: Scalar | float) -> Scalar | float:

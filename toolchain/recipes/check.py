@@ -12,10 +12,22 @@ import tokenize
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from toolchain.errors import RecipeError, os_error_text
 
-__all__ = ["CheckReport", "Finding", "Kind", "check_file", "check_source", "recipe_file"]
+if TYPE_CHECKING:
+    from toolchain.recipes import Recipe
+
+__all__ = [
+    "CheckReport",
+    "Finding",
+    "Kind",
+    "check_file",
+    "check_source",
+    "recipe_file",
+    "recipe_findings",
+]
 
 
 class Kind(enum.Enum):
@@ -759,14 +771,38 @@ def check_file(path: str | Path) -> CheckReport:
         data = p.read_bytes()
     except OSError as e:
         raise RecipeError(f"cannot read recipe file {p}: {os_error_text(e)}") from None
-    try:
-        source = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
+    try:  # the encoding Python reads it in: UTF-8, or what its coding comment declares
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        source = data.decode(encoding)
+    except SyntaxError:
         raise RecipeError(
-            f"{p}: cannot check the recipe, it is not UTF-8 (byte {e.start})",
+            f"{p}: cannot check the recipe, it is not UTF-8 and declares no encoding Python knows",
+            hint="save the file as UTF-8",
+        ) from None
+    except UnicodeDecodeError as e:
+        shown = "UTF-8" if encoding.startswith("utf-8") else encoding
+        raise RecipeError(
+            f"{p}: cannot check the recipe, it is not {shown} (byte {e.start})",
             hint="save the file as UTF-8",
         ) from None
     return check_source(source.replace("\r\n", "\n"), path=str(path))
+
+
+def recipe_findings(rec: Recipe) -> tuple[Finding, ...]:
+    """The open findings of the file that defines ``rec``: what ``recipes --check FILE``
+    reports, for a warning before a run. None when that file cannot be found or checked."""
+    import inspect
+
+    try:
+        path = inspect.getsourcefile(rec.fn)
+    except TypeError:  # a built-in or C function: no source to check
+        return ()
+    if not path:
+        return ()
+    try:
+        return check_file(path).findings
+    except RecipeError:  # it imported, so it runs; the check is advice, not a gate
+        return ()
 
 
 def recipe_file(name: str) -> Path:

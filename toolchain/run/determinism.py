@@ -9,13 +9,15 @@ import hashlib
 import json
 import multiprocessing
 import multiprocessing.context
+import multiprocessing.spawn
 import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from toolchain.errors import DeterminismError
 
@@ -177,18 +179,61 @@ def reexec_pinned(argv: list[str]) -> None:
     os.execve(sys.executable, [sys.executable, "-P", "-m", "toolchain", *argv], env)
 
 
+_MAIN_KEYS = ("init_main_from_name", "init_main_from_path")
+"""What ``multiprocessing.spawn.get_preparation_data`` records of the parent's ``__main__``
+(CPython 3.11): a spawned child imports (and so runs) that module again before it starts."""
+_hiding = threading.Lock()
+_hidden_depth = 0
+_prepare = multiprocessing.spawn.get_preparation_data
+"""The preparation function that :func:`_main_hidden` wraps (while it does)."""
+
+
+def _without_main(name: str) -> dict[str, Any]:
+    data = _prepare(name)
+    for key in _MAIN_KEYS:
+        data.pop(key, None)
+    return data
+
+
+@contextlib.contextmanager
+def _main_hidden() -> Iterator[None]:
+    """Children spawned in the block do not import the parent's ``__main__``.
+
+    Every worker entry point lives in an importable ``toolchain`` module, and the job
+    reaches a worker pickled by reference to such modules (a script's recipe by its file:
+    ``RecipeRef``), so a child needs nothing from ``__main__``. Importing it would run a
+    plain script's body again (a library call without ``if __name__ == "__main__":``)
+    in every worker. Process-wide while the block runs, like the pinned environment.
+    """
+    global _hidden_depth, _prepare
+    with _hiding:
+        if _hidden_depth == 0:
+            _prepare = multiprocessing.spawn.get_preparation_data
+            multiprocessing.spawn.get_preparation_data = _without_main
+        _hidden_depth += 1
+    try:
+        yield
+    finally:
+        with _hiding:
+            _hidden_depth -= 1
+            if _hidden_depth == 0:
+                multiprocessing.spawn.get_preparation_data = _prepare
+
+
 @contextlib.contextmanager
 def pinned_spawn_context() -> Iterator[multiprocessing.context.SpawnContext]:
-    """A ``spawn`` multiprocessing context whose children start pinned.
+    """A ``spawn`` multiprocessing context whose children start pinned, without
+    importing this process's ``__main__`` (they never need it: :func:`_main_hidden`).
 
-    ``os.environ`` is pinned while the caller starts its pool inside the
-    ``with`` block, and restored afterwards.
+    Both hold while the caller starts its processes inside the ``with`` block, and are
+    undone afterwards.
     """
     saved = dict(os.environ)
     os.environ.clear()
     os.environ.update(pinned_environ(saved))
     try:
-        yield multiprocessing.get_context("spawn")
+        with _main_hidden():
+            yield multiprocessing.get_context("spawn")
     finally:
         os.environ.clear()
         os.environ.update(saved)
