@@ -160,6 +160,47 @@ def test_native_slurm_script_uses_the_paths_as_they_are(tmp_path: Path) -> None:
     assert merge[-2:] == ["--out", "/shared/adv/manifest.json"]
 
 
+def _stand_in(bin_dir: Path, name: str, script: str) -> None:
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / name).write_text("#!/bin/sh\n" + script)
+    (bin_dir / name).chmod(0o755)
+
+
+def test_the_merge_step_refuses_when_the_shards_are_not_where_it_runs(tmp_path: Path) -> None:
+    """What the merge job sees on a node that does not share --out: exit 4 and why, not
+    `manifest merge`'s complaint about a missing file."""
+    out = tmp_path / "shared adv"
+    spec = dataclasses.replace(NATIVE, out=str(out), command=("generate", "--out", str(out)))
+    script = tmp_path / "adv.sbatch"
+    script.write_text(slurm_array_script(spec))
+    _stand_in(tmp_path / "bin", "benchmark-regen", 'echo "ran: $*"\n')
+    env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"}
+
+    def merge() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", str(script), "merge"], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+
+    out.mkdir()
+    for i in (0, 2):
+        (out / f"manifest.shard-{i}-of-4.json").write_text("{}")
+    proc = merge()
+    assert proc.returncode == 4 and proc.stdout == ""
+    assert f"error: 2 of the 4 shard manifests are not in {out} on " in proc.stderr
+    assert "every node mounts at the same path" in proc.stderr
+    for i in (1, 3):
+        (out / f"manifest.shard-{i}-of-4.json").write_text("{}")
+    proc = merge()
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"ran: manifest merge {out}/manifest.shard-0-of-4.json ")
+    # With the image, the host path is looked into before the merge container starts; a
+    # named volume cannot be, from the host's shell.
+    docker = slurm_array_script(dataclasses.replace(SPEC, out="/shared/adv"))
+    _bash_syntax_ok(docker, tmp_path)
+    merge_step = docker[docker.index("= merge ]; then") : docker.index("    docker run")]
+    assert '[ -e /shared/adv/manifest.shard-"$i"-of-16.json ]' in merge_step
+    assert "missing=0" in merge_step and "missing=0" not in slurm_array_script(SPEC)
+
+
 def test_docker_slurm_script_kills_its_container_with_the_task(tmp_path: Path) -> None:
     script = slurm_array_script(SPEC)
     _bash_syntax_ok(script, tmp_path)
@@ -212,6 +253,9 @@ class FakeSlurm:
 
     def cancel(self, job_ids: Sequence[str]) -> None:
         self.cancelled += job_ids
+
+    def nodes(self) -> list[str]:
+        return ["node1"]
 
 
 def test_submit_makes_the_merge_depend_on_every_shard(tmp_path: Path) -> None:

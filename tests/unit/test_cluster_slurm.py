@@ -97,3 +97,13 @@ def test_cancel_calls_scancel_only_with_jobs(tmp_path: Path) -> None:
     assert not (tmp_path / "scancel.args").exists()
     slurm.cancel(["7", "8"])
     assert (tmp_path / "scancel.args").read_text() == "7 8\n"
+
+
+def test_nodes_are_listed_once_each_and_a_silent_sinfo_is_an_error(tmp_path: Path) -> None:
+    _tool(tmp_path, "sinfo", 'echo "$*" > "$0.args"; printf "node2\\nnode1\\nnode2\\n\\n"\n')
+    assert _slurm(tmp_path).nodes() == ["node1", "node2"]  # node2 is in two partitions
+    assert (tmp_path / "sinfo.args").read_text() == "--noheader --Node --format=%n\n"
+    _tool(tmp_path, "sinfo", 'echo "sinfo: error: Unable to contact slurm controller" >&2; '
+                             "exit 1\n")  # fmt: skip
+    with pytest.raises(ClusterError, match=r"did not list its nodes: sinfo said 'sinfo: error"):
+        _slurm(tmp_path).nodes()

@@ -63,7 +63,7 @@ def _spec(args: dict[str, Any]) -> Any:
         original=args["original"],
         out=args["out_dir"],
         diff=args["diff"],
-        runtime=args.get("runtime", "docker"),
+        runtime=args.get("runtime") or "docker",
         time_limit=args.get("time_limit"),
     )
 
@@ -73,10 +73,10 @@ def _spec(args: dict[str, Any]) -> Any:
 @click.option(
     "--runtime",
     type=click.Choice(["docker", "none"]),
-    default="docker",
-    show_default=True,
+    default=None,
     help="docker: each task runs the pinned image. none: each task runs the benchmark-regen "
-    "on the node's PATH, with the command's paths as they are.",
+    "on the node's PATH, with the command's paths as they are. Default: docker when a Docker "
+    "engine answers here or --original is given, else none.",
 )
 @click.option("--time", "time_limit", metavar="TIME", help="Slurm time limit per task (H:M:S).")
 @click.option(
@@ -107,7 +107,7 @@ def slurm(
     out_dir: str,
     diff: str | None,
     write_to: Path | None,
-    runtime: str,
+    runtime: str | None,
     time_limit: str | None,
     submit: bool,
     tasks: str | None,
@@ -121,7 +121,8 @@ def slurm(
 
     COMMAND is what each shard runs after `benchmark-regen`: with container paths
     (/original, /out, /diff) for --runtime docker, the shared paths themselves
-    for --runtime none.
+    for --runtime none. --submit first checks on this node what the tasks need
+    (a Docker engine for --runtime docker, a writable --out the nodes share).
 
     \b
     Examples:
@@ -132,6 +133,7 @@ def slurm(
           generate --recipe adversarial --original /shared/val --out /shared/adv
     """
     from toolchain.cluster.jobs import slurm_array_script, submit_slurm, wait_slurm
+    from toolchain.cluster.preflight import check_submission, default_runtime
 
     for flag, used in (("--tasks", tasks), ("--after", after), ("--wait", wait)):
         if used and not submit:
@@ -139,11 +141,17 @@ def slurm(
     if submit and write_to is None:
         raise click.BadParameter("--submit needs --write FILE: sbatch runs that file",
                                  param_hint="--write")  # fmt: skip
+    if runtime is None:
+        runtime, note = default_runtime(image_tag, original_given=original is not None)
+        if note:
+            echo(f"note: {note}", err=True)
     spec = _spec(locals())
     _emit(slurm_array_script(spec), write_to)
     if not submit:
         return
     assert write_to is not None
+    for note in check_submission(spec, write_to):
+        echo(f"note: {note}", err=True)
     sub = submit_slurm(write_to, spec, tasks=tasks, after=after)
     report: dict[str, object] = {
         "merge_job": sub.merge_job,

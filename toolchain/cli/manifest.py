@@ -17,20 +17,24 @@ def manifest() -> None:
 
 
 @manifest.command("merge", epilog=EPILOG_EXIT_CODES)
-@click.argument("shards", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+# Not exists=True: a missing shard manifest is bad input named by the library (exit 3),
+# with a hint about shared storage, not a usage error.
+@click.argument("shards", nargs=-1, required=True, type=click.Path(path_type=Path))
 @out_option("Where to write the merged manifest (e.g. BENCH/manifest.json).", dir_okay=False)
 @json_option
 def merge(shards: tuple[Path, ...], out: Path, as_json: bool) -> None:
     """Merge the shard manifests of one run; the root equals the unsharded run's.
 
+    A shard that differs from the others (recipe, environment, ...) is named by
+    majority, with the values that differ.
+
     \b
     Examples:
       benchmark-regen manifest merge bench/manifest.shard-*-of-4.json --out bench/manifest.json
     """
-    from toolchain.model.manifest import load_manifest
-    from toolchain.run.shard import merge_manifests, write_merged
+    from toolchain.run.shard import merge_files, write_merged
 
-    merged = merge_manifests([load_manifest(p) for p in shards])
+    merged = merge_files(shards)
     write_merged(merged, out)
     if as_json:
         emit_json({"out": str(out), "root": str(merged.root), "samples": len(merged.entries)})

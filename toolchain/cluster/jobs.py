@@ -72,7 +72,8 @@ class JobSpec:
         if self.runtime == "docker" and not self.original:
             raise InputError(
                 "--original is required with --runtime docker",
-                hint="give the shared path of the original; it is mounted read-only at /original",
+                hint="give the shared path of the original; it is mounted read-only at "
+                "/original (or --runtime none, to use the command's paths as they are)",
             )
         if self.runtime == "none":
             for option, value in (("--original", self.original), ("--diff", self.diff)):
@@ -112,6 +113,29 @@ class JobSpec:
     def merge_argv(self) -> list[str]:
         target = posixpath.join(self.out_dir, MANIFEST_NAME)
         return ["benchmark-regen", "manifest", "merge", *self.shard_manifests(), "--out", target]
+
+    def merge_check(self) -> list[str]:
+        """Shell lines of the merge step that refuse (exit 4) when shard manifests are not
+        where the merge runs: the merge job starts only once every shard task completed,
+        so a missing one means ``--out`` is not shared by the nodes."""
+        if not self.out.startswith("/") and self.runtime == "docker":
+            return []  # a named Docker volume: not visible from the host's shell
+        folder = shlex.quote(self.out)
+        return [
+            "    missing=0",
+            f"    for i in $(seq 0 {self.shards - 1}); do",
+            f'        [ -e {folder}/manifest.shard-"$i"-of-{self.shards}.json ] || '
+            "missing=$((missing + 1))",
+            "    done",
+            '    if [ "$missing" -gt 0 ]; then',
+            f'        echo "error: $missing of the {self.shards} shard manifests are not in" \\',
+            f'            {folder}" on $(hostname), where this merge runs:" \\',
+            '            "--out must be on a filesystem every node mounts at the same path" \\',
+            '            "(docs/scale-out.md, Shared storage); if shards are missing, rerun" \\',
+            '            "them with --submit --tasks" >&2',
+            "        exit 4",
+            "    fi",
+        ]
 
 
 def _shell_words(argv: Sequence[str]) -> str:
@@ -160,6 +184,7 @@ def slurm_array_script(spec: JobSpec) -> str:
             f'cname="{spec.name}-${{SLURM_JOB_ID:-$$}}"',
             """trap 'docker kill "$cname" >/dev/null 2>&1 || true' TERM INT""",
             'if [ "${1:-}" = merge ]; then',
+            *spec.merge_check(),
             f"    {_docker_run(spec, spec.merge_argv())} &",
             "    wait $!",
             "    exit",
@@ -176,6 +201,7 @@ def slurm_array_script(spec: JobSpec) -> str:
             "    exit 4",
             "fi",
             'if [ "${1:-}" = merge ]; then',
+            *spec.merge_check(),
             f"    exec {_shell_words(spec.merge_argv())}",
             "fi",
             f"exec {_shell_words(spec.shard_argv('${SLURM_ARRAY_TASK_ID}'))}",

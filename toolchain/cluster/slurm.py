@@ -85,6 +85,10 @@ class SlurmClient(Protocol):
 
     def cancel(self, job_ids: Sequence[str]) -> None: ...
 
+    def nodes(self) -> list[str]:
+        """The host names of the cluster's nodes, each once."""
+        ...
+
 
 class SlurmCLI:
     """The Slurm client tools on PATH (``SLURM_CONF`` selects the cluster)."""
@@ -147,6 +151,15 @@ class SlurmCLI:
     def cancel(self, job_ids: Sequence[str]) -> None:
         if job_ids:
             self._run(["scancel", *job_ids])
+
+    def nodes(self) -> list[str]:
+        proc = self._run(["sinfo", "--noheader", "--Node", "--format=%n"])
+        if proc.returncode != 0:
+            raise ClusterError(
+                f"Slurm did not list its nodes: sinfo said {_last_line(proc.stderr)!r}",
+                hint="check that slurmctld runs and answers (`sinfo`), and SLURM_CONF",
+            )
+        return sorted({ln.strip() for ln in proc.stdout.splitlines() if ln.strip()})
 
 
 def _last_line(text: str) -> str:
