@@ -12,12 +12,19 @@ import toolchain
 import toolchain.diff.apply as apply_mod
 from tests.compare_cases import ycbcr_decode
 from tests.diff_cases import build, demo_subset, missing_and_altered, pinned, tiny_original
+from tests.hf_cases import hf_offline
+from tests.hub_snapshots import COMMIT, hub_offline, pets
 from toolchain.audit.verify import verify_benchmark
-from toolchain.diff import get_benchmark
-from toolchain.diff.apply import COVERAGE_NAME, Status
+from toolchain.diff import create_diff, get_benchmark
+from toolchain.diff.apply import COVERAGE_NAME, Status, check_original
 from toolchain.diff.locate import Found
 from toolchain.errors import ExitCode, InputError
 from toolchain.model.manifest import MANIFEST_NAME, Manifest, load_manifest
+from toolchain.model.original import OriginalRef
+from toolchain.run.generate import generate_benchmark
+from toolchain.source import SourceOptions
+
+__all__ = ["hf_offline", "hub_offline", "pets"]
 
 
 @pytest.fixture(scope="module")
@@ -191,3 +198,65 @@ def test_an_interrupted_apply_is_started_over_never_resumed(
         get_benchmark(original, diff, tmp_path / "out", resume=True)
     assert "--overwrite" in (e.value.hint or "")
     assert not (tmp_path / "out").exists()
+
+
+# -- the original's identity -------------------------------------------------------------
+
+
+def test_the_wrong_split_is_refused_before_any_work(pets: Path, tmp_path: Path) -> None:
+    validation = SourceOptions(split="validation")
+    bench, diff = tmp_path / "bench", tmp_path / "pets.bdiff"
+    with pinned():
+        generate_benchmark(pets, "adversarial", bench, source_options=validation)
+        create_diff(pets, bench, diff, source_options=validation)
+    out = tmp_path / "out"
+    with pytest.raises(InputError) as e:
+        _apply(pets, diff, out, source_options=SourceOptions(split="train"))
+    assert e.value.exit_code == ExitCode.BAD_INPUT
+    assert e.value.message == (
+        f"this diff was made from photo-lab/pets@{COMMIT[:7]} (config default, split "
+        "validation); the original you gave is split 'train' (not 'validation')"
+    )
+    assert e.value.hint == "pass --split validation"
+    assert not out.exists()  # nothing written, nothing that looks like a benchmark
+    result = _apply(pets, diff, out, source_options=validation)
+    assert result.ok, [o.message for o in result.failures()]
+    # the carried manifest, which records the original, is written as it was made
+    assert (out / MANIFEST_NAME).read_bytes() == (bench / MANIFEST_NAME).read_bytes()
+    assert load_manifest(out / MANIFEST_NAME).provenance.original == OriginalRef(
+        repo="photo-lab/pets", revision=COMMIT, config="default", split="validation"
+    )
+
+
+RECORDED = OriginalRef(repo="photo-lab/pets", revision=COMMIT, config="default", split="val")
+
+
+@pytest.mark.parametrize(
+    ("found", "message", "hint"),
+    [
+        (OriginalRef(split="val"), None, None),  # a local copy: its repo unknown
+        (OriginalRef(repo="photo-lab/pets", revision="1" * 40, split="val"), None, None),
+        (None, None, None),  # a folder: it names no split
+        (
+            OriginalRef(config="small", split="train"),
+            "config 'small' (not 'default') and split 'train' (not 'val')",
+            "pass --split val --config default",
+        ),
+        (
+            OriginalRef(repo="other/pets", split="val"),
+            "repo 'other/pets' (not 'photo-lab/pets')",
+            f"use a copy of photo-lab/pets at commit {COMMIT}",
+        ),
+    ],
+)
+def test_split_config_and_repo_are_checked_where_both_are_known(
+    found: OriginalRef | None, message: str | None, hint: str | None
+) -> None:
+    if message is None:
+        check_original(RECORDED, found)
+        check_original(None, found)  # a manifest that records none: nothing to check
+        return
+    with pytest.raises(InputError) as e:
+        check_original(RECORDED, found)
+    assert e.value.message.endswith(f"the original you gave is {message}")
+    assert e.value.hint == hint

@@ -8,12 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.diff_cases import build, tiny_original
-from toolchain.diff import inspect_diff
+from tests.diff_cases import build, pinned, tiny_original
+from tests.hf_cases import hf_offline
+from tests.hub_snapshots import COMMIT, hub_offline, pets
+from toolchain.diff import create_diff, inspect_diff
 from toolchain.diff.format import HEADER_SIZE, INDEX_RECORD_SIZE
 from toolchain.diff.reader import open_diff
 from toolchain.errors import DiffFormatError
 from toolchain.model.manifest import load_manifest
+from toolchain.run.generate import generate_benchmark
+from toolchain.source import SourceOptions
+
+__all__ = ["hf_offline", "hub_offline", "pets"]
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +74,31 @@ def test_a_corrupt_payload_fails_the_inspection(
     with pytest.raises(DiffFormatError) as e:
         inspect_diff(bad)
     assert e.value.exit_code == 3
+
+
+def test_the_recorded_original_is_shown(
+    published: tuple[Path, Path], pets: Path, tmp_path: Path
+) -> None:
+    _, folder_diff = published
+    plain = inspect_diff(folder_diff)
+    assert plain.to_json()["manifest"]["original"] is None  # a folder names no dataset
+    assert "original   original\n" in "\n".join(plain.lines()) + "\n"
+    options = SourceOptions(split="validation")
+    with pinned():
+        generate_benchmark(pets, "identity", tmp_path / "bench", source_options=options)
+        create_diff(pets, tmp_path / "bench", tmp_path / "pets.bdiff", source_options=options)
+    info = inspect_diff(tmp_path / "pets.bdiff")
+    assert info.to_json()["manifest"]["original"] == {
+        "config": "default",
+        "repo": "photo-lab/pets",
+        "revision": COMMIT,
+        "split": "validation",
+    }
+    lines = info.lines()
+    assert lines[2] == (
+        f"original   photo-lab/pets, from photo-lab/pets@{COMMIT[:7]} "
+        "(config default, split validation)"
+    )
+    assert [line.split()[0] for line in lines] == [
+        "container", "benchmark", "original", "payloads", "size",
+    ]  # fmt: skip

@@ -8,14 +8,21 @@ import pytest
 
 import toolchain
 from tests.conftest import make_image
+from tests.diff_cases import pinned
+from tests.hf_cases import class_records, hf_offline, make_dataset
+from tests.hub_snapshots import COMMIT, hub_offline, pets
 from toolchain.audit.verify import verify_benchmark
 from toolchain.codec.decode import decode
 from toolchain.codec.encode import ENCODER
-from toolchain.errors import DecodeError, OutputError, RecipeError, SourceError
-from toolchain.model.manifest import load_manifest
+from toolchain.errors import DecodeError, InputError, OutputError, RecipeError, SourceError
+from toolchain.model.manifest import MANIFEST_NAME, Provenance, load_manifest
+from toolchain.model.original import OriginalRef
 from toolchain.run.generate import generate_benchmark, plan_outputs
 from toolchain.run.session import RunOptions
 from toolchain.run.shard import Shard
+from toolchain.source import SourceOptions
+
+__all__ = ["hf_offline", "hub_offline", "pets"]
 
 
 def test_generate_writes_pngs_metadata_and_manifest(small_original: Path, tmp_path: Path) -> None:
@@ -148,3 +155,94 @@ def test_run_options_whole_or_as_keywords_make_the_same_run(
 def test_output_collision_is_refused() -> None:
     with pytest.raises(SourceError, match="would both be written"):
         plan_outputs(["a.jpg", "a.png"])
+
+
+# -- the original's identity -------------------------------------------------------------
+
+
+def test_a_folder_originals_manifest_keeps_its_bytes(small_original: Path, tmp_path: Path) -> None:
+    """No ``provenance.original`` for a folder: the manifest is the one it always was (the
+    golden root for its entries, the provenance block to the byte, canonical encoding)."""
+    out = tmp_path / "o"
+    result = generate_benchmark(small_original, "adversarial", out, params={"steps": 2})
+    assert str(result.root) == ADVERSARIAL_SMALL_STEPS2
+    data = (out / MANIFEST_NAME).read_bytes()
+    doc = json.loads(data)
+    assert data == (json.dumps(doc, sort_keys=True, indent=2) + "\n").encode()
+    assert sorted(doc) == [
+        "columns", "encoder", "entries", "fingerprint", "format", "provenance", "recipe",
+        "root", "sample_count",
+    ]  # fmt: skip
+    block = data[data.index(b'  "provenance": {') : data.index(b'  "recipe": {')]
+    assert block.decode() == (
+        '  "provenance": {\n'
+        '    "fraction": "1.000000",\n'
+        f'    "original_name": "{small_original.name}",\n'
+        '    "original_terms": "",\n'
+        '    "recipe_license": "",\n'
+        '    "samples_in_original": 8,\n'
+        '    "samples_used": 8\n'
+        "  },\n"
+    )
+    assert result.manifest.provenance.original is None
+
+
+def test_a_hub_snapshot_original_is_recorded_and_names_the_card(pets: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    with pinned():
+        result = generate_benchmark(
+            pets, "identity", out, source_options=SourceOptions(split="validation")
+        )
+    ref = OriginalRef(repo="photo-lab/pets", revision=COMMIT, config="default", split="validation")
+    m = load_manifest(out / MANIFEST_NAME)
+    assert m.provenance.original == result.manifest.provenance.original == ref
+    assert json.loads((out / MANIFEST_NAME).read_text())["provenance"]["original"] == {
+        "config": "default",
+        "repo": "photo-lab/pets",
+        "revision": COMMIT,
+        "split": "validation",
+    }
+    assert m.provenance.original_name == "photo-lab/pets"
+    card = (out / "README.md").read_text()
+    assert f"\n# identity {m.recipe.version} on photo-lab/pets\n" in card
+    assert COMMIT not in card  # titled by the repo, not the snapshot's folder
+    assert len(m.entries) == 3 and verify_benchmark(out).ok
+
+
+def test_a_dataset_original_records_its_split(tmp_path: Path, hf_offline: Path) -> None:
+    ds = make_dataset(class_records(3))
+    with pinned():
+        result = generate_benchmark(
+            ds, "identity", tmp_path / "o", source_options=SourceOptions(split="validation")
+        )
+    assert result.manifest.provenance.original == OriginalRef(split="validation")
+    assert load_manifest(tmp_path / "o" / MANIFEST_NAME).provenance.original == OriginalRef(
+        split="validation"
+    )
+
+
+def test_a_declared_identity_fills_what_the_original_does_not_know(
+    tmp_path: Path, hf_offline: Path
+) -> None:
+    ds = make_dataset(class_records(3))
+    declared = OriginalRef(repo="photo-lab/pets", revision=COMMIT, split="validation")
+    with pinned():
+        result = generate_benchmark(
+            ds,
+            "identity",
+            tmp_path / "o",
+            provenance=Provenance(original=declared),
+            source_options=SourceOptions(split="validation"),
+        )
+    assert result.manifest.provenance.original == declared
+    assert result.manifest.provenance.original_name == "photo-lab/pets"
+    wrong = Provenance(original=OriginalRef(split="test"))
+    with pytest.raises(InputError, match=r"says split 'test'.* is split 'validation'"):
+        generate_benchmark(
+            ds,
+            "identity",
+            tmp_path / "x",
+            provenance=wrong,
+            source_options=SourceOptions(split="validation"),
+        )
+    assert not (tmp_path / "x").exists()

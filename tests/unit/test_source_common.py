@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import tarfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.hf_cases import hf_offline
+from tests.hf_cases import hf_offline, photos
+from tests.hub_snapshots import COMMIT, cache_repo
 from toolchain.errors import SourceError
 from toolchain.model.columns import ColumnSpec
 from toolchain.source import open_source
@@ -119,3 +121,23 @@ def test_class_labels_are_indices_into_sorted_folder_names() -> None:
     # the class is the folder that holds the file, at any (common) depth
     found = class_labels_from_ids(["val/cat/a.png", "val/dog/b.png"])
     assert found is not None and found[0].names == ("cat", "dog")
+
+
+def test_folders_and_tars_name_no_dataset_but_a_hub_snapshot_is_named_by_its_repo(
+    tmp_path: Path,
+) -> None:
+    staging = tmp_path / "staging"
+    for name, data in photos(2):
+        (staging / "cat").mkdir(parents=True, exist_ok=True)
+        (staging / "cat" / name).write_bytes(data)
+    with tarfile.open(staging / "cats.tar", "w") as tar:
+        tar.add(staging / "cat", arcname="cat")
+    with open_source(staging) as folder, open_source(staging / "cats.tar") as tarred:
+        assert folder.original_ref is None and tarred.original_ref is None
+        assert (folder.name, tarred.name) == ("staging", "cats.tar")
+    # an image-folder dataset repo in the Hub cache: titled by its repo, not its commit
+    cache_repo(staging, tmp_path / "hub", "photo-lab/cats")
+    snapshot = tmp_path / "hub" / "datasets--photo-lab--cats" / "snapshots" / COMMIT
+    with open_source(snapshot / "cat") as folder, open_source(snapshot / "cats.tar") as tarred:
+        assert folder.original_ref is None and tarred.original_ref is None
+        assert folder.name == tarred.name == "photo-lab/cats"

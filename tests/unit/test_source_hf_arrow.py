@@ -9,7 +9,9 @@ import pytest
 
 from tests.hf_cases import hf_offline, make_dataset
 from tests.hf_sources import SPECS, expected, rows, samples
+from tests.hub_snapshots import COMMIT, with_downloads
 from toolchain.errors import SourceError
+from toolchain.model.original import OriginalRef
 from toolchain.source import open_source
 
 __all__ = ["hf_offline", "rows"]
@@ -59,3 +61,23 @@ def test_arrow_null_image_names_the_file(tmp_path: Path, rows: list[dict[str, An
     ds.save_to_disk(str(tmp_path / "a"))
     with pytest.raises(SourceError, match=r"data-00000-of-00001.arrow, row 6 .*no image"):
         open_source(tmp_path / "a").listing()
+
+
+def test_a_saved_dataset_records_what_its_info_knows(
+    tmp_path: Path, rows: list[dict[str, Any]]
+) -> None:
+    import datasets
+
+    url = f"hf://datasets/photo-lab/pets@{COMMIT}/data/test-00000-of-00001.parquet"
+    test = with_downloads(make_dataset(rows[:2], paths=False), [url])
+    datasets.DatasetDict({"train": make_dataset(rows), "test": test}).save_to_disk(
+        str(tmp_path / "dict")
+    )
+    with open_source(tmp_path / "dict", split="test") as src:
+        assert src.original_ref == OriginalRef(
+            repo="photo-lab/pets", revision=COMMIT, config="default", split="test"
+        )
+        assert src.name == "photo-lab/pets"
+    with open_source(tmp_path / "dict", split="train") as src:  # its info names no download
+        assert src.original_ref == OriginalRef(split="train")
+        assert src.name == "dict"

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
-from tests.hf_cases import hf_offline, make_dataset
+from tests.hf_cases import hf_offline, load_parquet_dir, make_dataset, to_hub_parquet
 from tests.hf_sources import rows
+from tests.hub_snapshots import COMMIT, with_downloads
+from toolchain.model.original import OriginalRef
 from toolchain.source import open_source
 from toolchain.source.hf import dataset
 from toolchain.source.hf.dataset import DatasetSource, is_dataset
@@ -46,3 +48,28 @@ def test_a_dataset_is_read_in_batches(
         assert src.read("train/7") == rows[7]["bytes"]
         got = [(s.id, s.data) for s in src.iter_samples(["train/7", "train/2", "train/4"])]
     assert got == [(f"train/{i}", rows[i]["bytes"]) for i in (2, 4, 7)]
+
+
+def test_a_dataset_records_its_split_and_what_its_info_knows(
+    tmp_path: Path, rows: list[dict[str, Any]]
+) -> None:
+    with open_source(make_dataset(rows)) as src:  # no split, no config, no repo known
+        assert src.original_ref == OriginalRef(split="train")
+    with open_source(make_dataset(rows), split="validation") as src:
+        assert src.original_ref == OriginalRef(split="validation")
+    to_hub_parquet(make_dataset(rows), tmp_path / "hub", "validation")
+    loaded = load_parquet_dir(tmp_path / "hub" / "data", tmp_path / "cache", split="validation")
+    with open_source(loaded) as src:
+        assert src.original_ref == OriginalRef(config="default", split="validation")
+        assert src.name == "parquet"  # datasets' own name for it: no repo to name
+    hub = [f"hf://datasets/photo-lab/pets@{COMMIT}/data/{s}-00000-of-00001.parquet" for s in "ab"]
+    with open_source(with_downloads(loaded, hub)) as src:
+        assert src.original_ref == OriginalRef(
+            repo="photo-lab/pets", revision=COMMIT, config="default", split="validation"
+        )
+        assert src.name == "photo-lab/pets"
+    # files from two repos, or from no repo at all: none is recorded, none guessed
+    other = f"hf://datasets/other/pets@{COMMIT}/data/x.parquet"
+    for urls in ([*hub, other], ["https://example.org/pets.tar.gz"]):
+        with open_source(with_downloads(loaded, urls)) as src:
+            assert src.original_ref == OriginalRef(config="default", split="validation")

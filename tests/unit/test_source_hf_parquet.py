@@ -18,10 +18,12 @@ from tests.hf_cases import (
 )
 from tests.hf_sources import SPECS, expected, hub, rows, samples
 from tests.hostile import no_hang
+from tests.hub_snapshots import COMMIT, cache_repo, hub_offline, snapshot_of
 from toolchain.errors import SourceError
+from toolchain.model.original import OriginalRef
 from toolchain.source import open_source
 
-__all__ = ["hf_offline", "hub", "rows"]
+__all__ = ["hf_offline", "hub", "hub_offline", "rows"]
 
 pytestmark = pytest.mark.usefixtures("hf_offline")
 
@@ -62,6 +64,39 @@ def test_single_parquet_file_is_split_train(hub: Path) -> None:
         assert len(src.listing().ids) == 3
         with pytest.raises(SourceError, match="no configs or splits"):
             open_source(hub / "data" / "test-00000-of-00001.parquet", split="test")
+
+
+# -- the original's identity -------------------------------------------------------------
+
+
+def test_a_hub_cache_snapshot_names_its_repo_commit_config_and_split(
+    hub: Path, hub_offline: Path, rows: list[dict[str, Any]]
+) -> None:
+    cache_repo(hub, hub_offline, "photo-lab/pets")
+    snapshot = snapshot_of("photo-lab/pets")  # huggingface_hub resolves it, offline
+    assert snapshot.name == COMMIT
+    with open_source(snapshot, split="test") as src:
+        assert src.original_ref == OriginalRef(
+            repo="photo-lab/pets", revision=COMMIT, config="default", split="test"
+        )
+        assert src.name == "photo-lab/pets"  # not the snapshot's commit
+        assert len(src.listing().ids) == 3  # read through the snapshot's links into blobs/
+    with open_source(snapshot / "data" / "train-00000-of-00002.parquet") as one:
+        assert one.original_ref == OriginalRef(
+            repo="photo-lab/pets", revision=COMMIT, split="train"
+        )  # a single file: no config
+
+
+def test_a_plain_folder_knows_its_config_and_split_not_a_repo(
+    tmp_path: Path, hub: Path, rows: list[dict[str, Any]]
+) -> None:
+    with open_source(hub, split="train") as src:
+        assert src.original_ref == OriginalRef(config="default", split="train")
+        assert src.name == "hub"
+    root = tmp_path / "conv"
+    to_converted_parquet(make_dataset(rows[:2]), root, "small", "partial-train")
+    with open_source(root) as src:
+        assert src.original_ref == OriginalRef(config="small", split="partial-train")
 
 
 # -- Hub layout <config>/<split>/NNNN.parquet ---------------------------------------------

@@ -283,14 +283,8 @@ def inspect_command(diff_file: Path, as_json: bool) -> None:
     if as_json:
         emit_json(info.to_json())
         return
-    h, m = info.header, info.manifest
-    echo(f"container  v{h.version}, keyed on {h.key_on}, every payload digest checked")
-    echo(f"benchmark  {m.recipe}, {len(m.entries)} samples, root {m.root}")
-    echo(f"payloads   {info.kinds}, sealed bytes {info.payload_bytes}")
-    echo(
-        f"size       {h.file_length} bytes (manifest {h.manifest_length}, "
-        f"index {h.payload_offset - h.index_offset})"
-    )
+    for line in info.lines():
+        echo(line)
 
 
 @diff.command(epilog=EPILOG_EXIT_CODES)

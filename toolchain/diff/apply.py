@@ -5,6 +5,7 @@ The pipeline (on the run's skeleton, :func:`toolchain.run.session.run_session`):
     open the container (one handle: header, manifest, index checked)
         → the publisher's signature, over those very manifest bytes (``pubkey``),
           before any original is read
+        → the original's split, config and Hub repo against the recorded ones
         → list the original → open --out (prepare, lock)
         → phase A, per entry whose id is in the original: the collecting process
           reads the original and the sealed payload once and ships both to a worker:
@@ -45,6 +46,7 @@ from toolchain.model.drift import decoder_versions
 from toolchain.model.hashing import Digest, file_digest, pixel_digest, pretty_json
 from toolchain.model.layout import COVERAGE_NAME
 from toolchain.model.manifest import Manifest, ManifestEntry
+from toolchain.model.original import OriginalRef
 from toolchain.run.executor import worker_fingerprint
 from toolchain.run.journal import JournaledSample
 from toolchain.run.outdir import SampleWriter
@@ -56,7 +58,14 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["ApplyResult", "RebuildTask", "SampleOutcome", "Status", "get_benchmark"]
+__all__ = [
+    "ApplyResult",
+    "RebuildTask",
+    "SampleOutcome",
+    "Status",
+    "check_original",
+    "get_benchmark",
+]
 
 COVERAGE_FORMAT = "benchmark-regen.coverage/v1"
 PINNED_HINT = (
@@ -557,6 +566,28 @@ def _commit(
     return True
 
 
+def check_original(recorded: OriginalRef | None, found: OriginalRef | None) -> None:
+    """Refuse an original whose split, config or repo is not the recorded one (each where
+    both are known): an :class:`~toolchain.errors.InputError` saying what to pass."""
+    if recorded is None or found is None:
+        return
+    differ = recorded.differs_from(found)
+    if not differ:
+        return
+    yours = " and ".join(
+        f"{f} {getattr(found, f)!r} (not {getattr(recorded, f)!r})" for f in differ
+    )
+    todo = [f"--{f} {getattr(recorded, f)}" for f in ("split", "config") if f in differ]
+    hint = f"pass {' '.join(todo)}" if todo else ""
+    if "repo" in differ:
+        at = f" at commit {recorded.revision}" if recorded.revision else ""
+        hint += ("; and " if hint else "") + f"use a copy of {recorded.repo}{at}"
+    raise InputError(
+        f"this diff was made from {recorded.describe()}; the original you gave is {yours}",
+        hint=hint,
+    )
+
+
 def get_benchmark(
     original: str | os.PathLike[str] | Any,
     diff: str | os.PathLike[str],
@@ -584,6 +615,8 @@ def get_benchmark(
     With ``pubkey``, the publisher's signature (``signature``, default
     ``DIFF.sig``) must verify over the manifest the container carries, or
     :class:`~toolchain.errors.SignatureError` is raised before any original is read.
+    An original of another split, config or Hub repo than the manifest records
+    (``provenance.original``) is refused before it is listed (:func:`check_original`).
     """
     opts = RunOptions.of(options, run, caller="get_benchmark")
     if opts.shard is not None and partial:
@@ -634,8 +667,9 @@ class _Apply:
             yield reader
 
     def plan(self, source: Source) -> Plan:
-        self.ids = source.listing().ids
         manifest = self.reader.manifest
+        check_original(manifest.provenance.original, source.original_ref)  # before the listing
+        self.ids = source.listing().ids
         entries = manifest.entries
         self.selected = (
             range(len(entries))

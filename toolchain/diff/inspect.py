@@ -25,6 +25,7 @@ class DiffInfo:
 
     def to_json(self) -> dict[str, object]:
         h, m = self.header, self.manifest
+        original = m.provenance.original
         return {
             "benchmark_id": h.benchmark_id.hex(),
             "bytes": {
@@ -42,6 +43,7 @@ class DiffInfo:
                 "fingerprint": {
                     k: m.fingerprint[k] for k in sorted(m.fingerprint) if k.startswith("pillow")
                 },
+                "original": None if original is None else original.to_json(),
                 "original_name": m.provenance.original_name,
                 "recipe": m.recipe.to_json(),
                 "root": str(m.root),
@@ -51,6 +53,21 @@ class DiffInfo:
             "samples": h.entry_count,
             "version": h.version,
         }
+
+    def lines(self) -> list[str]:
+        """The report for people, one line each."""
+        h, m = self.header, self.manifest
+        original = m.provenance.original
+        return [
+            f"container  v{h.version}, keyed on {h.key_on}, every payload digest checked",
+            f"benchmark  {m.recipe}, {len(m.entries)} samples, root {m.root}",
+            "original   "
+            + (m.provenance.original_name or "(unnamed)")
+            + (f", from {original.describe()}" if original is not None else ""),
+            f"payloads   {self.kinds}, sealed bytes {self.payload_bytes}",
+            f"size       {h.file_length} bytes (manifest {h.manifest_length}, "
+            f"index {h.payload_offset - h.index_offset})",
+        ]
 
 
 def inspect_diff(diff: str | os.PathLike[str]) -> DiffInfo:

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePath
 
 from toolchain.errors import ManifestError
 
-__all__ = ["OriginalRef", "ref_from_hub_cache"]
+__all__ = ["OriginalRef", "ref_from_download_urls", "ref_from_hub_cache"]
 
 _REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
 _REVISION = re.compile(r"[0-9a-f]{40}")
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _FIELDS = ("config", "repo", "revision", "split")
+_CHECKED = ("repo", "config", "split")
+_HF_URL = re.compile(  # datasets >= 2.14 records hf:// paths, older ones the resolve URL
+    r"(?:hf://datasets/(?P<repo>[^@/]+/[^@/]+)@(?P<rev>[^/]+)"
+    r"|https://huggingface\.co/datasets/(?P<repo2>[^/]+/[^/]+)/resolve/(?P<rev2>[^/]+))/"
+)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -39,6 +44,43 @@ class OriginalRef:
             value = getattr(self, field)
             if value and not _NAME.fullmatch(value):
                 raise ValueError(f"original {field} {value!r} is malformed")
+        if self.revision and not self.repo:
+            raise ValueError(f"original revision {self.revision!r} names no repo")
+
+    @classmethod
+    def best_effort(
+        cls, *, repo: str = "", revision: str = "", config: str = "", split: str = ""
+    ) -> OriginalRef:
+        """The fields that are well-formed; any other is left unknown (a revision without its
+        repo too): what a dataset's own metadata says is recorded, never repaired."""
+        if not _REPO.fullmatch(repo):
+            repo = revision = ""
+        if not _REVISION.fullmatch(revision):
+            revision = ""
+        config, split = (v if _NAME.fullmatch(v) else "" for v in (config, split))
+        return cls(repo=repo, revision=revision, config=config, split=split)
+
+    def differs_from(self, other: OriginalRef, *, revision: bool = False) -> tuple[str, ...]:
+        """The fields (repo, config, split; the revision too if asked) that both know and
+        that differ."""
+        fields = (*_CHECKED, "revision") if revision else _CHECKED
+        pairs = ((f, getattr(self, f), getattr(other, f)) for f in fields)
+        return tuple(f for f, mine, theirs in pairs if mine and theirs and mine != theirs)
+
+    def filled_from(self, other: OriginalRef) -> OriginalRef:
+        """This identity with its unknown fields taken from ``other`` (a commit only with
+        the repo it belongs to)."""
+        repo, revision = self.repo, self.revision
+        if not repo:
+            repo, revision = other.repo, other.revision
+        elif not revision and other.repo == repo:
+            revision = other.revision
+        return OriginalRef(
+            repo=repo,
+            revision=revision,
+            config=self.config or other.config,
+            split=self.split or other.split,
+        )
 
     def to_json(self) -> dict[str, str]:
         return {f: getattr(self, f) for f in _FIELDS}
@@ -80,3 +122,17 @@ def ref_from_hub_cache(path: str | PurePath) -> OriginalRef | None:
         if len(org_name) == 2 and _REPO.fullmatch(repo) and _REVISION.fullmatch(commit):
             return OriginalRef(repo=repo, revision=commit)
     return None
+
+
+def ref_from_download_urls(urls: Iterable[str]) -> OriginalRef | None:
+    """The repo and commit of the files ``datasets`` downloaded (``info.download_checksums``
+    keys, ``hf://datasets/ORG/NAME@<commit>/…``), when they all name one; ``None`` otherwise.
+    A revision that is not a commit id (``main``) is left unknown."""
+    found = {
+        (m["repo"] or m["repo2"], m["rev"] or m["rev2"]) for u in urls if (m := _HF_URL.match(u))
+    }
+    if len(found) != 1:
+        return None
+    repo, revision = found.pop()
+    ref = OriginalRef.best_effort(repo=repo, revision=revision)
+    return ref if ref.repo else None

@@ -28,11 +28,12 @@ from typing import TYPE_CHECKING, Any, Unpack
 # Re-exported only for toolchain.demo, until it imports the owner, toolchain._internal.progress.
 from toolchain.codec.decode import decode
 from toolchain.codec.encode import ENCODER, check_pixels, encode_png
-from toolchain.errors import DecodeError, Error, RecipeError, SourceError
+from toolchain.errors import DecodeError, Error, InputError, RecipeError, SourceError
 from toolchain.model.columns import ColumnValue
 from toolchain.model.hashing import Digest, file_digest, pixel_digest, source_digest, source_salt
 from toolchain.model.layout import plan_outputs
 from toolchain.model.manifest import EntryCollector, Manifest, ManifestEntry, Provenance
+from toolchain.model.original import OriginalRef
 from toolchain.recipes import Recipe, RecipeRef, load_recipe
 from toolchain.run.determinism import process_is_pinned
 from toolchain.run.journal import JournaledSample
@@ -152,6 +153,24 @@ def _transform(
     return check_pixels(result, sample=sid)
 
 
+def _original_of(source: Source, declared: OriginalRef | None) -> OriginalRef | None:
+    """The identity the manifest records: the source's, its unknown fields filled from the
+    caller's ``declared`` one, which may not contradict it."""
+    found = source.original_ref
+    if declared is None or found is None:
+        return found or declared
+    differ = found.differs_from(declared, revision=True)
+    if differ:
+        f = differ[0]
+        raise InputError(
+            f"provenance.original says {f} {getattr(declared, f)!r}, but the original "
+            f"{source.name!r} is {f} {getattr(found, f)!r}",
+            hint=f"leave provenance.original's {f} empty (the original's own is recorded), "
+            "or pass the original it names",
+        )
+    return found.filled_from(declared)
+
+
 def _resolve(recipe: str | Recipe, params: Mapping[str, object] | None) -> Recipe:
     rec = load_recipe(recipe) if isinstance(recipe, str) else recipe
     return rec.with_params(params) if params else rec  # type: ignore[arg-type]
@@ -199,6 +218,8 @@ class _Generate:
     """The run's samples (its shard's, if any) and their output paths, in source order."""
     samples_used: int
     """The recipe's selection (of all shards)."""
+    original: OriginalRef | None
+    """The original's identity, as the manifest records it."""
 
     def __init__(
         self, rec: Recipe, options: RunOptions, *, out: Path, provenance: Provenance | None
@@ -217,6 +238,7 @@ class _Generate:
         return contextlib.nullcontext()
 
     def plan(self, source: Source) -> Plan:
+        self.original = _original_of(source, self.provenance.original)
         listing = source.listing()
         if not listing.ids:
             raise SourceError(
@@ -273,11 +295,14 @@ class _Generate:
             encoder=ENCODER,
             columns=self.listing.columns,
             provenance=Provenance(
-                original_name=prov.original_name or source.name,
+                original_name=prov.original_name
+                or (self.original.repo if self.original else "")
+                or source.name,
                 original_terms=prov.original_terms,
                 recipe_license=prov.recipe_license,
                 samples_used=self.samples_used,
                 samples_in_original=len(self.listing.ids),
+                original=self.original,
             ),
             shard=str(shard) if shard else None,
         )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from toolchain.errors import SourceError
 from toolchain.model.columns import ColumnSpec, ColumnValue
+from toolchain.model.original import OriginalRef, ref_from_hub_cache
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -68,12 +69,21 @@ class Source:
 
     @property
     def name(self) -> str:
-        return self.path.name
+        """The original's name: the repo (``org/name``) of a Hub cache snapshot, else the
+        folder's or file's name."""
+        hub = ref_from_hub_cache(self.path.absolute())
+        return hub.repo if hub is not None else self.path.name
 
     @property
     def split_name(self) -> str:
         """The split these samples are (``train`` unless a dataset says otherwise)."""
         return "train"
+
+    @property
+    def original_ref(self) -> OriginalRef | None:
+        """Where these samples came from (Hub repo, commit, config, split); ``None`` for a
+        folder or a tar, which name no dataset."""
+        return None
 
     def listing(self) -> Listing:
         raise NotImplementedError

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from toolchain._internal.deps import require
 from toolchain.errors import SourceError
-from toolchain.source.hf.base import HFSource, Shard, project_columns, top_columns
+from toolchain.source.hf.base import HFSource, Shard, info_origin, project_columns, top_columns
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -32,6 +32,8 @@ class ArrowSource(HFSource):
     _meta: tuple[tuple[Shard, ...], dict[str, Any], tuple[str, ...]] | None = field(
         default=None, init=False, repr=False
     )
+    _info: tuple[str, tuple[str, ...]] = field(default=("", ()), init=False, repr=False)
+    """The dataset info's config name and downloaded files (``download_checksums``)."""
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -89,6 +91,7 @@ class ArrowSource(HFSource):
                 self._split_resolved = self.split or known or "train"
             features = dict(ds.features)
             files = tuple(Path(f["filename"]).name for f in ds.cache_files)
+            self._info = info_origin(ds.info)
             del ds
             shards: list[Shard] = []
             start = 0
@@ -115,6 +118,14 @@ class ArrowSource(HFSource):
     def _split_name(self) -> str:
         self._load_meta()
         return self._split_resolved
+
+    def _config_name(self) -> str:
+        self._load_meta()
+        return self._info[0]
+
+    def _download_urls(self) -> Sequence[str]:
+        self._load_meta()
+        return self._info[1]
 
     def _features(self) -> Mapping[str, Any]:
         return self._load_meta()[1]

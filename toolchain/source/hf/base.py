@@ -14,13 +14,14 @@ from toolchain._internal.deps import require
 from toolchain.errors import SourceError
 from toolchain.model.columns import RESERVED_COLUMNS, ColumnSpec, ColumnValue
 from toolchain.model.ids import check_sample_id, fold_key
+from toolchain.model.original import OriginalRef, ref_from_download_urls, ref_from_hub_cache
 from toolchain.source._common import MAX_SAMPLE_BYTES, Listing, Sample, Source, select_columns
 from toolchain.source.hf.features import column_spec, column_value, has_path, is_image_feature
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["IDS_MODES", "HFSource", "Shard", "project_columns", "top_columns"]
+__all__ = ["IDS_MODES", "HFSource", "Shard", "info_origin", "project_columns", "top_columns"]
 
 IDS_MODES = ("auto", "path", "row")
 
@@ -88,10 +89,43 @@ class HFSource(Source):
         """The split read (the benchmark's parquet shards are named after it)."""
         return self._split_name() or "train"
 
+    @property
+    def name(self) -> str:
+        """The Hub repo (``org/name``) when known, else the folder's name."""
+        return self.original_ref.repo or self._local_name()
+
+    @property
+    def original_ref(self) -> OriginalRef:
+        """The split and config read; the Hub repo and commit when known (a Hub cache
+        snapshot, or the files ``datasets`` downloaded), else left empty: never guessed."""
+        repo = self._repo_ref() or OriginalRef()
+        return OriginalRef.best_effort(
+            repo=repo.repo,
+            revision=repo.revision,
+            config=self._config_name(),
+            split=self.split_name,
+        )
+
+    def _repo_ref(self) -> OriginalRef | None:
+        return ref_from_hub_cache(self.path.absolute()) or ref_from_download_urls(
+            self._download_urls()
+        )
+
     # -- to provide -------------------------------------------------------------------
 
     def _split_name(self) -> str:
         raise NotImplementedError
+
+    def _config_name(self) -> str:
+        """The config read (``default`` unless the dataset has several); empty if unknown."""
+        return ""
+
+    def _download_urls(self) -> Sequence[str]:
+        """The files ``datasets`` downloaded to make this dataset (its info says), if any."""
+        return ()
+
+    def _local_name(self) -> str:
+        return self.path.name
 
     def _features(self) -> Mapping[str, Any]:
         raise NotImplementedError
@@ -487,3 +521,12 @@ def project_columns(table: pa.Table, columns: Sequence[str]) -> pa.Table:
 def _mask(col: pa.StructArray) -> Any:
     pc = require("pyarrow.compute")
     return pc.is_null(col) if col.null_count else None
+
+
+def info_origin(info: Any) -> tuple[str, tuple[str, ...]]:
+    """A ``datasets.DatasetInfo``'s config name and the files it records downloading
+    (``download_checksums``, keyed by URL), as far as it knows them."""
+    config = getattr(info, "config_name", None)
+    checksums = getattr(info, "download_checksums", None)
+    urls = tuple(str(u) for u in checksums) if isinstance(checksums, Mapping) else ()
+    return (config if isinstance(config, str) else ""), urls

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from toolchain.source.hf.base import HFSource, Shard, project_columns, top_columns
+from toolchain.model.original import OriginalRef, ref_from_download_urls
+from toolchain.source.hf.base import HFSource, Shard, info_origin, project_columns, top_columns
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -37,10 +38,20 @@ class DatasetSource(HFSource):
         starts = (*range(0, n, DATASET_BATCH_ROWS), n) if n else (0,)
         self._shard = Shard(name="dataset", start=0, batch_starts=starts)
 
-    @property
-    def name(self) -> str:
+    def _local_name(self) -> str:
         info_name = getattr(self.dataset.info, "dataset_name", None)
         return str(info_name) if info_name else self.path.name
+
+    def _repo_ref(self) -> OriginalRef | None:
+        if not self.path.is_absolute():  # in memory: no files, no Hub cache path to read
+            return ref_from_download_urls(self._download_urls())
+        return super()._repo_ref()
+
+    def _config_name(self) -> str:
+        return info_origin(self.dataset.info)[0]
+
+    def _download_urls(self) -> Sequence[str]:
+        return info_origin(self.dataset.info)[1]
 
     def _split_name(self) -> str:
         if self.split:

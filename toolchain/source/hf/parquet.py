@@ -35,6 +35,7 @@ class ParquetSource(HFSource):
     ids: str = "auto"
     _files: tuple[str, ...] = field(default=(), init=False, repr=False)
     _split_resolved: str = field(default="", init=False, repr=False)
+    _config_resolved: str = field(default="", init=False, repr=False)
     _other: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     _meta: tuple[tuple[Shard, ...], dict[str, Any]] | None = field(
         default=None, init=False, repr=False
@@ -95,7 +96,7 @@ class ParquetSource(HFSource):
                 f"{p} has no split {split!r}; its splits: {', '.join(splits)}",
                 hint="pass one of them with --split",
             )
-        self._split_resolved = split
+        self._split_resolved, self._config_resolved = split, config
         self._files = layout[(config, split)]
         for (c, s), files in layout.items():
             if (c, s) != (config, split):
@@ -105,6 +106,9 @@ class ParquetSource(HFSource):
 
     def _split_name(self) -> str:
         return self._split_resolved
+
+    def _config_name(self) -> str:
+        return self._config_resolved  # a single file: none known
 
     def _ignored(self) -> dict[str, int]:
         return dict(self._other)
