@@ -7,6 +7,7 @@ holds, so a host root hash and a container root hash are comparable.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nox
@@ -152,6 +153,9 @@ def matrix_report(session: nox.Session) -> None:
     """Print the compatibility table of .matrix/ and write .matrix/report/index.html."""
     _install_locked(session, "requirements.txt")
     combos = [c for c in MATRIX_COMBOS if (MATRIX_OUT / c).is_dir()]
+    # The report is ours to replace: compare --report writes only into a new folder or
+    # over its own index.html, and an older layout (index.html plus img/) is neither.
+    shutil.rmtree(MATRIX_OUT / "report", ignore_errors=True)
     for bench in ("demo", "adversarial"):
         session.run(
             "benchmark-regen", "compare", "--matrix",

@@ -14,7 +14,11 @@ bring, so the classifier is tested on digests a real drift produces:
   outputs; the thread count does not);
 * encoder-only drift: every PNG re-encoded at another zlib level.
 
-:func:`altered_pixels` writes a manifest in which one sample's pixel hash drifted.
+Recorded as such, the YCbCr decoder is another build of ``pillow.libjpeg_turbo``. Other
+helpers change one thing by hand: :func:`altered_pixels` (one pixel hash, on paper),
+:func:`edited_original` (one photograph of the original), :func:`tampered` and
+:func:`reencoded_in_place` (an output file after the fact), :func:`rewrite_parquet` (a
+parquet benchmark's rows), :func:`one_value_changed` (one value of one output, recorded).
 
 The swaps are monkeypatches, so generation must run in this process: the
 ``pinned_here`` context makes the test process count as pinned for its duration.
@@ -27,7 +31,7 @@ import dataclasses
 import io
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +42,10 @@ from PIL import Image
 import tests.float_adversarial as float_adversarial_mod
 import toolchain.run.generate as generate_mod
 from toolchain.codec.decode import decode
-from toolchain.model.hashing import Digest, file_digest
+from toolchain.codec.encode import encode_png
+from toolchain.hf.parquet import BenchmarkRow, parquet_columns, parquet_files, read_parquet
+from toolchain.hf.parquet import write_parquet as write_parquet_rows
+from toolchain.model.hashing import Digest, file_digest, pixel_digest
 from toolchain.model.manifest import MANIFEST_NAME, Manifest, load_manifest, write_manifest
 from toolchain.run.determinism import pinned_environ
 from toolchain.run.fingerprint import runtime_fingerprint
@@ -111,10 +118,15 @@ def in_process(original: Path, recipe: str, out: Path, mp: pytest.MonkeyPatch) -
     return out
 
 
+YCBCR_BUILD = {"pillow.libjpeg_turbo": "3.0.3+ycbcr"}
+"""How :func:`decoder_drift` records its decoder: another build of libjpeg-turbo."""
+
+
 def decoder_drift(original: Path, out: Path, mp: pytest.MonkeyPatch) -> Path:
     with pinned_here(mp):
         mp.setattr(generate_mod, "decode", ycbcr_decode)
         generate_benchmark(original, "identity", out)
+    with_fingerprint(out, YCBCR_BUILD)
     return out
 
 
@@ -156,3 +168,93 @@ def altered_pixels(src: Path, dest: Path, sample: str) -> Path:
                              encoder=m.encoder)  # fmt: skip
     write_manifest(altered, dest)
     return dest
+
+
+def _invert_patch(
+    pixels: np.ndarray[Any, np.dtype[np.uint8]],
+) -> np.ndarray[Any, np.dtype[np.uint8]]:
+    """A copy with a 60x40 patch inverted, 20 pixels in from the top left corner."""
+    out = pixels.copy()
+    out[20:60, 20:80] = 255 - out[20:60, 20:80]
+    return out
+
+
+def edited_original(original: Path, out: Path, sample: str) -> Path:
+    """A copy of the original tree with photograph ``sample`` edited: a 60x40 patch inverted,
+    saved again in its own format (what a curator's fix looks like)."""
+    shutil.copytree(original, out)
+    img = Image.open(out / sample)
+    fmt = img.format
+    edited = Image.fromarray(_invert_patch(np.asarray(img)))
+    edited.save(out / sample, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    return out
+
+
+def tampered(reference: Path, out: Path, sample_path: str) -> Path:
+    """A copy of ``reference`` whose output ``sample_path`` has a 60x40 patch inverted and is
+    written again; the manifest is left as it was (an edit after publication)."""
+    shutil.copytree(reference, out)
+    pixels = decode((out / sample_path).read_bytes())
+    (out / sample_path).write_bytes(encode_png(_invert_patch(pixels)))
+    return out
+
+
+def reencoded_in_place(reference: Path, out: Path, sample_path: str, *, level: int = 1) -> Path:
+    """A copy of ``reference`` whose output ``sample_path`` is re-encoded by Pillow at zlib
+    ``level``: the same pixels, other bytes; the manifest is left as it was."""
+    shutil.copytree(reference, out)
+    buf = io.BytesIO()
+    Image.open(out / sample_path).save(buf, format="PNG", compress_level=level)
+    (out / sample_path).write_bytes(buf.getvalue())
+    return out
+
+
+def rewrite_parquet(
+    bench: Path, change: Callable[[list[BenchmarkRow]], list[BenchmarkRow]]
+) -> None:
+    """Write a parquet benchmark's shards again, with ``change`` applied to its rows (in id
+    order); the manifest is left as it was."""
+    columns = parquet_columns(bench)
+    rows = change(list(read_parquet(bench)))
+    for shard in parquet_files(bench):
+        shard.unlink()
+    write_parquet_rows(bench, rows, columns)
+
+
+def tampered_row(row: BenchmarkRow) -> BenchmarkRow:
+    """``row`` with a 60x40 patch of its image inverted."""
+    return dataclasses.replace(row, png=encode_png(_invert_patch(decode(row.png))))
+
+
+def upscaled_original(demo_dir: Path, out: Path, *, name: str = "coffee.png",
+                      size: tuple[int, int] = (3000, 2000)) -> Path:  # fmt: skip
+    """A folder holding one real photograph upscaled (Lanczos) to ``size``: 6 MP by default."""
+    out.mkdir(parents=True)
+    Image.open(demo_dir / name).convert("RGB").resize(size, Image.Resampling.LANCZOS).save(
+        out / name
+    )
+    return out
+
+
+def one_value_changed(reference: Path, out: Path, sample_path: str,
+                      at: tuple[int, int, int]) -> Path:  # fmt: skip
+    """A copy of ``reference`` in which one value (row, column, channel) of output
+    ``sample_path`` is one level off, written and recorded (digests and root made again):
+    the smallest drift a benchmark can show."""
+    shutil.copytree(reference, out)
+    pixels = decode((out / sample_path).read_bytes()).copy()
+    y, x, c = at
+    pixels[y, x, c] = pixels[y, x, c] + 1 if pixels[y, x, c] < 255 else 254
+    png = encode_png(pixels)
+    (out / sample_path).write_bytes(png)
+    m = load_manifest(out / MANIFEST_NAME)
+    entries = [
+        dataclasses.replace(e, pixels=pixel_digest(pixels), file=file_digest(png))
+        if e.path == sample_path else e
+        for e in m.entries
+    ]  # fmt: skip
+    (out / MANIFEST_NAME).unlink()
+    write_manifest(Manifest.build(recipe=m.recipe, entries=entries, fingerprint=m.fingerprint,
+                                  provenance=m.provenance, columns=m.columns,
+                                  encoder=m.encoder), out / MANIFEST_NAME)  # fmt: skip
+    return out

@@ -7,6 +7,7 @@ import enum
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from toolchain._internal.progress import Progress
 from toolchain.audit.sign import SignatureCheck, check_manifest_signature
@@ -22,7 +23,11 @@ from toolchain.model.manifest import (
 )
 from toolchain.run.outdir import benchmark_format, read_output, unexpected_files
 
-__all__ = ["Problem", "SampleProblem", "VerifyReport", "verify_benchmark"]
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = ["Problem", "SampleProblem", "VerifyReport", "check_output", "verify_benchmark"]
 
 
 class Problem(enum.StrEnum):
@@ -170,15 +175,24 @@ def _check_parquet(
 
 
 def _check_bytes(data: bytes, pixels: Digest, file: Digest) -> tuple[Problem, str] | None:
+    return check_output(data, pixels, file)[1]
+
+
+def check_output(
+    data: bytes, pixels: Digest, file: Digest
+) -> tuple[npt.NDArray[np.uint8] | None, tuple[Problem, str] | None]:
+    """One output file's bytes decoded (bounded by ``decode``) and checked against its
+    manifest digests: the pixels (``None`` if undecodable), and what is wrong, if anything."""
     try:
-        got = pixel_digest(decode(data))
+        decoded = decode(data)
     except DecodeError as e:
-        return Problem.UNDECODABLE, e.message
+        return None, (Problem.UNDECODABLE, e.message)
+    got = pixel_digest(decoded)
     if got != pixels:
-        return Problem.PIXELS_DIFFER, f"pixels {got.short} != manifest {pixels.short}"
+        return decoded, (Problem.PIXELS_DIFFER, f"pixels {got.short} != manifest {pixels.short}")
     if file_digest(data) != file:
-        return Problem.FILE_DIFFERS, "same pixels, different PNG bytes (another encoder)"
-    return None
+        return decoded, (Problem.FILE_DIFFERS, "same pixels, different PNG bytes (another encoder)")
+    return decoded, None
 
 
 def verify_benchmark(

@@ -28,7 +28,14 @@ __all__ = ["compare"]
     "report_dir",
     type=click.Path(path_type=Path),
     metavar="DIR",
-    help="Also write an HTML report (index.html and images) into DIR.",
+    help="Also write DIR/index.html: one self-contained HTML file, images inlined. DIR must "
+    "be new, empty, or hold an earlier report.",
+)
+@click.option(
+    "--trust-manifests",
+    is_flag=True,
+    help="Read the manifests only: fast, but a file edited, deleted or linked since goes "
+    "unnoticed (the output says so).",
 )
 @json_option
 def compare(
@@ -36,11 +43,13 @@ def compare(
     matrix: bool,
     reference: Path | None,
     report_dir: Path | None,
+    trust_manifests: bool,
     as_json: bool,
 ) -> None:
     """Say which samples differ between benchmarks, and why.
 
-    Each PATH is a benchmark folder (pixels are then measured) or a manifest.
+    Each PATH is a benchmark folder (folder or parquet format: every output file is read
+    and checked against its manifest, differing pixels are measured) or a manifest.
     Exit 0 when everything is identical, 1 otherwise.
 
     \b
@@ -50,20 +59,31 @@ def compare(
       benchmark-regen compare --matrix .matrix/locked/demo .matrix/np126-pil10/demo \\
           --report report/
     """
-    from toolchain.audit.compare import Comparison, MatrixResult, compare_benchmarks, compare_matrix
+    from toolchain.audit.compare import (
+        MAX_FIGURES,
+        Comparison,
+        MatrixResult,
+        compare_benchmarks,
+        compare_matrix,
+    )
     from toolchain.audit.report import comparison_lines, matrix_lines, write_report
 
     result: Comparison | MatrixResult
+    figures = 0 if report_dir is None else MAX_FIGURES  # pixels kept only for a report
     if reference is not None and not matrix:
         raise click.BadParameter("only with --matrix", param_hint="--reference")
     if matrix:
         if len(paths) + (reference is not None) < 2:
             raise click.UsageError("--matrix needs at least two benchmarks")
-        result = compare_matrix(paths, reference=reference)
+        result = compare_matrix(
+            paths, reference=reference, trust_manifests=trust_manifests, figures=figures
+        )
     elif len(paths) != 2:
         raise click.UsageError(f"compare takes two benchmarks A and B, got {len(paths)}")
     else:
-        result = compare_benchmarks(paths[0], paths[1])
+        result = compare_benchmarks(
+            paths[0], paths[1], trust_manifests=trust_manifests, figures=figures
+        )
     index = None if report_dir is None else write_report(result, report_dir)
     if as_json:
         doc = result.to_json()

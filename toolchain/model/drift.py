@@ -20,13 +20,16 @@ ABSENT = "(absent)"
 
 
 class Cause(enum.Enum):
-    """Why a sample differs, as far as the manifests can tell."""
+    """Why a sample differs: the first step of the pipeline where two runs part, in this
+    order, named from evidence (``docs/compare.md``)."""
 
+    RECIPE = "recipe or parameters differ"
+    SELECTION = "different sample selection"
+    ORIGINAL = "original sample differs"
     DECODER = "decoder drift"
     GENERATOR = "generator drift"
     ENCODER = "encoder-only drift"
-    RECIPE = "recipe changed"
-    SELECTION = "different sample selection"
+    TAMPERED = "output file tampered"
 
 
 DECODER_KEYS: tuple[str, ...] = (
