@@ -28,6 +28,7 @@ if _TYPE_CHECKING:
     from toolchain.diff.apply import ApplyResult, get_benchmark
     from toolchain.diff.create import CreateResult, create_diff
     from toolchain.hub.load import load_benchmark
+    from toolchain.hub.publish import publish
     from toolchain.model.manifest import Manifest, load_manifest
     from toolchain.run.fingerprint import runtime_fingerprint
     from toolchain.run.generate import GenerateResult, generate_benchmark
@@ -51,6 +52,7 @@ __all__ = [
     "load_benchmark",
     "load_manifest",
     "load_recipe",
+    "publish",
     "recipe",
     "run_demo",
     "runtime_fingerprint",
@@ -72,6 +74,7 @@ _LAZY = {
     "get_benchmark": "toolchain.diff.apply",
     "load_benchmark": "toolchain.hub.load",
     "load_manifest": "toolchain.model.manifest",
+    "publish": "toolchain.hub.publish",
     "run_demo": "toolchain.demo",
     "runtime_fingerprint": "toolchain.run.fingerprint",
     "verify_benchmark": "toolchain.audit.verify",

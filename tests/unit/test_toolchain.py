@@ -17,6 +17,7 @@ PUBLIC_API = {
     "get_benchmark",
     "load_benchmark",
     "load_manifest",
+    "publish",
     "recipe",
     "run_demo",
     "runtime_fingerprint",
@@ -57,7 +58,8 @@ def test_every_public_name_resolves_to_its_module_object() -> None:
 
 def test_the_api_mirrors_the_cli() -> None:
     for name in ("generate_benchmark", "verify_benchmark", "create_diff", "get_benchmark",
-                 "run_demo", "runtime_fingerprint", "load_manifest", "load_benchmark"):  # fmt: skip
+                 "run_demo", "runtime_fingerprint", "load_manifest", "load_benchmark",
+                 "publish"):  # fmt: skip
         assert callable(getattr(toolchain, name)), name
 
 

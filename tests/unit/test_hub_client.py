@@ -1,0 +1,81 @@
+"""toolchain.hub._client: the real huggingface_hub, offline: a snapshot laid out in its cache is
+found, and every failure (missing repo or revision, the Hub unreachable, a push offline) is
+our error naming the repo, the revision and what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.hf_cases import hf_offline
+from tests.hub_cases import lay_out
+from tests.hub_snapshots import hub_offline
+from toolchain.errors import ExitCode, InputError, OutputError, SourceError
+from toolchain.hub import _client
+
+__all__ = ["hf_offline", "hub_offline"]
+
+COMMIT = "5e" * 20
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    root = tmp_path / "files"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "x.txt").write_text("x\n")
+    return root
+
+
+def test_repo_ids() -> None:
+    assert _client.is_repo_id("org/name") and _client.is_repo_id("a-b/c.d_e")
+    for bad in ("name", "org/name/x", "/abs", "org/..", "../x", "org/", "org name/x", ""):
+        assert not _client.is_repo_id(bad), bad
+
+
+def test_fetch_finds_the_cached_snapshot_offline(hub_offline: Path, files: Path) -> None:
+    snapshot = lay_out(hub_offline, "org/data", files, COMMIT)
+    assert _client.hub_cache() == hub_offline
+    for revision in (None, "main", COMMIT):
+        got = _client.fetch(
+            "org/data", revision=revision, what="the original", error=SourceError, hint="h"
+        )
+        assert got == snapshot and (got / "data" / "x.txt").read_text() == "x\n"
+
+
+def test_a_missing_repo_or_revision_names_both(hub_offline: Path, files: Path) -> None:
+    lay_out(hub_offline, "org/data", files, COMMIT)
+    with pytest.raises(SourceError) as e:
+        _client.fetch("org/data", revision="v2", what="the original", error=SourceError,
+                      hint="or pass original=")  # fmt: skip
+    text = e.value.diagnostics()
+    assert "the original org/data at revision v2 is not in the Hugging Face cache" in text
+    assert "offline mode is on (HF_HUB_OFFLINE=1)" in text
+    assert "https://huggingface.co/datasets/org/data" in text and "huggingface-cli login" in text
+    assert text.endswith("or pass original=") and e.value.exit_code == ExitCode.BAD_INPUT
+    with pytest.raises(InputError, match="the publication org/none is not in the Hugging Face"):
+        _client.fetch("org/none", revision=None, what="the publication", error=InputError,
+                      hint="h")  # fmt: skip
+
+
+def test_push_offline_is_an_output_error_that_keeps_the_folder(
+    hub_offline: Path, files: Path
+) -> None:
+    with pytest.raises(OutputError) as e:
+        _client.upload(files, "org/data", private=True, revision=None, message="m")
+    assert e.value.exit_code == ExitCode.ENVIRONMENT
+    assert "cannot push" in e.value.message and "offline mode is on" in e.value.message
+    assert "huggingface-cli login" in (e.value.hint or "") and (files / "data" / "x.txt").exists()
+
+
+def test_push_without_a_network_names_the_transport_error(
+    hf_offline: Path, files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub.constants as hub_constants
+
+    # Online mode, on a machine that reaches no Hub: an endpoint nothing listens on.
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub_constants, "ENDPOINT", "http://127.0.0.1:9")
+    with pytest.raises(OutputError, match=r"cannot push .* org/data: \w*Error") as e:
+        _client.upload(files, "org/data", private=False, revision="v1", message="m")
+    assert e.value.exit_code == ExitCode.ENVIRONMENT
