@@ -10,11 +10,11 @@ from toolchain.hf.card import CardInfo, data_files
 from toolchain.model.columns import ColumnSpec
 from toolchain.model.hashing import pretty_json
 
-__all__ = ["CONFORMS_TO", "CroissantFile", "render_croissant"]
+__all__ = ["CONFORMS_TO", "CONTEXT", "CroissantFile", "render_croissant"]
 
 CONFORMS_TO = "http://mlcommons.org/croissant/1.1"
 
-_CONTEXT: dict[str, object] = {
+CONTEXT: dict[str, object] = {  # the one standard @context (hub/metadata.py uses it too)
     "@language": "en",
     "@vocab": "https://schema.org/",
     "arrayShape": "cr:arrayShape",
@@ -218,7 +218,7 @@ def render_croissant(
         }
     )
     doc: dict[str, object] = {
-        "@context": _CONTEXT,
+        "@context": CONTEXT,
         "@type": "sc:Dataset",
         "conformsTo": CONFORMS_TO,
         "name": info.pretty_name,

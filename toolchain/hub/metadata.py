@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 
 from toolchain.hf.card import CardInfo, one_line
-from toolchain.hf.croissant import _CONTEXT, CONFORMS_TO  # the one standard @context
+from toolchain.hf.croissant import CONFORMS_TO, CONTEXT
 from toolchain.hub.publication import DIFF_DIR, RECIPE_NAME, Publication, PublishedFile
 from toolchain.model.hashing import pretty_json
 from toolchain.model.manifest import Manifest
@@ -183,7 +183,7 @@ def render_croissant(
             }
         )
     doc: dict[str, object] = {
-        "@context": _CONTEXT,
+        "@context": CONTEXT,
         "@type": "sc:Dataset",
         "conformsTo": CONFORMS_TO,
         "name": info.pretty_name,
