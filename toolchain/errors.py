@@ -66,7 +66,8 @@ class ExitCode(enum.IntEnum):
     PARTIAL = 5
     """``diff apply --partial`` wrote only some samples."""
     INTERRUPTED = 130
-    """Interrupted by the user (Ctrl-C); the run can be resumed."""
+    """Interrupted by the user (Ctrl-C); the run can be resumed. SIGTERM and SIGHUP interrupt
+    it the same way and exit 128 + their number: 143 and 129 (:mod:`toolchain.run.signals`)."""
 
 
 class Error(Exception):

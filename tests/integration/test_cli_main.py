@@ -1,9 +1,10 @@
 """toolchain.cli.main: the root group: commands, --help, --version, and the one place where
-library errors become exit codes and messages (JSON too)."""
+library errors, Ctrl-C, SIGTERM and SIGHUP become exit codes and messages (JSON too)."""
 
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import click
@@ -11,7 +12,7 @@ import pytest
 
 from tests.cli import run_cli
 from toolchain.cli import cli
-from toolchain.errors import ExitCode, OutputError
+from toolchain.errors import ExitCode, Interrupted, OutputError
 
 
 def test_version_and_help() -> None:
@@ -26,8 +27,8 @@ def test_version_and_help() -> None:
 
 def test_every_command_group_is_registered() -> None:
     assert set(cli.commands) == {
-        "compare", "dask-worker", "demo", "diff", "env", "generate", "image", "jobs", "key",
-        "manifest", "recipes", "sign", "verify",
+        "compare", "dask-worker", "demo", "diff", "env", "generate", "get", "image", "jobs",
+        "key", "manifest", "publish", "recipes", "sign", "verify",
     }  # fmt: skip
 
 
@@ -86,6 +87,72 @@ def test_ctrl_c_exits_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, as_js
         assert json.loads(r.stdout)["error"]["kind"] == "Interrupted"
     else:
         assert r.stdout == ""
+
+
+SIGNALS = [(signal.SIGTERM, 143), (signal.SIGHUP, 129)]
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+@pytest.mark.parametrize(("signum", "code"), SIGNALS, ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_interrupt_like_ctrl_c_and_exit_128_plus_the_signal(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    signum: signal.Signals,
+    code: int,
+    as_json: bool,
+) -> None:
+    """A real signal, sent to this process while the command runs; its handler is gone after."""
+
+    def stopped(*args: object, **kwargs: object) -> None:
+        signal.raise_signal(signum)
+
+    before = signal.getsignal(signum)
+    monkeypatch.setattr("toolchain.audit.verify.verify_benchmark", stopped)
+    r = run_cli("verify", tmp_path, *(["--json"] if as_json else []))
+    assert r.exit_code == code == 128 + signum
+    assert f"{signum.name}: interrupted" in r.stderr and "Traceback" not in r.output
+    if as_json:
+        assert json.loads(r.stdout)["error"] == {
+            "exit_code": code, "kind": "Interrupted", "message": "interrupted",
+        }  # fmt: skip
+    else:
+        assert r.stdout == ""
+    assert signal.getsignal(signum) == before
+
+
+def _interrupted_run(signum: signal.Signals | None) -> object:
+    """What a run does when stopped (``toolchain.run.session``): Interrupted, with its hint."""
+
+    def run(*args: object, **kwargs: object) -> None:
+        try:
+            if signum is None:
+                raise KeyboardInterrupt
+            signal.raise_signal(signum)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                "interrupted after 1 of 2 samples; no manifest was written",
+                hint="run the same command again with --resume to finish the rest",
+            ) from None
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("signum", "code"), [*SIGNALS, (None, 130)], ids=["SIGTERM", "SIGHUP", "Ctrl-C"]
+)
+def test_an_interrupted_run_keeps_its_resume_hint_and_exits_by_its_signal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signum: signal.Signals | None, code: int
+) -> None:
+    monkeypatch.setattr("toolchain.audit.verify.verify_benchmark", _interrupted_run(signum))
+    r = run_cli("verify", tmp_path)
+    assert r.exit_code == code
+    by = f"{signum.name}: " if signum else ""
+    assert r.stderr.startswith(f"error: {by}interrupted after 1 of 2 samples")
+    assert "\n  hint: run the same command again with --resume" in r.stderr
+    r = run_cli("verify", tmp_path, "--json")
+    error = json.loads(r.stdout)["error"]
+    assert r.exit_code == error["exit_code"] == code and error["kind"] == "Interrupted"
+    assert "--resume" in error["hint"] and error["message"].startswith("interrupted after")
 
 
 def test_anything_else_is_a_bug_and_is_not_dressed_up_as_an_error(

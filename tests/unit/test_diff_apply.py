@@ -16,8 +16,9 @@ from tests.hf_cases import hf_offline
 from tests.hub_snapshots import COMMIT, hub_offline, pets
 from toolchain.audit.verify import verify_benchmark
 from toolchain.diff import create_diff, get_benchmark
-from toolchain.diff.apply import COVERAGE_NAME, Status, check_original
+from toolchain.diff.apply import COVERAGE_NAME, Status
 from toolchain.diff.locate import Found
+from toolchain.diff.reader import check_original
 from toolchain.errors import ExitCode, InputError
 from toolchain.model.manifest import MANIFEST_NAME, Manifest, load_manifest
 from toolchain.model.original import OriginalRef

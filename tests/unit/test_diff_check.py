@@ -9,11 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.diff_cases import build, missing_and_altered, tiny_original
-from toolchain.diff import check_diff
+from tests.diff_cases import build, missing_and_altered, pinned, tiny_original
+from tests.hf_cases import hf_offline
+from tests.hub_snapshots import hub_offline, pets
+from toolchain.diff import check_diff, create_diff
 from toolchain.diff.check import CheckEntry, CheckReport
 from toolchain.diff.locate import Found
+from toolchain.errors import ExitCode, InputError
 from toolchain.model.manifest import load_manifest
+from toolchain.run.generate import generate_benchmark
+from toolchain.source import SourceOptions
+
+__all__ = ["hf_offline", "hub_offline", "pets"]
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +98,19 @@ def test_coverage_is_an_exact_six_decimal_fraction(tiny: tuple[Path, Path, Path]
     assert CheckReport(diff=diff, manifest=manifest, entries=entries).coverage == "0.666667"
     assert CheckReport(diff=diff, manifest=manifest, entries=()).coverage == "1.000000"
     assert CheckReport(diff=diff, manifest=manifest, entries=()).ok
+
+
+def test_the_wrong_split_is_named_not_reported_as_every_sample_missing(
+    pets: Path, tmp_path: Path
+) -> None:
+    validation = SourceOptions(split="validation")
+    bench, diff = tmp_path / "bench", tmp_path / "pets.bdiff"
+    with pinned():
+        generate_benchmark(pets, "identity", bench, source_options=validation)
+        create_diff(pets, bench, diff, source_options=validation)
+    with pytest.raises(InputError) as e:
+        check_diff(pets, diff, source_options=SourceOptions(split="train"))
+    assert e.value.exit_code == ExitCode.BAD_INPUT
+    assert "split 'train' (not 'validation')" in e.value.message
+    assert e.value.hint == "pass --split validation"
+    assert check_diff(pets, diff, source_options=validation).ok

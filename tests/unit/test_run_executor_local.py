@@ -1,4 +1,5 @@
-"""The local executor: results in task order, errors carried, and it never hangs.
+"""The local executor: results in task order, errors carried, it never hangs, and its
+workers leave signals to their parent and exit quietly when it dies.
 
 Each test spawns real pinned worker processes; the jobs are module-level classes
 so the spawned workers can unpickle them.
@@ -26,6 +27,7 @@ from toolchain.run.determinism import MARKER, pinned_environ
 from toolchain.run.executor import local, make_executor
 from toolchain.run.executor._worker import WorkerBug
 from toolchain.run.executor.local import IN_FLIGHT, MAX_BATCH, MAX_BATCH_BYTES, _BatchSizer
+from toolchain.run.signals import stop_like_ctrl_c
 
 HANG = 120
 """Seconds after which a wait counts as hung: a guard, never a measure of speed."""
@@ -481,3 +483,97 @@ def test_a_process_pinned_after_numpy_only_collects() -> None:
     pids = {pid for _, pid in got}
     assert os.getpid() not in pids and len(pids) == 2
     assert not multiprocessing.active_children()
+
+
+@dataclass(frozen=True)
+class Dispositions:
+    """In the worker: which of SIGINT, SIGTERM, SIGHUP it ignores, and which it holds blocked."""
+
+    def __call__(self, t: Task) -> tuple[list[bool], list[int]]:
+        ours = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        ignored = [signal.getsignal(s) is signal.SIG_IGN for s in ours]
+        return ignored, sorted(set(signal.pthread_sigmask(signal.SIG_BLOCK, [])) & set(ours))
+
+
+def test_workers_ignore_the_signals_their_parent_handles() -> None:
+    """Ctrl-C reaches the whole process group and ``scancel`` signals every process: a
+    worker leaves to the parent what the parent handles (it then kills the workers), and
+    keeps the default for the rest. None stays blocked."""
+    with make_executor("local", workers=2).run(Dispositions(), iter(_tasks(2))) as run:
+        assert list(run) == [([True, False, False], [])] * 2
+    with (
+        stop_like_ctrl_c(),
+        make_executor("local", workers=2).run(Dispositions(), iter(_tasks(2))) as run,
+    ):
+        assert list(run) == [([True, True, True], [])] * 2
+    assert not signal.pthread_sigmask(signal.SIG_BLOCK, []) & {signal.SIGTERM, signal.SIGHUP}
+
+
+@dataclass(frozen=True)
+class WaitsThenWrites:
+    """Names its worker's pid in ``started``, waits for ``release`` (at most :data:`HANG` s),
+    then writes ``written``: a task still running when its parent dies."""
+
+    started: str
+    release: str
+    written: str
+
+    def __call__(self, t: Task) -> int:
+        Path(self.started).write_text(str(os.getpid()))
+        deadline = time.monotonic() + HANG
+        while not os.path.exists(self.release) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        Path(self.written).write_text("a file the dead parent would never journal")
+        return t.n
+
+
+def _scenario_parent_to_kill(folder: str) -> dict[str, Any]:
+    job = WaitsThenWrites(
+        started=f"{folder}/started", release=f"{folder}/release", written=f"{folder}/written"
+    )
+    with make_executor("local", workers=1).run(job, iter(_tasks(1))) as run:
+        return {"got": list(run)}
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (an exited orphan may stay a zombie until someone reaps it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_worker_whose_parent_is_killed_stops_mid_task_quietly(tmp_path: Path) -> None:
+    """kill -9 of the parent while its worker runs a task: the worker notices its pipe end
+    and exits at once, mid-task (it never writes the task's file, which no journal would
+    name), printing nothing (before: it finished the task, wrote the file, and printed a
+    ``BrokenPipeError`` traceback; here it would wait for ``release`` until :data:`HANG`)."""
+    code = (
+        "import json, sys\n"
+        "from tests.unit import test_run_executor_local as m\n"
+        "if __name__ == '__main__':\n"
+        "    print(json.dumps(m._scenario_parent_to_kill(sys.argv[1])))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != MARKER}  # unpinned: it spawns a worker
+    started = tmp_path / "started"
+    with subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path)], env=env, cwd=Path(__file__).parents[2],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    ) as parent:  # fmt: skip
+        try:
+            with no_hang(HANG):
+                while not started.exists() or not started.read_text():
+                    assert parent.poll() is None, "the parent ended before its task started"
+                    time.sleep(0.01)
+        finally:
+            parent.kill()
+        worker = int(started.read_text())
+        deadline = time.monotonic() + HANG
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not _alive(worker), "the worker outlived its parent"
+        (tmp_path / "release").touch()  # too late for anyone to act on it
+        out, err = parent.communicate(timeout=HANG)  # the worker shared the parent's pipes
+    assert out == b"" and err == b""
+    assert not (tmp_path / "written").exists()

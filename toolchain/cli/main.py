@@ -1,17 +1,20 @@
 """The root ``benchmark-regen`` group: every command added to it, and the one place
-(:meth:`_Group.invoke`) where library errors and Ctrl-C become a message and an exit code."""
+(:meth:`_Group.invoke`) where library errors, Ctrl-C, SIGTERM and SIGHUP become a message
+and an exit code."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import click
 
 import toolchain
-from toolchain.cli import compare, diff, generate, image, info, jobs, manifest, signing, verify
+from toolchain.cli import compare, diff, generate, hub, image, info, jobs, manifest, signing, verify
 from toolchain.cli.cluster import dask_worker
 from toolchain.cli.options import EPILOG_EXIT_CODES, JSON_REQUESTED, echo, emit_json, style
-from toolchain.errors import Error, ExitCode
+from toolchain.errors import Error, ExitCode, Interrupted
+from toolchain.run.signals import Received, stop_like_ctrl_c
 
 __all__ = ["cli"]
 
@@ -20,20 +23,36 @@ class _Group(click.Group):
     """The root group: the one place where library errors become exit codes."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except Error as e:
-            if ctx.meta.get(JSON_REQUESTED):
-                emit_json({"error": e.to_json()})
-            echo(style("error: ", fg="red", bold=True) + e.diagnostics(), err=True)
-            ctx.exit(int(e.exit_code))
-        except KeyboardInterrupt:
-            if ctx.meta.get(JSON_REQUESTED):
-                emit_json(
-                    {"error": {"exit_code": 130, "kind": "Interrupted", "message": "interrupted"}}
-                )
-            echo("interrupted", err=True)
-            ctx.exit(int(ExitCode.INTERRUPTED))
+        with stop_like_ctrl_c() as received:
+            try:
+                return super().invoke(ctx)
+            except Error as e:
+                if not isinstance(e, Interrupted):
+                    _report(ctx, e.to_json(), e.diagnostics())
+                    ctx.exit(int(e.exit_code))
+                # Ctrl-C exits 130, SIGTERM 143 and SIGHUP 129, with the same hint.
+                code = received.exit_code(e.exit_code)
+                _report(ctx, {**e.to_json(), "exit_code": code}, _by(received) + e.diagnostics())
+                ctx.exit(code)
+            except KeyboardInterrupt:
+                code = received.exit_code(ExitCode.INTERRUPTED)
+                doc = {"exit_code": code, "kind": "Interrupted", "message": "interrupted"}
+                _report(ctx, doc, _by(received) + "interrupted", label=False)
+                ctx.exit(code)
+
+
+def _by(received: Received) -> str:
+    """``SIGTERM: `` before an interruption's text when a signal, not Ctrl-C, made it."""
+    return f"{received.signum.name}: " if received.signum is not None else ""
+
+
+def _report(ctx: click.Context, doc: dict[str, object], text: str, *, label: bool = True) -> None:
+    """The error as JSON (with ``--json``) and as text on stderr (``label``: after ``error:``)."""
+    # After SIGHUP the terminal may be gone: then the exit code alone tells.
+    with contextlib.suppress(OSError):
+        if ctx.meta.get(JSON_REQUESTED):
+            emit_json({"error": doc})
+        echo((style("error: ", fg="red", bold=True) if label else "") + text, err=True)
 
 
 @click.group(
@@ -65,6 +84,8 @@ for _command in (
     jobs.jobs,
     image.image,
     diff.diff,
+    hub.publish,
+    hub.get,
     dask_worker,
 ):
     cli.add_command(_command)

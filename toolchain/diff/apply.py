@@ -40,13 +40,12 @@ from toolchain.diff.codec import PayloadError, unpack_payload
 from toolchain.diff.crypto import fingerprint
 from toolchain.diff.format import DiffReader, KeyOn, PayloadKind, SealedSpan
 from toolchain.diff.locate import Found, key_material, unseal
-from toolchain.diff.reader import open_diff
+from toolchain.diff.reader import check_original, open_diff
 from toolchain.errors import DecodeError, ExitCode, InputError, ShardSpecError
 from toolchain.model.drift import decoder_versions
 from toolchain.model.hashing import Digest, file_digest, pixel_digest, pretty_json
 from toolchain.model.layout import COVERAGE_NAME
 from toolchain.model.manifest import Manifest, ManifestEntry
-from toolchain.model.original import OriginalRef
 from toolchain.run.executor import worker_fingerprint
 from toolchain.run.journal import JournaledSample
 from toolchain.run.outdir import SampleWriter
@@ -63,7 +62,6 @@ __all__ = [
     "RebuildTask",
     "SampleOutcome",
     "Status",
-    "check_original",
     "get_benchmark",
 ]
 
@@ -564,28 +562,6 @@ def _commit(
     # written again, streamed, from the parsed one: the same bytes.
     session.commit(m, present=present, extra=extra)
     return True
-
-
-def check_original(recorded: OriginalRef | None, found: OriginalRef | None) -> None:
-    """Refuse an original whose split, config or repo is not the recorded one (each where
-    both are known): an :class:`~toolchain.errors.InputError` saying what to pass."""
-    if recorded is None or found is None:
-        return
-    differ = recorded.differs_from(found)
-    if not differ:
-        return
-    yours = " and ".join(
-        f"{f} {getattr(found, f)!r} (not {getattr(recorded, f)!r})" for f in differ
-    )
-    todo = [f"--{f} {getattr(recorded, f)}" for f in ("split", "config") if f in differ]
-    hint = f"pass {' '.join(todo)}" if todo else ""
-    if "repo" in differ:
-        at = f" at commit {recorded.revision}" if recorded.revision else ""
-        hint += ("; and " if hint else "") + f"use a copy of {recorded.repo}{at}"
-    raise InputError(
-        f"this diff was made from {recorded.describe()}; the original you gave is {yours}",
-        hint=hint,
-    )
 
 
 def get_benchmark(

@@ -11,7 +11,7 @@ from pathlib import Path
 from toolchain._internal.progress import Progress
 from toolchain.diff.format import DiffReader
 from toolchain.diff.locate import Found, scan_by_content, unseal
-from toolchain.diff.reader import open_diff
+from toolchain.diff.reader import check_original, open_diff
 from toolchain.errors import SourceError
 from toolchain.model.manifest import Manifest
 from toolchain.source import Source, SourceOptions
@@ -91,6 +91,7 @@ def check_diff(
     """Report, per sample, whether ``original`` holds what ``diff`` needs. Writes nothing."""
     with open_diff(diff) as reader, (source_options or SourceOptions()).open(original) as source:
         entries = reader.manifest.entries
+        check_original(reader.manifest.provenance.original, source.original_ref)
         ids = source.listing().ids
         present = set(ids)
         result: dict[int, CheckEntry] = {}

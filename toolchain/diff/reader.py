@@ -1,4 +1,5 @@
-"""Open a diff in either form, a ``.bdiff`` file or a diff dataset folder, as one reader."""
+"""Open a diff in either form, a ``.bdiff`` file or a diff dataset folder, as one reader, and
+the checks before it is used: the publisher's signature, the recorded original."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from toolchain.audit.sign import SignatureCheck, check_manifest_signature
 from toolchain.diff.dataset import open_diff_dataset
 from toolchain.diff.format import DiffReader
+from toolchain.errors import InputError
+from toolchain.model.original import OriginalRef
 
-__all__ = ["check_container_signature", "open_diff"]
+__all__ = ["check_container_signature", "check_original", "open_diff"]
 
 
 def open_diff(path: str | os.PathLike[str]) -> DiffReader:
@@ -42,3 +45,25 @@ def check_container_signature(
     sig = Path(signature) if signature is not None else path.with_name(path.name + ".sig")
     with open_diff(path) as reader:
         return check_manifest_signature(reader.manifest_bytes, sig, pubkey)
+
+
+def check_original(recorded: OriginalRef | None, found: OriginalRef | None) -> None:
+    """Refuse an original whose split, config or repo is not the recorded one (each where
+    both are known): an :class:`~toolchain.errors.InputError` saying what to pass."""
+    if recorded is None or found is None:
+        return
+    differ = recorded.differs_from(found)
+    if not differ:
+        return
+    yours = " and ".join(
+        f"{f} {getattr(found, f)!r} (not {getattr(recorded, f)!r})" for f in differ
+    )
+    todo = [f"--{f} {getattr(recorded, f)}" for f in ("split", "config") if f in differ]
+    hint = f"pass {' '.join(todo)}" if todo else ""
+    if "repo" in differ:
+        at = f" at commit {recorded.revision}" if recorded.revision else ""
+        hint += ("; and " if hint else "") + f"use a copy of {recorded.repo}{at}"
+    raise InputError(
+        f"this diff was made from {recorded.describe()}; the original you gave is {yours}",
+        hint=hint,
+    )

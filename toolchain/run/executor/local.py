@@ -7,8 +7,9 @@ pool on Ctrl-C waits for the running tasks. Here every worker has one pipe and
 at most :data:`IN_FLIGHT` batches of tasks queued (the one it runs and the next, so
 that it never waits for the parent between two samples); the parent waits on the
 pipes *and* the processes' sentinels, so a dead worker is noticed at once, and on
-any exception (Ctrl-C included) every worker is terminated before the exception
-propagates.
+any exception (Ctrl-C, SIGTERM and SIGHUP included) every worker is killed before the
+exception propagates. Workers ignore the signals their parent handles, and a worker
+whose parent is gone (its pipe ends) exits at once, mid-task, without a word.
 
 When this process is pinned, it is one of the workers: ``--workers N`` spawns N - 1
 processes, and this one runs a task itself each time it has fed the others and taken
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import os
 import queue
 import select
 import signal
@@ -50,6 +52,7 @@ from toolchain.run.executor._worker import (
     start_worker,
 )
 from toolchain.run.fingerprint import fingerprint_digest, runtime_digest
+from toolchain.run.signals import blocked, handled_here, ignore_in_worker
 
 __all__ = ["LocalExecutor"]
 
@@ -68,9 +71,9 @@ MAX_BATCH_BYTES = 1 << 20
 """A batch stops growing once its tasks' ``data`` reach this many bytes."""
 
 
-def _worker_main(conn: Connection, current: Any, slot: int) -> None:
+def _worker_main(conn: Connection, current: Any, slot: int, ignored: tuple[int, ...]) -> None:
     """A pool worker: start (imports, pinning), receive the job, report the fingerprint,
-    then run tasks until told to stop.
+    then run tasks until told to stop, or until the parent is gone.
 
     The job comes through the pipe, not with the process: a pool can be started (the
     imports take a good part of a second) while the parent is still reading the
@@ -78,18 +81,20 @@ def _worker_main(conn: Connection, current: Any, slot: int) -> None:
     computes, so the parent's send of the next task never waits for the current one to
     finish, and never blocks against this worker's send of a large result (each end of
     the pipe is always being drained).
+
+    ``ignored``: the signals the parent handles (Ctrl-C, SIGTERM...): it kills the workers
+    itself, after it has taken what they finished.
     """
-    # Ctrl-C is the parent's to handle: it terminates the workers itself.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_in_worker(ignored)
     try:
         fingerprint = dict(start_worker())
         job = conn.recv()
     except (EOFError, OSError):
         return  # the parent went away (or stopped an unused pool) before sending a job
     except BaseException as exc:
-        conn.send(("failed", portable_error(exc)))
+        _to_parent(conn, ("failed", portable_error(exc)))
         return
-    conn.send(("ready", fingerprint))
+    _to_parent(conn, ("ready", fingerprint))
     tune_allocator()
     trimmer = Trimmer()
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -101,10 +106,10 @@ def _worker_main(conn: Connection, current: Any, slot: int) -> None:
             try:
                 results.append((index, job(task)))
             except BaseException as exc:
-                conn.send((results, (index, portable_error(exc))))
+                _to_parent(conn, (results, (index, portable_error(exc))))
                 break
         else:
-            conn.send((results, None))
+            _to_parent(conn, (results, None))
         trimmer.tick()
 
 
@@ -114,8 +119,26 @@ def _receive(conn: Connection, inbox: queue.SimpleQueue[Any]) -> None:
         while (message := conn.recv()) is not None:
             inbox.put(message)
     except (EOFError, OSError):
-        pass
+        _parent_gone()
     inbox.put(None)
+
+
+def _to_parent(conn: Connection, message: object) -> None:
+    try:
+        conn.send(message)
+    except OSError:
+        _parent_gone()
+
+
+def _parent_gone() -> None:
+    """The parent closed its end of the pipe without saying stop: it died (kill -9, a crash).
+
+    Nobody will read what this worker makes, and a sample it finished now would be a file
+    no journal names: it stops at once, mid-task (a temp file cut short is for ``--resume``
+    to remove), without the ``BrokenPipeError`` traceback of its next send. A live parent
+    kills its workers before it closes their pipes, so this is never a live parent's pool.
+    """
+    os._exit(0)
 
 
 def _sample_of(task: object) -> str | None:
@@ -174,14 +197,15 @@ class _Pool:
     def __init__(self, workers: int):
         self.processes: list[SpawnProcess] = []
         self.conns: list[Connection] = []
-        with pinned_spawn_context() as ctx:
+        ignored = handled_here()
+        with pinned_spawn_context() as ctx, blocked(ignored):
             # Each worker's slot holds the index of the task it runs (results travel a
             # batch at a time, so the pipe alone cannot tell which task a dead worker ran).
             self.current = ctx.RawArray("q", [-1] * workers)
             for slot in range(workers):
                 parent, child = ctx.Pipe(duplex=True)
                 process = ctx.Process(
-                    target=_worker_main, args=(child, self.current, slot), daemon=True
+                    target=_worker_main, args=(child, self.current, slot, ignored), daemon=True
                 )
                 process.start()
                 child.close()
@@ -332,13 +356,13 @@ class _Pool:
         return bool(self._polls[worker].poll(0))
 
     def stop(self, *, clean: bool) -> None:
-        """Ask idle workers to exit (clean), or terminate them all at once."""
+        """Ask idle workers to exit (clean), or kill them all at once."""
         for conn, process in zip(self.conns, self.processes, strict=True):
             if clean and process.is_alive():
                 with contextlib.suppress(OSError, ValueError):
                     conn.send(None)
             else:
-                process.terminate()
+                process.kill()  # SIGTERM would not do: workers may ignore it (see _worker_main)
         for process in self.processes:
             process.join(_STOP_GRACE if clean else 0.5)
             if process.is_alive():
