@@ -19,7 +19,7 @@
     │   └── ClusterError                       Slurm or a Dask scheduler is missing, silent,
     │                                          or a job on it failed or timed out
     ├── ContainerError                 exit 4: the Docker engine or image failed
-    └── Interrupted                    exit 130: the user pressed Ctrl-C
+    └── Interrupted                    exit 130: Ctrl-C (129 SIGHUP, 143 SIGTERM)
 
 A check that *fails* (not bit-exact) is a result with ``ok == False`` (exit 1), not an error.
 """
@@ -65,9 +65,12 @@ class ExitCode(enum.IntEnum):
     """The environment failed us: unwritable output, non-pinned worker, Docker."""
     PARTIAL = 5
     """``diff apply --partial`` wrote only some samples."""
+    HANGUP = 129
+    """Interrupted by SIGHUP (the terminal closed), as by Ctrl-C; the run can be resumed."""
     INTERRUPTED = 130
-    """Interrupted by the user (Ctrl-C); the run can be resumed. SIGTERM and SIGHUP interrupt
-    it the same way and exit 128 + their number: 143 and 129 (:mod:`toolchain.run.signals`)."""
+    """Interrupted by the user (Ctrl-C); the run can be resumed."""
+    TERMINATED = 143
+    """Interrupted by SIGTERM (``scancel``, ``timeout``, ``docker stop``), as by Ctrl-C."""
 
 
 class Error(Exception):

@@ -42,7 +42,7 @@ EXPECTED = {
 def test_exit_codes_are_the_documented_ones() -> None:
     assert {c.name: int(c) for c in ExitCode} == {
         "OK": 0, "CHECK_FAILED": 1, "USAGE": 2, "BAD_INPUT": 3, "ENVIRONMENT": 4, "PARTIAL": 5,
-        "INTERRUPTED": 130,
+        "HANGUP": 129, "INTERRUPTED": 130, "TERMINATED": 143,
     }  # fmt: skip
 
 

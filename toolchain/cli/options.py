@@ -45,7 +45,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EPILOG_EXIT_CODES = (
     "Exit codes: 0 ok, 1 check failed (not bit-exact), 2 usage error, 3 bad input, "
-    "4 environment error, 5 partial result, 130 interrupted."
+    "4 environment error, 5 partial result, 130 interrupted (129 SIGHUP, 143 SIGTERM)."
 )
 DEFAULT_IMAGE = "benchmark-regen:latest"
 """The image ``--in-container`` runs and job files name, unless ``--image`` says otherwise."""
