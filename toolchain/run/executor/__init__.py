@@ -1,21 +1,5 @@
-"""Executors: run one picklable job over many tasks in pinned processes, results in order.
-
-Every executor has the same small interface (:class:`Executor`): ``run(job, tasks)``
-is a context manager yielding an :class:`OrderedRun`, whose iteration gives the
-job's results **in task order** (so nothing downstream depends on which worker
-finished first) and whose ``fingerprint`` is the runtime fingerprint every worker
-shares. Tasks are consumed lazily, a few ahead of the workers, so the collecting
-process can read each sample once and ship its bytes with the task.
-
-* :mod:`.local`: N processes: this one, when it is already pinned, and N - 1 spawned,
-  pinned ones (all N when it is not), in a pool that never hangs: a worker that cannot
-  start or dies is an :class:`~toolchain.errors.ExecutorError` within a second, and
-  Ctrl-C stops every worker at once;
-* :mod:`.dask`: a Dask distributed cluster (an address, or a ``LocalCluster``).
-
-Nothing here knows what a sample is; :mod:`toolchain.run.generate` and
-:mod:`toolchain.diff.apply` define the jobs.
-"""
+"""Executors: run one picklable job over many tasks in pinned processes, results in task
+order (docs/internals.md, "The executors")."""
 
 from __future__ import annotations
 

@@ -1,31 +1,5 @@
-"""The local executor: in this process, or a pool of spawned, pinned processes.
-
-The pool is written here rather than taken from :mod:`multiprocessing.pool`,
-because its two failure modes are the ones we must not have: a worker that dies
-(or cannot start) leaves ``Pool.apply``/``imap`` waiting forever, and stopping a
-pool on Ctrl-C waits for the running tasks. Here every worker has one pipe and
-at most :data:`IN_FLIGHT` batches of tasks queued (the one it runs and the next, so
-that it never waits for the parent between two samples); the parent waits on the
-pipes *and* the processes' sentinels, so a dead worker is noticed at once, and on
-any exception (Ctrl-C, SIGTERM and SIGHUP included) every worker is killed before the
-exception propagates. Workers ignore the signals their parent handles, and a worker
-whose parent is gone (its pipe ends) exits at once, mid-task, without a word.
-
-When this process is pinned, it is one of the workers: ``--workers N`` spawns N - 1
-processes, and this one runs a task itself each time it has fed the others and taken
-what they finished (provided its runtime fingerprint is theirs; a process pinned by its
-environment after numpy was loaded is not, and then only collects). N processes then
-share N cores: a collecting process that only fed the workers would be an N + 1st, and
-on a machine with N cores each worker would pay for its time slices in cache misses (7
-to 9 % more CPU per sample, measured on 2 cores).
-An unpinned process (a library caller's) spawns all N.
-
-Tasks travel in batches sized to take about :data:`BATCH_SECONDS` of a worker's
-time (one task at first, then as many as the measured rate allows, at most
-:data:`MAX_BATCH` and about :data:`MAX_BATCH_BYTES`): cheap samples cost one message
-each way per batch instead of per sample, and slow ones still go one at a time,
-so the last batches never leave a worker idle for long.
-"""
+"""The local executor: this process, or a pool of spawned, pinned processes that never hangs
+(docs/internals.md, "The local pool")."""
 
 from __future__ import annotations
 
