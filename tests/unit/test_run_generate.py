@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -37,6 +38,17 @@ def test_generate_writes_pngs_metadata_and_manifest(small_original: Path, tmp_pa
     assert all(e.source == m.source_of(decode((out / e.path).read_bytes())) for e in m.entries)
     assert m.encoder == ENCODER and m.version == 2
     assert verify_benchmark(out).ok
+
+
+def test_the_result_reports_notes_only_when_there_are_some(
+    identity_bench: Path, small_original: Path, tmp_path: Path
+) -> None:
+    with pinned():
+        result = generate_benchmark(small_original, "identity", tmp_path / "o")
+    assert result.notes == () and "notes" not in result.to_json()
+    assert result.root == load_manifest(identity_bench / MANIFEST_NAME).root
+    noted = dataclasses.replace(result, notes=("2 finished sample(s) ... are made again",))
+    assert noted.to_json() == {**result.to_json(), "notes": list(noted.notes)}
 
 
 @pytest.mark.parametrize("workers", [1, 2, 3])

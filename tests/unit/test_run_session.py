@@ -4,6 +4,7 @@ journaled, with Ctrl-C leaving a folder to resume or redo."""
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -16,6 +17,13 @@ from toolchain.run.journal import JournaledSample, plan_digest
 from toolchain.run.session import Plan, RunOptions, Session, run_session
 from toolchain.run.shard import Shard
 from toolchain.source import Source, SourceOptions
+
+
+@pytest.fixture(autouse=True)
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The run keys in a folder of this test's own."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    return tmp_path / "state" / "benchmark-regen"
 
 
 def test_options_are_checked_when_made() -> None:
@@ -110,6 +118,7 @@ class _Sizes:
 
     def commit(self, session: Session, source: Source) -> int:
         self.calls.append("commit")
+        self.notes = list(session.notes)
         return session.done
 
 
@@ -148,3 +157,31 @@ def test_a_run_that_cannot_resume_refuses_before_anything(tmp_path: Path) -> Non
         run_session(steps, tmp_path / "original", tmp_path / "out", RunOptions(resume=True))
     assert e.value.hint == "run it again with --overwrite to start over"
     assert steps.calls == [] and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("resumable", [True, False])
+def test_a_run_that_can_resume_keys_its_journal_one_that_cannot_does_not(
+    tmp_path: Path, state_home: Path, resumable: bool
+) -> None:
+    original = tiny_original(tmp_path / "original")
+    out = tmp_path / "out"
+    with pinned(), pytest.raises(Interrupted):
+        run_session(_Sizes(resumable=resumable, stop_after=2), original, out, RunOptions())
+    journal = out / ".benchmark-regen" / "journal-all.jsonl"
+    header, *records = [json.loads(ln) for ln in journal.read_text().splitlines()]
+    assert records and all(("mac" in d) is resumable for d in records)
+    assert ("run" in header) is resumable
+    keys = sorted(p.name for p in state_home.iterdir()) if state_home.exists() else []
+    assert keys == ([f"run-{header['run']}.key"] if resumable else [])
+
+
+def test_a_key_that_cannot_be_stored_is_noted_and_the_run_goes_on(
+    tmp_path: Path, state_home: Path
+) -> None:
+    state_home.parent.mkdir()
+    state_home.write_text("not a folder")
+    steps = _Sizes()
+    with pinned():
+        assert run_session(steps, tiny_original(tmp_path / "original"), tmp_path / "out",
+                           RunOptions()) == 5  # fmt: skip
+    assert len(steps.notes) == 1 and steps.notes[0].startswith("the run key could not be stored")

@@ -19,6 +19,7 @@ half-written can pass ``verify``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -64,19 +65,26 @@ class GenerateResult:
     ignored: Mapping[str, int] = field(default_factory=dict)
     """Files of the original that are not samples, by kind (``.gif``, ``hidden``, ...): the
     listing's ``ignored_kinds``."""
+    notes: tuple[str, ...] = ()
+    """What the user should know: journal records a resumed run did not trust (and made
+    again), a run key that could not be stored, ..."""
 
     @property
     def root(self) -> Digest:
         return self.manifest.root
 
     def to_json(self) -> dict[str, object]:
-        return {
+        """The result as ``--json`` prints it (``notes`` only when there are some)."""
+        doc: dict[str, object] = {
             "out": str(self.out),
             "recipe": self.manifest.recipe.to_json(),
             "ignored": dict(sorted(self.ignored.items())),
             "root": str(self.root),
             "samples": len(self.manifest.entries),
         }
+        if self.notes:
+            doc["notes"] = list(self.notes)
+        return doc
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -199,7 +207,8 @@ def generate_benchmark(
     that shard's samples are made and ``manifest.shard-I-of-N.json`` is written;
     merge the shard manifests with :func:`toolchain.run.shard.merge_manifests`.
     ``resume`` continues a run that was interrupted (Ctrl-C, kill, power loss),
-    re-checking every finished sample against the current original.
+    re-checking every finished sample against the current original; a journal record that
+    does not verify under the run's key is not trusted (``GenerateResult.notes``).
     """
     rec = _resolve(recipe, params)
     opts = RunOptions.of(options, run, caller="generate_benchmark")
@@ -264,12 +273,13 @@ class _Generate:
     def _tasks(
         self, session: Session, source: Source, done: Mapping[str, JournaledSample]
     ) -> Iterator[SampleTask]:
-        """Every planned sample not finished; a finished one is re-checked against its original."""
+        """Every planned sample not finished; a finished one is re-checked against its original
+        (its bytes; its carried columns are taken from it, never from the journal)."""
         for sample in source.iter_samples(list(self.planned)):
             prior = done.get(sample.id)
             if prior is not None:
                 if prior.source_file == file_digest(sample.data):
-                    self.finished.add(prior.entry)
+                    self.finished.add(dataclasses.replace(prior.entry, columns=sample.columns))
                     session.tick(len(self.finished))
                     continue
                 self.redone += 1  # the original changed since: make it again
@@ -312,4 +322,5 @@ class _Generate:
             manifest=manifest,
             redone=self.redone,
             ignored=dict(self.listing.ignored_kinds),
+            notes=tuple(session.notes),
         )

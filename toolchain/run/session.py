@@ -37,6 +37,9 @@ class RunKeywords(TypedDict, total=False):
     workers: int
     executor: str
     scheduler: str | None
+    insecure: bool
+    recheck: float | None
+    certs: str | os.PathLike[str] | None
     shard: Shard | str | None
     overwrite: bool
     resume: bool
@@ -56,6 +59,12 @@ class RunOptions:
     """``local`` (pinned processes on this machine) or ``dask``."""
     scheduler: str | None = None
     """The Dask scheduler's address (``executor="dask"``; none: a local cluster)."""
+    insecure: bool = False
+    """Allow plain ``tcp://`` to a Dask scheduler on another host (unauthenticated)."""
+    recheck: float | None = None
+    """The share of Dask tasks recomputed here (none: 0.05 with ``scheduler``, else 0)."""
+    certs: str | os.PathLike[str] | None = None
+    """The ``cluster certs`` folder holding this client's Dask TLS certificate."""
     shard: Shard | None = None
     """Make only this shard's samples, and its shard manifest."""
     overwrite: bool = False
@@ -143,6 +152,8 @@ class Session:
         """Samples with a result so far (the last :meth:`tick`)."""
         self.fingerprint: Mapping[str, str] = {}
         """The runtime fingerprint every worker shares (once a pass has started)."""
+        self.notes: list[str] = []
+        """What the user should know of the run: journal records not trusted on resume, ..."""
         self._outdir = outdir
         self._pool = pool
         self._split = split
@@ -215,7 +226,8 @@ class Session:
         """The journal open while samples are made; Ctrl-C leaves no manifest, and a folder
         to resume (or, for a run that cannot resume, to redo with ``--overwrite``)."""
         journal = self._outdir.journal
-        journal.open()
+        journal.open(keyed=self._resumable)
+        self.notes += journal.notes
         try:
             yield
         except KeyboardInterrupt:
@@ -229,11 +241,15 @@ class Session:
             journal.close()
 
     def finished(self, pairs: Sequence[tuple[str, str]]) -> dict[str, JournaledSample]:
-        """Journaled samples of this run whose output file still has the journaled bytes."""
+        """Journaled samples of this run that the journal vouches for (their records verify
+        under the run's key) and whose output file still has the journaled bytes; what is
+        not trusted is noted, and made again."""
         outdir = self._outdir
         planned = dict(pairs)
         done: dict[str, JournaledSample] = {}
-        for s in outdir.journal.samples():
+        trusted = outdir.journal.trusted()
+        self.notes += trusted.notes
+        for s in trusted.samples.values():
             if planned.get(s.entry.id) != s.entry.path:
                 continue
             try:
@@ -266,7 +282,8 @@ class RunSteps(Protocol[Out_co]):
         self, session: Session, source: Source, finished: Mapping[str, JournaledSample]
     ) -> None:
         """Make every planned sample through :meth:`Session.execute`; a resumed run's
-        ``finished`` samples are re-checked against the original, not made again."""
+        ``finished`` samples are re-checked against the original, not made again (their
+        carried columns are the original's, never the journal's)."""
 
     def commit(self, session: Session, source: Source) -> Out_co:
         """Write the manifest (:meth:`Session.commit`) when the run earned one; the result."""

@@ -1,0 +1,131 @@
+"""toolchain.run.runkey: run keys live in a 0700 folder of the user's, 0600 each, and a folder
+or key that a co-user could have planted or read is never used."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from toolchain.run import runkey
+from toolchain.run.runkey import (
+    KEY_BYTES,
+    UnsafeKeyFolder,
+    create_key,
+    is_run_id,
+    key_folder,
+    load_key,
+    new_run_id,
+    remove_key,
+)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def test_the_folder_is_the_xdg_state_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert key_folder() == tmp_path / "state" / "benchmark-regen"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for ignored in ("", "relative/state"):  # the XDG spec: a relative path is ignored
+        monkeypatch.setenv("XDG_STATE_HOME", ignored)
+        assert key_folder() == tmp_path / "home" / ".local" / "state" / "benchmark-regen"
+
+
+def test_run_ids_are_random_and_only_hex_names_a_key(tmp_path: Path) -> None:
+    a, b = new_run_id(), new_run_id()
+    assert a != b and is_run_id(a) and len(a) == 32
+    for bad in ("../../etc/passwd", a.upper(), a[:-1], a + "0", None, 7):
+        assert not is_run_id(bad)
+    with pytest.raises(ValueError, match="not a run id"):
+        create_key("../" + a[3:], tmp_path / "keys")
+    assert not (tmp_path / "keys").exists()
+
+
+def test_a_key_is_made_0600_in_a_0700_folder_loaded_and_removed(tmp_path: Path) -> None:
+    folder = tmp_path / "state" / "benchmark-regen"  # the parents are made too
+    run = new_run_id()
+    key = create_key(run, folder)
+    assert len(key) == KEY_BYTES and key != create_key(new_run_id(), folder)
+    assert _mode(folder) == 0o700 and _mode(folder.parent) == 0o700
+    assert _mode(folder / f"run-{run}.key") == 0o600
+    assert load_key(run, folder) == key
+    assert not [p for p in folder.iterdir() if p.name.startswith(".tmp-")]
+    remove_key(run, folder)
+    assert load_key(run, folder) is None
+    remove_key(run, folder)  # twice is fine
+    assert load_key(new_run_id(), tmp_path / "nowhere") is None
+
+
+def test_a_damaged_or_planted_key_is_no_key_and_is_replaced_never_written_through(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "keys"
+    run = new_run_id()
+    create_key(run, folder)
+    name = folder / f"run-{run}.key"
+    name.write_bytes(b"short")  # torn
+    assert load_key(run, folder) is None
+    name.write_bytes(b"x" * (KEY_BYTES + 1))  # over the size
+    assert load_key(run, folder) is None
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"x" * KEY_BYTES)
+    name.unlink()
+    name.symlink_to(victim)
+    assert load_key(run, folder) is None  # a link is not followed
+    key = create_key(run, folder)  # replaces the link, not what it points to
+    assert victim.read_bytes() == b"x" * KEY_BYTES
+    assert not name.is_symlink() and load_key(run, folder) == key
+
+
+def test_a_fifo_as_the_key_is_no_key_and_never_blocks(tmp_path: Path) -> None:
+    folder = tmp_path / "keys"
+    run = new_run_id()
+    create_key(run, folder)
+    name = folder / f"run-{run}.key"
+    name.unlink()
+    os.mkfifo(name)
+    found: list[bytes | None] = []
+    # The hang guard: a blocking open of a FIFO with no writer never returns.
+    reader = threading.Thread(target=lambda: found.append(load_key(run, folder)), daemon=True)
+    reader.start()
+    reader.join(timeout=30)
+    assert not reader.is_alive(), "load_key blocked on a FIFO"
+    assert found == [None]
+
+
+def test_a_linked_folder_is_not_followed(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "co-user"
+    elsewhere.mkdir(mode=0o700)
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "benchmark-regen").symlink_to(elsewhere, target_is_directory=True)
+    folder = tmp_path / "state" / "benchmark-regen"
+    with pytest.raises(UnsafeKeyFolder, match="is a symlink or a file: not used"):
+        create_key(new_run_id(), folder)
+    with pytest.raises(UnsafeKeyFolder):
+        load_key(new_run_id(), folder)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_folder_open_to_others_or_of_another_user_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "keys"
+    run = new_run_id()
+    create_key(run, folder)
+    folder.chmod(0o755)  # others could read the keys
+    with pytest.raises(UnsafeKeyFolder, match="open to other users"):
+        load_key(run, folder)
+    with pytest.raises(UnsafeKeyFolder, match="mode 755"):
+        create_key(new_run_id(), folder)
+    folder.chmod(0o700)
+    assert load_key(run, folder) is not None
+    monkeypatch.setattr(runkey.os, "geteuid", lambda: os.getuid() + 1)
+    with pytest.raises(UnsafeKeyFolder, match="belongs to another user"):
+        load_key(run, folder)
