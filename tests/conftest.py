@@ -33,6 +33,15 @@ SMALL_DEMO = (
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _run_keys_stay_in_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Resume keys (toolchain/run/runkey.py) go under a temporary XDG_STATE_HOME, never the
+    home of whoever runs the tests; subprocesses inherit it."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("xdg-state")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def demo_dir() -> Path:
     return demo_original()

@@ -294,3 +294,14 @@ def test_carried_columns_come_from_the_original_not_the_journal(
         1 - d["entry"]["columns"]["label"] for d in finished
     ]
     assert verify_benchmark(out).ok
+
+
+def test_without_json_the_notes_go_to_stderr(
+    small_original: Path, tmp_path: Path, state_home: Path
+) -> None:
+    out = tmp_path / "out"
+    lines = _killed(small_original, out)
+    said = _flip_label(out, lines, state_home)
+    r = no_traceback(run_cli(*generate_args(small_original, out, resume=True), pinned=True))
+    assert r.exit_code == ExitCode.OK, r.output
+    assert any(line.startswith("note: ") and said in line for line in r.stderr.splitlines())

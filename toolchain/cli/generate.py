@@ -161,6 +161,8 @@ def generate(
     if as_json:
         emit_json(result.to_json())
         return
+    for note in result.notes:  # e.g. why --resume remade a sample instead of trusting it
+        echo(f"note: {note}", err=True)
     echo(_summary(result.manifest, out))
     if result.ignored:
         kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(result.ignored.items()))
