@@ -202,19 +202,32 @@ class DaskCluster:
         proc.wait(timeout=30)
 
 
+def tls_args(certs: Path | None, node: str) -> list[str]:
+    """``dask scheduler``/``dask worker`` options for ``node``'s certificate in ``certs``."""
+    if certs is None:
+        return []
+    return ["--tls-ca-file", str(certs / "ca.pem"), "--tls-cert", str(certs / f"{node}.pem"),
+            "--tls-key", str(certs / f"{node}.key")]  # fmt: skip
+
+
 @contextlib.contextmanager
 def dask_cluster(
     folder: Path,
     workers: Sequence[str] = ("w0", "w1"),
     *,
     odd_workers: Mapping[str, Mapping[str, str]] | None = None,
+    certs: Path | None = None,
+    extra_args: Mapping[str, Sequence[str]] | None = None,
     timeout: float = 90,
 ) -> Iterator[DaskCluster]:
     """``dask scheduler`` and pinned ``benchmark-regen dask-worker`` processes.
 
     ``odd_workers`` maps a worker name to environment changes: such a worker is
     started with plain ``dask worker`` under the pinned environment plus those
-    changes, to stand for a node that was set up differently.
+    changes, to stand for a node that was set up differently. ``certs``: a
+    ``cluster certs`` folder; then everything speaks TLS (the scheduler with
+    ``scheduler.pem``, each worker with ``worker.pem``). ``extra_args``: more
+    ``dask worker`` options for the named workers (a ``--preload``, say).
     """
     folder.mkdir(parents=True, exist_ok=True)
     files: list[IO[bytes]] = []
@@ -235,7 +248,8 @@ def dask_cluster(
         scheduler = spawn(
             "scheduler",
             [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-             "--port", "0", "--no-dashboard", "--scheduler-file", str(sched_file)],
+             "--port", "0", "--no-dashboard", "--scheduler-file", str(sched_file),
+             *(["--protocol", "tls", *tls_args(certs, "scheduler")] if certs else [])],
             cli_env(),
         )  # fmt: skip
         end = time.monotonic() + timeout
@@ -245,12 +259,15 @@ def dask_cluster(
             time.sleep(0.1)
         address = str(json.loads(sched_file.read_text())["address"])
         cluster = DaskCluster(address=address, logs=folder, scheduler=scheduler)
-        common = ["--host", "127.0.0.1", "--no-dashboard", "--death-timeout", "60"]
+        common = ["--host", "127.0.0.1", "--no-dashboard", "--death-timeout", "60",
+                  *tls_args(certs, "worker")]  # fmt: skip
+        extra = extra_args or {}
         for name in workers:
             cluster.workers[name] = spawn(
                 name,
                 [sys.executable, "-m", "toolchain", "dask-worker", address, *common,
-                 "--name", name, "--local-directory", str(folder / f"{name}-scratch")],
+                 "--name", name, "--local-directory", str(folder / f"{name}-scratch"),
+                 *extra.get(name, ())],
                 cli_env(),
             )  # fmt: skip
         for name, changes in (odd_workers or {}).items():

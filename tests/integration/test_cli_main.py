@@ -27,8 +27,8 @@ def test_version_and_help() -> None:
 
 def test_every_command_group_is_registered() -> None:
     assert set(cli.commands) == {
-        "compare", "dask-worker", "demo", "diff", "env", "generate", "get", "image", "jobs",
-        "key", "manifest", "publish", "recipes", "sign", "verify",
+        "cluster", "compare", "dask-worker", "demo", "diff", "env", "generate", "get", "image",
+        "jobs", "key", "manifest", "publish", "recipes", "sign", "verify",
     }  # fmt: skip
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.compare_cases import pinned_here
@@ -34,3 +36,12 @@ def test_worker_fingerprint_of_a_pinned_process_is_its_own() -> None:
     with pinned_here(pytest.MonkeyPatch()):
         fp = worker_fingerprint()
         assert fp == runtime_fingerprint() and fp["pinned"] == "true"
+
+
+def test_make_executor_hands_the_dask_options_on(tmp_path: Path) -> None:
+    dask = make_executor(
+        "dask", workers=1, scheduler="tcp://10.0.0.1:8786", insecure=True, recheck=0.5,
+        certs=tmp_path,
+    )  # fmt: skip
+    assert isinstance(dask, DaskExecutor)
+    assert (dask.insecure, dask.recheck, dask.certs) == (True, 0.5, tmp_path)

@@ -14,6 +14,7 @@ import click
 
 from toolchain.cli.options import (
     EPILOG_EXIT_CODES,
+    certs_option,
     container_argv,
     echo,
     emit_json,
@@ -21,11 +22,13 @@ from toolchain.cli.options import (
     format_option,
     image_option,
     in_container_option,
+    insecure_option,
     json_option,
     original_option,
     out_option,
     progress,
     quiet_option,
+    recheck_option,
     run_in_pinned_image,
     scheduler_option,
     shard_option,
@@ -140,6 +143,9 @@ def create(
 @shard_option
 @executor_option
 @scheduler_option
+@certs_option
+@insecure_option
+@recheck_option
 @click.option(
     "--pubkey",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -166,6 +172,9 @@ def apply(
     shard: Shard | None,
     executor: str,
     scheduler: str | None,
+    certs: Path | None,
+    insecure: bool,
+    recheck: float | None,
     pubkey: Path | None,
     signature: Path | None,
     in_container: bool,
@@ -195,7 +204,8 @@ def apply(
             if not as_json:
                 echo(f"signature OK: key {check.keyid[:16]} vouches for root {check.root}")
         ctx = click.get_current_context()
-        drop = ("in_container", "image_tag", "pubkey", "signature", "executor", "scheduler")
+        drop = ("in_container", "image_tag", "pubkey", "signature", "executor", "scheduler",
+                "certs", "insecure", "recheck")  # fmt: skip
         argv = ["diff", *container_argv(ctx, drop=drop)]
         sys.exit(
             run_in_pinned_image(
@@ -213,6 +223,9 @@ def apply(
             shard=shard,
             executor=executor,
             scheduler=scheduler,
+            certs=certs,
+            insecure=insecure,
+            recheck=recheck,
             pubkey=pubkey,
             signature=signature,
             progress=bar,

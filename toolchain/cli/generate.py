@@ -10,6 +10,7 @@ import click
 
 from toolchain.cli.options import (
     EPILOG_EXIT_CODES,
+    certs_option,
     container_argv,
     echo,
     emit_json,
@@ -17,11 +18,13 @@ from toolchain.cli.options import (
     format_option,
     image_option,
     in_container_option,
+    insecure_option,
     json_option,
     original_option,
     out_option,
     progress,
     quiet_option,
+    recheck_option,
     resume_option,
     run_in_pinned_image,
     scheduler_option,
@@ -73,6 +76,9 @@ def _param_pairs(
 @resume_option
 @executor_option
 @scheduler_option
+@certs_option
+@insecure_option
+@recheck_option
 @in_container_option
 @image_option
 @format_option
@@ -93,6 +99,9 @@ def generate(
     resume: bool,
     executor: str,
     scheduler: str | None,
+    certs: Path | None,
+    insecure: bool,
+    recheck: float | None,
     in_container: bool,
     image_tag: str,
     out_format: str,
@@ -114,7 +123,7 @@ def generate(
       benchmark-regen generate --recipe adversarial --original ./val --out ./adv --shard 0/4
       benchmark-regen generate --recipe adversarial --original ./val --out ./adv --resume
       benchmark-regen generate --recipe adversarial --original /shared/val --out /shared/adv \\
-          --executor dask --scheduler tcp://head:8786
+          --executor dask --scheduler tls://head:8786 --certs ./certs
       benchmark-regen generate --recipe adversarial --original ./val --out ./adv --in-container
       benchmark-regen generate --recipe gaussian-noise --original ./imagenet-1k \\
           --split validation --format parquet --out ./bench-hf
@@ -149,6 +158,9 @@ def generate(
             shard=shard,
             executor=executor,
             scheduler=scheduler,
+            certs=certs,
+            insecure=insecure,
+            recheck=recheck,
             progress=bar,
             source_options=source_options,
             format=out_format,

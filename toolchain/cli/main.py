@@ -11,7 +11,7 @@ import click
 
 import toolchain
 from toolchain.cli import compare, diff, generate, hub, image, info, jobs, manifest, signing, verify
-from toolchain.cli.cluster import dask_worker
+from toolchain.cli.cluster import cluster, dask_worker
 from toolchain.cli.options import EPILOG_EXIT_CODES, JSON_REQUESTED, echo, emit_json, style
 from toolchain.errors import Error, ExitCode, Interrupted
 from toolchain.run.signals import Received, stop_like_ctrl_c
@@ -87,5 +87,6 @@ for _command in (
     hub.publish,
     hub.get,
     dask_worker,
+    cluster,
 ):
     cli.add_command(_command)

@@ -302,7 +302,14 @@ def run_session(
             f"{steps.command} cannot resume an interrupted run",
             hint="run it again with --overwrite to start over",
         )
-    executor = make_executor(options.executor, workers=options.workers, scheduler=options.scheduler)
+    executor = make_executor(
+        options.executor,
+        workers=options.workers,
+        scheduler=options.scheduler,
+        insecure=options.insecure,
+        recheck=options.recheck,
+        certs=options.certs,
+    )
     with executor as pool:
         pool.prestart()  # the workers import while the inputs are opened and listed
         with steps.inputs(), options.source_options.open(original) as source:

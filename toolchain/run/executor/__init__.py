@@ -3,6 +3,7 @@ order (docs/internals.md, "The executors")."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import Protocol, TypeVar
@@ -60,8 +61,18 @@ def check_executor(kind: str, *, workers: int, scheduler: str | None = None) -> 
         raise ValueError(f"unknown executor {kind!r} (known: {', '.join(EXECUTORS)})")
 
 
-def make_executor(kind: str, *, workers: int, scheduler: str | None = None) -> Executor:
-    """The executor named ``kind`` (``local`` or ``dask``) with ``workers`` processes."""
+def make_executor(
+    kind: str,
+    *,
+    workers: int,
+    scheduler: str | None = None,
+    insecure: bool = False,
+    recheck: float | None = None,
+    certs: str | os.PathLike[str] | None = None,
+) -> Executor:
+    """The executor named ``kind`` (``local`` or ``dask``) with ``workers`` processes; the
+    Dask one reaches ``scheduler`` as ``insecure`` and ``certs`` say, and rechecks a share
+    ``recheck`` of its tasks here (see :class:`~toolchain.run.executor.dask.DaskExecutor`)."""
     check_executor(kind, workers=workers, scheduler=scheduler)
     if kind == "local":
         from toolchain.run.executor.local import LocalExecutor
@@ -69,4 +80,6 @@ def make_executor(kind: str, *, workers: int, scheduler: str | None = None) -> E
         return LocalExecutor(workers=workers)
     from toolchain.run.executor.dask import DaskExecutor
 
-    return DaskExecutor(workers=workers, scheduler=scheduler)
+    return DaskExecutor(
+        workers=workers, scheduler=scheduler, insecure=insecure, recheck=recheck, certs=certs
+    )
