@@ -165,21 +165,18 @@ def matrix_report(session: nox.Session) -> None:
         )  # fmt: skip
 
 
-FUZZ_RUNS = "200000"
-
-
 @nox.session(python=PYTHON, default=False)
 def fuzz(session: nox.Session) -> None:
-    """atheris over the manifest/signature and .bdiff parsers, a fixed number of runs each.
+    """atheris over every parser of other people's bytes (fuzz/atheris_*.py), one after
+    another, 60 s each; prints executions and crashes per harness, fails on any crash.
 
-    ``nox -s fuzz -- -runs=1000000`` overrides the count. atheris is not in the hashed
-    lockfiles (it is a fuzzing tool, never shipped), so it is pinned by version here.
+    ``nox -s fuzz -- -max_total_time=45`` or ``-- -runs=1000000`` bounds each harness
+    otherwise; ``-- atheris_journal.py`` runs one. atheris is not in the hashed lockfiles
+    (it is a fuzzing tool, never shipped), so it is pinned by version here.
     """
     _install_locked(session, "test.txt")
     session.install("--only-binary", ":all:", "atheris==3.0.0")
-    args = session.posargs or [f"-runs={FUZZ_RUNS}"]
-    for harness in ("atheris_manifest.py", "atheris_container.py"):
-        session.run("python", str(ROOT / "fuzz" / harness), *args)
+    session.run("python", str(ROOT / "fuzz" / "run.py"), *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False)

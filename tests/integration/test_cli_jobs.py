@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,37 @@ def test_submit_refuses_an_out_on_this_nodes_disk_when_the_cluster_has_others(
     assert "the merge job would not find the shard manifests" in error["message"]
     assert "every node mounts at the same path" in error["hint"]
     assert not sbatch_log.exists()
+
+
+# -- Hostile arguments (issue #23, item 6) ---------------------------------------------------
+
+
+def test_an_original_name_that_runs_a_command_is_passed_on_byte_for_byte(tmp_path: Path) -> None:
+    """The issue's `--original-name 'x $(touch F)'` (and its `${`, which used to leave it
+    unquoted), through `jobs slurm --write`, then run by bash as a task would be."""
+    names = ["x ${IFS}$(touch F)", "$(touch F)", "`touch F`", "\x1b]0;owned\x07"]
+    out = tmp_path / "out"
+    command = ["generate", "--recipe", "identity", "--original", "/o", "--out", str(out)]
+    for name in names:
+        command += ["--original-name", name]
+    script = tmp_path / "adv.sbatch"
+    r = no_traceback(run_cli("jobs", "slurm", "--name", "adv", "--shards", "2", "--runtime",
+                             "none", "--out", out, "--write", script, "--", *command))  # fmt: skip
+    assert r.exit_code == 0, r.output
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stand_in = bin_dir / "benchmark-regen"
+    stand_in.write_text(f"#!/bin/sh\nprintf '%s\\0' \"$@\" > {bin_dir}/args\n")
+    stand_in.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "SLURM_ARRAY_TASK_ID": "1"}
+    proc = subprocess.run(["bash", str(script)], env=env, cwd=tmp_path, capture_output=True,
+                          timeout=60)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "F").exists()
+    received = (bin_dir / "args").read_bytes().split(b"\0")[:-1]
+    assert received == [a.encode() for a in [*command, "--shard", "1/2", "--resume"]]
+    # Printed instead of written: the terminal gets no escape sequence from the script.
+    r = run_cli("jobs", "slurm", "--name", "adv", "--shards", "2", "--runtime", "none",
+                "--out", out, "--", *command)  # fmt: skip
+    assert r.exit_code == 0 and "$(touch F)" in r.stdout
+    assert "\x1b" not in r.stdout and "$'\\x1b]0;owned\\x07'" in r.stdout

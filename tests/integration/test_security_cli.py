@@ -6,7 +6,9 @@
   traceback; a second run into a folder being written is told the writer's pid;
 * a PNG whose CRC is wrong says so, naming the sample and the chunk;
 * ``sign --out`` and ``diff create --out`` never overwrite a manifest;
-* ``NO_COLOR`` leaves no escape sequence on a real terminal, progress bar included.
+* ``NO_COLOR`` leaves no escape sequence on a real terminal, progress bar included;
+* (issue #23) other people's text (an original's name, a sample id, a config folder)
+  reaches the terminal with its control characters escaped, colour on or off.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
 
+from tests.cli import no_traceback
 from tests.conftest import make_image
 from tests.diff_cases import build, pinned, tiny_original
 from tests.terminal import start
@@ -258,3 +261,89 @@ def test_the_api_result_exposes_ignored_kinds(tmp_path: Path) -> None:
     with pinned():
         result = generate_benchmark(original, "identity", tmp_path / "out")
     assert result.ignored == {".gif": 1, "hidden": 1}
+
+
+# -- Other people's text on a terminal (issue #23, item 6) ---------------------------------
+
+HOSTILE = "x\x1b]0;owned\x07\x1b]52;c;b3duZWQ=\x07\u009b31m\u009d0;t\u009c\u202eevil"
+"""OSC 0 (the window title), OSC 52 (the clipboard), C1 CSI/OSC/ST, a bidi override."""
+SHOWN = "x\\x1b]0;owned\\x07\\x1b]52;c;b3duZWQ=\\x07\\u009b31m\\u009d0;t\\u009c\\u202eevil"
+RAW = ("\x07", "\u009b", "\u009d", "\u009c", "\u202e")
+
+
+def _no_raw(text: str) -> None:
+    """Nothing a terminal acts on but SGR colour codes (``ESC [ ... m``) of our own."""
+    assert not [c for c in RAW if c in text], repr(text)
+    assert re.sub(r"\x1b\[[0-9;]*m", "", text).count("\x1b") == 0, repr(text)
+
+
+def _hostile_config_original(tmp_path: Path) -> Path:
+    """A Hugging Face parquet layout whose second config folder is named ``HOSTILE``."""
+    original = tmp_path / "hf-original"
+    for config in ("plain", HOSTILE):
+        (original / config / "train").mkdir(parents=True)
+        (original / config / "train" / "0000.parquet").write_bytes(b"PAR1")
+    return original
+
+
+@pytest.mark.parametrize("no_color", [True, False])
+def test_other_peoples_text_reaches_the_terminal_escaped(tmp_path: Path, no_color: bool) -> None:
+    """A .bdiff naming a hostile original (`diff inspect`), an original whose sample id
+    holds a bidi override (`diff check`), a config folder name in an error: all escaped,
+    while our own colours still work."""
+    original = tmp_path / "original"
+    make_image(original / "a\u202egnp.png")
+    bench, diff = tmp_path / "bench", tmp_path / "d.bdiff"
+    r = _invoke("generate", "--recipe", "identity", "--original", str(original), "--out",
+                str(bench), "--original-name", HOSTILE, "-q")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = _invoke("diff", "create", "--original", str(original), "--benchmark", str(bench),
+                "--out", str(diff), "-q")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    env = {"NO_COLOR": "1"} if no_color else {}
+    runs = {
+        "inspect": ["diff", "inspect", str(diff)],
+        "check": ["diff", "check", "--original", str(original), "--diff", str(diff)],
+        "verify": ["verify", str(bench)],
+        "error": ["generate", "--recipe", "identity", "--original",
+                  str(_hostile_config_original(tmp_path)), "--out", str(tmp_path / "out")],
+    }  # fmt: skip
+    out = {}
+    for name, args in runs.items():
+        with pinned():
+            r = no_traceback(CliRunner().invoke(cli, args, env=env, color=True))
+        _no_raw(r.output)
+        out[name] = r.output
+    assert f"original   {SHOWN}\n" in out["inspect"]
+    assert "found-by-id  a\\u202egnp.png\n" in out["check"]
+    assert f"has several configs: plain, {SHOWN}\n" in out["error"]
+    # Our own styling: colour on a terminal, none with NO_COLOR.
+    assert ("\x1b[32m\x1b[1mOK\x1b[0m" in out["verify"]) is not no_color
+    assert ("\x1b[31m\x1b[1merror: \x1b[0m" in out["error"]) is not no_color
+    assert ("\x1b" in out["verify"] + out["error"]) is not no_color
+
+
+def test_json_keeps_other_peoples_text_exact_and_ascii(tmp_path: Path) -> None:
+    original = _hostile_config_original(tmp_path)
+    args = ["generate", "--recipe", "identity", "--original", str(original), "--out",
+            str(tmp_path / "out"), "--json"]  # fmt: skip
+    r = no_traceback(CliRunner().invoke(cli, args, color=True))
+    assert r.exit_code == ExitCode.BAD_INPUT
+    assert r.stdout.isascii()
+    message = json.loads(r.stdout)["error"]["message"]
+    assert message.endswith(f"has several configs: plain, {HOSTILE}")
+    _no_raw(r.stderr)
+
+
+def test_no_color_on_a_terminal_shows_hostile_names_escaped(tmp_path: Path) -> None:
+    """What the issue saw: with NO_COLOR=1 on a real terminal, OSC 0 and OSC 52 in a config
+    folder name went through (click strips colour codes, not OSC)."""
+    original = _hostile_config_original(tmp_path)
+    env = {**os.environ, "NO_COLOR": "1"}
+    with start(["generate", "--recipe", "identity", "--original", str(original), "--out",
+                str(tmp_path / "out")], env=env) as term:  # fmt: skip
+        code = term.wait(120)
+    text = bytes(term.output)
+    assert code == ExitCode.BAD_INPUT and b"has several configs" in text
+    assert SHOWN.encode() in text
+    assert not [c for c in ("\x1b", *RAW) if c.encode() in text], text

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import shlex
 import subprocess
@@ -11,6 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from toolchain._internal.terminal import printable
 from toolchain.cluster.jobs import (
     JobSpec,
     SlurmSubmission,
@@ -57,7 +59,8 @@ def test_slurm_script_is_an_array_with_a_merge_step() -> None:
     shard_line = [ln for ln in script.splitlines() if ln.startswith("docker run")][-1]
     words = shlex.split(shard_line.removesuffix(" &").replace('"$(id -u):$(id -g)"', "UID"))
     assert words[:2] == ["docker", "run"] and "--network" in words and "none" in words
-    assert words[words.index("--shard") + 1] == "${SLURM_ARRAY_TASK_ID}/16"
+    assert words[words.index("--shard") + 1] == "$shard"
+    assert 'shard="${SLURM_ARRAY_TASK_ID}/16"' in script.splitlines()
     assert "imagenet-val:/original:ro" in words
     assert "manifest merge" in script
 
@@ -149,11 +152,12 @@ def test_native_slurm_script_uses_the_paths_as_they_are(tmp_path: Path) -> None:
     assert "docker" not in script
     assert "#SBATCH --cpus-per-task=2" in script  # one CPU per --workers process
     assert "#SBATCH --time=2:00:00" in script
-    *_, merge_line, _fi, shard_line = script.strip().splitlines()
+    *_, merge_line, _fi, set_shard, shard_line = script.strip().splitlines()
+    assert set_shard == 'shard="${SLURM_ARRAY_TASK_ID}/4"'
     shard = shlex.split(shard_line)
     assert shard[:3] == ["exec", "benchmark-regen", "generate"]
     assert shard[shard.index("--original") + 1] == "/shared/my val"
-    assert shard[-3:] == ["--shard", "${SLURM_ARRAY_TASK_ID}/4", "--resume"]
+    assert shard[-3:] == ["--shard", "$shard", "--resume"]
     merge = shlex.split(merge_line)
     assert merge[:4] == ["exec", "benchmark-regen", "manifest", "merge"]
     assert merge[4:8] == [f"/shared/adv/manifest.shard-{i}-of-4.json" for i in range(4)]
@@ -207,6 +211,143 @@ def test_docker_slurm_script_kills_its_container_with_the_task(tmp_path: Path) -
     assert 'cname="adv-bench-${SLURM_JOB_ID:-$$}"' in script
     assert """trap 'docker kill "$cname" >/dev/null 2>&1 || true' TERM INT""" in script
     assert script.count('--name "$cname"') == 2 and script.count("wait $!") == 2
+
+
+# -- Hostile arguments: quoted, always (issue #23, item 6) ----------------------------------
+
+HOSTILE = (
+    "$(touch F)",
+    "x ${IFS}$(touch F)",
+    "x $(touch F)",
+    "`touch F`",
+    "${HOME}",
+    "$HOME",
+    "$((6*7))",
+    "; touch F",
+    "&& touch F #",
+    'it\'s "quoted"',
+    "back\\slash\\",
+    "*",
+    "~",
+    "!!",
+    "",
+    " lead and trail ",
+    "line\nbreak",
+    "tab\there",
+    "\x1b]0;owned\x07",
+    "\x1b]52;c;b3duZWQ=\x07",
+    "\u009b31m\u009d0;t\u009c",
+    "\u202eevil",
+    "caf\u00e9 $(touch F)",
+    "\udcff not UTF-8",
+    "--shard",
+    "$(JOB_COMPLETION_INDEX)",
+    "$$",
+    "${SLURM_ARRAY_TASK_ID}",
+)
+"""Words a shell (or Kubernetes) would act on: none may run anything or change."""
+
+
+def _recording_stand_in(bin_dir: Path, name: str) -> Path:
+    """A stand-in ``name`` that writes its arguments, NUL-separated, to ``name.args``."""
+    _stand_in(bin_dir, name, f"printf '%s\\0' \"$@\" > {shlex.quote(str(bin_dir))}/{name}.args\n")
+    return bin_dir / f"{name}.args"
+
+
+def _run_script(script: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    path = tmp_path / "job.sbatch"
+    path.write_text(script)
+    env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "HOME": "/home/someone",
+           "SLURM_ARRAY_TASK_ID": "3", "SLURM_JOB_ID": "77"}  # fmt: skip
+    return subprocess.run(["bash", str(path), *args], env=env, cwd=tmp_path,
+                          capture_output=True, timeout=60)  # fmt: skip
+
+
+def _received(args_file: Path) -> list[bytes]:
+    return args_file.read_bytes().split(b"\0")[:-1]
+
+
+def _raw(words: Sequence[str]) -> list[bytes]:
+    return [w.encode("utf-8", "surrogateescape") for w in words]
+
+
+def test_hostile_arguments_reach_a_native_task_byte_for_byte(tmp_path: Path) -> None:
+    """The issue's `--original-name 'x $(touch F)'` and every other word a shell acts on:
+    the task and the merge get each argument byte for byte, and nothing else runs."""
+    out = str(tmp_path / "out $(touch F) `touch F`")
+    command = ("generate", "--original", "/o", "--out", out,
+               *[w for h in HOSTILE for w in ("--original-name", h)])  # fmt: skip
+    spec = JobSpec(name="adv", shards=4, image="unused", runtime="none", command=command, out=out)
+    script = slurm_array_script(spec)
+    _bash_syntax_ok(script, tmp_path)
+    received = _recording_stand_in(tmp_path / "bin", "benchmark-regen")
+    proc = _run_script(script, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "F").exists()
+    assert _received(received) == _raw([*command, "--shard", "3/4", "--resume"])
+    Path(out).mkdir()
+    for i in range(4):
+        (Path(out) / f"manifest.shard-{i}-of-4.json").write_text("{}")
+    proc = _run_script(script, tmp_path, "merge")
+    assert proc.returncode == 0, proc.stderr
+    assert _received(received) == _raw(spec.merge_argv()[1:])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "job.sbatch", Path(out).name]
+    # One printable line per command: a script printed to a terminal carries no escape.
+    assert all(printable(line) == line for line in script.splitlines())
+
+
+def test_hostile_arguments_reach_a_docker_task_byte_for_byte(tmp_path: Path) -> None:
+    original, out, diff = "/shared/val $(touch F)", "/shared/o`touch F`", "/d\n$(touch F)"
+    command = ("diff", "apply", "--original", "/original", "--diff", "/diff", "--out", "/out",
+               *[w for h in HOSTILE for w in ("--original-name", h)])  # fmt: skip
+    spec = JobSpec(name="adv", shards=16, image="img $(touch F)", command=command,
+                   original=original, out=out, diff=diff)  # fmt: skip
+    script = slurm_array_script(spec)
+    _bash_syntax_ok(script, tmp_path)
+    received = _recording_stand_in(tmp_path / "bin", "docker")
+    proc = _run_script(script, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "F").exists()
+    user = f"{os.getuid()}:{os.getgid()}"
+    head = ["run", "--rm", "--name", "adv-77", "--network", "none", "--cap-drop", "ALL",
+            "--user", user, "-v", f"{original}:/original:ro", "-v", f"{out}:/out",
+            "-v", f"{diff}:/diff:ro", "img $(touch F)"]  # fmt: skip
+    assert _received(received) == _raw([*head, *command, "--shard", "3/16", "--resume"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "job.sbatch"]
+    assert all(printable(line) == line for line in script.splitlines())
+
+
+def _k8s_expand(text: str, env: dict[str, str]) -> str:
+    """Kubernetes' expansion of container args (third_party/forked/golang/expansion):
+    ``$(VAR)`` of a defined variable is its value, ``$$`` is ``$``, anything else stays."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] != "$" or i + 1 == len(text):
+            out.append(text[i])
+            i += 1
+        elif text[i + 1] == "$":
+            out.append("$")
+            i += 2
+        elif text[i + 1] == "(" and ")" in text[i + 2 :]:
+            name = text[i + 2 : text.index(")", i + 2)]
+            out.append(env.get(name, f"$({name})"))
+            i += len(name) + 3
+        else:
+            out.append(text[i : i + 2])
+            i += 2
+    return "".join(out)
+
+
+def test_hostile_arguments_reach_a_kubernetes_pod_unexpanded() -> None:
+    utf8 = [h for h in HOSTILE if "\udcff" not in h]  # YAML holds text, not bytes
+    command = ("generate", "--original", "/original", "--out", "/out",
+               *[w for h in utf8 for w in ("--original-name", h)])  # fmt: skip
+    job, merge = yaml.safe_load_all(k8s_indexed_job(dataclasses.replace(SPEC, command=command)))
+    env = {"JOB_COMPLETION_INDEX": "5", "HOME": "/root", "SLURM_ARRAY_TASK_ID": "9"}
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [_k8s_expand(a, env) for a in args] == [*command, "--shard", "5/16", "--resume"]
+    margs = merge["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [_k8s_expand(a, env) for a in margs] == SPEC.merge_argv()[1:]
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import shutil
+import string
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 from tests.diff_cases import pinned
 from tests.hf_cases import LABELS, class_records, hf_offline, make_dataset, to_hub_parquet
 from tests.hf_outputs import assert_same_samples, card_info, folder_benchmark, parquet_benchmark
+from toolchain._internal.terminal import printable
 from toolchain.diff import create_diff
 from toolchain.diff.dataset import is_diff_dataset
 from toolchain.hf.card import CardInfo, render_card
@@ -210,3 +213,156 @@ def test_a_diff_dataset_loads_without_a_word(hub: Path, tmp_path: Path, hf_offli
         rows = datasets.load_dataset(str(xdiff), split="train", cache_dir=str(hf_offline / "c"))
     assert said == []
     assert rows["sample_id"] == [e.id for e in result.manifest.entries]
+
+
+# -- Other people's text in the Markdown body (issue #23, item 6) --------------------------
+
+MARKUP = (
+    "<img src=x onerror=alert(document.domain)>",
+    "[click](javascript:alert(1))",
+    "![t](https://evil.example/t.png)",
+    "<javascript:alert(1)>",
+    "\\<img src=x onerror=alert(1)>",  # a backslash to undo our escape
+    "` <img src=x onerror=alert(1)> `",  # to close our code span early
+    "``x`` `y` <b>",
+    "line\n# a heading\n<script>alert(1)</script>",
+    "\x1b]0;owned\x07\u202eevil",
+)
+
+
+def _shown(md: str) -> tuple[str, bool]:
+    """What a CommonMark renderer shows of inline text made of backslash escapes, code
+    spans and plain characters (spec 0.31, sections 2.4 and 6.1); and whether anything in it
+    would be other markup: a bare ``<``, ``[`` or ``]``, or a backtick run left unpaired."""
+    out, markup, i = [], False, 0
+    while i < len(md):
+        c = md[i]
+        if c == "\\" and i + 1 < len(md) and md[i + 1] in string.punctuation:
+            out.append(md[i + 1])
+            i += 2
+        elif c == "`":
+            run = len(md[i:]) - len(md[i:].lstrip("`"))
+            close = re.compile(f"(?<!`)`{{{run}}}(?!`)").search(md, i + run)
+            if close is None:
+                markup = True
+                out.append("`" * run)
+                i += run
+                continue
+            body = md[i + run : close.start()]
+            if len(body) > 2 and body[0] == body[-1] == " " and body.strip(" "):
+                body = body[1:-1]
+            out.append(body)
+            i = close.end()
+        else:
+            markup = markup or c in "<[]"
+            out.append(c)
+            i += 1
+    return "".join(out), markup
+
+
+def _field(card: bytes, label: str) -> str:
+    (line,) = [ln for ln in card.decode().splitlines() if ln.startswith(label)]
+    return line.removeprefix(label)
+
+
+def _as_shown(text: str) -> str:
+    return printable(" ".join(text.split()))
+
+
+@pytest.mark.parametrize("hostile", MARKUP)
+def test_other_peoples_text_is_shown_never_rendered(hostile: str) -> None:
+    """Column names and provenance strings: what a reader sees is the text itself (control
+    characters escaped), never HTML, a link, an image, or a code span broken open."""
+    info = CardInfo(
+        pretty_name=hostile,
+        format="parquet",
+        sample_count=1,
+        root="sha256:" + "0" * 64,
+        original_name=hostile,
+        original_terms=hostile,
+        samples_in_original=1,
+        fraction="1.000000",
+        recipe_name=hostile,
+        recipe_version=hostile,
+        recipe_seed=1,
+        recipe_params={hostile: hostile},
+        recipe_select=hostile,
+        recipe_license=hostile,
+        columns=(ColumnSpec(name=hostile, type="string"),),
+    )
+    card = render_card(info)
+    shown = _as_shown(hostile)
+    fields = {
+        "# ": shown,
+        "- Original: ": shown,
+        "- Its terms: ": shown,
+        "- Carried columns: ": f"{shown} (string)",
+        "- Name and version: ": f"{shown} {shown}",
+        "- Parameters: ": f"{shown}={shown}" if "\n" not in hostile else None,
+        "- Selection: ": shown,
+        "- Recipe licence: ": shown,
+    }
+    for label, expected in fields.items():
+        got, markup = _shown(_field(card, label))
+        assert not markup, (label, _field(card, label))
+        if expected is not None:
+            assert got == expected, (label, _field(card, label))
+    body = card.decode().split("---\n")[2]
+    assert "\x1b" not in body and "\u202e" not in body
+    assert card == render_card(info)
+
+
+def test_ordinary_names_are_written_as_before() -> None:
+    """Escaping changes nothing a benign card says: the bytes of these lines are as they were."""
+    info = CardInfo(
+        pretty_name="identity 1.0 on Demo photographs (café edition)",
+        format="folder",
+        sample_count=2,
+        root="sha256:" + "ab" * 32,
+        original_name="Demo photographs (café edition)",
+        original_terms="https://scikit-image.org/docs/stable/license.html?a=1&b=2",
+        samples_in_original=2,
+        fraction="1.000000",
+        recipe_name="gaussian-noise",
+        recipe_version="1.0",
+        recipe_seed=7,
+        recipe_params={"sigma": "2.5"},
+        recipe_select="all",
+        recipe_license="CC-BY-4.0",
+        columns=(ColumnSpec(name="label", type="class_label", names=("cat", "dog")),),
+    )
+    text = render_card(info).decode()
+    for line in (
+        "# identity 1.0 on Demo photographs (café edition)",
+        "- Original: Demo photographs (café edition)",
+        "- Its terms: https://scikit-image.org/docs/stable/license.html?a=1&b=2",
+        "- Carried columns: `label` (class_label: 2 classes)",
+        "- Name and version: `gaussian-noise` 1.0",
+        "- Parameters: `sigma=2.5`",
+        "- Selection: `all`",
+        "- Recipe licence: CC-BY-4.0",
+        "`sha256:" + "ab" * 32 + "`",
+    ):
+        assert f"\n{line}\n" in text
+
+
+def test_a_generated_card_and_a_diff_datasets_card_escape_the_provenance(
+    hub: Path, tmp_path: Path
+) -> None:
+    """Through generate (--original-name, --original-terms) and diff create --format parquet."""
+    from toolchain.model.manifest import Provenance
+
+    name, terms = MARKUP[0], MARKUP[1]
+    bench, xdiff = tmp_path / "bench", tmp_path / "xdiff"
+    with pinned():
+        generate_benchmark(
+            hub, "identity", bench, format="parquet",
+            provenance=Provenance(original_name=name, original_terms=terms),
+        )  # fmt: skip
+        create_diff(hub, bench, xdiff, format="parquet")
+    card = (bench / "README.md").read_bytes()
+    assert _shown(_field(card, "- Original: ")) == (name, False)
+    assert _shown(_field(card, "- Its terms: ")) == (terms, False)
+    body = (xdiff / "README.md").read_text().split("---\n")[2]  # the YAML quotes its own
+    assert name.replace("<", "\\<").replace(">", "\\>") in body
+    assert not _shown(body.replace("`", ""))[1]  # no bare <, [ or ] left in the body

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import sys
 import threading
 import time
@@ -15,12 +16,14 @@ from typing import Any, TextIO, TypeVar
 import click
 
 from toolchain._internal.progress import Progress
+from toolchain._internal.terminal import printable
 from toolchain.model.hashing import pretty_json
 
 __all__ = [
     "DEFAULT_IMAGE",
     "EPILOG_EXIT_CODES",
     "JSON_REQUESTED",
+    "certs_option",
     "container_argv",
     "echo",
     "emit_json",
@@ -28,11 +31,13 @@ __all__ = [
     "format_option",
     "image_option",
     "in_container_option",
+    "insecure_option",
     "json_option",
     "original_option",
     "out_option",
     "progress",
     "quiet_option",
+    "recheck_option",
     "resume_option",
     "run_in_pinned_image",
     "scheduler_option",
@@ -59,12 +64,23 @@ def color() -> bool | None:
     return False if os.environ.get("NO_COLOR") else None
 
 
+_ESC = f"\x00{secrets.token_hex(16)}\x00"
+"""ESC in :func:`style`'s output until :func:`echo` prints it: unguessable, so no text
+from elsewhere can pass an escape sequence off as one of ours."""
+
+
 def echo(text: str = "", *, err: bool = False) -> None:
-    click.echo(text, err=err, color=color())
+    """Print a line. Ids, names and fingerprints come from other people's files: every
+    control character is shown escaped (:func:`printable`), but :func:`style`'s codes."""
+    shown = "\x1b".join(printable(part) for part in text.split(_ESC))
+    click.echo(shown, err=err, color=color())
 
 
 def style(text: str, **kw: Any) -> str:
-    return text if os.environ.get("NO_COLOR") else click.style(text, **kw)
+    """``text``, escaped, in colour (click.style's ``kw``) for :func:`echo`; plain with NO_COLOR."""
+    if os.environ.get("NO_COLOR"):
+        return printable(text)
+    return click.style(printable(text), **kw).replace("\x1b", _ESC)
 
 
 def emit_json(doc: object) -> None:
@@ -322,7 +338,29 @@ executor_option = click.option(
     help="local: pinned process pool. dask: a Dask cluster (a LocalCluster without --scheduler).",
 )
 scheduler_option = click.option(
-    "--scheduler", metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://head:8786."
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Dask scheduler address, e.g. tls://head:8786 (tls:// when no scheme is given).",
+)
+certs_option = click.option(
+    "--certs",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Dask TLS: the `cluster certs` folder with ca.pem, client.pem and client.key "
+    "(default: Dask's distributed.comm.tls settings).",
+)
+insecure_option = click.option(
+    "--insecure",
+    is_flag=True,
+    help="Allow a plain tcp:// --scheduler on another host: unauthenticated and unencrypted.",
+)
+recheck_option = click.option(
+    "--recheck",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    metavar="FRACTION",
+    help="Recompute this share of the Dask tasks here, chosen in secret, and stop if a "
+    "worker's result differs (default: 0.05 with --scheduler, at least one task; 0 off).",
 )
 in_container_option = click.option(
     "--in-container",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolchain._internal.argv import option_value
+from toolchain._internal.terminal import printable
 from toolchain.cluster.slurm import FAILED_STATES, SlurmCLI, SlurmClient
 from toolchain.errors import ClusterError, InputError
 from toolchain.model.manifest import MANIFEST_NAME, Manifest, load_manifest
@@ -120,7 +121,7 @@ class JobSpec:
         so a missing one means ``--out`` is not shared by the nodes."""
         if not self.out.startswith("/") and self.runtime == "docker":
             return []  # a named Docker volume: not visible from the host's shell
-        folder = shlex.quote(self.out)
+        folder = _quote(self.out)
         return [
             "    missing=0",
             f"    for i in $(seq 0 {self.shards - 1}); do",
@@ -138,20 +139,47 @@ class JobSpec:
         ]
 
 
-def _shell_words(argv: Sequence[str]) -> str:
-    # The shard index stays a shell expansion; everything else is quoted.
-    return " ".join(a if a.startswith("$") or "${" in a else shlex.quote(a) for a in argv)
+def _quote(word: str) -> str:
+    """One bash word that is ``word`` byte for byte and expands nothing, on one printable
+    line: control characters and bytes that are not UTF-8 as ``$'\\xNN'``."""
+    if printable(word) == word:
+        return shlex.quote(word)
+    out = []
+    for b in word.encode("utf-8", "surrogateescape"):
+        c = chr(b)
+        out.append("\\" + c if c in "'\\" else c if 0x20 <= b < 0x7F else f"\\x{b:02x}")
+    return "$'" + "".join(out) + "'"
 
 
-def _docker_run(spec: JobSpec, argv: Sequence[str]) -> str:
+_SHARD_VARIABLE = "shard"
+"""The one variable a Slurm script expands in a command line: the shard ``I/N``, which it
+sets itself from ``SLURM_ARRAY_TASK_ID``."""
+
+
+def _shell_words(argv: Sequence[str], *, shard: bool = False) -> str:
+    """Every argument quoted: nothing a user wrote is expanded when the job runs. With
+    ``shard``, ``argv`` ends like :meth:`JobSpec.shard_argv` (``--shard I/N --resume``) and
+    its ``I/N`` is ``"$shard"``."""
+    words = [_quote(a) for a in argv]
+    if shard:
+        assert argv[-3] == "--shard", argv
+        words[-2] = f'"${_SHARD_VARIABLE}"'
+    return " ".join(words)
+
+
+def _docker_run(spec: JobSpec, argv: Sequence[str], *, shard: bool = False) -> str:
     mounts = ["-v", f"{spec.original}:/original:ro", "-v", f"{spec.out}:/out"]
     if spec.diff:
         mounts += ["-v", f"{spec.diff}:/diff:ro"]
     user = '"$(id -u):$(id -g)"'
     head = ["docker", "run", "--rm", "--name", '"$cname"', "--network", "none"]
     head += ["--cap-drop", "ALL", "--user", user]
-    head += [*[shlex.quote(m) for m in mounts], shlex.quote(spec.image)]
-    return " ".join([*head, _shell_words(argv[1:])])
+    head += [*[_quote(m) for m in mounts], _quote(spec.image)]
+    return " ".join([*head, _shell_words(argv[1:], shard=shard)])
+
+
+def _set_shard(spec: JobSpec) -> str:
+    return f'{_SHARD_VARIABLE}="${{SLURM_ARRAY_TASK_ID}}/{spec.shards}"'
 
 
 def slurm_array_script(spec: JobSpec) -> str:
@@ -189,7 +217,8 @@ def slurm_array_script(spec: JobSpec) -> str:
             "    wait $!",
             "    exit",
             "fi",
-            f"{_docker_run(spec, spec.shard_argv('${SLURM_ARRAY_TASK_ID}'))} &",
+            _set_shard(spec),
+            f"{_docker_run(spec, spec.shard_argv('I'), shard=True)} &",
             "wait $!",
             "",
         ]
@@ -204,7 +233,8 @@ def slurm_array_script(spec: JobSpec) -> str:
             *spec.merge_check(),
             f"    exec {_shell_words(spec.merge_argv())}",
             "fi",
-            f"exec {_shell_words(spec.shard_argv('${SLURM_ARRAY_TASK_ID}'))}",
+            _set_shard(spec),
+            f"exec {_shell_words(spec.shard_argv('I'), shard=True)}",
             "",
         ]
     return "\n".join(lines)
@@ -225,12 +255,17 @@ def k8s_indexed_job(spec: JobSpec) -> str:
     if spec.runtime != "docker":
         raise InputError("Kubernetes runs the pinned image: --runtime none is for Slurm only")
 
-    def container(argv: Sequence[str], indent: str) -> list[str]:
+    def container(argv: Sequence[str], indent: str, *, shard: bool = False) -> list[str]:
+        # Kubernetes expands `$(VAR)` in args and reads `$$` as `$`: every `$` of the
+        # command is doubled, so only the shard's $(JOB_COMPLETION_INDEX) expands.
+        args = [a.replace("$", "$$") for a in argv[1:]]
+        if shard:
+            args[-2] = argv[-2]
         out = [
             f"{indent}- name: benchmark-regen",
             f"{indent}  image: {_q(spec.image)}",
             f"{indent}  args:",
-            *[f"{indent}    - {_q(a)}" for a in argv[1:]],
+            *[f"{indent}    - {_q(a)}" for a in args],
             f"{indent}  securityContext:",
             f"{indent}    runAsNonRoot: true",
             f"{indent}    allowPrivilegeEscalation: false",
@@ -290,7 +325,7 @@ def k8s_indexed_job(spec: JobSpec) -> str:
         "    spec:",
         "      restartPolicy: Never",
         "      containers:",
-        *container(shard_argv, "        "),
+        *container(shard_argv, "        ", shard=True),
         "      volumes:",
         *volumes("        "),
         "---",

@@ -1,12 +1,15 @@
 """The ``README.md`` dataset card: Hub metadata (YAML) and the benchmark's provenance,
-written deterministically without a YAML library (``docs/huggingface.md``)."""
+written deterministically without a YAML library, other people's text escaped
+(``docs/huggingface.md``)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from toolchain._internal.terminal import printable
 from toolchain.model.columns import ColumnSpec
 from toolchain.model.layout import FORMATS
 
@@ -15,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CardInfo",
+    "code",
     "data_files",
     "one_line",
     "render_card",
@@ -189,8 +193,29 @@ def yaml_header(
     return lines
 
 
+_MARKUP = re.compile(r"([\\`<>\[\]])")
+"""What turns text into markup: HTML and autolinks (``<``), links and images (``[``),
+code spans (a backtick), and the backslash that would undo an escape."""
+
+
+def _plain(text: str) -> str:
+    """One line, its control characters shown as escapes (:func:`printable`)."""
+    return printable(" ".join(text.split()))
+
+
 def one_line(text: str) -> str:
-    return " ".join(text.split()) or "(not given)"
+    """Other people's text as Markdown that shows it, on one line: no HTML, link, image
+    or code span can come of it (CommonMark backslash escapes)."""
+    return _MARKUP.sub(r"\\\1", _plain(text)) or "(not given)"
+
+
+def code(text: str) -> str:
+    """Other people's text as one Markdown code span: delimited by more backticks than
+    it holds in a row, so that it cannot close the span early."""
+    body = _plain(text) or "(not given)"
+    fence = "`" * (max((len(r) for r in re.findall("`+", body)), default=0) + 1)
+    pad = " " if body.startswith("`") or body.endswith("`") else ""
+    return f"{fence}{pad}{body}{pad}{fence}"
 
 
 def render_card(info: CardInfo) -> bytes:
@@ -209,7 +234,7 @@ def render_card(info: CardInfo) -> bytes:
         features=features,
         num_examples=info.sample_count,
     )
-    params = ", ".join(f"`{k}={v}`" for k, v in sorted(info.recipe_params.items())) or "none"
+    params = ", ".join(code(f"{k}={v}") for k, v in sorted(info.recipe_params.items())) or "none"
     how = (
         '`load_dataset("parquet", data_dir="OUT")`'
         if info.format == "parquet"
@@ -217,7 +242,7 @@ def render_card(info: CardInfo) -> bytes:
     )
     columns = (
         ", ".join(
-            f"`{c.name}` ({c.type}" + (f": {len(c.names)} classes" if c.names else "") + ")"
+            f"{code(c.name)} ({c.type}" + (f": {len(c.names)} classes" if c.names else "") + ")"
             for c in info.columns
         )
         or "none"
@@ -239,15 +264,15 @@ def render_card(info: CardInfo) -> bytes:
         "",
         "## Recipe",
         "",
-        f"- Name and version: `{one_line(info.recipe_name)}` {one_line(info.recipe_version)}",
+        f"- Name and version: {code(info.recipe_name)} {one_line(info.recipe_version)}",
         f"- Seed: {info.recipe_seed}",
         f"- Parameters: {params}",
-        f"- Selection: `{info.recipe_select}`",
+        f"- Selection: {code(info.recipe_select)}",
         f"- Recipe licence: {one_line(info.recipe_license)}",
         "",
         "## Root hash",
         "",
-        f"`{info.root}`",
+        code(info.root),
         "",
         "Every sample's pixel hash and the root hash over them are in `manifest.json`.",
         "",
