@@ -1,13 +1,17 @@
 """toolchain.hf._arrow: the parquet writer's fixed options, the features we write and read
-back, and shards cut by rows and bytes, written whole or not at all."""
+back, and shards cut by rows and bytes, written whole or not at all, never through a link."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 import pytest
 
+from toolchain._internal.safefs import UnsafePath
 from toolchain.hf._arrow import (
+    WrittenShard,
     arrow_type,
     feature_json,
     features_metadata,
@@ -66,7 +70,7 @@ def test_the_schema_metadata_keeps_column_order_and_is_ascii() -> None:
     assert features_metadata({"\u00e9": {}}).isascii()
 
 
-def _write(folder: Path, rows: list[int], **kw: int) -> list[tuple[Path, int]]:
+def _write(folder: Path, rows: list[int], **kw: int) -> list[WrittenShard]:
     import pyarrow as pa
 
     schema = pa.schema([("n", pa.int64())])
@@ -82,28 +86,34 @@ def test_shards_are_cut_after_the_row_group_that_fills_them(tmp_path: Path) -> N
     import pyarrow.parquet as pq
 
     shards = _write(tmp_path, list(range(10)), row_group_rows=4, shard_bytes=75)
-    assert [(p.name, n) for p, n in shards] == [
+    assert [(s.path.name, s.rows) for s in shards] == [
         ("train-00000-of-00002.parquet", 8),  # two row groups of 4 rows (80 bytes >= 75)
         ("train-00001-of-00002.parquet", 2),
     ]
-    first = pq.ParquetFile(shards[0][0])
+    first = pq.ParquetFile(shards[0].path)
     assert [first.metadata.row_group(i).num_rows for i in range(2)] == [4, 4]
-    assert pq.read_table(shards[1][0])["n"].to_pylist() == [8, 9]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [p.name for p, _ in shards]
+    assert pq.read_table(shards[1].path)["n"].to_pylist() == [8, 9]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [s.path.name for s in shards]
+
+
+def test_each_shard_has_the_digest_and_size_of_the_bytes_written(tmp_path: Path) -> None:
+    for shard in _write(tmp_path / "data", list(range(10)), shard_bytes=40):
+        data = shard.path.read_bytes()
+        assert (shard.sha256, shard.size) == (hashlib.sha256(data).hexdigest(), len(data))
 
 
 def test_a_row_group_also_ends_at_its_byte_budget(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    ((path, rows),) = _write(tmp_path, list(range(5)), row_group_rows=100, row_group_bytes=20)
-    meta = pq.ParquetFile(path).metadata
-    assert rows == 5 and [meta.row_group(i).num_rows for i in range(3)] == [2, 2, 1]
+    (shard,) = _write(tmp_path, list(range(5)), row_group_rows=100, row_group_bytes=20)
+    meta = pq.ParquetFile(shard.path).metadata
+    assert shard.rows == 5 and [meta.row_group(i).num_rows for i in range(3)] == [2, 2, 1]
 
 
 def test_the_bytes_are_a_function_of_the_rows(tmp_path: Path) -> None:
-    ((a, _),) = _write(tmp_path / "a", list(range(7)))
-    ((b, _),) = _write(tmp_path / "b", list(range(7)))
-    assert a.read_bytes() == b.read_bytes()
+    (a,) = _write(tmp_path / "a", list(range(7)))
+    (b,) = _write(tmp_path / "b", list(range(7)))
+    assert a.path.read_bytes() == b.path.read_bytes() and a.sha256 == b.sha256
 
 
 def test_the_writer_options_are_fixed(tmp_path: Path) -> None:
@@ -126,3 +136,59 @@ def test_an_error_mid_way_leaves_no_shard_behind(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="vanished"):
         _write(tmp_path, rows(), row_group_rows=2, shard_bytes=20)  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_writer_writes_the_same_bytes_into_an_open_file(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    schema = pa.schema([("b", pa.binary())])
+    table = pa.table({"b": [b"x" * 100] * 3}, schema=schema)
+    with open_writer(tmp_path / "by-path.parquet", schema) as writer:
+        writer.write_table(table)
+    with open(tmp_path / "by-file.parquet", "wb") as f, open_writer(f, schema) as writer:
+        writer.write_table(table)
+    assert (tmp_path / "by-path.parquet").read_bytes() == (
+        tmp_path / "by-file.parquet"
+    ).read_bytes()
+
+
+def test_a_linked_folder_is_refused_and_its_target_untouched(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "data").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UnsafePath, match="'data' is a symlink"):
+        _write(tmp_path / "data", list(range(5)))
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_shards_are_written_under_random_temp_names_never_through_a_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The temp name was ``.tmp-<pid>-train-0.parquet``: a co-user could plant a link there."""
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / f".tmp-{os.getpid()}-train-0.parquet").symlink_to(victim)
+    created: list[str] = []
+    real_open = os.open
+
+    def spy(path: str, flags: int, *args: object, **kw: object) -> int:
+        if str(path).endswith(".parquet"):
+            created.append(str(path))
+            assert flags & os.O_EXCL and flags & os.O_NOFOLLOW
+        return real_open(path, flags, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", spy)
+    _write(tmp_path / "data", list(range(5)))
+    monkeypatch.undo()
+    assert victim.read_bytes() == b"precious"
+    (first,) = created
+    assert first.startswith(".tmp-") and first != f".tmp-{os.getpid()}-train-0.parquet"
+
+
+def test_existing_shards_of_the_split_are_never_written_over(tmp_path: Path) -> None:
+    (tmp_path / "train-00000-of-00001.parquet").write_bytes(b"theirs")
+    with pytest.raises(FileExistsError) as e:
+        _write(tmp_path, list(range(5)))
+    assert e.value.filename == str(tmp_path / "train-00000-of-00001.parquet")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train-00000-of-00001.parquet"]
+    assert (tmp_path / "train-00000-of-00001.parquet").read_bytes() == b"theirs"

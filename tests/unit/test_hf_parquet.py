@@ -78,7 +78,8 @@ def test_bytes_are_a_function_of_the_rows(tmp_path: Path, rows: list[BenchmarkRo
     import hashlib
 
     for f in a.files:
-        assert hashlib.sha256((tmp_path / "a" / f.path).read_bytes()).hexdigest() == f.sha256
+        data = (tmp_path / "a" / f.path).read_bytes()
+        assert (hashlib.sha256(data).hexdigest(), len(data)) == (f.sha256, f.size)
 
 
 def test_shard_and_row_group_rules(tmp_path: Path, rows: list[BenchmarkRow]) -> None:
@@ -187,8 +188,47 @@ def test_refuses_unsorted_rows_and_leaves_nothing(tmp_path: Path, rows: list[Ben
 
 def test_refuses_to_write_over_shards(tmp_path: Path, rows: list[BenchmarkRow]) -> None:
     write_parquet(tmp_path, rows, SPECS)
-    with pytest.raises(OutputError, match="already exists"):
+    with pytest.raises(OutputError, match=r"train-00000-of-00001\.parquet already exists"):
         write_parquet(tmp_path, rows, SPECS)
+
+
+def test_an_int_column_holds_int64_only(tmp_path: Path, rows: list[BenchmarkRow]) -> None:
+    """2**63 and over broke the arrow conversion with an OverflowError (a traceback)."""
+    for big in (1 << 63, -(1 << 63) - 1):
+        bad = [BenchmarkRow(id=r.id, path=r.path, png=r.png, columns={**r.columns, "n": big})
+               for r in rows[:1]]  # fmt: skip
+        with pytest.raises(ValueError, match=f"{big} is not an int64 for 'n'"):
+            write_parquet(tmp_path, bad, SPECS)
+    edge = [BenchmarkRow(id=r.id, path=r.path, png=r.png, columns={**r.columns, "n": n})
+            for r, n in zip(rows[:2], ((1 << 63) - 1, -(1 << 63)), strict=True)]  # fmt: skip
+    write_parquet(tmp_path, edge, SPECS)
+    assert [r.columns["n"] for r in read_parquet(tmp_path)] == [(1 << 63) - 1, -(1 << 63)]
+
+
+def test_a_linked_data_folder_is_refused_and_its_target_untouched(
+    tmp_path: Path, rows: list[BenchmarkRow]
+) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "data").symlink_to(tmp_path / "elsewhere", True)
+    with pytest.raises(OutputError, match="'data' is a symlink or a file, not a folder"):
+        write_parquet(tmp_path / "out", rows, SPECS)
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_metadata_nested_too_deep_is_not_a_benchmark_shard(
+    tmp_path: Path, rows: list[BenchmarkRow]
+) -> None:
+    import pyarrow.parquet as pq
+
+    (shard,) = write_parquet(tmp_path, rows, SPECS).files
+    table = pq.read_table(tmp_path / shard.path)
+    deep = table.replace_schema_metadata({b"huggingface": b"[" * 5000 + b"]" * 5000})
+    pq.write_table(deep, tmp_path / shard.path)
+    with pytest.raises(InputError, match=r"huggingface schema metadata: not valid JSON \(nested"):
+        parquet_columns(tmp_path)
+    with pytest.raises(InputError, match=r"huggingface schema metadata: not valid JSON \(nested"):
+        list(read_parquet(tmp_path))
 
 
 def test_reader_refuses_what_is_not_a_benchmark(tmp_path: Path, rows: list[BenchmarkRow]) -> None:

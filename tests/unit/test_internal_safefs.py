@@ -58,7 +58,7 @@ def test_a_file_is_read_in_reads_of_its_size_and_whole_if_it_grew(
     assert safefs.read_file(tmp_path, "large", limit=1 << 30) == large
     # Grown since its size was taken: read on to the end, still bounded by the limit.
     taken = safefs._check_regular
-    monkeypatch.setattr(safefs, "_check_regular", lambda fd, limit: taken(fd, 1 << 30) - 2000)
+    monkeypatch.setattr(safefs, "_check_regular", lambda fd, limit, **kw: taken(fd, 1 << 30) - 2000)
     assert safefs.read_file(tmp_path, "small", limit=1 << 30) == small
     with pytest.raises(UnsafePath, match="grew over the 2500-byte limit while read"):
         safefs.read_file(tmp_path, "small", limit=2500)
@@ -318,3 +318,105 @@ def test_open_append_refuses_a_fifo_without_hanging(tmp_path: Path) -> None:
     t.join(5)
     assert not t.is_alive(), "blocked on a FIFO"
     assert isinstance(got[0], safefs.UnsafePath)
+
+
+# -- what a message tells ----------------------------------------------------------------
+
+
+def test_the_size_of_a_file_reached_through_a_link_is_never_told(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_bytes(b"s" * 4321)
+    (tmp_path / "link").symlink_to(tmp_path / "secret")
+    for read in (safefs.read_path, safefs.open_path):
+        with pytest.raises(UnsafePath, match="over the 1000-byte limit") as e:
+            read(tmp_path / "link", limit=1000)
+        assert "4321" not in str(e.value) and e.value.errno == errno.EFBIG
+        with pytest.raises(UnsafePath, match="is 4321 bytes, over"):  # named directly
+            read(tmp_path / "secret", limit=1000)
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real/f").write_bytes(b"s" * 4321)
+    (tmp_path / "via").symlink_to(tmp_path / "real", True)  # a linked folder on the way
+    with pytest.raises(UnsafePath) as e:
+        safefs.read_path(tmp_path / "via/f", limit=1000)
+    assert "4321" not in str(e.value)
+
+
+def test_an_opened_path_has_its_descriptor(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"abc")
+    with safefs.open_path(tmp_path / "f", limit=3) as f:
+        assert os.pread(f.fileno(), 3, 0) == b"abc"
+
+
+# -- folders held open -------------------------------------------------------------------
+
+
+def test_open_folder_walks_without_following_links_and_makes_what_is_missing(
+    tmp_path: Path,
+) -> None:
+    with safefs.open_folder(tmp_path, "a/b", create=True) as folder:
+        assert folder.names() == [] and folder.where == "a/b"
+    assert (tmp_path / "a/b").is_dir()
+    with pytest.raises(FileNotFoundError), safefs.open_folder(tmp_path, "c"):
+        pass
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "a/link").symlink_to(tmp_path / "elsewhere", True)
+    with (
+        pytest.raises(UnsafePath, match="'a/link' is a symlink"),
+        safefs.open_folder(tmp_path, "a/link", create=True),
+    ):
+        pass
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_a_folders_temp_files_are_exclusive_random_and_renamed_in_it(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    with safefs.open_folder(tmp_path, "data", create=True) as folder:
+        (tmp_path / "data/x.bin").symlink_to(victim)  # a link at the target: replaced
+        tmp, f = folder.create_temp("x.bin", tag="3-of-8")
+        with f:
+            f.write(b"ours")
+        other, g = folder.create_temp("x.bin")
+        g.close()
+        assert tmp.startswith(".tmp-3-of-8-") and tmp.endswith("-x.bin") and other != tmp
+        # the folder, held open, is where everything happens, whatever is swapped in later
+        os.rename(tmp_path / "data", tmp_path / "moved")
+        (tmp_path / "data").symlink_to(tmp_path / "elsewhere", True)
+        folder.replace(tmp, "x.bin")
+        assert folder.remove(other) and not folder.remove(other)
+        assert folder.names() == ["x.bin"]
+        with pytest.raises(UnsafePath, match="not a name in the folder"):
+            folder.create_temp("sub/x.bin")
+        with pytest.raises(UnsafePath, match="not a plain relative path"):
+            folder.replace(other, "../x.bin")
+    assert (tmp_path / "moved/x.bin").read_bytes() == b"ours"
+    assert victim.read_bytes() == b"precious"
+
+
+def test_a_temp_name_is_never_opened_if_it_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Even a guessed random name: the create is exclusive, so a planted link there fails it."""
+    (tmp_path / "victim").write_bytes(b"precious")
+    monkeypatch.setattr(safefs.secrets, "token_hex", lambda n: "0" * 2 * n)
+    (tmp_path / ".tmp-0000000000000000-x.bin").symlink_to(tmp_path / "victim")
+    with (
+        safefs.open_folder(tmp_path.parent, tmp_path.name) as folder,
+        pytest.raises(FileExistsError),
+    ):
+        folder.create_temp("x.bin")
+    assert (tmp_path / "victim").read_bytes() == b"precious"
+
+
+def test_remove_folder_removes_an_empty_folder_never_through_a_link(tmp_path: Path) -> None:
+    (tmp_path / "a/b").mkdir(parents=True)
+    (tmp_path / "elsewhere/b").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere", True)
+    with pytest.raises(UnsafePath, match="'link' is a symlink"):
+        safefs.remove_folder(tmp_path, "link/b")
+    with pytest.raises(NotADirectoryError):
+        safefs.remove_folder(tmp_path, "link")
+    assert (tmp_path / "elsewhere/b").is_dir()
+    with pytest.raises(OSError, match="not empty"):
+        safefs.remove_folder(tmp_path, "a")
+    assert safefs.remove_folder(tmp_path, "a/b") is True
+    assert safefs.remove_folder(tmp_path, "a/b") is False

@@ -13,10 +13,18 @@ import pytest
 
 from tests.conftest import make_image
 from tests.diff_cases import pinned
-from toolchain.errors import OutputError
+from toolchain.errors import ExitCode, InputError, OutputError
+from toolchain.model.columns import ColumnSpec
 from toolchain.model.layout import STATE_DIR
+from toolchain.model.manifest import load_manifest
 from toolchain.run.generate import generate_benchmark
-from toolchain.run.outdir import SampleWriter, open_out, unexpected_files
+from toolchain.run.outdir import (
+    SampleWriter,
+    benchmark_format,
+    open_out,
+    read_output,
+    unexpected_files,
+)
 
 HEADER = {"kind": "test"}
 
@@ -165,3 +173,63 @@ def test_generate_refuses_a_fifo_at_its_lock_without_hanging(tmp_path: Path) -> 
             generate_benchmark(tmp_path / "orig", "identity", tmp_path / "out")
 
     assert isinstance(_outcome(run), OutputError)
+
+
+def test_an_over_long_name_is_bad_input_not_a_failing_disk(tmp_path: Path) -> None:
+    """A name comes from the original or a manifest: ENAMETOOLONG is exit 3, not 4."""
+    writer = SampleWriter(root=tmp_path)
+    for rel in ("x" * 300 + ".png", "a/" + "é" * 150 + "/b.png"):
+        with pytest.raises(InputError, match="longer than the file system allows") as e:
+            writer.write(rel, b"png", sample="s")
+        assert e.value.exit_code == ExitCode.BAD_INPUT and e.value.sample == "s"
+    with (
+        pytest.raises(InputError, match="longer than the file system allows"),
+        open_out(tmp_path / ("y" * 300), header=HEADER),
+    ):
+        pass
+
+
+def test_a_value_parquet_cannot_hold_is_bad_input_at_commit(tmp_path: Path) -> None:
+    """``diff apply --format parquet`` of a manifest carrying 2**64-1 in an int column."""
+    import dataclasses
+
+    make_image(tmp_path / "orig/a/x.png", seed=1)
+    make_image(tmp_path / "orig/b/y.png", seed=2)
+    with pinned():
+        generate_benchmark(tmp_path / "orig", "identity", tmp_path / "bench")
+    m = load_manifest(tmp_path / "bench" / "manifest.json")
+    big = [dataclasses.replace(e, columns={"n": 2**64 - 1}) for e in m.entries]
+    manifest = dataclasses.replace(
+        m, entries=tuple(big), columns=(ColumnSpec(name="n", type="int"),)
+    )
+    out = tmp_path / "out"
+    with open_out(out, header=HEADER) as outdir:
+        for e in m.entries:
+            outdir.writer.write(e.path, read_output(tmp_path / "bench", e.path))
+        with pytest.raises(InputError, match=r"as parquet: .* is not an int64 for 'n'"):
+            outdir.commit(manifest, format="parquet")
+    assert not (out / "manifest.json").exists() and not list(out.glob("data/*.parquet"))
+
+
+def test_a_linked_data_folder_is_not_a_parquet_benchmark(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "train-00000-of-00001.parquet").write_bytes(b"PAR1")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "data").symlink_to(tmp_path / "elsewhere", True)
+    assert benchmark_format(tmp_path / "out") == "folder"
+    (tmp_path / "out" / "data").unlink()
+    (tmp_path / "out" / "data").mkdir()
+    (tmp_path / "out" / "data" / "train-00000-of-00001.parquet").write_bytes(b"PAR1")
+    assert benchmark_format(tmp_path / "out") == "parquet"
+
+
+def test_empty_folders_are_removed_never_through_a_link(tmp_path: Path) -> None:
+    """Packing into parquet removes the emptied class folders, and nothing a link reaches."""
+    from toolchain.run.outdir import _remove_empty_folders
+
+    (tmp_path / "out/a/b").mkdir(parents=True)
+    (tmp_path / "elsewhere/empty").mkdir(parents=True)
+    (tmp_path / "out/link").symlink_to(tmp_path / "elsewhere", True)
+    _remove_empty_folders(tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["link"]
+    assert (tmp_path / "elsewhere/empty").is_dir()

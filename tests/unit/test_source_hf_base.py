@@ -320,3 +320,27 @@ def test_core_imports_without_hf_packages() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_uint64_values_are_carried_within_the_int64_range_and_refused_over_it(
+    tmp_path: Path, rows: list[dict[str, Any]]
+) -> None:
+    """A benchmark's int column is int64: 2**63 and over would break its parquet shards."""
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ds = make_dataset(rows[:4])
+    features = datasets.Features({**ds.features, "big": datasets.Value("uint64")})
+    for values, name in (([0, 1, (1 << 63) - 1, 3], "fits"), ([0, 1, 2, 1 << 63], "over")):
+        table = ds.data.table.append_column("big", pa.array(values, pa.uint64()))
+        (tmp_path / name / "data").mkdir(parents=True)
+        pq.write_table(
+            table.replace_schema_metadata(features.arrow_schema.metadata),
+            tmp_path / name / "data" / "train-00000-of-00001.parquet",
+        )
+    with open_source(tmp_path / "fits") as src:
+        carried = sorted(int(src.columns_of(sid)["big"]) for sid in src.listing().ids)
+    assert carried == [0, 1, 3, (1 << 63) - 1]
+    with pytest.raises(SourceError, match=r"row 3 .*: value 9223372036854775808 of column 'big'"):
+        open_source(tmp_path / "over").listing()

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from tests.hf_cases import LABELS, class_records, make_dataset
+from toolchain.errors import SourceError
 from toolchain.model.columns import ColumnSpec
 from toolchain.source.hf.features import (
     column_spec,
@@ -88,10 +89,31 @@ def test_features_of_a_schema_with_and_without_readable_metadata() -> None:
     import datasets
 
     schema = make_dataset(class_records(2)).features.arrow_schema
-    features = features_of_schema(schema)
+    features = features_of_schema(schema, where="x.parquet")
     assert isinstance(features["image"], datasets.Image)
     assert features["label"] == datasets.ClassLabel(names=list(LABELS))
-    broken = schema.with_metadata({b"huggingface": b"{not json"})
-    fallback = features_of_schema(broken)  # the arrow types: the image's storage struct
+    # JSON, but not features datasets reads: the arrow types (the image's storage struct)
+    broken = schema.with_metadata({b"huggingface": b'{"info": {"features": {"label": 7}}}'})
+    fallback = features_of_schema(broken, where="x.parquet")
     assert is_image_feature(fallback["image"]) and not isinstance(fallback["image"], datasets.Image)
     assert fallback["label"] == datasets.Value("int64")
+
+
+@pytest.mark.parametrize(
+    ("metadata", "words"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[" * 5000 + b"]" * 5000, "nested too deep"),  # datasets' own parser: RecursionError
+        # JSON that parses, but whose features datasets turns into objects recursively
+        (b'{"info": {"features": {"label": ' + b'{"a": ' * 400 + b'{"dtype": "int64", '
+         b'"_type": "Value"}' + b"}" * 400 + b"}}}", "features nested too deep"),
+    ],
+    ids=["not JSON", "5000 deep", "features 400 deep"],
+)  # fmt: skip
+def test_metadata_that_cannot_be_parsed_names_the_file(metadata: bytes, words: str) -> None:
+    schema = make_dataset(class_records(2)).features.arrow_schema.with_metadata(
+        {b"huggingface": metadata}
+    )
+    with pytest.raises(SourceError, match=words) as e:
+        features_of_schema(schema, where="data/train-00000-of-00001.parquet")
+    assert e.value.message.startswith("data/train-00000-of-00001.parquet: its huggingface")

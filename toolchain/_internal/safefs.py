@@ -15,12 +15,16 @@ from typing import Any, BinaryIO
 
 __all__ = [
     "TMP_PREFIX",
+    "Folder",
     "UnsafePath",
     "fsync_dir",
     "open_append",
+    "open_folder",
+    "open_path",
     "read_file",
     "read_path",
     "remove_file",
+    "remove_folder",
     "temp_prefix",
     "walk",
     "write_file",
@@ -47,6 +51,13 @@ def _parts(rel: str) -> list[str]:
     return parts
 
 
+def _name(name: str) -> str:
+    """``name`` if it names an entry of a folder (not a path)."""
+    if len(_parts(name)) != 1:
+        raise UnsafePath(errno.EINVAL, f"not a name in the folder: {name!r}")
+    return name
+
+
 def _open_dir(parent: int, name: str, *, create: bool, where: str) -> int:
     try:
         return os.open(name, _DIR_FLAGS, dir_fd=parent)
@@ -64,18 +75,28 @@ def _open_dir(parent: int, name: str, *, create: bool, where: str) -> int:
         raise
 
 
-@contextlib.contextmanager
-def _folder_of(root: Path, rel: str, *, create: bool) -> Iterator[tuple[int, str]]:
-    """An open descriptor of ``rel``'s folder (walked without following links), and its name."""
-    parts = _parts(rel)
+def _walk_to(root: Path, parts: list[str], *, create: bool) -> int:
+    """An open descriptor of folder ``root/parts...``, each part walked without following a link."""
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         walked: list[str] = []
-        for part in parts[:-1]:
+        for part in parts:
             walked.append(part)
             nfd = _open_dir(fd, part, create=create, where="/".join(walked))
             os.close(fd)
             fd = nfd
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextlib.contextmanager
+def _folder_of(root: Path, rel: str, *, create: bool) -> Iterator[tuple[int, str]]:
+    """An open descriptor of ``rel``'s folder (walked without following links), and its name."""
+    parts = _parts(rel)
+    fd = _walk_to(root, parts[:-1], create=create)
+    try:
         yield fd, parts[-1]
     finally:
         os.close(fd)
@@ -96,7 +117,7 @@ def read_file(root: Path, rel: str, *, limit: int) -> bytes:
 def read_path(path: Path, *, limit: int) -> bytes:
     """A file the user named (links followed): a regular file only, never blocks, bounded."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    return _read_fd(fd, limit)
+    return _read_fd(fd, limit, tell_size=not _through_link(path))
 
 
 def open_path(path: Path, *, limit: int) -> BinaryIO:
@@ -104,7 +125,7 @@ def open_path(path: Path, *, limit: int) -> BinaryIO:
     reading past ``limit`` bytes (a file that grows while read) raises :class:`UnsafePath`."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        _check_regular(fd, limit)
+        _check_regular(fd, limit, tell_size=not _through_link(path))
         return io.BufferedReader(_Bounded(fd, limit), _CHUNK)
     except BaseException:
         os.close(fd)
@@ -117,6 +138,9 @@ class _Bounded(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def fileno(self) -> int:
+        return self._fd
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
@@ -132,22 +156,31 @@ class _Bounded(io.RawIOBase):
         super().close()
 
 
-def _check_regular(fd: int, limit: int) -> int:
-    """The size of ``fd``, a regular file of at most ``limit`` bytes (made blocking)."""
+def _through_link(path: Path) -> bool:
+    """Does ``path`` reach its file through a link (then messages tell nothing of the file)?"""
+    return os.path.realpath(path) != os.path.abspath(path)
+
+
+def _check_regular(fd: int, limit: int, *, tell_size: bool = True) -> int:
+    """The size of ``fd``, a regular file of at most ``limit`` bytes (made blocking).
+
+    ``tell_size``: the message may say the file's size (not for a file reached through a
+    link: what a link points to is none of the message's business)."""
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         raise UnsafePath(errno.EINVAL, "is not a regular file (a FIFO, device or folder)")
     if st.st_size > limit:
-        raise UnsafePath(errno.EFBIG, f"is {st.st_size} bytes, over the {limit}-byte limit")
+        size = f"is {st.st_size} bytes, over" if tell_size else "is over"
+        raise UnsafePath(errno.EFBIG, f"{size} the {limit}-byte limit")
     os.set_blocking(fd, True)
     return st.st_size
 
 
-def _read_fd(fd: int, limit: int) -> bytes:
+def _read_fd(fd: int, limit: int, *, tell_size: bool = True) -> bytes:
     try:
         # Reads of the size the file has (one more byte shows it grew): a 1 MiB read of a
         # small file would allocate, and fault in, a 1 MiB buffer for each file.
-        size = _check_regular(fd, limit)
+        size = _check_regular(fd, limit, tell_size=tell_size)
         chunks: list[bytes] = []
         total = 0
         while True:
@@ -169,6 +202,23 @@ def temp_prefix(tag: str = "") -> str:
     return f"{TMP_PREFIX}{tag}-" if tag else TMP_PREFIX
 
 
+def _refuse_non_file(dfd: int, name: str, shown: str) -> None:
+    """Raise unless ``name`` in ``dfd`` is missing, a regular file or a link (replaced, never
+    followed)."""
+    try:
+        st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+        raise UnsafePath(errno.EISDIR, f"{shown!r} exists and is not a file")
+
+
+def _create_temp(dfd: int, name: str, tag: str) -> tuple[str, int]:
+    """A new file in ``dfd``, created exclusively under a random name: ``(name, descriptor)``."""
+    tmp = f"{temp_prefix(tag)}{secrets.token_hex(8)}-{name}"[:255]
+    return tmp, os.open(tmp, _CREATE_FLAGS, 0o644, dir_fd=dfd)
+
+
 def write_file(
     root: Path,
     rel: str,
@@ -187,15 +237,8 @@ def write_file(
     symlink, or the target is neither a regular file nor a symlink (replaced, never followed).
     """
     with _folder_of(root, rel, create=True) as (dfd, name):
-        try:
-            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-        except FileNotFoundError:
-            pass
-        else:
-            if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
-                raise UnsafePath(errno.EISDIR, f"{rel!r} exists and is not a file")
-        tmp = f"{temp_prefix(tag)}{secrets.token_hex(8)}-{name}"[:255]
-        fd = os.open(tmp, _CREATE_FLAGS, 0o644, dir_fd=dfd)
+        _refuse_non_file(dfd, name, rel)
+        tmp, fd = _create_temp(dfd, name, tag)
         try:
             try:
                 pieces = [data] if isinstance(data, bytes | bytearray | memoryview) else data
@@ -216,6 +259,53 @@ def write_file(
             raise
         if durable:
             os.fsync(dfd)
+
+
+class Folder:
+    """A folder held open (see :func:`open_folder`): what is created, renamed or removed
+    through it happens in that folder, whatever is renamed or linked on the way later."""
+
+    def __init__(self, fd: int, where: str):
+        self._fd, self.where = fd, where
+
+    def names(self) -> list[str]:
+        """The folder's entries, sorted."""
+        with os.scandir(self._fd) as it:
+            return sorted(e.name for e in it)
+
+    def create_temp(self, name: str, *, tag: str = "") -> tuple[str, BinaryIO]:
+        """A new file for writing, created exclusively (never through a link) under a random
+        temp name for ``name`` (``.tmp-[TAG-]<random>-NAME``): ``(temp name, file)``."""
+        tmp, fd = _create_temp(self._fd, _name(name), tag)
+        return tmp, open(fd, "wb", closefd=True)  # the caller closes it
+
+    def replace(self, src: str, dst: str) -> None:
+        """Rename ``src`` over ``dst`` in this folder (a link at ``dst`` is replaced)."""
+        _refuse_non_file(self._fd, _name(dst), f"{self.where}/{dst}")
+        os.replace(_name(src), dst, src_dir_fd=self._fd, dst_dir_fd=self._fd)
+
+    def remove(self, name: str) -> bool:
+        """Unlink ``name`` (a file or a link); False if absent."""
+        try:
+            os.unlink(_name(name), dir_fd=self._fd)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def sync(self) -> None:
+        """Make the renames in this folder durable."""
+        os.fsync(self._fd)
+
+
+@contextlib.contextmanager
+def open_folder(root: Path, rel: str, *, create: bool = False) -> Iterator[Folder]:
+    """Folder ``root/rel``, walked from ``root`` without following a link (folders made
+    0755 where missing, with ``create``); :class:`UnsafePath` if a part is a link or a file."""
+    fd = _walk_to(root, _parts(rel), create=create)
+    try:
+        yield Folder(fd, rel)
+    finally:
+        os.close(fd)
 
 
 def open_append(root: Path, rel: str) -> int:
@@ -247,6 +337,18 @@ def remove_file(root: Path, rel: str) -> bool:
             if stat.S_ISDIR(st.st_mode):
                 raise UnsafePath(errno.EISDIR, f"{rel!r} is a folder")
             os.unlink(name, dir_fd=dfd)
+            return True
+    except FileNotFoundError:
+        return False
+
+
+def remove_folder(root: Path, rel: str) -> bool:
+    """Remove the empty folder ``root/rel`` (never through a link); False if absent.
+
+    Raises :class:`OSError` if it is not empty, or not a folder (a link is not one)."""
+    try:
+        with _folder_of(root, rel, create=False) as (dfd, name):
+            os.rmdir(name, dir_fd=dfd)
             return True
     except FileNotFoundError:
         return False

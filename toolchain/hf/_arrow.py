@@ -1,18 +1,23 @@
 """Parquet plumbing shared by the benchmark and diff writers (no stability guarantee): the
 one set of writer options that makes a file's bytes a function of its rows and the pyarrow
-version (``docs/huggingface.md``)."""
+version (``docs/huggingface.md``), and shards written as safely as every other file."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
+import io
 import itertools
 import json
-import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
+from toolchain._internal import safefs
 from toolchain._internal.deps import require
 from toolchain.model.columns import ColumnSpec
 
@@ -23,6 +28,7 @@ T = TypeVar("T")
 
 __all__ = [
     "HF_METADATA_KEY",
+    "WrittenShard",
     "arrow_type",
     "feature_json",
     "features_metadata",
@@ -50,17 +56,21 @@ _WRITER_OPTIONS: Mapping[str, Any] = {
 
 @contextmanager
 def open_writer(
-    path: Path, schema: pa.Schema, *, statistics: Sequence[str] | None = None
+    where: Path | IO[bytes] | io.RawIOBase,
+    schema: pa.Schema,
+    *,
+    statistics: Sequence[str] | None = None,
 ) -> Iterator[Any]:
     """A ``pyarrow.parquet.ParquetWriter`` with the fixed options, closed on exit.
 
-    ``statistics``: the column paths to write statistics for (default: all).
+    ``where``: a path, or a file open for writing (left open). ``statistics``: the column
+    paths to write statistics for (default: all).
     """
     pq = require("pyarrow.parquet")
     options = dict(_WRITER_OPTIONS)
     if statistics is not None:
         options["write_statistics"] = list(statistics)
-    writer = pq.ParquetWriter(str(path), schema, **options)
+    writer = pq.ParquetWriter(str(where) if isinstance(where, Path) else where, schema, **options)
     try:
         yield writer
     finally:
@@ -114,10 +124,43 @@ def specs_from_features(features: Mapping[str, Any], *, skip: Sequence[str]) -> 
     return specs
 
 
-def tmp_name(folder: Path, what: str) -> Path:
-    from toolchain._internal.atomic import TMP_PREFIX
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WrittenShard:
+    """A shard as written: its path, rows, and the SHA-256 (hex) and size of the bytes written."""
 
-    return folder / f"{TMP_PREFIX}{os.getpid()}-{what}"
+    path: Path
+    rows: int
+    sha256: str
+    size: int
+
+
+class _Digesting(io.RawIOBase):
+    """Writes through to ``file``, hashing and counting: the digest of what was written, not
+    of what a path holds when read back."""
+
+    def __init__(self, file: IO[bytes]):
+        self._file, self._hash, self.size = file, hashlib.sha256(), 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self._file.write(view)
+        self._hash.update(view)
+        self.size += len(view)
+        return len(view)
+
+    def tell(self) -> int:
+        return self.size
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+
+def _shard_name(split: str, i: int, n: int) -> str:
+    return f"{split}-{i:05d}-of-{n:05d}.parquet"
 
 
 def write_shards(
@@ -132,51 +175,71 @@ def write_shards(
     row_group_bytes: int,
     shard_bytes: int,
     statistics: Sequence[str] | None = None,
-) -> list[tuple[Path, int]]:
-    """Write ``rows`` as ``folder/<split>-0000N-of-0000M.parquet``; return (path, rows) per shard.
+) -> list[WrittenShard]:
+    """Write ``rows`` as ``folder/<split>-0000N-of-0000M.parquet``; return each shard.
 
     A row group ends after ``row_group_rows`` rows or once its rows' sizes reach
     ``row_group_bytes``; a shard ends after the row group with which its size
-    reaches ``shard_bytes``. Shards are written under temporary names and
-    renamed once M is known; on any error, none is left behind.
+    reaches ``shard_bytes``. ``folder`` (made if missing) is entered without following a
+    link, and held open; shards are written under exclusive random temp names in it and
+    renamed once M is known (:mod:`safefs`); on any error, none is left behind. Raises
+    :class:`FileExistsError` if the folder holds shards of ``split`` already.
     """
-    temps: list[tuple[Path, int]] = []
-    finals: list[Path] = []
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with contextlib.ExitStack() as stack:
-            writer: Any = None
-            shard_size = shard_rows = buf_bytes = 0
-            buf: list[T] = []
-            for row in itertools.chain(rows, [None]):
-                if row is not None:
-                    buf.append(row)
-                    buf_bytes += size_of(row)
-                full = len(buf) >= row_group_rows or buf_bytes >= row_group_bytes
-                if not buf or not (full or row is None):
-                    continue
-                if writer is None:
-                    temps.append((tmp_name(folder, f"{split}-{len(temps)}.parquet"), 0))
-                    writer = stack.enter_context(
-                        open_writer(temps[-1][0], schema, statistics=statistics)
+    ours = re.compile(re.escape(split) + r"-[0-9]{5}-of-[0-9]{5}\.parquet")
+    with safefs.open_folder(folder.parent, folder.name, create=True) as where:
+        existing = [n for n in where.names() if ours.fullmatch(n)]
+        if existing:
+            raise FileExistsError(
+                errno.EEXIST, "a shard of the split exists", str(folder / existing[0])
+            )
+        temps: list[str] = []
+        done: list[tuple[int, _Digesting]] = []
+        finals: list[str] = []
+        try:
+            with contextlib.ExitStack() as stack:
+                writer: Any = None
+                sink: _Digesting | None = None
+                shard_size = shard_rows = buf_bytes = 0
+                buf: list[T] = []
+                for row in itertools.chain(rows, [None]):
+                    if row is not None:
+                        buf.append(row)
+                        buf_bytes += size_of(row)
+                    full = len(buf) >= row_group_rows or buf_bytes >= row_group_bytes
+                    if not buf or not (full or row is None):
+                        continue
+                    if writer is None:
+                        tmp, file = where.create_temp(f"{split}-{len(temps)}.parquet")
+                        temps.append(tmp)
+                        sink = _Digesting(stack.enter_context(file))
+                        writer = stack.enter_context(
+                            open_writer(sink, schema, statistics=statistics)
+                        )
+                    writer.write_table(to_table(buf), row_group_size=len(buf))
+                    shard_size += buf_bytes
+                    shard_rows += len(buf)
+                    buf, buf_bytes = [], 0
+                    if shard_size >= shard_bytes:
+                        stack.close()  # the footer written, the file closed; the stack is empty
+                        assert sink is not None
+                        done.append((shard_rows, sink))
+                        writer, sink, shard_size, shard_rows = None, None, 0, 0
+                if sink is not None:  # the last shard, not full
+                    stack.close()
+                    done.append((shard_rows, sink))
+            out = []
+            for i, (tmp, (count, written)) in enumerate(zip(temps, done, strict=True)):
+                final = _shard_name(split, i, len(temps))
+                where.replace(tmp, final)
+                finals.append(final)
+                out.append(
+                    WrittenShard(
+                        path=folder / final, rows=count, sha256=written.sha256, size=written.size
                     )
-                writer.write_table(to_table(buf), row_group_size=len(buf))
-                shard_size += buf_bytes
-                shard_rows += len(buf)
-                buf, buf_bytes = [], 0
-                temps[-1] = (temps[-1][0], shard_rows)
-                if shard_size >= shard_bytes:
-                    stack.close()  # the ExitStack is empty again, ready for the next shard
-                    writer, shard_size, shard_rows = None, 0, 0
-        out = []
-        for i, (tmp, count) in enumerate(temps):
-            final = folder / f"{split}-{i:05d}-of-{len(temps):05d}.parquet"
-            os.replace(tmp, final)
-            finals.append(final)
-            out.append((final, count))
-        return out
-    except BaseException:
-        for path in [t for t, _ in temps] + finals:
-            with contextlib.suppress(OSError):
-                path.unlink()
-        raise
+                )
+            return out
+        except BaseException:
+            for name in temps + finals:
+                with contextlib.suppress(OSError):
+                    where.remove(name)
+            raise

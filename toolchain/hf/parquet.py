@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolchain._internal.deps import require
+from toolchain._internal.jsonload import load_json
 from toolchain._internal.parquet import open_parquet
 from toolchain.errors import InputError, OutputError, os_error_text
 from toolchain.hf._arrow import (
@@ -21,7 +22,6 @@ from toolchain.hf._arrow import (
     write_shards,
 )
 from toolchain.model.columns import ColumnSpec, ColumnValue
-from toolchain.model.hashing import sha256_file
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -49,6 +49,8 @@ ROW_GROUP_BYTES = 64 << 20
 SHARD_BYTES = 500 << 20
 """A shard ends after the row group with which its PNG bytes reach 500 MiB."""
 _IMAGE, _ID = "image", "sample_id"
+_INT64 = range(-(1 << 63), 1 << 63)
+"""What an ``int`` column holds (``int64``, in every format)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -120,13 +122,14 @@ def _check_row(row: BenchmarkRow, columns: Sequence[ColumnSpec], previous: str |
             "class_label": isinstance(v, int)
             and not isinstance(v, bool)
             and (v == -1 or 0 <= v < len(spec.names)),
-            "int": isinstance(v, int) and not isinstance(v, bool),
+            "int": isinstance(v, int) and not isinstance(v, bool) and v in _INT64,
             "string": isinstance(v, str),
             "bool": isinstance(v, bool),
             "float": isinstance(v, str) and _is_float(v),
         }[spec.type]
         if not ok:
-            raise ValueError(f"sample {row.id!r}: {v!r} is not a {spec.type} for {spec.name!r}")
+            kind = "an int64" if spec.type == "int" else f"a {spec.type}"
+            raise ValueError(f"sample {row.id!r}: {v!r} is not {kind} for {spec.name!r}")
 
 
 def _is_float(v: str) -> bool:
@@ -165,18 +168,14 @@ def write_parquet(
 ) -> ParquetWriteResult:
     """Write ``rows`` (sorted by id) as ``OUT/data/<split>-0000N-of-0000M.parquet``.
 
-    Shards are written under temporary names and renamed once the count M is
-    known; on any error none is left behind. Refuses to write over existing
-    shards of ``split`` (the output folder is prepared by the caller).
+    ``data/`` is entered without following a link and the shards are written under
+    exclusive random temp names in it, then renamed once the count M is known (see
+    :func:`~toolchain.hf._arrow.write_shards`); on any error none is left behind. Refuses to
+    write over existing shards of ``split`` (the output folder is prepared by the caller).
     """
-    data = Path(out) / DATA_DIR
-    existing = sorted(data.glob(f"{split}-*.parquet")) if data.is_dir() else []
-    if existing:
-        raise OutputError(
-            f"{existing[0]} already exists",
-            hint="write the parquet benchmark into an empty output folder",
-        )
     schema = _schema(columns)
+    root = Path(out)
+    data = root / DATA_DIR
     previous: list[str] = []
 
     def checked() -> Iterator[BenchmarkRow]:
@@ -186,6 +185,7 @@ def write_parquet(
             yield row
 
     try:
+        root.mkdir(parents=True, exist_ok=True)
         written = write_shards(
             data,
             split,
@@ -197,19 +197,24 @@ def write_parquet(
             row_group_bytes=ROW_GROUP_BYTES,
             shard_bytes=shard_bytes,
         )
-        if not written:
-            raise ValueError("no rows: a benchmark has at least one sample")
-        files = tuple(
-            ParquetFile(
-                path=path.relative_to(Path(out)).as_posix(),
-                sha256=sha256_file(path).hex,
-                size=path.stat().st_size,
-                rows=count,
-            )
-            for path, count in written
-        )
+    except FileExistsError as e:
+        raise OutputError(
+            f"{e.filename} already exists",
+            hint="write the parquet benchmark into an empty output folder",
+        ) from None
     except OSError as e:
         raise OutputError(f"cannot write parquet shards into {data}: {os_error_text(e)}") from None
+    if not written:
+        raise ValueError("no rows: a benchmark has at least one sample")
+    files = tuple(
+        ParquetFile(
+            path=f"{DATA_DIR}/{shard.path.name}",
+            sha256=shard.sha256,
+            size=shard.size,
+            rows=shard.rows,
+        )
+        for shard in written
+    )
     return ParquetWriteResult(split=split, files=files, columns=tuple(columns))
 
 
@@ -242,21 +247,19 @@ def parquet_files(out: str | os.PathLike[str], *, split: str | None = None) -> t
 
 
 def _specs(schema: pa.Schema, where: str) -> tuple[ColumnSpec, ...]:
-    import json
-
     raw = (schema.metadata or {}).get(HF_METADATA_KEY)
+    hint = "pass a folder that benchmark-regen wrote in the parquet format"
+    doc = load_json(raw, what=f"{where}: its huggingface schema metadata", error=InputError,
+                    hint=hint) if raw else None  # fmt: skip
     try:
-        features = json.loads(raw)["info"]["features"] if raw else None
+        features = doc["info"]["features"] if doc is not None else None
         if not isinstance(features, dict) or list(features)[:2] != [_IMAGE, _ID]:
             raise ValueError("features do not start with image, sample_id")
         if list(features) != schema.names:
             raise ValueError("features do not match the columns")
         return tuple(specs_from_features(features, skip=(_IMAGE, _ID)))
     except (ValueError, KeyError, TypeError) as e:
-        raise InputError(
-            f"{where} is not a benchmark shard ({e})",
-            hint="pass a folder that benchmark-regen wrote in the parquet format",
-        ) from None
+        raise InputError(f"{where} is not a benchmark shard ({e})", hint=hint) from None
 
 
 def parquet_columns(

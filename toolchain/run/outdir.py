@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from toolchain._internal import safefs
-from toolchain.errors import ManifestError, OutputError, os_error_text
+from toolchain._internal.jsonload import load_json
+from toolchain.errors import InputError, ManifestError, OutputError, os_error_text
 from toolchain.model.hashing import Sha256Stream, file_digest
 from toolchain.model.layout import (
     CARD_NAME,
@@ -57,8 +58,9 @@ def read_output(root: Path, rel: str, *, limit: int = MAX_OUTPUT_BYTES) -> bytes
 
 def benchmark_format(root: Path) -> str:
     """``parquet`` when ``root`` holds ``data/*.parquet`` shards, else ``folder``."""
-    data = root / DATA_DIR
-    return "parquet" if data.is_dir() and any(data.glob("*.parquet")) else "folder"
+    data = root / DATA_DIR  # a link there is not ours: never listed, never followed
+    parquet = data.is_dir() and not data.is_symlink() and any(data.glob("*.parquet"))
+    return "parquet" if parquet else "folder"
 
 
 class OutputReader:
@@ -140,11 +142,23 @@ class SampleWriter:
                 f"refusing to write {rel!r} in {self.root}: {os_error_text(e)}", sample=sample
             ) from None
         except OSError as e:
+            if e.errno == errno.ENAMETOOLONG:
+                raise _name_too_long(f"its output path {rel!r}", sample=sample) from None
             raise OutputError(
                 f"cannot write {rel}: {os_error_text(e)}",
                 sample=sample,
                 hint="check free space and permissions of --out",
             ) from None
+
+
+def _name_too_long(what: str, *, sample: str | None = None) -> InputError:
+    """An over-long name is bad input (the name came from the original, a manifest or the
+    command line), not a failing disk."""
+    return InputError(
+        f"{what} has a name longer than the file system allows (255 bytes per name)",
+        sample=sample,
+        hint="shorten the name: each part of a path must be at most 255 bytes",
+    )
 
 
 def metadata_jsonl(entries: Sequence[ManifestEntry]) -> bytes:
@@ -312,7 +326,13 @@ class OutDir:
                 png = read_output(self.root, e.path)
                 yield BenchmarkRow(id=e.id, path=e.path, png=png, columns=e.columns)
 
-        result = write_parquet(self.root, rows(), manifest.columns, split=split)
+        try:
+            result = write_parquet(self.root, rows(), manifest.columns, split=split)
+        except ValueError as bad:  # a value the manifest carries that parquet cannot hold
+            raise InputError(
+                f"cannot write the benchmark as parquet: {bad}",
+                hint="write it in the folder format (--format folder)",
+            ) from None
         for e in entries:
             safefs.remove_file(self.root, e.path)
         _remove_empty_folders(self.root)
@@ -323,7 +343,7 @@ def _remove_empty_folders(root: Path) -> None:
     for rel, kind in reversed(list(safefs.walk(root))):
         if kind == "dir" and rel.split("/", 1)[0] not in (STATE_DIR, DATA_DIR):
             with contextlib.suppress(OSError):
-                os.rmdir(root / rel)
+                safefs.remove_folder(root, rel)
 
 
 def _lock_rel(slug: str) -> str:
@@ -365,7 +385,7 @@ def _release(root: Path, slug: str, fd: int, *, remove: bool) -> None:
         with contextlib.suppress(OSError):
             safefs.remove_file(root, _lock_rel(slug))
         with contextlib.suppress(OSError):
-            os.rmdir(root / STATE_DIR)
+            safefs.remove_folder(root, STATE_DIR)
     os.close(fd)
 
 
@@ -421,9 +441,10 @@ def _companion_is_ours(root: Path, rel: str, manifests: Sequence[Manifest], ours
         return False
     if rel == METADATA_NAME:
         try:
-            docs = [json.loads(line) for line in data.splitlines() if line.strip()]
-        except ValueError:
-            return False
+            docs = [load_json(line, what=rel, error=OutputError)
+                    for line in data.splitlines() if line.strip()]  # fmt: skip
+        except OutputError:
+            return False  # not JSON lines (or nested thousands deep): not what we write
         return all(isinstance(d, dict) and d.get("file_name") in ours for d in docs)
     return any(str(m.root).encode() in data for m in manifests)
 
@@ -506,7 +527,7 @@ def _wipe(root: Path, keep_lock: str) -> None:
     for rel, kind in reversed(entries):
         if kind == "dir" and rel != STATE_DIR:
             with contextlib.suppress(OSError):
-                os.rmdir(root / rel)
+                safefs.remove_folder(root, rel)
 
 
 def _what_changed(
@@ -572,11 +593,13 @@ def open_out(
     """
     path = Path(out)
     _refuse_overlap(path, original)
-    if path.exists() and not path.is_dir():
-        raise OutputError(f"--out {path} exists and is not a folder")
     try:
+        if path.exists() and not path.is_dir():
+            raise OutputError(f"--out {path} exists and is not a folder")
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            raise _name_too_long(f"--out {path}") from None
         raise OutputError(f"cannot create --out {path}: {os_error_text(e)}") from None
     root = Path(os.path.realpath(path))
     fd = _acquire(root, slug)

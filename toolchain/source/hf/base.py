@@ -251,10 +251,14 @@ class HFSource(Source):
                             "(null)",
                             hint=f"drop the column with --columns -{spec.name}",
                         )
+
+                    def where(j: int, si: int = si, base: int = base) -> str:
+                        return self._row_where(si, base + j)
+
                     if spec.type == "class_label":
-                        _check_labels(
-                            col, spec, lambda j, si=si, base=base: self._row_where(si, base + j)
-                        )
+                        _check_labels(col, spec, where)
+                    elif spec.type == "int":
+                        _check_int64(col, spec, where)
                 if with_paths:
                     paths.extend(table.column(image).combine_chunks().field("path").to_pylist())
         if not with_paths:
@@ -444,6 +448,23 @@ def _check_labels(col: pa.ChunkedArray, spec: ColumnSpec, where: Any) -> None:
                 f"(nor -1, 'no label')",
                 hint="the label column does not match its ClassLabel names; fix the dataset "
                 f"or drop the column with --columns -{spec.name}",
+            )
+
+
+_INT64_MAX = (1 << 63) - 1
+
+
+def _check_int64(col: pa.ChunkedArray, spec: ColumnSpec, where: Any) -> None:
+    """A benchmark's ``int`` column is int64 (in its parquet shards): a ``uint64`` value over
+    the int64 range is refused here, naming its row, rather than broken at the output."""
+    if not require("pyarrow").types.is_uint64(col.type):
+        return
+    for j, v in enumerate(col.to_pylist()):
+        if v > _INT64_MAX:
+            raise SourceError(
+                f"{where(j)}: value {v} of column {spec.name!r} is over {_INT64_MAX}, the "
+                "largest a benchmark's int column holds (int64)",
+                hint=f"drop the column with --columns -{spec.name}",
             )
 
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import TYPE_CHECKING, Any
 
 from toolchain._internal.deps import require
+from toolchain._internal.jsonload import load_json
+from toolchain.errors import SourceError
 from toolchain.model.columns import ColumnSpec, ColumnValue
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = ["column_spec", "column_value", "features_of_schema", "has_path", "is_image_feature"]
+
+_HF_KEY = b"huggingface"
+"""The schema-metadata key ``datasets`` keeps its features under."""
 
 
 def column_spec(name: str, feature: Any) -> ColumnSpec | None:
@@ -70,11 +74,23 @@ def has_path(feature: Any) -> bool:
     return isinstance(feature, ds.Image) or (isinstance(feature, dict) and "path" in feature)
 
 
-def features_of_schema(schema: pa.Schema) -> dict[str, Any]:
-    """The ``datasets`` features of an Arrow schema (its ``huggingface`` metadata if readable)."""
+def features_of_schema(schema: pa.Schema, *, where: str) -> dict[str, Any]:
+    """The ``datasets`` features of an Arrow schema: from its ``huggingface`` metadata when
+    ``datasets`` can read features there, else from the arrow types.
+
+    Metadata that is not JSON (or nested too deep to parse, or to turn into features) is a
+    :class:`SourceError` naming ``where``: the file is damaged or hostile.
+    """
     ds = require("datasets")
+    raw = (schema.metadata or {}).get(_HF_KEY)
+    what = f"{where}: its huggingface schema metadata"
+    hint = "the file is damaged, or was not written by datasets: download or save it again"
+    if raw is not None:
+        load_json(raw, what=what, error=SourceError, hint=hint)  # before datasets parses it
     try:
         return dict(ds.Features.from_arrow_schema(schema))
-    except (ValueError, TypeError, KeyError, json.JSONDecodeError):
-        # unreadable `huggingface` metadata: fall back to the arrow types
+    except (ValueError, TypeError, KeyError, AttributeError):
+        # JSON, but not features datasets reads: fall back to the arrow types
         return dict(ds.Features.from_arrow_schema(schema.remove_metadata()))
+    except RecursionError:
+        raise SourceError(f"{what}: features nested too deep", hint=hint) from None

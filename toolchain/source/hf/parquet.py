@@ -150,7 +150,7 @@ class ParquetSource(HFSource):
                 finally:
                     pf.close()
                 nulls.append({k: frozenset(v) for k, v in maybe_null.items()})
-                feats = features_of_schema(schema)
+                feats = features_of_schema(schema, where=rel)
                 if first_schema is None:
                     first_schema, features = schema, feats
                 elif not schema.remove_metadata().equals(first_schema.remove_metadata()) or (
