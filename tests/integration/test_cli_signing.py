@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import shutil
 import stat
 from pathlib import Path
@@ -81,3 +83,51 @@ def test_cli_errors(tmp_path: Path, bench: Path, args: list[str], code: int, wor
     r = no_traceback(run_cli(*argv))
     assert r.exit_code == code, r.output
     assert words in r.output
+
+
+def test_sign_out_replaces_only_a_signature(tmp_path: Path, bench: Path) -> None:
+    """``sign --out notes.txt`` overwrote the user's notes: an existing --out must be one
+    of our signatures (re-signing replaces it); anything else is refused, untouched."""
+    run_cli("key", "generate", "--out", tmp_path / "k")
+    manifest = bench / "manifest.json"
+    sig = tmp_path / "bench.sig"
+    assert run_cli("sign", manifest, "--key", tmp_path / "k", "--out", sig).exit_code == 0
+    first = sig.read_bytes()
+    sig.write_bytes(first.replace(b'"payload"', b' "payload"', 1))  # ours, reformatted
+    r = run_cli("sign", manifest, "--key", tmp_path / "k", "--out", sig)
+    assert r.exit_code == ExitCode.OK, r.output
+    assert sig.read_bytes() == first
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    foreign = tmp_path / "other.sig"  # an in-toto envelope, but not about a manifest of ours
+    doc = json.loads(first)
+    statement = json.loads(base64.b64decode(doc["payload"]))
+    statement["predicateType"] = "https://slsa.dev/provenance/v1"
+    doc["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    foreign.write_text(json.dumps(doc))
+    link = tmp_path / "link.sig"
+    link.symlink_to(notes)
+    dangling = tmp_path / "dangling.sig"
+    dangling.symlink_to(tmp_path / "nowhere")
+    fifo = tmp_path / "fifo.sig"
+    os.mkfifo(fifo)
+    before = {p: p.read_bytes() for p in (notes, foreign)}
+    for target, why in [
+        (notes, "not valid JSON"),
+        (foreign, "not about a benchmark-regen manifest"),
+        (link, "not valid JSON"),
+        (dangling, "No such file"),
+        (fifo, "not a regular file"),
+    ]:
+        r = no_traceback(run_cli("sign", manifest, "--key", tmp_path / "k", "--out", target))
+        assert r.exit_code == ExitCode.ENVIRONMENT, r.output
+        assert "is not a signature" in r.output and why in r.output, r.output
+        assert "refusing to overwrite" in r.output
+    assert {p: p.read_bytes() for p in (notes, foreign)} == before
+    assert link.is_symlink() and dangling.is_symlink() and stat.S_ISFIFO(fifo.lstat().st_mode)
+    # A link to one of our signatures is replaced by the new signature, never written through.
+    link.unlink()
+    link.symlink_to(sig)
+    r = run_cli("sign", manifest, "--key", tmp_path / "k", "--out", link)
+    assert r.exit_code == ExitCode.OK, r.output
+    assert not link.is_symlink() and sig.read_bytes() == first == link.read_bytes()

@@ -260,8 +260,14 @@ def test_rows_naming_other_samples_are_refused(dataset: Path) -> None:
 @pytest.mark.parametrize(
     ("key", "value", "match"),
     [
-        ("entry_count", 1 << 30, "over the 16777216 limit"),
-        ("manifest_length", 12, "declares 12"),
+        ("entry_count", 1 << 30, r"entry count 1073741824 is not in 0\.\.16777216"),
+        ("entry_count", -1, r"entry count -1 is not in 0\.\.16777216"),
+        ("manifest_length", 12, "5 entries cannot fit in a manifest of 12 bytes"),
+        ("manifest_length", -1, "manifest length -1 is implausible"),
+        ("manifest_length", 1 << 40, "manifest length 1099511627776 is implausible"),
+        ("file_length", -1, "file length -1 does not fit"),
+        ("file_length", 1 << 64, f"file length {1 << 64} does not fit"),
+        ("file_length", 0, "file length 0 does not fit"),
         ("header_digest", "00" * 32, "header digest mismatch"),
         ("key_on", "pixels", "header digest mismatch"),
         ("format", "other/v9", "unknown format"),
@@ -388,8 +394,9 @@ def test_a_manifest_of_fewer_entries_than_the_index_is_refused(bdiff: Path, tmp_
 @pytest.mark.parametrize("kind", ["bdiff", "dataset"])
 def test_the_carried_manifest_is_read_without_holding_its_text(tmp_path: Path, kind: str) -> None:
     """Parsed as it is read and hashed: what is held is the packed table and the index
-    (0.66 of the text's size here), and the peak stays near it; read whole, the text
-    took 2.66 times its size at the peak (its pieces, their join, the parse)."""
+    (0.66 of the text's size here), and the peak stays near it, plus the fixed 1 MiB read
+    buffer of ``safefs.open_path``; read whole, the text took 2.66 times its size at the
+    peak (its pieces, their join, the parse)."""
     manifest, sealed = many_entries(5000)
     text = dump_manifest(manifest)
     target = tmp_path / ("x.bdiff" if kind == "bdiff" else "x")
@@ -404,4 +411,4 @@ def test_the_carried_manifest_is_read_without_holding_its_text(tmp_path: Path, k
         tracemalloc.stop()
     with reader:
         assert reader.manifest == manifest and reader.manifest_bytes == text
-    assert peak < 1.25 * len(text), f"peak {peak} bytes for a {len(text)}-byte manifest"
+    assert peak < 1.25 * len(text) + (1 << 20), f"peak {peak} bytes, {len(text)}-byte manifest"

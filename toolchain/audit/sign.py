@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from toolchain._internal import safefs
 from toolchain._internal.atomic import atomic_write
+from toolchain._internal.jsonload import load_json
 from toolchain.errors import (
     KeyFileError,
     ManifestError,
@@ -64,6 +65,7 @@ plus the fingerprint and provenance strings)."""
 MAX_KEY_BYTES = 64 * 1024
 """Key files over 64 KiB are refused before they are read (a PEM Ed25519 key is < 200 B)."""
 MAX_SIGNATURES = 16
+_SIGNATURE_HINT = "the signature file was altered or damaged; get a fresh copy from the publisher"
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -143,11 +145,7 @@ def generate_key(out: str | os.PathLike[str]) -> KeyPair:
 
 def _read_small(path: Path, limit: int, what: str) -> bytes:
     try:
-        with path.open("rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size > limit:
-                raise KeyFileError(f"{what} {path} is {size} bytes, over the {limit}-byte limit")
-            return f.read(limit + 1)[:limit]
+        return safefs.read_path(path, limit=limit)
     except FileNotFoundError:
         raise KeyFileError(f"{what} {path} does not exist") from None
     except IsADirectoryError:
@@ -242,12 +240,15 @@ def sign_manifest(
     *,
     out: str | os.PathLike[str] | None = None,
 ) -> Path:
-    """Sign a manifest file; write the envelope to ``out`` (default: ``manifest.sig`` beside)."""
+    """Sign a manifest file; write the envelope to ``out`` (default: ``manifest.sig`` beside).
+
+    ``out`` may be a new file or a signature of ours (replaced); anything else there (the
+    manifest, a user's file) is an :class:`OutputError`, and nothing is written."""
     mpath = Path(manifest)
     private = key if isinstance(key, Ed25519PrivateKey) else load_private_key(key)
     envelope = sign_manifest_bytes(read_manifest_bytes(mpath), private)
     target = Path(out) if out is not None else mpath.with_name(SIGNATURE_NAME)
-    _refuse_overwriting_a_manifest(target, mpath)
+    _refuse_overwriting(target)
     try:
         atomic_write(target, envelope, durable=True)
     except OSError as e:
@@ -255,14 +256,39 @@ def sign_manifest(
     return target
 
 
-def _refuse_overwriting_a_manifest(target: Path, manifest: Path) -> None:
-    """``sign --out`` writes a signature: never over the manifest, or any other manifest."""
-    same = target.exists() and manifest.exists() and target.samefile(manifest)
-    if same or (target.name != SIGNATURE_NAME and target.exists() and holds_manifest(target)):
+def _refuse_overwriting(target: Path) -> None:
+    """``sign --out`` writes a signature: over nothing, or over a signature of ours only
+    (links followed: what they reach is what would be lost to the user)."""
+    if not os.path.lexists(target):
+        return
+    if holds_manifest(target):
         raise OutputError(
             f"--out {target} is a manifest; refusing to overwrite it with a signature",
             hint=f"write the signature to its own file, e.g. {SIGNATURE_NAME} or FILE.bdiff.sig",
         )
+    why = _not_a_signature(target)
+    if why is not None:
+        raise OutputError(
+            f"--out {target} exists and is not a signature ({why}); refusing to overwrite it",
+            hint="give --out a new file, or a signature to replace; move the file away first",
+        )
+
+
+def _not_a_signature(path: Path) -> str | None:
+    """Why ``path`` is not a signature this tool wrote (``None``: it is one): a DSSE envelope
+    of an in-toto statement with our predicate type."""
+    try:
+        envelope = safefs.read_path(path, limit=MAX_ENVELOPE_BYTES)
+    except OSError as e:
+        return os_error_text(e)
+    try:
+        _, payload, _ = _parse_envelope(envelope)
+        statement = load_json(payload, what="its statement", error=SignatureError)
+    except SignatureError as e:
+        return e.message
+    if not isinstance(statement, dict) or statement.get("predicateType") != PREDICATE_TYPE:
+        return "its statement is not about a benchmark-regen manifest"
+    return None
 
 
 # -- verification ----------------------------------------------------------------------
@@ -295,10 +321,7 @@ def _parse_envelope(data: bytes) -> tuple[str, bytes, list[tuple[str, bytes]]]:
         raise SignatureError(
             f"signature file is {len(data)} bytes, over the {MAX_ENVELOPE_BYTES}-byte limit"
         )
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise SignatureError(f"signature file is not valid JSON: {e}") from None
+    doc = load_json(data, what="signature file", error=SignatureError, hint=_SIGNATURE_HINT)
     if not isinstance(doc, dict):
         raise SignatureError("signature file: top level must be a JSON object (a DSSE envelope)")
     extra = sorted(set(doc) - {"payload", "payloadType", "signatures"})
@@ -332,10 +355,7 @@ def _mismatch(field: str, signed: object, actual: object) -> SignatureError:
 
 
 def _check_statement(payload: bytes, manifest_bytes: bytes) -> dict[str, Any]:
-    try:
-        stmt = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise SignatureError("signed payload is not valid JSON") from None
+    stmt = load_json(payload, what="signed payload", error=SignatureError, hint=_SIGNATURE_HINT)
     if not isinstance(stmt, dict):
         raise SignatureError("signed payload is not a JSON object (an in-toto Statement)")
     m = parse_manifest(manifest_bytes)
@@ -404,13 +424,7 @@ def check_manifest_signature(
     key = pubkey if isinstance(pubkey, Ed25519PublicKey) else load_public_key(pubkey)
     p = Path(signature)
     try:
-        with p.open("rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size > MAX_ENVELOPE_BYTES:
-                raise SignatureError(
-                    f"{p} is {size} bytes, over the {MAX_ENVELOPE_BYTES}-byte limit"
-                )
-            envelope = f.read(MAX_ENVELOPE_BYTES + 1)
+        envelope = safefs.read_path(p, limit=MAX_ENVELOPE_BYTES)
     except FileNotFoundError:
         raise SignatureError(
             f"no signature at {p}",

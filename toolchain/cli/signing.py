@@ -49,7 +49,8 @@ def key_generate(out: Path, as_json: bool) -> None:
     help="Ed25519 private key (PEM) from `key generate`.",
 )
 @out_option(
-    "Where to write the signature (default: manifest.sig beside MANIFEST).",
+    "Where to write the signature (default: manifest.sig beside MANIFEST): a new file, or "
+    "a signature to replace; any other file is refused, never overwritten.",
     required=False,
     dir_okay=False,
 )

@@ -10,13 +10,16 @@ import json
 import os
 import secrets
 import shutil
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from toolchain._internal import safefs
 from toolchain._internal.atomic import TMP_PREFIX
 from toolchain._internal.deps import require
+from toolchain._internal.jsonload import load_json
 from toolchain._internal.parquet import open_parquet
 from toolchain.diff.format import (
     AEAD_AES_256_GCM_SIV,
@@ -24,7 +27,6 @@ from toolchain.diff.format import (
     FORMAT_VERSION,
     HEADER_SIZE,
     INDEX_RECORD_SIZE,
-    MAX_ENTRIES,
     MAX_SEALED_BYTES,
     DiffReader,
     Header,
@@ -35,6 +37,7 @@ from toolchain.diff.format import (
     SealedEntry,
     benchmark_id,
     check_payload,
+    check_sizes,
     spool_entries,
 )
 from toolchain.errors import DiffFormatError, ManifestError, OutputError, os_error_text
@@ -42,6 +45,7 @@ from toolchain.hf._arrow import HF_METADATA_KEY, features_metadata, write_shards
 from toolchain.hf.card import one_line, yaml_header
 from toolchain.model.columns import ColumnSpec
 from toolchain.model.hashing import pretty_json
+from toolchain.model.limits import cut, shown
 from toolchain.model.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 
 if TYPE_CHECKING:
@@ -161,7 +165,7 @@ def write_diff_dataset(
     work = path.with_name(f"{TMP_PREFIX}{secrets.token_hex(8)}-{path.name}")
     try:
         work.mkdir(parents=True)
-        with open(work / ".payloads", "x+b") as sp:
+        with tempfile.TemporaryFile(dir=work) as sp:
             spooled = spool_entries(sp, entries, entry_count, len(manifest_bytes))
             records = spooled.records
 
@@ -196,7 +200,6 @@ def write_diff_dataset(
                 # no min/max copies of payloads in the footer: each payload is stored once
                 statistics=[c for c in _COLUMNS if c != "sealed"],
             )
-        (work / ".payloads").unlink()
         header = Header(
             version=FORMAT_VERSION,
             key_on=key_on,
@@ -207,9 +210,9 @@ def write_diff_dataset(
         )
         index = b"".join(r.pack() for r in records)
         digest = hashlib.sha256(header.pack_head() + manifest_bytes + index).digest()
-        (work / MANIFEST_NAME).write_bytes(manifest_bytes)
-        (work / CARD_NAME).write_bytes(render_diff_card(manifest, header, records))
-        (work / HEADER_NAME).write_bytes(_header_json(header, digest))
+        safefs.write_file(work, MANIFEST_NAME, manifest_bytes)
+        safefs.write_file(work, CARD_NAME, render_diff_card(manifest, header, records))
+        safefs.write_file(work, HEADER_NAME, _header_json(header, digest))
         if path.exists():
             path.rmdir()
         os.replace(work, path)
@@ -230,6 +233,24 @@ def _fail(message: str, *, entry: str | None = None, hint: str | None = None) ->
 
 
 _HINT = "download the diff dataset again and compare its files' checksums"
+
+
+def _index_batches(pf: Any, rel: str) -> Iterator[list[list[Any]]]:
+    """The index columns of shard ``rel`` as Python values, a batch at a time; a shard that
+    pyarrow cannot read (a page shorter than it declares) or whose strings are not UTF-8
+    is a :class:`DiffFormatError` naming it."""
+    pa_ = require("pyarrow")
+    batches = pf.iter_batches(
+        batch_size=_INDEX_BATCH, columns=list(_INDEX_COLUMNS), use_threads=False
+    )
+    while True:
+        try:
+            batch = next(batches)
+            yield [batch.column(n).to_pylist() for n in _INDEX_COLUMNS]
+        except StopIteration:
+            return
+        except (pa_.ArrowException, OSError, UnicodeDecodeError) as e:
+            raise _fail(f"{rel}: cannot be read ({cut(str(e), 200)})", hint=_HINT) from None
 
 
 class DiffDataset(DiffReader):
@@ -290,19 +311,15 @@ class DiffDataset(DiffReader):
         try:
             if not self.path.is_dir():
                 raise _fail(f"{self.path} is not a diff dataset folder")
-            size = where.stat().st_size
-            if size > MAX_HEADER_JSON:
-                raise _fail(f"{HEADER_NAME} is {size} bytes, over the {MAX_HEADER_JSON} limit")
-            doc = json.loads(where.read_bytes())
+            data = safefs.read_path(where, limit=MAX_HEADER_JSON)
         except FileNotFoundError:
             raise _fail(
                 f"{self.path} has no {HEADER_NAME}: not a diff dataset",
                 hint="pass the folder `diff create --format parquet` wrote",
             ) from None
         except OSError as e:
-            raise _fail(f"cannot read {where}: {os_error_text(e)}") from None
-        except ValueError as e:
-            raise _fail(f"{HEADER_NAME} is not valid JSON ({e})", hint=_HINT) from None
+            raise _fail(f"cannot read {where}: {os_error_text(e)}", hint=_HINT) from None
+        doc = load_json(data, what=HEADER_NAME, error=DiffFormatError, hint=_HINT)
         types = {
             "aead": int,
             "benchmark_id": str,
@@ -321,17 +338,22 @@ class DiffDataset(DiffReader):
             if not isinstance(doc[key], typ) or isinstance(doc[key], bool):
                 raise _fail(f"{HEADER_NAME}: {key!r} must be a {typ.__name__}", hint=_HINT)
         if doc["format"] != DATASET_FORMAT:
-            raise _fail(f"{HEADER_NAME}: unknown format {doc['format']!r}", hint="upgrade")
+            raise _fail(f"{HEADER_NAME}: unknown format {shown(doc['format'])}", hint="upgrade")
         if doc["version"] != FORMAT_VERSION:
-            raise _fail(f"unknown container version {doc['version']}", hint="upgrade")
+            raise _fail(f"unknown container version {shown(doc['version'], 40)}", hint="upgrade")
         if doc["key_on"] not in {str(k) for k in KeyOn}:
-            raise _fail(f"{HEADER_NAME}: unknown key_on {doc['key_on']!r}")
+            raise _fail(f"{HEADER_NAME}: unknown key_on {shown(doc['key_on'])}")
         if doc["aead"] != AEAD_AES_256_GCM_SIV or doc["codec"] != CODEC_ZSTD:
             raise _fail(f"{HEADER_NAME}: unknown AEAD or codec code")
-        if not 0 <= doc["entry_count"] <= MAX_ENTRIES:
-            raise _fail(f"entry count {doc['entry_count']} is over the {MAX_ENTRIES} limit")
-        if not 0 <= doc["manifest_length"] <= MAX_MANIFEST_BYTES:
-            raise _fail(f"manifest length {doc['manifest_length']} is over the limit")
+        try:
+            check_sizes(
+                entry_count=doc["entry_count"],
+                manifest_length=doc["manifest_length"],
+                file_length=doc["file_length"],
+                where=self._where,
+            )
+        except DiffFormatError as e:
+            raise _fail(f"{HEADER_NAME}: {e.message.removeprefix('diff container: ')}") from None
         for key in ("benchmark_id", "header_digest"):
             if len(doc[key]) != 64 or any(c not in "0123456789abcdef" for c in doc[key]):
                 raise _fail(f"{HEADER_NAME}: {key!r} is not 64 hex digits", hint=_HINT)
@@ -340,18 +362,18 @@ class DiffDataset(DiffReader):
     def _read_manifest(self, length: int, digest: Any) -> tuple[Manifest | ManifestError, bytes]:
         where = self.path / MANIFEST_NAME
         try:
-            with open(where, "rb") as f:
+            with safefs.open_path(where, limit=MAX_MANIFEST_BYTES) as f:
                 size = os.fstat(f.fileno()).st_size
                 if size != length:
                     raise _fail(
                         f"{MANIFEST_NAME} has {size} bytes, {HEADER_NAME} declares {length}",
                         hint=_HINT,
                     )
-                return self._read_carried(f, 0, length, digest)
+                return self._read_carried(lambda _at, n: f.read(n), 0, length, digest)
         except FileNotFoundError:
             raise _fail(f"{self.path} has no {MANIFEST_NAME}", hint=_HINT) from None
         except OSError as e:
-            raise _fail(f"cannot read {where}: {os_error_text(e)}") from None
+            raise _fail(f"cannot read {where}: {os_error_text(e)}", hint=_HINT) from None
 
     def _where(self, offset: int) -> None:
         """The pieces are files of a folder: an error names no offset."""
@@ -432,11 +454,7 @@ class DiffDataset(DiffReader):
             pf = open_parquet(path, error=DiffFormatError, what=rel, hint=_HINT)
             try:
                 row = 0
-                batches = pf.iter_batches(
-                    batch_size=_INDEX_BATCH, columns=list(_INDEX_COLUMNS), use_threads=False
-                )
-                for batch in batches:
-                    cols = [batch.column(n).to_pylist() for n in _INDEX_COLUMNS]
+                for cols in _index_batches(pf, rel):
                     for sid, kind, fp, length, digest in zip(*cols, strict=True):
                         where = f"{rel}, row {row}"
                         row += 1

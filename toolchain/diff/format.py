@@ -9,17 +9,18 @@ import enum
 import hashlib
 import io
 import os
-import secrets
-import stat
 import struct
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from toolchain._internal import safefs
 from toolchain._internal.atomic import TMP_PREFIX
 from toolchain._internal.packed import MadeOnAccess
 from toolchain.errors import DiffFormatError, ManifestError, OutputError, os_error_text
+from toolchain.model.limits import shown
 from toolchain.model.manifest import (
     MAX_MANIFEST_BYTES,
     Manifest,
@@ -35,6 +36,7 @@ __all__ = [
     "HEADER_SIZE",
     "INDEX_RECORD_SIZE",
     "MAGIC",
+    "MAX_CONTAINER_BYTES",
     "MAX_ENTRIES",
     "MAX_SEALED_BYTES",
     "REFETCH_HINT",
@@ -49,6 +51,7 @@ __all__ = [
     "Spooled",
     "benchmark_id",
     "check_payload",
+    "check_sizes",
     "spool_entries",
     "write_diff",
 ]
@@ -67,6 +70,13 @@ MAX_ENTRIES = 1 << 24
 """At most 16 Mi entries per container."""
 MAX_SEALED_BYTES = 1 << 30
 """At most 1 GiB per sealed payload (a 128 Mi-pixel RGBA image is 512 MiB raw)."""
+MAX_CONTAINER_BYTES = (
+    HEADER_SIZE + MAX_MANIFEST_BYTES + (INDEX_RECORD_SIZE + MAX_SEALED_BYTES) * MAX_ENTRIES
+)
+"""The largest container the format allows (no other bound: the header's are checked)."""
+_MAX_READ = 1 << 30
+_MIN_SEALED = 16
+"""A sealed payload is longer than its 16-byte tag."""
 
 BENCHMARK_ID_DOMAIN = b"benchmark-regen/diff/benchmark-id/v1\n"
 _MANIFEST_BASE = 1 << 20
@@ -272,18 +282,16 @@ def write_diff(
 ) -> Header:
     """Write a container from sealed entries, given in any order (each index once).
 
-    Payloads are spooled to a temporary file next to ``path`` as they come (memory
-    holds one payload and one small record per entry), then header, manifest,
-    index and the payloads in manifest order are assembled into another temporary
-    file that replaces ``path`` atomically. The bytes depend only on the entries.
+    Payloads are spooled to an unnamed temporary file next to ``path`` as they come
+    (memory holds one payload and one small record per entry), then header, manifest,
+    index and the payloads in manifest order are written by :func:`safefs.write_file`
+    (an exclusive, randomly named temporary file renamed over ``path``: a link at
+    ``path`` is replaced, never written through). The bytes depend only on the entries.
     """
     path = Path(path)
-    tag = secrets.token_hex(8)
-    spool = path.with_name(f"{TMP_PREFIX}{tag}-payloads-{path.name}")
-    final = path.with_name(f"{TMP_PREFIX}{tag}-{path.name}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(spool, "x+b") as sp:
+        with tempfile.TemporaryFile(dir=path.parent, prefix=TMP_PREFIX) as sp:
             spooled = spool_entries(sp, entries, entry_count, len(manifest_bytes))
             header = Header(
                 version=FORMAT_VERSION,
@@ -296,18 +304,15 @@ def write_diff(
             head = header.pack_head()
             index = b"".join(r.pack() for r in spooled.records)
             digest = hashlib.sha256(head + manifest_bytes + index).digest()
-            with open(final, "xb") as f:
-                f.write(head + digest + manifest_bytes + index)
+
+            def pieces() -> Iterator[bytes]:
+                yield head + digest + manifest_bytes + index
                 for i in range(entry_count):
-                    f.write(spooled.payload(i))
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(final, path)
+                    yield spooled.payload(i)
+
+            safefs.write_file(path.parent, path.name, pieces(), durable=True)
     except OSError as e:
         raise OutputError(f"cannot write {path}: {os_error_text(e)}") from None
-    finally:
-        spool.unlink(missing_ok=True)
-        final.unlink(missing_ok=True)
     return header
 
 
@@ -328,6 +333,24 @@ def _read_exact(
     return data
 
 
+def _read_at(fd: int, offset: int, length: int, what: str, entry: str | None = None) -> bytes:
+    """``length`` bytes at ``offset`` of ``fd`` (``pread``: no shared file position)."""
+    pieces, at, end = [], offset, offset + length
+    while at < end:
+        piece = os.pread(fd, min(end - at, _MAX_READ), at)
+        if not piece:
+            break
+        pieces.append(piece)
+        at += len(piece)
+    if at != end:
+        raise DiffFormatError(
+            f"truncated: {what} needs {length} bytes, only {at - offset} remain",
+            offset=at,
+            entry=entry,
+        )
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
 class _Sink(Protocol):
     """What bytes are fed to as they pass: a running digest."""
 
@@ -338,21 +361,21 @@ class _Passing(io.RawIOBase):
     """The manifest's bytes on their way from the file to the parser, never held whole:
     each piece is refused at the first byte canonical JSON text never holds (a file's
     holes, in a sparse file declaring a huge manifest, read as NUL, so memory follows the
-    bytes really there) and fed to ``sinks`` (the digests) as it passes. It owns ``f``'s
-    position from ``start`` until it has passed ``length`` bytes; ``where`` turns a file
-    offset into the one an error names (``None``: none)."""
+    bytes really there) and fed to ``sinks`` (the digests) as it passes. ``read_at(offset,
+    size)`` gives the file's bytes at ``offset`` (asked for in order, from ``start`` until
+    ``length`` bytes have passed); ``where`` turns a file offset into the one an error names
+    (``None``: none)."""
 
     def __init__(
         self,
-        f: BinaryIO,
+        read_at: Callable[[int, int], bytes],
         start: int,
         length: int,
         sinks: Sequence[_Sink],
         where: Callable[[int], int | None],
     ):
-        self._f, self._sinks, self._where = f, sinks, where
+        self._read_at, self._sinks, self._where = read_at, sinks, where
         self._start, self._at, self._end = start, start, start + length
-        f.seek(start)
 
     def readable(self) -> bool:
         return True
@@ -361,7 +384,7 @@ class _Passing(io.RawIOBase):
         left = self._end - self._at
         if not left:
             return 0
-        chunk = self._f.read(min(len(buffer), left, _MANIFEST_BASE))
+        chunk = self._read_at(self._at, min(len(buffer), left, _MANIFEST_BASE))
         if not chunk:
             raise DiffFormatError(
                 f"truncated: the manifest needs {self._end - self._start} bytes, only "
@@ -421,20 +444,7 @@ def _parse_header(raw: bytes, actual_size: int) -> tuple[Header, bytes]:
             offset=min(flen, actual_size),
             hint=REFETCH_HINT,
         )
-    if count > MAX_ENTRIES:
-        raise DiffFormatError(f"entry count {count} is over the {MAX_ENTRIES} limit", offset=16)
-    if mlen > min(MAX_MANIFEST_BYTES, _MANIFEST_BASE + _MANIFEST_PER_ENTRY * count):
-        raise DiffFormatError(
-            f"manifest length {mlen} is implausible for {count} entries (at most "
-            f"{_MANIFEST_BASE} + {_MANIFEST_PER_ENTRY} bytes per entry)",
-            offset=24,
-        )
-    if count * _MIN_ENTRY_BYTES > mlen:
-        raise DiffFormatError(
-            f"{count} entries cannot fit in a manifest of {mlen} bytes (each takes at least "
-            f"{_MIN_ENTRY_BYTES})",
-            offset=16,
-        )
+    check_sizes(entry_count=count, manifest_length=mlen, file_length=flen, where=lambda at: at)
     header = Header(
         version=version,
         key_on=codes[key_code],
@@ -443,12 +453,46 @@ def _parse_header(raw: bytes, actual_size: int) -> tuple[Header, bytes]:
         file_length=flen,
         benchmark_id=bid,
     )
-    if header.payload_offset > actual_size:
-        raise DiffFormatError(
-            f"manifest ({mlen} bytes) and index ({count} entries) do not fit in the file",
-            offset=16,
-        )
     return header, raw[_HEAD.size : HEADER_SIZE]
+
+
+def check_sizes(
+    *,
+    entry_count: int,
+    manifest_length: int,
+    file_length: int,
+    where: Callable[[int], int | None],
+) -> None:
+    """The sizes a header declares (a ``.bdiff``'s, or a diff dataset's ``diff.json``), each
+    within the format's bounds and fitting the others, before any is used;
+    :class:`DiffFormatError` naming the header field (``where`` turns its offset in a
+    ``.bdiff`` header into the one an error names) if not."""
+    count, mlen, flen = entry_count, manifest_length, file_length
+    if not 0 <= count <= MAX_ENTRIES:
+        raise DiffFormatError(
+            f"entry count {shown(count, 40)} is not in 0..{MAX_ENTRIES}", offset=where(16)
+        )
+    most = min(MAX_MANIFEST_BYTES, _MANIFEST_BASE + _MANIFEST_PER_ENTRY * count)
+    if not 0 <= mlen <= most:
+        raise DiffFormatError(
+            f"manifest length {shown(mlen, 40)} is implausible for {count} entries (at most "
+            f"{_MANIFEST_BASE} + {_MANIFEST_PER_ENTRY} bytes per entry)",
+            offset=where(24),
+        )
+    if count * _MIN_ENTRY_BYTES > mlen:
+        raise DiffFormatError(
+            f"{count} entries cannot fit in a manifest of {mlen} bytes (each takes at least "
+            f"{_MIN_ENTRY_BYTES})",
+            offset=where(16),
+        )
+    payloads = HEADER_SIZE + mlen + INDEX_RECORD_SIZE * count
+    least, largest = payloads + (_MIN_SEALED + 1) * count, payloads + MAX_SEALED_BYTES * count
+    if not least <= flen <= largest:
+        raise DiffFormatError(
+            f"file length {shown(flen, 40)} does not fit the manifest ({mlen} bytes) and the "
+            f"index and payloads of {count} entries (it must be in {least}..{largest})",
+            offset=where(32),
+        )
 
 
 def check_payload(
@@ -491,29 +535,21 @@ class SealedSpan:
     def read(self) -> bytes:
         """The payload, checked against its digest (:class:`DiffFormatError` if not)."""
         try:
-            # Non-blocking: a FIFO put at the path since it was opened cannot hang us.
-            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-            try:
-                st = os.fstat(fd)
+            # A regular file only, opened without blocking: a FIFO put at the path since it
+            # was opened cannot hang us (nor any file but the opened one be read).
+            with safefs.open_path(Path(self.path), limit=MAX_CONTAINER_BYTES) as f:
+                st = os.fstat(f.fileno())
                 if (st.st_dev, st.st_ino) != self.file:
                     raise DiffFormatError(
                         "the diff file was replaced while the run read it",
                         entry=self.entry,
                         hint="leave the diff in place until the run ends, then run it again",
                     )
-                data = os.pread(fd, self.length, self.offset)
-            finally:
-                os.close(fd)
+                data = _read_at(f.fileno(), self.offset, self.length, "the payload", self.entry)
         except OSError as e:
             raise DiffFormatError(
                 f"cannot read the diff again: {os_error_text(e)}", entry=self.entry
             ) from None
-        if len(data) != self.length:
-            raise DiffFormatError(
-                f"truncated: the payload needs {self.length} bytes, only {len(data)} remain",
-                offset=self.offset + len(data),
-                entry=self.entry,
-            )
         return check_payload(data, self.digest, self.entry, offset=self.offset)
 
 
@@ -528,7 +564,9 @@ class DiffReader:
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
         try:
-            self._f: BinaryIO = open(self.path, "rb")  # noqa: SIM115 - kept open, closed by close()
+            # A regular file only, opened without blocking: a FIFO cannot hang us. Read at
+            # offsets (pread) through its descriptor, never through the file's buffer.
+            self._f = safefs.open_path(self.path, limit=MAX_CONTAINER_BYTES)
         except FileNotFoundError:
             raise DiffFormatError(f"{self.path} does not exist") from None
         except OSError as e:
@@ -540,23 +578,23 @@ class DiffReader:
             raise
 
     def _load(self) -> None:
-        f = self._f
+        fd = self._f.fileno()
         try:
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise DiffFormatError(f"{self.path} is not a regular file")
+            st = os.fstat(fd)
             self._identity = (st.st_dev, st.st_ino)
             # Where a process on this machine opens this same file again (sealed_span).
-            again = f"/proc/{os.getpid()}/fd/{f.fileno()}"
+            again = f"/proc/{os.getpid()}/fd/{fd}"
             self._again = again if os.path.exists(again) else os.path.abspath(self.path)
-            head = _read_exact(f, 0, HEADER_SIZE, "the header")
+            head = _read_at(fd, 0, HEADER_SIZE, "the header")
             self.header, stored_digest = _parse_header(head, st.st_size)
             h = self.header
             # The manifest is parsed as it is read and hashed, never held whole (its
             # canonical bytes are made again from the parsed one when needed).
             digest = hashlib.sha256(head[: _HEAD.size])
-            parsed, text_id = self._read_carried(f, HEADER_SIZE, h.manifest_length, digest)
-            index = _read_exact(f, h.index_offset, INDEX_RECORD_SIZE * h.entry_count, "the index")
+            parsed, text_id = self._read_carried(
+                lambda at, n: os.pread(fd, n, at), HEADER_SIZE, h.manifest_length, digest
+            )
+            index = _read_at(fd, h.index_offset, INDEX_RECORD_SIZE * h.entry_count, "the index")
         except OSError as e:
             raise DiffFormatError(f"cannot read {self.path}: {os_error_text(e)}") from None
         digest.update(index)
@@ -590,14 +628,14 @@ class DiffReader:
         return offset
 
     def _read_carried(
-        self, f: BinaryIO, start: int, length: int, digest: _Sink
+        self, read_at: Callable[[int, int], bytes], start: int, length: int, digest: _Sink
     ) -> tuple[Manifest | ManifestError, bytes]:
-        """The carried manifest at ``start`` of ``f``, parsed as it is read (never held
-        whole), every byte fed to ``digest``; and :func:`benchmark_id` of the bytes read.
-        A parse error is returned, not raised: it waits until ``digest`` has been checked,
-        which names corruption first."""
+        """The carried manifest at ``start`` (``read_at(offset, size)`` reads the file, in
+        order), parsed as it is read (never held whole), every byte fed to ``digest``; and
+        :func:`benchmark_id` of the bytes read. A parse error is returned, not raised: it
+        waits until ``digest`` has been checked, which names corruption first."""
         text_id = hashlib.sha256(BENCHMARK_ID_DOMAIN)
-        passing = _Passing(f, start, length, (digest, text_id), self._where)
+        passing = _Passing(read_at, start, length, (digest, text_id), self._where)
         parsed: Manifest | ManifestError
         try:
             parsed = read_manifest(io.BufferedReader(passing, 1 << 16))
@@ -654,7 +692,7 @@ class DiffReader:
                     offset=at,
                     entry=entries[i].id,
                 )
-            if not 16 < length <= MAX_SEALED_BYTES or off + length > h.file_length:
+            if not _MIN_SEALED < length <= MAX_SEALED_BYTES or off + length > h.file_length:
                 raise DiffFormatError(
                     f"payload length {length} is out of bounds", offset=at + 8, entry=entries[i].id
                 )
@@ -668,7 +706,9 @@ class DiffReader:
         """The sealed payload of entry ``i``: read once, checked against its index digest."""
         record, sample_id = self.records[i], self.manifest.entries[i].id
         try:
-            data = _read_exact(self._f, record.offset, record.length, "the payload", sample_id)
+            data = _read_at(
+                self._f.fileno(), record.offset, record.length, "the payload", sample_id
+            )
         except OSError as e:
             raise DiffFormatError(
                 f"cannot read {self.path}: {os_error_text(e)}", entry=sample_id

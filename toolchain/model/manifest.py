@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from toolchain._internal import safefs
-from toolchain._internal.jsonstream import JsonStream
+from toolchain._internal.jsonstream import JsonStream, TooLong
 from toolchain._internal.packed import MadeOnAccess
 from toolchain.errors import ManifestError, SourceError, os_error_text
-from toolchain.model.columns import COLUMN_TYPES, ColumnSpec, ColumnValue
+from toolchain.model.columns import COLUMN_TYPES, ColumnSpec, ColumnValue, column_name_problem
 from toolchain.model.hashing import (
     Digest,
     RootHasher,
@@ -36,6 +36,18 @@ from toolchain.model.hashing import (
 )
 from toolchain.model.ids import check_sample_id
 from toolchain.model.layout import MANIFEST_NAME, check_layout
+from toolchain.model.limits import (
+    MAX_CLASS_NAMES,
+    MAX_ENTRY_CHARS,
+    MAX_KEYS,
+    MAX_NAME_CHARS,
+    MAX_SCHEMA_CHARS,
+    MAX_TEXT_CHARS,
+    cut,
+    path_problem,
+    shown,
+    size_problem,
+)
 from toolchain.model.original import OriginalRef
 
 if TYPE_CHECKING:
@@ -70,6 +82,10 @@ FORMAT = "benchmark-regen.manifest/v2"
 FORMAT_V1 = "benchmark-regen.manifest/v1"
 MAX_MANIFEST_BYTES = 1024 * 1024 * 1024
 """Manifests over 1 GiB are refused before they are read (about 4 M samples)."""
+_DIGEST_CHARS = len("sha256:") + 64
+_MAX_ORIGINAL_FIELD = 256
+"""``provenance.original``'s fields are at most 193 characters when well formed."""
+_LIMITS_HINT = 'the limits are in docs/manifest.md ("Limits")'
 
 Scalar = str | int | bool
 Encoder = Mapping[str, str | int]
@@ -302,6 +318,9 @@ class EntryCollector:
         self._records: list[bytes] = []
 
     def add(self, entry: ManifestEntry) -> None:
+        """Collect ``entry``; :class:`ManifestError` if a manifest cannot hold it (a value
+        over the limits the parser keeps)."""
+        _check_entry(entry)
         self._records.append(_pack(entry))
 
     def __len__(self) -> int:
@@ -405,7 +424,7 @@ class Manifest:
         else:
             ordered = EntryTable(entries)
         schema = tuple(sorted(columns, key=lambda c: c.name))
-        return cls(
+        manifest = cls(
             recipe=recipe,
             entries=ordered,
             fingerprint=dict(sorted(fingerprint.items())),
@@ -416,6 +435,8 @@ class Manifest:
             shard=shard,
             version=version,
         )
+        _check_header(manifest)
+        return manifest
 
     def root_is_consistent(self) -> bool:
         """True when the stored root hash matches the entries (tamper check)."""
@@ -567,42 +588,82 @@ def _get(obj: Mapping[str, Any], key: str, typ: type, where: str) -> Any:
     return value
 
 
+def _text(obj: Mapping[str, Any], key: str, where: str, limit: int = MAX_NAME_CHARS) -> str:
+    """A string field of at most ``limit`` characters."""
+    value: str = _get(obj, key, str, where)
+    _bounded(value, f"{where}.{key}", limit)
+    return value
+
+
+def _bounded(value: str, where: str, limit: int) -> None:
+    problem = size_problem(value, limit)
+    if problem:
+        raise ManifestError(
+            f"{where}: {shown(value)}: {problem}",
+            hint="the manifest was not written by benchmark-regen, or was edited",
+        )
+
+
+def _mapping(raw: Mapping[str, Any], where: str) -> None:
+    """A string-keyed object of at most :data:`MAX_KEYS` members, keys of at most
+    :data:`MAX_NAME_CHARS` characters (its values are the caller's to check)."""
+    if len(raw) > MAX_KEYS:
+        raise ManifestError(f"{where}: {len(raw)} members, over the {MAX_KEYS} limit")
+    for key in raw:
+        _bounded(key, f"{where} key", MAX_NAME_CHARS)
+
+
 def _digest(obj: Mapping[str, Any], key: str, where: str) -> Digest:
     text = _get(obj, key, str, where)
     try:
+        if len(text) > _DIGEST_CHARS:
+            raise ValueError(f"expected 'sha256:<hex>', got {shown(text)}")
         return Digest.parse(text)
     except ValueError as e:
         raise ManifestError(f"{where}: field {key!r}: {e}") from None
 
 
 def _column_value(value: Any, where: str) -> ColumnValue:
-    if isinstance(value, bool | int | str):
+    if isinstance(value, str):
+        _bounded(value, where, MAX_TEXT_CHARS)
+        return value
+    if isinstance(value, bool | int):
         return value
     raise ManifestError(f"{where}: a column value must be a string, integer or boolean")
+
+
+def _path(raw: Mapping[str, Any], key: str, where: str) -> str:
+    value: str = _get(raw, key, str, where)
+    problem = path_problem(value)
+    try:
+        if problem:
+            raise SourceError(f"unsafe sample id {shown(value)}: {problem}")
+        check_sample_id(value)
+    except SourceError as e:
+        raise ManifestError(f"{where}: {e.message}") from None
+    return value
 
 
 def parse_entry(raw: Any, where: str = "entry", *, version: int = 2) -> ManifestEntry:
     """One manifest entry from its JSON object; raises :class:`ManifestError`."""
     if not isinstance(raw, dict):
         raise ManifestError(f"{where}: must be an object")
-    sid = _get(raw, "id", str, where)
-    path = _get(raw, "path", str, where)
-    try:
-        check_sample_id(sid)
-        check_sample_id(path)
-    except SourceError as e:
-        raise ManifestError(f"{where}: {e.message}") from None
+    sid = _path(raw, "id", where)
+    path = _path(raw, "path", where)
     if version == 1:
         source, columns = _digest(raw, "source_pixels", where), {}
         known = {"file", "id", "path", "pixels", "source_pixels"}
     else:
         source = _digest(raw, "source", where)
         raw_columns = _get(raw, "columns", dict, where)
-        columns = {k: _column_value(v, f"{where}.columns[{k!r}]") for k, v in raw_columns.items()}
+        _mapping(raw_columns, f"{where}.columns")
+        columns = {
+            k: _column_value(v, f"{where}.columns[{shown(k)}]") for k, v in raw_columns.items()
+        }
         known = {"columns", "file", "id", "path", "pixels", "source"}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ManifestError(f"{where}: unknown field {unknown[0]!r}")
+        raise ManifestError(f"{where}: unknown field {shown(unknown[0])}")
     return ManifestEntry(
         id=sid,
         path=path,
@@ -616,19 +677,33 @@ def parse_entry(raw: Any, where: str = "entry", *, version: int = 2) -> Manifest
 def _parse_columns(raw: Any) -> tuple[ColumnSpec, ...]:
     if not isinstance(raw, dict):
         raise ManifestError("manifest: field 'columns' must be an object")
+    _mapping(raw, "columns")
     specs = []
     for name, spec in sorted(raw.items()):
-        where = f"columns[{name!r}]"
+        where = f"columns[{shown(name)}]"
+        problem = column_name_problem(name)
+        if problem:
+            raise ManifestError(
+                f"{where}: a carried column cannot have this name: {problem}",
+                hint="the manifest was not written by benchmark-regen (its sources refuse "
+                "such a column), or was edited",
+            )
         if not isinstance(spec, dict):
             raise ManifestError(f"{where}: must be an object")
         kind = _get(spec, "type", str, where)
         if kind not in COLUMN_TYPES:
-            raise ManifestError(f"{where}: unknown type {kind!r}")
+            raise ManifestError(f"{where}: unknown type {shown(kind)}")
         names: tuple[str, ...] = ()
         if kind == "class_label":
             raw_names = _get(spec, "names", list, where)
-            if not all(isinstance(n, str) for n in raw_names):
-                raise ManifestError(f"{where}: names must be strings")
+            if len(raw_names) > MAX_CLASS_NAMES:
+                raise ManifestError(
+                    f"{where}: {len(raw_names)} names, over the {MAX_CLASS_NAMES} limit"
+                )
+            for i, n in enumerate(raw_names):
+                if not isinstance(n, str):
+                    raise ManifestError(f"{where}: names must be strings")
+                _bounded(n, f"{where}.names[{i}]", MAX_NAME_CHARS)
             names = tuple(raw_names)
         specs.append(ColumnSpec(name=name, type=kind, names=names))
     return tuple(specs)
@@ -639,7 +714,94 @@ def _parse_encoder(raw: Any) -> dict[str, str | int]:
         isinstance(v, str | int) and not isinstance(v, bool) for v in raw.values()
     ):
         raise ManifestError("manifest: field 'encoder' must map names to strings or integers")
+    _mapping(raw, "encoder")
+    for key, value in raw.items():
+        if isinstance(value, str):
+            _bounded(value, f"encoder[{shown(key)}]", MAX_NAME_CHARS)
     return dict(raw)
+
+
+def _parse_fingerprint(raw: Any) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        raise ManifestError("manifest: field 'fingerprint' must be dict")
+    if not all(isinstance(v, str) for v in raw.values()):
+        raise ManifestError("fingerprint values must be strings")
+    _mapping(raw, "fingerprint")
+    for key, value in raw.items():
+        _bounded(value, f"fingerprint[{shown(key)}]", MAX_NAME_CHARS)
+    return raw
+
+
+def _parse_recipe(r: Mapping[str, Any]) -> RecipeIdentity:
+    params = _get(r, "params", dict, "recipe")
+    _mapping(params, "recipe.params")
+    for k, v in params.items():
+        if not isinstance(v, str | int | bool):
+            raise ManifestError(f"recipe.params[{shown(k)}] must be a string, integer or boolean")
+        if isinstance(v, str):
+            _bounded(v, f"recipe.params[{shown(k)}]", MAX_TEXT_CHARS)
+    return RecipeIdentity(
+        name=_text(r, "name", "recipe"),
+        version=_text(r, "version", "recipe"),
+        seed=_get(r, "seed", int, "recipe"),
+        params=params,
+        select=_text(r, "select", "recipe"),
+        source=_digest(r, "source", "recipe"),
+    )
+
+
+def _parse_provenance(p: Mapping[str, Any]) -> Provenance:
+    original = p.get("original")
+    if isinstance(original, dict):  # its fields are short names: quote none whole
+        for key, value in original.items():
+            if isinstance(value, str):
+                _bounded(value, f"provenance.original.{shown(key)}", _MAX_ORIGINAL_FIELD)
+    return Provenance(
+        original_name=_text(p, "original_name", "provenance", MAX_TEXT_CHARS),
+        original_terms=_text(p, "original_terms", "provenance", MAX_TEXT_CHARS),
+        recipe_license=_text(p, "recipe_license", "provenance", MAX_TEXT_CHARS),
+        samples_used=_get(p, "samples_used", int, "provenance"),
+        samples_in_original=_get(p, "samples_in_original", int, "provenance"),
+        original=OriginalRef.from_json(original) if "original" in p else None,
+    )
+
+
+def _check_header(m: Manifest) -> None:
+    """The header of a manifest being built holds only what the parser accepts (the same
+    checks): a run never writes a manifest that ``verify`` refuses."""
+    header = m.header_json()
+    try:
+        _parse_recipe(header["recipe"])
+        _parse_provenance(header["provenance"])
+        _parse_fingerprint(header["fingerprint"])
+        if m.version != 1:
+            _parse_columns(header["columns"])
+            _parse_encoder(header["encoder"])
+        if m.shard is not None:
+            _bounded(m.shard, "shard", MAX_NAME_CHARS)
+    except ManifestError as e:
+        raise ManifestError(
+            f"a manifest cannot hold this: {e.message}", hint=_LIMITS_HINT
+        ) from None
+
+
+def _check_entry(entry: ManifestEntry) -> None:
+    """An entry being collected fits the parser's limits (the rest is the run's own making,
+    checked where it is made)."""
+    problems = [(f"its {what}", path_problem(getattr(entry, what))) for what in ("id", "path")]
+    if len(entry.columns) > MAX_KEYS:
+        problems.append(("it", f"has {len(entry.columns)} columns, over the {MAX_KEYS} limit"))
+    for name, value in entry.columns.items():
+        problems.append((f"column {shown(name)}", size_problem(name, MAX_NAME_CHARS)))
+        if isinstance(value, str):
+            problems.append((f"column {shown(name)}", size_problem(value, MAX_TEXT_CHARS)))
+    for what, problem in problems:
+        if problem:
+            raise ManifestError(
+                f"a manifest cannot hold this sample: {what}: {problem}",
+                hint=f"{_LIMITS_HINT}; drop such a column with --columns -NAME",
+                sample=cut(entry.id),
+            )
 
 
 def _layout_pairs(
@@ -656,23 +818,23 @@ def _layout_pairs(
 
 def _check_entry_columns(e: ManifestEntry, schema: Mapping[str, ColumnSpec]) -> None:
     if set(e.columns) != set(schema):
+        differ = sorted(set(e.columns) ^ set(schema))
         raise ManifestError(
-            f"entry {e.id!r}: its columns {sorted(e.columns)} are not the schema's {sorted(schema)}"
+            f"entry {shown(e.id)}: its columns are not the schema's (column "
+            f"{shown(differ[0])} is in {'the entry' if differ[0] in e.columns else 'the schema'}"
+            " only)"
         )
     for name, value in e.columns.items():
         spec = schema[name]
-        ok = {
-            "class_label": isinstance(value, int)
-            and not isinstance(value, bool)
-            and 0 <= value < len(spec.names),
-            "int": isinstance(value, int) and not isinstance(value, bool),
-            "bool": isinstance(value, bool),
-            "string": isinstance(value, str),
-            "float": isinstance(value, str),
-        }[spec.type]
-        if not ok:
+        if not spec.fits(value):
             raise ManifestError(
-                f"entry {e.id!r}: column {name!r} value {value!r} does not fit its type {spec.type}"
+                f"entry {shown(e.id)}: column {shown(name)} value {shown(value)} does not fit "
+                f"its type {spec.type}"
+                + (
+                    f" (0..{len(spec.names) - 1}, or -1: no label)"
+                    if spec.type == "class_label"
+                    else ""
+                )
             )
 
 
@@ -684,15 +846,23 @@ def parse_manifest(data: bytes) -> Manifest:
 
 
 def read_manifest(stream: BinaryIO) -> Manifest:
-    """Parse and validate a manifest from a binary file, in memory bounded by one entry
-    (plus the packed :class:`EntryTable`). Raises :class:`ManifestError` on any defect."""
+    """Parse and validate a manifest from a binary file, in memory bounded by one value
+    (:data:`~toolchain.model.limits.MAX_ENTRY_CHARS` of JSON text, the column schema
+    :data:`~toolchain.model.limits.MAX_SCHEMA_CHARS`) plus the packed :class:`EntryTable`.
+    Raises :class:`ManifestError` on any defect."""
     text = io.TextIOWrapper(stream, encoding="utf-8", errors="strict", newline="")
     try:
-        return _read(JsonStream(text, _DECODER))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise ManifestError(f"not valid JSON: {e}") from None
+        return _read(JsonStream(text, _DECODER, limit=MAX_ENTRY_CHARS))
+    except UnicodeDecodeError:
+        raise ManifestError("not valid JSON (not UTF-8)") from None
+    except TooLong as e:
+        raise ManifestError(
+            f"the value at character {e.pos} is too large ({e.msg})", hint=_LIMITS_HINT
+        ) from None
+    except json.JSONDecodeError as e:
+        raise ManifestError(f"not valid JSON ({e})") from None
     except ValueError as e:
-        raise ManifestError(str(e)) from None
+        raise ManifestError(cut(str(e), MAX_NAME_CHARS)) from None
     finally:
         text.detach()
 
@@ -717,7 +887,7 @@ class _Entries:
                 key = entry.id.encode("utf-8")
                 if previous is not None and previous >= key:
                     raise ManifestError(
-                        f"entries[{i}]: id {entry.id!r} is duplicated or out of order",
+                        f"entries[{i}]: id {shown(entry.id)} is duplicated or out of order",
                         hint="a manifest lists each sample once, sorted by id",
                     )
             except ManifestError as e:
@@ -744,45 +914,24 @@ def _read(stream: JsonStream) -> Manifest:
     entries: _Entries | None = None
     for key in stream.members():
         if key in doc or (key == "entries" and entries is not None):
-            raise ManifestError(f"manifest: field {key!r} appears twice")
+            raise ManifestError(f"manifest: field {shown(key)} appears twice")
         if key == "entries" and stream.peek() == "[":
             entries = _Entries()
             entries.read(stream)
         else:
-            doc[key] = stream.value()
+            doc[key] = stream.value(limit=MAX_SCHEMA_CHARS if key == "columns" else None)
     stream.end()
     fmt = _get(doc, "format", str, "manifest")
     if fmt not in (FORMAT, FORMAT_V1):
         raise ManifestError(
-            f"unknown manifest format {fmt!r} (this version reads {FORMAT!r} and {FORMAT_V1!r})",
+            f"unknown manifest format {shown(fmt)} (this version reads {FORMAT!r} and "
+            f"{FORMAT_V1!r})",
             hint="upgrade benchmark-regen, or check that this file is a manifest",
         )
     version = 2 if fmt == FORMAT else 1
-    r = _get(doc, "recipe", dict, "manifest")
-    params = _get(r, "params", dict, "recipe")
-    for k, v in params.items():
-        if not isinstance(v, str | int | bool):
-            raise ManifestError(f"recipe.params[{k!r}] must be a string, integer or boolean")
-    recipe = RecipeIdentity(
-        name=_get(r, "name", str, "recipe"),
-        version=_get(r, "version", str, "recipe"),
-        seed=_get(r, "seed", int, "recipe"),
-        params=params,
-        select=_get(r, "select", str, "recipe"),
-        source=_digest(r, "source", "recipe"),
-    )
-    p = _get(doc, "provenance", dict, "manifest")
-    provenance = Provenance(
-        original_name=_get(p, "original_name", str, "provenance"),
-        original_terms=_get(p, "original_terms", str, "provenance"),
-        recipe_license=_get(p, "recipe_license", str, "provenance"),
-        samples_used=_get(p, "samples_used", int, "provenance"),
-        samples_in_original=_get(p, "samples_in_original", int, "provenance"),
-        original=OriginalRef.from_json(p["original"]) if "original" in p else None,
-    )
-    fp = _get(doc, "fingerprint", dict, "manifest")
-    if not all(isinstance(v, str) for v in fp.values()):
-        raise ManifestError("fingerprint values must be strings")
+    recipe = _parse_recipe(_get(doc, "recipe", dict, "manifest"))
+    provenance = _parse_provenance(_get(doc, "provenance", dict, "manifest"))
+    fp = _parse_fingerprint(_get(doc, "fingerprint", dict, "manifest"))
     if entries is None:
         _get(doc, "entries", list, "manifest")  # missing, or not a list: says which
         raise AssertionError("unreachable")
@@ -795,10 +944,12 @@ def _read(stream: JsonStream) -> Manifest:
     check_layout(_layout_pairs(table, columns if version == 2 else None), error=ManifestError)
     count = _get(doc, "sample_count", int, "manifest")
     if count != len(table):
-        raise ManifestError(f"sample_count is {count} but there are {len(table)} entries")
+        raise ManifestError(f"sample_count is {shown(count)} but there are {len(table)} entries")
     shard = doc.get("shard")
-    if shard is not None and not isinstance(shard, str):
-        raise ManifestError("field 'shard' must be a string")
+    if shard is not None:
+        if not isinstance(shard, str):
+            raise ManifestError("field 'shard' must be a string")
+        _bounded(shard, "shard", MAX_NAME_CHARS)
     return Manifest(
         recipe=recipe,
         entries=table,
@@ -824,7 +975,10 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     streamed: never held whole in memory."""
     p = Path(path)
     with _reading(p), safefs.open_path(p, limit=MAX_MANIFEST_BYTES) as stream:
-        return read_manifest(stream)
+        try:
+            return read_manifest(stream)
+        except ManifestError as e:  # which file: the message names what in it
+            raise ManifestError(f"{p}: {e.message}", hint=e.hint, sample=e.sample) from None
 
 
 def read_manifest_bytes(path: str | os.PathLike[str]) -> bytes:
