@@ -51,6 +51,43 @@ def test_a_symlink_to_a_good_file_is_followed(good: Path, tmp_path: Path) -> Non
         pf.close()
 
 
+def test_a_column_name_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    """Found by fuzz/atheris_parquet_source.py: pyarrow's UnicodeDecodeError is a refusal."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"zq": [1, 2]}), tmp_path / "ok.parquet", store_schema=False)
+    data = (tmp_path / "ok.parquet").read_bytes().replace(b"zq", b"\xffq")
+    (tmp_path / "bad.parquet").write_bytes(data)
+    err = _refused(tmp_path / "bad.parquet")
+    assert "bad.parquet: not a readable parquet file" in err.message
+
+
+def test_pyarrow_opens_the_file_that_was_checked(
+    good: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FIFO swapped in at the path after the check is never opened: pyarrow opens the
+    checked file through /proc/self/fd."""
+    import toolchain._internal.parquet as mod
+
+    path = tmp_path / "x.parquet"
+    path.write_bytes(good.read_bytes())
+    real = mod._fd_path
+
+    def swap(fd: int, p: str | os.PathLike[str]) -> str:
+        path.unlink()
+        os.mkfifo(path)
+        return real(fd, p)
+
+    monkeypatch.setattr(mod, "_fd_path", swap)
+    with no_hang(10):
+        pf = open_parquet(path, error=InputError, what="x.parquet")
+    try:
+        assert pf.read().num_rows == 10
+    finally:
+        pf.close()
+
+
 def test_a_fifo_is_refused_at_once_not_waited_on(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "fifo.parquet")
     err = _refused(tmp_path / "fifo.parquet")

@@ -41,40 +41,51 @@ def open_parquet(
     pa = require("pyarrow")
     pq_ = require("pyarrow.parquet")
     try:
-        _check_file(Path(path))
+        fd = _checked_fd(Path(path))
     except OSError as e:
         raise error(
             f"{what}: not a readable parquet file ({os_error_text(e)})", hint=hint
         ) from None
     try:
-        # pyarrow opens the path again (a FIFO swapped in between the two opens is not
-        # caught); no memory map: mapped pages would stay resident as the file is read
+        # pyarrow opens the file we checked, through /proc where there is one (a FIFO
+        # swapped in at the path meanwhile is never opened); no memory map: mapped pages
+        # would stay resident as the file is read
         return pq_.ParquetFile(
-            str(path), memory_map=False, pre_buffer=False, buffer_size=buffer_size
+            _fd_path(fd, path), memory_map=False, pre_buffer=False, buffer_size=buffer_size
         )
-    except (pa.ArrowException, OSError) as e:
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as e:
+        # UnicodeDecodeError: a column or key name in the footer that is not UTF-8
         raise error(
             f"{what}: not a readable parquet file (corrupt or truncated footer: {str(e).strip()})",
             hint=hint,
         ) from None
+    finally:
+        os.close(fd)
 
 
-def _check_file(path: Path) -> None:
-    """Raise :class:`UnsafePath` unless ``path`` is a regular file ending with the magic.
+def _fd_path(fd: int, path: str | os.PathLike[str]) -> str:
+    """A path that opens the file behind ``fd`` (Linux's ``/proc``), else ``path``."""
+    proc = f"/proc/self/fd/{fd}"
+    return proc if os.path.exists(proc) else str(path)
 
-    ``O_NONBLOCK``: opening a FIFO returns at once (and it is refused), never hangs.
-    """
+
+def _checked_fd(path: Path) -> int:
+    """An fd open on ``path``, a regular file ending with the magic; else
+    :class:`UnsafePath`. ``O_NONBLOCK``: opening a FIFO returns at once (and it is
+    refused), never hangs."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise UnsafePath(errno.EINVAL, "not a regular file, but a FIFO, device or folder")
         tail = os.pread(fd, len(_MAGIC), max(0, st.st_size - len(_MAGIC)))
-    finally:
+        if st.st_size < _MIN_SIZE or tail != _MAGIC:
+            raise UnsafePath(
+                errno.EINVAL,
+                "corrupt or truncated footer: the file does not end with the parquet magic "
+                "bytes " + _MAGIC.decode(),
+            )
+    except BaseException:
         os.close(fd)
-    if st.st_size < _MIN_SIZE or tail != _MAGIC:
-        raise UnsafePath(
-            errno.EINVAL,
-            "corrupt or truncated footer: the file does not end with the parquet magic bytes "
-            + _MAGIC.decode(),
-        )
+        raise
+    return fd

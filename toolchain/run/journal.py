@@ -150,6 +150,7 @@ class Journal:
         return (
             key is not None
             and isinstance(mac, str)
+            and mac.isascii()  # compare_digest refuses a str that is not ASCII
             and hmac.compare_digest(mac, record_mac(key, header, doc))
         )
 
