@@ -32,11 +32,12 @@ from toolchain.audit.verify import verify_benchmark
 from toolchain.codec.decode import decode
 from toolchain.diff.apply import get_benchmark
 from toolchain.errors import ExitCode, InputError, RecipeError, SignatureError, SourceError
-from toolchain.hub.load import benchmark_format, load_benchmark
+from toolchain.hub.load import load_benchmark
 from toolchain.hub.publish import publish
 from toolchain.model.columns import ColumnSpec
 from toolchain.model.hashing import pixel_digest
 from toolchain.model.manifest import Manifest, load_manifest
+from toolchain.run.outdir import benchmark_format
 from toolchain.source import SourceOptions
 
 __all__ = ["hf_offline", "hub_offline"]
@@ -101,14 +102,6 @@ def test_load_benchmark_parquet_with_verification_stubbed(
     assert checked == [out]
     assert ds.features["label"] == datasets.ClassLabel(names=list(LABELS))
     assert_same_samples(ds, folder, manifest)
-
-
-def test_benchmark_format_is_parquet_only_with_shards(tmp_path: Path) -> None:
-    assert benchmark_format(tmp_path) == "folder"
-    (tmp_path / "data").mkdir()
-    assert benchmark_format(tmp_path) == "folder"  # an empty data/ is no parquet benchmark
-    (tmp_path / "data" / "train-00000-of-00001.parquet").write_bytes(b"")
-    assert benchmark_format(tmp_path) == "parquet"
 
 
 def test_a_folder_without_manifest_is_refused_before_datasets_is_needed(

@@ -211,6 +211,14 @@ def test_a_value_parquet_cannot_hold_is_bad_input_at_commit(tmp_path: Path) -> N
     assert not (out / "manifest.json").exists() and not list(out.glob("data/*.parquet"))
 
 
+def test_only_parquet_shards_make_a_parquet_benchmark(tmp_path: Path) -> None:
+    assert benchmark_format(tmp_path) == "folder"
+    (tmp_path / "data").mkdir()
+    assert benchmark_format(tmp_path) == "folder"  # an empty data/ is no parquet benchmark
+    (tmp_path / "data" / "train-00000-of-00001.parquet").write_bytes(b"")
+    assert benchmark_format(tmp_path) == "parquet"
+
+
 def test_a_linked_data_folder_is_not_a_parquet_benchmark(tmp_path: Path) -> None:
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "train-00000-of-00001.parquet").write_bytes(b"PAR1")

@@ -252,7 +252,7 @@ def render_card(info: CardInfo) -> bytes:
         f"# {one_line(info.pretty_name)}",
         "",
         "A benchmark regenerated bit for bit by "
-        "[benchmark-regen](https://pypi.org/project/benchmark-regen/) from an original dataset.",
+        "benchmark-regen (`pip install benchmark-regen`) from an original dataset.",
         "",
         "## Provenance",
         "",

@@ -17,7 +17,7 @@ from toolchain.audit.sign import SignatureCheck, check_manifest_signature
 from toolchain.audit.verify import verify_benchmark
 from toolchain.errors import InputError, OutputError, os_error_text
 from toolchain.hf.card import data_files
-from toolchain.hf.parquet import DATA_DIR, parquet_files
+from toolchain.hf.parquet import parquet_files
 from toolchain.hub import _client, cache
 from toolchain.hub.publication import Publication, is_publication, read_publication
 from toolchain.hub.rebuild import rebuild
@@ -25,14 +25,9 @@ from toolchain.model.columns import ColumnSpec
 from toolchain.model.hashing import Digest
 from toolchain.model.layout import MANIFEST_NAME, SIGNATURE_NAME
 from toolchain.model.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
+from toolchain.run.outdir import benchmark_format
 
-__all__ = ["GetResult", "benchmark_format", "get_publication", "load_benchmark", "locate"]
-
-
-def benchmark_format(out: str | os.PathLike[str]) -> str:
-    """``parquet`` if ``out`` holds ``data/*.parquet`` shards, else ``folder``."""
-    data = Path(out) / DATA_DIR
-    return "parquet" if data.is_dir() and any(data.glob("*.parquet")) else "folder"
+__all__ = ["GetResult", "get_publication", "load_benchmark", "locate"]
 
 
 def locate(name: str | os.PathLike[str], *, revision: str | None = None) -> tuple[str, Path]:
@@ -290,7 +285,7 @@ def _load_folder(
         )
     ds_mod = require("datasets")
     cache_path = str(cache_dir) if cache_dir is not None else None
-    if benchmark_format(out) == "parquet":
+    if benchmark_format(Path(out)) == "parquet":
         files = parquet_files(out, split=split)
         name = split or files[0].name.split("-")[0]
         return ds_mod.load_dataset(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from toolchain.hf.card import CardInfo, one_line
+from toolchain.hf.card import CardInfo, code, one_line
 from toolchain.hf.croissant import CONFORMS_TO, CONTEXT
 from toolchain.hub.publication import DIFF_DIR, RECIPE_NAME, Publication, PublishedFile
 from toolchain.model.hashing import pretty_json
@@ -88,7 +88,7 @@ def render_readme(repo: str, pub: Publication, manifest: Manifest) -> bytes:
         "```",
         "",
         f"This repository publishes a benchmark of {pub.samples} images made by "
-        "[benchmark-regen](https://pypi.org/project/benchmark-regen/) from an original dataset. "
+        "benchmark-regen (`pip install benchmark-regen`) from an original dataset. "
         "It holds no image of the original or of the benchmark. `load_benchmark` fetches the "
         f"original, {how}, checks every sample against the root hash and returns a "
         "`datasets.Dataset`; later calls reuse the verified copy.",
@@ -103,7 +103,7 @@ def render_readme(repo: str, pub: Publication, manifest: Manifest) -> bytes:
         "",
         "## Recipe",
         "",
-        f"- `{one_line(info.recipe_name)}` {one_line(info.recipe_version)}, seed "
+        f"- {code(info.recipe_name)} {one_line(info.recipe_version)}, seed "
         f"{info.recipe_seed}",
         f"- Recipe licence: {one_line(info.recipe_license)}",
         "",
