@@ -89,8 +89,9 @@ def test_an_extra_file_or_link_or_a_missing_one_breaks_it(entry: Path) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "{", "[]", '{"format": "x"}', '{"format": "benchmark-regen.hub-cache/v1"}'],
-)
+    ["", "{", "[]", '{"format": "x"}', '{"format": "benchmark-regen.hub-cache/v1"}',
+     "[" * 5000 + "]" * 5000, '{"format": NaN}'],
+)  # fmt: skip
 def test_a_damaged_seal_is_no_seal(entry: Path, text: str) -> None:
     (entry / cache.SEAL_NAME).write_text(text)
     assert cache.read_seal(entry) is None and not _sealed(entry)

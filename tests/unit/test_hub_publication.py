@@ -91,6 +91,16 @@ def test_a_malformed_publication_json_says_what(
         Publication.parse(_doc(pub, **change), where="publication.json")
 
 
+@pytest.mark.parametrize(
+    ("data", "detail"),
+    [(b"[" * 5000 + b"]" * 5000, "nested too deep"), (b'{"samples": NaN}', "NaN is not JSON"),
+     (b"\xff{}", "not UTF-8")],
+)  # fmt: skip
+def test_publication_json_is_read_by_the_bounded_reader(data: bytes, detail: str) -> None:
+    with pytest.raises(InputError, match=f"publication.json: not valid JSON \\({detail}"):
+        Publication.parse(data, where="publication.json")
+
+
 def test_files_sorted_once_and_the_manifest_and_diff_present(tmp_path: Path) -> None:
     pub = _publication(_folder(tmp_path / "pub"))
     files = pub.to_json()["files"]

@@ -4,7 +4,6 @@ seal (each file's size, mtime, ctime, inode) is re-checked by ``stat``, not by h
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import shutil
@@ -14,6 +13,7 @@ from pathlib import Path
 
 from toolchain._internal import safefs
 from toolchain._internal.atomic import TMP_PREFIX, fsync_dir
+from toolchain._internal.jsonload import load_json
 from toolchain.codec.encode import ENCODER
 from toolchain.errors import InputError
 from toolchain.hub import _client
@@ -109,7 +109,8 @@ def file_stats(entry: Path) -> tuple[FileStat, ...] | None:
 def read_seal(entry: Path) -> Seal | None:
     """The entry's seal, or ``None`` (absent, unreadable or malformed: the entry is unsealed)."""
     try:
-        doc = json.loads(safefs.read_file(entry, SEAL_NAME, limit=MAX_SEAL_BYTES))
+        data = safefs.read_file(entry, SEAL_NAME, limit=MAX_SEAL_BYTES)
+        doc = load_json(data, what=SEAL_NAME, error=InputError)
         if doc["format"] != FORMAT or not isinstance(doc["datasets"], str):
             return None
         files = tuple(_file_stat(f) for f in doc["files"])
@@ -119,7 +120,7 @@ def read_seal(entry: Path) -> Seal | None:
             datasets=doc["datasets"],
             files=files,
         )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, InputError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 

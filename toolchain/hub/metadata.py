@@ -103,8 +103,7 @@ def render_readme(repo: str, pub: Publication, manifest: Manifest) -> bytes:
         "",
         "## Recipe",
         "",
-        f"- {code(info.recipe_name)} {one_line(info.recipe_version)}, seed "
-        f"{info.recipe_seed}",
+        f"- {code(info.recipe_name)} {one_line(info.recipe_version)}, seed {info.recipe_seed}",
         f"- Recipe licence: {one_line(info.recipe_license)}",
         "",
         "## Root hash",

@@ -3,7 +3,6 @@ check of every file it lists (``docs/hub.md``)."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolchain._internal import safefs
+from toolchain._internal.jsonload import load_json
 from toolchain.errors import InputError, os_error_text
 from toolchain.model.hashing import Digest, pretty_json, sha256_file
 from toolchain.model.layout import CARD_NAME, CROISSANT_NAME, MANIFEST_NAME, SIGNATURE_NAME
@@ -101,10 +101,7 @@ class Publication:
         def bad(what: str) -> InputError:
             return InputError(f"{where}: {what}", hint=_HINT)
 
-        try:
-            doc = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            raise bad("not valid JSON") from None
+        doc = load_json(data, what=where, error=InputError, hint=_HINT)
         fields = {"files", "format", "kind", "recipe", "root", "samples"}
         if not isinstance(doc, dict) or set(doc) != fields:
             raise bad(f"must be an object with exactly the fields {', '.join(sorted(fields))}")
