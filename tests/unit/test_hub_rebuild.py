@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ from toolchain.errors import InputError, RecipeError, SourceError
 from toolchain.hub.publication import PUBLICATION_NAME, Publication, list_files, read_publication
 from toolchain.hub.rebuild import original_of, rebuild
 from toolchain.model.manifest import Manifest, load_manifest
+from toolchain.source.hf import split_patterns
 
 __all__ = ["hf_offline", "hub_offline"]
 
@@ -33,13 +35,23 @@ def _manifest(world: HubWorld) -> Manifest:
 
 
 def test_the_recorded_original_is_fetched_and_read_as_recorded(
-    world: HubWorld, hub_offline: Path
+    world: HubWorld, hub_offline: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import huggingface_hub
+
     hub_with(world, hub_offline)
+    real, asked = huggingface_hub.snapshot_download, []
+
+    def spy(*args: Any, **kwargs: Any) -> str:
+        asked.append(kwargs.get("allow_patterns"))
+        return str(real(*args, **kwargs))
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", spy)
     source, options = original_of(_manifest(world))
     expected = hub_offline / "datasets--org--photos" / "snapshots" / ORIGINAL_COMMIT
     assert Path(source).resolve() == expected.resolve()
     assert (options.split, options.config) == ("validation", "default")
+    assert asked == [split_patterns("validation", "default")]  # not the other splits
 
 
 def test_an_original_given_is_read_as_recorded_where_that_applies(

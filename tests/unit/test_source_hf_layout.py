@@ -12,7 +12,7 @@ from tests.hf_sources import hub, rows
 from toolchain.errors import SourceError
 from toolchain.source import FolderSource, open_source
 from toolchain.source.hf import ArrowSource, DatasetSource, ParquetSource
-from toolchain.source.hf.layout import detect, parquet_layout
+from toolchain.source.hf.layout import detect, parquet_layout, split_patterns
 
 __all__ = ["hf_offline", "hub", "rows"]
 
@@ -93,3 +93,57 @@ def test_missing_shard_is_named(hub: Path) -> None:
     (hub / "data" / "train-00000-of-00002.parquet").unlink()
     with pytest.raises(SourceError, match="1 of its 2 shards; missing: train-00000-of-00002"):
         open_source(hub, split="train")
+
+
+_REPO_FILES = (
+    "README.md",
+    "data/validation-00000-of-00002.parquet",
+    "data/validation-00001-of-00002.parquet",
+    "data/validation_extra-00000-of-00001.parquet",
+    "data/train-00000-of-00001.parquet",
+    "cfg/validation/0000.parquet",
+    "cfg/train/0000.parquet",
+    "other/validation.parquet",
+    "images/validation/x.png",
+)
+
+
+def _fetched(patterns: list[str] | None) -> list[str]:
+    """The repo files ``snapshot_download(allow_patterns=patterns)`` would fetch."""
+    from huggingface_hub.utils import filter_repo_objects
+
+    return sorted(filter_repo_objects(_REPO_FILES, allow_patterns=patterns))
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ("default", [f"data/validation-0000{i}-of-00002.parquet" for i in (0, 1)]),
+        ("cfg", ["cfg/validation/0000.parquet"]),
+        ("other", ["other/validation.parquet"]),
+    ],
+)  # fmt: skip
+def test_split_patterns_fetch_one_splits_shards_and_the_card(
+    tmp_path: Path, config: str, expected: list[str]
+) -> None:
+    fetched = _fetched(split_patterns("validation", config))
+    assert fetched == sorted(["README.md", *expected])
+    # what is fetched is, in the layout we read, exactly that split of the whole repo
+    whole, _ = parquet_layout(_touch(tmp_path / "whole", *_REPO_FILES))
+    part, _ = parquet_layout(_touch(tmp_path / "part", *fetched))
+    assert part == {(config, "validation"): whole[(config, "validation")]}
+
+
+def test_split_patterns_without_a_config_fetch_the_split_of_every_config() -> None:
+    fetched = _fetched(split_patterns("validation", None))
+    assert "data/train-00000-of-00001.parquet" not in fetched
+    assert "data/validation_extra-00000-of-00001.parquet" not in fetched
+    assert {"cfg/validation/0000.parquet", "other/validation.parquet"} <= set(fetched)
+
+
+@pytest.mark.parametrize(("split", "config"), [(None, None), ("", "cfg"), ("../x", None),
+                                               ("val*", None), ("validation", "a/b")])  # fmt: skip
+def test_split_patterns_fetch_everything_for_unknown_or_odd_names(
+    split: str | None, config: str | None
+) -> None:
+    assert split_patterns(split, config) is None

@@ -42,18 +42,29 @@ def _transport_errors(hf: ModuleType) -> tuple[type[BaseException], ...]:
 
 
 def fetch(
-    repo: str, *, revision: str | None, what: str, error: type[InputError], hint: str
+    repo: str,
+    *,
+    revision: str | None,
+    what: str,
+    error: type[InputError],
+    hint: str,
+    allow_patterns: list[str] | None = None,
 ) -> Path:
     """The local snapshot of dataset ``repo`` at ``revision`` (default: ``main``), downloaded
-    if needed; the user's token, ``HF_HUB_OFFLINE`` and cache apply as ``huggingface_hub``
-    sets them. Failure is ``error`` naming ``what``, the repo and the revision, with ``hint``."""
+    if needed (only the files ``allow_patterns`` match, when given); the user's token,
+    ``HF_HUB_OFFLINE`` and cache apply as ``huggingface_hub`` sets them. Failure is
+    ``error`` naming ``what``, the repo and the revision, with ``hint``."""
     hf = _hub()
     at = f" at revision {revision}" if revision else ""
     name = f"{what} {repo}{at}"
     access = f"accept its terms on https://huggingface.co/datasets/{repo} and run `{LOGIN}`"
     errors = hf.errors
     try:
-        return Path(hf.snapshot_download(repo, repo_type="dataset", revision=revision))
+        return Path(
+            hf.snapshot_download(
+                repo, repo_type="dataset", revision=revision, allow_patterns=allow_patterns
+            )
+        )
     except errors.GatedRepoError:
         raise error(
             f"{name} is gated: its terms must be accepted before it can be downloaded",

@@ -20,7 +20,7 @@ from toolchain.model.manifest import Manifest
 from toolchain.recipes import Recipe, load_recipe, parse_params
 from toolchain.run.generate import generate_benchmark
 from toolchain.source import SourceOptions
-from toolchain.source.hf import detect, is_dataset
+from toolchain.source.hf import detect, is_dataset, split_patterns
 
 __all__ = ["original_of", "rebuild"]
 
@@ -54,6 +54,7 @@ def original_of(manifest: Manifest, original: Any = None) -> tuple[Any, SourceOp
             what="the original",
             error=SourceError,
             hint=ORIGINAL_HINT,
+            allow_patterns=split_patterns(split, config),  # not the other splits' shards
         )
         return path, SourceOptions(split=split, config=config)
     if _is_dataset_dict(original):

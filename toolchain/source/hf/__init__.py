@@ -6,7 +6,7 @@ from toolchain.source._common import class_labels_from_ids, select_columns
 from toolchain.source.hf.arrow import ArrowSource
 from toolchain.source.hf.base import IDS_MODES, HFSource
 from toolchain.source.hf.dataset import DATASET_BATCH_ROWS, DatasetSource, is_dataset
-from toolchain.source.hf.layout import detect, parquet_layout
+from toolchain.source.hf.layout import detect, parquet_layout, split_patterns
 from toolchain.source.hf.parquet import READ_BATCH_ROWS, ParquetSource
 
 __all__ = [
@@ -22,4 +22,5 @@ __all__ = [
     "is_dataset",
     "parquet_layout",
     "select_columns",
+    "split_patterns",
 ]

@@ -11,7 +11,7 @@ from typing import Literal
 
 from toolchain.errors import SourceError, os_error_text
 
-__all__ = ["detect", "parquet_layout"]
+__all__ = ["detect", "parquet_layout", "split_patterns"]
 
 _SPLIT = r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*"  # datasets' split names: ^\w+(\.\w+)*$ (ASCII here)
 _SHARDED = re.compile(rf"(?P<split>{_SPLIT})-(?P<i>[0-9]{{5}})-of-(?P<n>[0-9]{{5}})\.parquet")
@@ -50,6 +50,29 @@ def _classify(rel: str) -> _ShardFile | None:
     if len(parts) == 3 and _SPLIT_DIR.fullmatch(parts[1]) and not parts[0].startswith("."):
         return _ShardFile(rel=rel, config=parts[0], split=parts[1])
     return None
+
+
+def split_patterns(split: str | None, config: str | None) -> list[str] | None:
+    """Glob patterns (``fnmatch``, as ``huggingface_hub``'s ``allow_patterns``) matching the
+    files of one split in every layout :func:`parquet_layout` accepts, and the repo's card;
+    ``None`` (every file) when no split is known or the names are not the Hub's."""
+    if not split or not re.fullmatch(_SPLIT, split):
+        return None
+    if config is not None and not _SPLIT_DIR.fullmatch(config):
+        return None
+    tops = ["data", "default", ""] if config in (None, "default") else [config]
+    if config is None:
+        tops.append("*")  # the config is not recorded: the split in any of them
+    patterns = ["README.md"]
+    for top in tops:
+        prefix = f"{top}/" if top else ""
+        patterns += [
+            f"{prefix}{split}-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9].parquet",
+            f"{prefix}{split}.parquet",
+        ]
+        if top:
+            patterns.append(f"{top}/{split}/*.parquet")
+    return patterns
 
 
 def _is_hidden(rel: str) -> bool:
