@@ -22,6 +22,7 @@ from click.testing import CliRunner
 
 from tests.clusters import SlurmCluster, cli_env, slurm_cluster
 from tests.conftest import REQUIRE_DOCKER
+from toolchain._internal import safefs
 from toolchain.audit.verify import verify_benchmark
 from toolchain.cli import cli
 from toolchain.run.generate import generate_benchmark
@@ -275,13 +276,14 @@ def test_a_resumed_shard_leaves_the_files_of_running_shards_alone(
 ) -> None:
     """Every array task runs with --resume, and shards share OUT: a task that starts
     while another shard is writing must not delete that shard's in-flight temp file
-    (`.tmp-<pid>-<name>`, docs/scale-out.md), or the other shard's rename fails."""
+    (`.tmp-<shard>-<random>-<name>`, docs/scale-out.md), or the other shard's rename fails."""
     out = tmp_path / "out"
     ids = _ids(small_original)
     other = next(s for s in ids if Shard(index=0, count=2).contains(s))
     target = out / output_path_for(other)
     # Shard 0 is "running": its process (this one) is alive, its temp file half-written.
-    inflight = target.with_name(f".tmp-{os.getpid()}-{target.name}")
+    slug = Shard(index=0, count=2).slug
+    inflight = target.with_name(f"{safefs.temp_prefix(slug)}{os.getpid():x}-{target.name}")
     inflight.parent.mkdir(parents=True)
     inflight.write_bytes(b"\x89PNG half")
     r = CliRunner().invoke(cli, [

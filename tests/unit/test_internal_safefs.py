@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.hostile import no_hang
 from toolchain._internal import safefs
 from toolchain._internal.safefs import UnsafePath
 
@@ -420,3 +421,13 @@ def test_remove_folder_removes_an_empty_folder_never_through_a_link(tmp_path: Pa
         safefs.remove_folder(tmp_path, "a")
     assert safefs.remove_folder(tmp_path, "a/b") is True
     assert safefs.remove_folder(tmp_path, "a/b") is False
+
+
+def test_open_regular_seeks_a_file_and_refuses_a_fifo_at_once(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"0123456789")
+    with safefs.open_regular(tmp_path / "f") as f:
+        f.seek(4)
+        assert f.read(3) == b"456"
+    os.mkfifo(tmp_path / "fifo")
+    with no_hang(10), pytest.raises(safefs.UnsafePath, match="not a regular file"):
+        safefs.open_regular(tmp_path / "fifo")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import tarfile
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import make_image
+from tests.hostile import no_hang
 from toolchain.errors import SourceError
 from toolchain.source import TarSource, open_source
 
@@ -107,3 +109,28 @@ def test_class_folders_in_a_tar_carry_labels(tmp_path: Path) -> None:
             {"label": 1},
             {"label": 0},
         ]
+
+
+def test_a_fifo_named_as_the_original_is_refused_for_what_it_is(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "x.tar")
+    with no_hang(10), pytest.raises(SourceError, match="not a folder or a regular file"):
+        open_source(tmp_path / "x.tar")
+
+
+def test_a_fifo_swapped_in_after_the_listing_is_refused_not_waited_on(tmp_path: Path) -> None:
+    """Every open of the archive (listing, streaming, random access) takes a regular file
+    only: a FIFO put at its path meanwhile is refused at once."""
+    src = tmp_path / "src"
+    (src / "a").mkdir(parents=True)
+    (src / "a" / "x.png").write_bytes(b"png")
+    with tarfile.open(tmp_path / "o.tar", "w") as tar:
+        tar.add(src / "a", arcname="a")
+    source = open_source(tmp_path / "o.tar")
+    assert source.listing().ids == ("a/x.png",)
+    (tmp_path / "o.tar").unlink()
+    os.mkfifo(tmp_path / "o.tar")
+    with no_hang(10):
+        with pytest.raises(SourceError, match="not a regular file"):
+            list(source.iter_samples(["a/x.png"]))
+        with pytest.raises(SourceError, match="not a regular file"):
+            source.read("a/x.png")

@@ -21,6 +21,7 @@ __all__ = [
     "open_append",
     "open_folder",
     "open_path",
+    "open_regular",
     "read_file",
     "read_path",
     "remove_file",
@@ -127,6 +128,20 @@ def open_path(path: Path, *, limit: int) -> BinaryIO:
     try:
         _check_regular(fd, limit, tell_size=not _through_link(path))
         return io.BufferedReader(_Bounded(fd, limit), _CHUNK)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """A file the user named (links followed), for reading and seeking, of any size: a
+    regular file only, opened without blocking (a FIFO is refused, never waited on)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnsafePath(errno.EINVAL, "is not a regular file (a FIFO, device or folder)")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolchain.errors import SourceError
+from toolchain._internal import safefs
+from toolchain.errors import SourceError, os_error_text
 from toolchain.source._common import IMAGE_SUFFIXES, MAX_SAMPLE_BYTES, Listing, Sample, Source
 from toolchain.source.folder import FolderSource
 from toolchain.source.tar import TarSource
@@ -116,10 +117,23 @@ def open_source(
     if p.is_dir():
         return FolderSource(p, columns=columns)
     if p.is_file():
-        if tarfile.is_tarfile(p):
+        if _is_tar(p):
             return TarSource(p, columns=columns)
         raise SourceError(
             f"{p} is a file but not a tar archive",
             hint="pass the folder that holds the images, a .tar of it, or a .parquet file",
         )
+    if p.exists():
+        raise SourceError(
+            f"original {p} is not a folder or a regular file (a FIFO, device or socket)",
+            hint="pass the folder that holds the images, a .tar of it, or a .parquet file",
+        )
     raise SourceError(f"original {p} does not exist", hint="check the --original path")
+
+
+def _is_tar(path: Path) -> bool:
+    try:
+        with safefs.open_regular(path) as f:  # a FIFO swapped in is refused, not waited on
+            return tarfile.is_tarfile(f)
+    except OSError as e:
+        raise SourceError(f"cannot read original {path}: {os_error_text(e)}") from None

@@ -4,6 +4,7 @@ passes; only regular-file members are samples (``docs/sources.md``)."""
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import lzma
 import shutil
@@ -15,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from toolchain.errors import SourceError
+from toolchain._internal import safefs
+from toolchain.errors import SourceError, os_error_text
 from toolchain.model.columns import ColumnValue
 from toolchain.model.ids import check_collisions, check_sample_id
 from toolchain.source._common import MAX_SAMPLE_BYTES, Listing, Sample, Source, is_sample_name
@@ -31,12 +33,6 @@ class _Member:
     offset: int
     """Where the member's data starts in the uncompressed tar stream."""
     size: int
-
-
-def _compressed(path: Path) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(6)
-    return any(head.startswith(m) for m in _MAGIC)
 
 
 def _member_id(m: tarfile.TarInfo) -> str:
@@ -57,14 +53,25 @@ class TarSource(Source):
     _ignored: Counter[str] = field(default_factory=Counter, init=False, repr=False)
     _plain: IO[bytes] | None = field(default=None, init=False, repr=False)
 
-    def _stream(self) -> tarfile.TarFile:
+    @contextlib.contextmanager
+    def _stream(self) -> Iterator[tarfile.TarFile]:
         try:
-            return tarfile.open(self.path, "r|*")
-        except (tarfile.TarError, OSError, EOFError) as e:
+            raw = safefs.open_regular(self.path)
+        except OSError as e:
             raise SourceError(
-                f"cannot read tar {self.path.name!r}: {e}",
-                hint="check that the archive is complete (compare its checksum)",
+                f"cannot read tar {self.path.name!r}: {os_error_text(e)}",
+                hint="pass the archive itself, a regular file",
             ) from None
+        with raw:
+            try:
+                tar = tarfile.open(fileobj=raw, mode="r|*")  # noqa: SIM115 - closed below
+            except (tarfile.TarError, OSError, EOFError) as e:
+                raise SourceError(
+                    f"cannot read tar {self.path.name!r}: {e}",
+                    hint="check that the archive is complete (compare its checksum)",
+                ) from None
+            with tar:
+                yield tar
 
     def _scan(self) -> dict[str, _Member]:
         if self._index is not None:
@@ -151,20 +158,25 @@ class TarSource(Source):
 
     def _random_access(self) -> IO[bytes]:
         if self._plain is None:
-            if _compressed(self.path):
-                spool = tempfile.TemporaryFile(prefix="benchmark-regen-tar-")  # noqa: SIM115
-                try:
-                    with open(self.path, "rb") as raw:
-                        head = raw.read(6)
-                    opener = next(o for m, o in _MAGIC.items() if head.startswith(m))
-                    with opener(self.path, "rb") as plain:  # type: ignore[operator]
-                        shutil.copyfileobj(plain, spool, 1 << 20)
-                except (OSError, EOFError, lzma.LZMAError) as e:
-                    spool.close()
-                    raise SourceError(f"cannot read tar {self.path.name!r}: {e}") from None
-                self._plain = spool
-            else:
-                self._plain = open(self.path, "rb")  # noqa: SIM115 - closed by close()
+            try:
+                raw = safefs.open_regular(self.path)
+            except OSError as e:
+                why = os_error_text(e)
+                raise SourceError(f"cannot read tar {self.path.name!r}: {why}") from None
+            head = raw.read(6)
+            raw.seek(0)
+            opener = next((o for m, o in _MAGIC.items() if head.startswith(m)), None)
+            if opener is None:
+                self._plain = raw  # closed by close()
+                return raw
+            spool = tempfile.TemporaryFile(prefix="benchmark-regen-tar-")  # noqa: SIM115
+            try:
+                with raw, opener(raw, "rb") as plain:  # type: ignore[operator]
+                    shutil.copyfileobj(plain, spool, 1 << 20)
+            except (OSError, EOFError, lzma.LZMAError) as e:
+                spool.close()
+                raise SourceError(f"cannot read tar {self.path.name!r}: {e}") from None
+            self._plain = spool
         return self._plain
 
     def read(self, sample_id: str) -> bytes:
