@@ -22,7 +22,7 @@ with atheris.instrument_imports(include=["toolchain"]):
     import toolchain.source.hf.layout  # noqa: F401  (imported lazily by the reader)
     from toolchain.diff.dataset import HEADER_NAME, MANIFEST_NAME, open_diff_dataset
 
-from _common import main, pack, refused, tiny_run, unpack
+from _common import main, pack, pyarrow_aborts_on, refused, tiny_run, unpack
 
 SHARD = "data/train-00000-of-00001.parquet"
 FOLDER = Path(tempfile.mkdtemp(prefix="fuzz-diff-dataset-"))
@@ -44,6 +44,8 @@ def _files(data: bytes) -> tuple[bytes, bytes, bytes]:
 def test_one_input(data: bytes) -> None:
     for name, content in zip((HEADER_NAME, MANIFEST_NAME, SHARD), _files(data), strict=True):
         (FOLDER / name).write_bytes(content)
+    if pyarrow_aborts_on(FOLDER / SHARD):
+        return  # the known upstream abort (_common.pyarrow_aborts_on)
     with refused():
         reader = open_diff_dataset(FOLDER)
         for _ in reader.iter_sealed():

@@ -25,7 +25,7 @@ with atheris.instrument_imports(include=["toolchain"]):
     import toolchain.source.hf.features  # noqa: F401  (both imported lazily by the source)
     from toolchain.source.hf.parquet import ParquetSource
 
-from _common import main, refused, tiny_run
+from _common import main, pyarrow_aborts_on, refused, tiny_run
 
 os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
 FILE = Path(tempfile.mkdtemp(prefix="fuzz-parquet-source-")) / "x.parquet"
@@ -38,6 +38,9 @@ def _source(data: bytes) -> ParquetSource:
 
 
 def test_one_input(data: bytes) -> None:
+    FILE.write_bytes(data[1:])
+    if pyarrow_aborts_on(FILE):
+        return  # the known upstream abort (_common.pyarrow_aborts_on)
     with refused(), _source(data) as source:
         ids = list(source.listing().ids)[:SAMPLES_READ]
         for sample in source.iter_samples(ids):
