@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
 from toolchain import errors
-from toolchain.recipes import Recipe, load_recipe, recipe
 
 if _TYPE_CHECKING:
     from toolchain.audit.verify import VerifyReport, verify_benchmark
@@ -30,6 +29,7 @@ if _TYPE_CHECKING:
     from toolchain.hub.load import load_benchmark
     from toolchain.hub.publish import publish
     from toolchain.model.manifest import Manifest, load_manifest
+    from toolchain.recipes import Recipe, load_recipe, recipe
     from toolchain.run.fingerprint import runtime_fingerprint
     from toolchain.run.generate import GenerateResult, generate_benchmark
     from toolchain.run.session import RunOptions
@@ -66,6 +66,7 @@ _LAZY = {
     "CreateResult": "toolchain.diff.create",
     "GenerateResult": "toolchain.run.generate",
     "Manifest": "toolchain.model.manifest",
+    "Recipe": "toolchain.recipes",
     "RunOptions": "toolchain.run.session",
     "SourceOptions": "toolchain.source",
     "VerifyReport": "toolchain.audit.verify",
@@ -74,7 +75,9 @@ _LAZY = {
     "get_benchmark": "toolchain.diff.apply",
     "load_benchmark": "toolchain.hub.load",
     "load_manifest": "toolchain.model.manifest",
+    "load_recipe": "toolchain.recipes",
     "publish": "toolchain.hub.publish",
+    "recipe": "toolchain.recipes",
     "run_demo": "toolchain.demo",
     "runtime_fingerprint": "toolchain.run.fingerprint",
     "verify_benchmark": "toolchain.audit.verify",

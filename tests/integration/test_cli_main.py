@@ -26,15 +26,22 @@ def test_version_and_help() -> None:
 
 
 def test_every_command_group_is_registered() -> None:
-    assert set(cli.commands) == {
+    ctx = click.Context(cli)
+    assert set(cli.list_commands(ctx)) == {
         "cluster", "compare", "dask-worker", "demo", "diff", "env", "generate", "get", "image",
         "jobs", "key", "manifest", "publish", "recipes", "sign", "verify",
     }  # fmt: skip
+    for name in cli.list_commands(ctx):  # each loads, under its own name
+        command = cli.get_command(ctx, name)
+        assert command is not None and command.name == name
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found = []
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in sorted(group.list_commands(ctx)):
+        command = group.get_command(ctx, name)
+        assert command is not None
         found.append((*prefix, name))
         if isinstance(command, click.Group):
             found += _commands(command, (*prefix, name))

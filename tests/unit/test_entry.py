@@ -8,6 +8,9 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+from toolchain._entry import prints_only
 from toolchain.run.determinism import MARKER, pinned_environ
 
 SCRIPT = "import sys; sys.argv[0] = 'benchmark-regen'; from toolchain._entry import main; main()"
@@ -48,3 +51,29 @@ def test_exit_codes_come_through_the_re_execution() -> None:
     env = {k: v for k, v in os.environ.items() if k != MARKER}
     proc = _entry("verify", "/nonexistent/benchmark", env=env)
     assert proc.returncode == 3 and "error: " in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "prints"),
+    [([], True), (["--version"], True), (["--help"], True), (["diff", "apply", "-h"], True),
+     (["verify", "./out", "--help"], True), (["generate", "--out", "--help"], False),
+     (["verify", "./out"], False), (["--help", "verify"], False), (["env", "--json"], False)],
+)  # fmt: skip
+def test_only_help_and_version_skip_the_pinned_copy(argv: list[str], prints: bool) -> None:
+    assert prints_only(argv) is prints
+
+
+def test_help_and_version_run_in_this_very_process() -> None:
+    env = {k: v for k, v in os.environ.items() if k != MARKER}
+    code = (
+        "import sys; sys.argv[0] = 'benchmark-regen';"
+        "import toolchain.run.determinism as d; d.os.execve = lambda *a: sys.exit('re-executed');"
+        "from toolchain._entry import main; main()"
+    )
+    for args in (["--version"], ["diff", "apply", "--help"]):
+        proc = subprocess.run(
+            [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+        assert proc.returncode == 0 and "re-executed" not in proc.stderr, proc.stderr
+        assert "benchmark-regen" in proc.stdout

@@ -5,13 +5,12 @@ and an exit code."""
 from __future__ import annotations
 
 import contextlib
+from importlib import import_module
 from typing import Any
 
 import click
 
 import toolchain
-from toolchain.cli import compare, diff, generate, hub, image, info, jobs, manifest, signing, verify
-from toolchain.cli.cluster import cluster, dask_worker
 from toolchain.cli.options import EPILOG_EXIT_CODES, JSON_REQUESTED, echo, emit_json, style
 from toolchain.errors import Error, ExitCode, Interrupted
 from toolchain.run.signals import Received, stop_like_ctrl_c
@@ -19,8 +18,44 @@ from toolchain.run.signals import Received, stop_like_ctrl_c
 __all__ = ["cli"]
 
 
+_COMMANDS = {
+    "generate": "generate:generate",
+    "verify": "verify:verify",
+    "key": "signing:key",
+    "sign": "signing:sign",
+    "env": "info:env",
+    "demo": "info:demo",
+    "recipes": "info:list_recipes",
+    "compare": "compare:compare",
+    "manifest": "manifest:manifest",
+    "jobs": "jobs:jobs",
+    "image": "image:image",
+    "diff": "diff:diff",
+    "publish": "hub:publish",
+    "get": "hub:get",
+    "dask-worker": "cluster:dask_worker",
+    "cluster": "cluster:cluster",
+}
+"""Every command, and where it lives (``toolchain.cli.MODULE:NAME``): a command's module
+is imported when the command is looked up, so ``--version`` or one command's run does not
+pay for the others' imports (the container builder's, the Hub's)."""
+
+
 class _Group(click.Group):
-    """The root group: the one place where library errors become exit codes."""
+    """The root group: commands loaded on first use (:data:`_COMMANDS`), and the one place
+    where library errors become exit codes."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = _COMMANDS.get(cmd_name)
+        if where is None:
+            return None
+        module, name = where.split(":")
+        command = getattr(import_module(f"toolchain.cli.{module}"), name)
+        assert isinstance(command, click.Command) and command.name == cmd_name, where
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         with stop_like_ctrl_c() as received:
@@ -69,24 +104,3 @@ def cli() -> None:
       benchmark-regen verify ./bench
       benchmark-regen env --json
     """
-
-
-for _command in (
-    generate.generate,
-    verify.verify,
-    signing.key,
-    signing.sign,
-    info.env,
-    info.demo,
-    info.list_recipes,
-    compare.compare,
-    manifest.manifest,
-    jobs.jobs,
-    image.image,
-    diff.diff,
-    hub.publish,
-    hub.get,
-    dask_worker,
-    cluster,
-):
-    cli.add_command(_command)
