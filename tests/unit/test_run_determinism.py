@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,65 @@ def test_the_simd_probe_reads_this_cpus_dispatch_targets() -> None:
     assert all(m.__cpu_features__.get(f) for f in found)
     with pytest.raises(DeterminismError, match="cannot probe numpy's SIMD features"):
         probe_simd_dispatch("/nonexistent/python3")
+
+
+@pytest.fixture
+def probe_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty cache for the SIMD probe, and its in-process memo cleared around the test."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    probe_simd_dispatch.cache_clear()
+    yield tmp_path / "cache" / "benchmark-regen" / "numpy-simd"
+    probe_simd_dispatch.cache_clear()
+
+
+def _no_subprocess(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the probe ran a subprocess")
+
+    monkeypatch.setattr(determinism.subprocess, "run", refuse)
+
+
+def test_the_probe_answer_is_cached_for_the_next_start(
+    probe_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if determinism._probe_key() is None:
+        pytest.skip("no CPU description to key the cache on (not Linux, or emulated)")
+    first = probe_simd_dispatch()
+    [cached] = probe_cache.iterdir()
+    assert json.loads(cached.read_bytes()) == first
+    probe_simd_dispatch.cache_clear()
+    _no_subprocess(monkeypatch)
+    assert probe_simd_dispatch() == first  # read from the cache, no subprocess
+
+
+@pytest.mark.parametrize("content", [b"", b"{", b'{"AVX2": 1}', b'["AVX2", "X; rm"]', b"[1]"])
+def test_a_damaged_probe_cache_is_probed_again(probe_cache: Path, content: bytes) -> None:
+    key = determinism._probe_key()
+    if key is None:
+        pytest.skip("no CPU description to key the cache on (not Linux, or emulated)")
+    truth = probe_simd_dispatch()
+    probe_simd_dispatch.cache_clear()
+    (probe_cache / f"{key}.json").write_bytes(content)
+    assert probe_simd_dispatch() == truth
+    assert json.loads((probe_cache / f"{key}.json").read_bytes()) == truth  # written anew
+
+
+def test_the_probe_key_changes_with_numpy_and_is_none_for_an_emulated_cpu(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import importlib.machinery
+    import platform
+
+    key = determinism._probe_key()
+    if key is None:
+        pytest.skip("no CPU description to key the cache on (not Linux, or emulated)")
+    other = tmp_path / "numpy" / "__init__.py"
+    other.parent.mkdir()
+    other.write_text("")
+    spec = importlib.machinery.ModuleSpec("numpy", None, origin=str(other))
+    with monkeypatch.context() as m:
+        m.setattr(determinism.importlib.util, "find_spec", lambda name: spec)
+        assert determinism._probe_key() not in (None, key)  # another numpy: another key
+    arm = platform.machine().lower() in ("aarch64", "arm64")
+    monkeypatch.setattr(determinism.platform, "machine", lambda: "x86_64" if arm else "aarch64")
+    assert determinism._probe_key() is None  # cpuinfo of another architecture: emulated

@@ -6,19 +6,23 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import importlib.util
 import json
 import multiprocessing
 import multiprocessing.context
 import multiprocessing.spawn
 import os
 import platform
+import re
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any, NamedTuple
 
+from toolchain._internal.atomic import atomic_write
 from toolchain.errors import DeterminismError
 
 __all__ = [
@@ -100,8 +104,14 @@ def probe_simd_dispatch(python: str | None = None) -> list[str]:
     """Names of numpy's dispatched SIMD targets that this CPU supports.
 
     Feature names differ between numpy versions (``AVX2`` in 1.x, ``X86_V3`` in
-    2.4), so they are read from the numpy that will run, in a clean subprocess.
+    2.4), so they are read from the numpy that will run, in a clean subprocess (about
+    0.2 s: numpy's import). The answer is kept in the user's cache under a key of
+    everything it depends on (:func:`_probe_key`), so later starts skip the subprocess.
     """
+    key = _probe_key() if python in (None, sys.executable) else None
+    cached = _read_probe_cache(key)
+    if cached is not None:
+        return cached
     env = {k: v for k, v in os.environ.items() if k != NPY_FEATURES}
     env["OPENBLAS_NUM_THREADS"] = "1"
     try:
@@ -120,7 +130,69 @@ def probe_simd_dispatch(python: str | None = None) -> list[str]:
             hint="check that numpy imports in this Python",
         ) from None
     present = set(info["features"])
-    return [f for f in info["dispatch"] if f in present]
+    found = [f for f in info["dispatch"] if f in present]
+    _write_probe_cache(key, found)
+    return found
+
+
+_FEATURE_NAME = re.compile(r"[A-Z0-9_]{1,32}")
+_CPU_LINES = ("flags", "features", "isa", "cpu family", "model", "cpu implementer", "cpu part")
+
+
+def _probe_key() -> str | None:
+    """What the probe's answer depends on: this interpreter, the numpy it would import
+    (its files' identity, found without importing it), and the CPU as Linux describes it
+    (``/proc/cpuinfo``). ``None`` (always probe) where any of that cannot be read, or the
+    CPU is emulated (qemu-user shows the host's ``cpuinfo``, not the emulated CPU's)."""
+    try:
+        spec = importlib.util.find_spec("numpy")
+        if spec is None or spec.origin is None:
+            return None
+        st = os.stat(spec.origin)
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            cpu = sorted(
+                {ln.strip() for ln in f if ln.lower().split(":", 1)[0].strip() in _CPU_LINES}
+            )
+    except (OSError, ImportError, ValueError):
+        return None
+    machine = platform.machine().lower()
+    arm = machine in ("aarch64", "arm64")
+    if not cpu or arm != any(ln.lower().startswith("features") for ln in cpu):
+        return None  # no CPU description, or another architecture's: emulated
+    blob = json.dumps(
+        [_PROBE, sys.executable, sys.version, machine, spec.origin, st.st_size,
+         st.st_mtime_ns, st.st_ino, cpu]
+    )  # fmt: skip
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def _probe_cache_file(key: str) -> Path:
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    root = Path(base) if os.path.isabs(base) else Path.home() / ".cache"
+    return root / "benchmark-regen" / "numpy-simd" / f"{key}.json"
+
+
+def _read_probe_cache(key: str | None) -> list[str] | None:
+    """The cached answer for ``key``; ``None`` if there is none or it is not a list of
+    feature names (a damaged cache is probed again)."""
+    if key is None:
+        return None
+    try:
+        doc = json.loads(_probe_cache_file(key).read_bytes()[:65536])
+    except (OSError, ValueError, RecursionError):
+        return None
+    if isinstance(doc, list) and all(
+        isinstance(f, str) and _FEATURE_NAME.fullmatch(f) for f in doc
+    ):
+        return list(doc)
+    return None
+
+
+def _write_probe_cache(key: str | None, features: list[str]) -> None:
+    if key is None:
+        return
+    with contextlib.suppress(OSError):  # a cache that cannot be written costs time only
+        atomic_write(_probe_cache_file(key), json.dumps(features).encode())
 
 
 def _marker(env: Mapping[str, str]) -> str:
