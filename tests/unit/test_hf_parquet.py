@@ -231,6 +231,25 @@ def test_metadata_nested_too_deep_is_not_a_benchmark_shard(
         list(read_parquet(tmp_path))
 
 
+def test_reader_refuses_a_sample_id_that_is_not_utf8(
+    tmp_path: Path, rows: list[BenchmarkRow]
+) -> None:
+    """Found by fuzz: parquet writers need not check strings; verify names the row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    result = write_parquet(tmp_path, rows, SPECS)
+    shard = tmp_path / result.files[0].path
+    table = pq.read_table(shard)
+    n = table.num_rows
+    offsets = pa.array(range(n + 1), type=pa.int32()).buffers()[1]
+    bad = pa.Array.from_buffers(pa.string(), n, [None, offsets, pa.py_buffer(b"\xff" * n)])
+    pq.write_table(table.set_column(table.schema.get_field_index("sample_id"), "sample_id", bad),
+                   shard)  # fmt: skip
+    with pytest.raises(InputError, match=r"row 0: a text cell is not UTF-8"):
+        list(read_parquet(tmp_path))
+
+
 def test_reader_refuses_what_is_not_a_benchmark(tmp_path: Path, rows: list[BenchmarkRow]) -> None:
     import datasets
 

@@ -130,6 +130,24 @@ def test_corrupt_footer_names_the_shard(hub: Path) -> None:
     assert "download this shard again" in (e.value.hint or "")
 
 
+def test_image_paths_that_are_not_utf8_are_refused_naming_the_rows(hub: Path) -> None:
+    """Found by fuzz/atheris_parquet_source.py: parquet writers need not check strings."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    shard = hub / "data" / "train-00001-of-00002.parquet"
+    table = pq.read_table(shard)
+    image = table.column("image").combine_chunks()
+    n = len(image)
+    offsets = pa.array(range(n + 1), type=pa.int32()).buffers()[1]
+    bad = pa.Array.from_buffers(pa.string(), n, [None, offsets, pa.py_buffer(b"\xff" * n)])
+    image = pa.StructArray.from_arrays([image.field("bytes"), bad], names=["bytes", "path"])
+    pq.write_table(table.set_column(table.schema.get_field_index("image"), "image", image), shard)
+    with pytest.raises(SourceError, match=r"train-00001-of-00002.parquet, row 0 .* column "
+                       r"'image.path' holds text that is not UTF-8"):  # fmt: skip
+        open_source(hub, split="train").listing()
+
+
 def test_a_fifo_in_place_of_a_shard_is_refused_not_waited_on(hub: Path) -> None:
     shard = hub / "data" / "train-00001-of-00002.parquet"
     shard.unlink()

@@ -315,12 +315,15 @@ def _rows(
     ids = table.column(_ID).combine_chunks()
     cols = [(s, table.column(s.name).combine_chunks()) for s in specs]
     for j in range(table.num_rows):
-        png, path, sid = pngs[j].as_py(), paths[j].as_py(), ids[j].as_py()
+        try:
+            png, path, sid = pngs[j].as_py(), paths[j].as_py(), ids[j].as_py()
+            row = [(spec, arr[j].as_py()) for spec, arr in cols]
+        except UnicodeDecodeError:  # a parquet writer need not check its strings
+            raise InputError(f"{where}, row {start + j}: a text cell is not UTF-8") from None
         if not image[j].is_valid or png is None or path is None or sid is None:
             raise InputError(f"{where}, row {start + j}: empty image, path or sample_id cell")
         values: dict[str, ColumnValue] = {}
-        for spec, arr in cols:
-            v = arr[j].as_py()
+        for spec, v in row:
             if v is None:
                 raise InputError(f"{where}, row {start + j}: column {spec.name!r} is empty")
             values[spec.name] = repr(float(v)) if spec.type == "float" else v

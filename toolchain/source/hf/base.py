@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -260,7 +260,10 @@ class HFSource(Source):
                     elif spec.type == "int":
                         _check_int64(col, spec, where)
                 if with_paths:
-                    paths.extend(table.column(image).combine_chunks().field("path").to_pylist())
+                    col = table.column(image).combine_chunks().field("path")
+                    paths.extend(
+                        _texts(col, f"{image}.path", lambda si=si, b=base: self._row_where(si, b))
+                    )
         if not with_paths:
             paths = [None] * total
         row_ids = self._choose_ids(paths, split)
@@ -374,8 +377,11 @@ class HFSource(Source):
         """
         images = _Images(table.column(self._image_column()))
         specs = self._idx().specs
-        cols = [(spec, table.column(spec.name).to_pylist()) for spec in specs]
         base = self._shards()[si].batch_starts[bi]
+        cols = [
+            (spec, _texts(table.column(spec.name), spec.name, lambda: self._row_where(si, base)))
+            for spec in specs
+        ]
         for j, sid in zip(rows, ids, strict=True):
             data = images.get(j - start, lambda j=j: self._row_where(si, base + j))
             values = {spec.name: column_value(spec, vals[j - start]) for spec, vals in cols}
@@ -495,7 +501,10 @@ class _Images:
     def get(self, j: int, where: Any) -> bytes:
         start, end = int(self._offsets[j]), int(self._offsets[j + 1])
         if self._missing[j] or end == start:
-            path = self._paths[j].as_py() if self._paths is not None else None
+            try:
+                path = self._paths[j].as_py() if self._paths is not None else None
+            except UnicodeDecodeError:
+                path = None  # not UTF-8: no path to show
             detail = f"only a path ({path!r}) and no bytes" if path else "no image (null)"
             raise SourceError(
                 f"{where()}: the image cell holds {detail}",
@@ -551,3 +560,16 @@ def info_origin(info: Any) -> tuple[str, tuple[str, ...]]:
     checksums = getattr(info, "download_checksums", None)
     urls = tuple(str(u) for u in checksums) if isinstance(checksums, Mapping) else ()
     return (config if isinstance(config, str) else ""), urls
+
+
+def _texts(column: Any, name: str, where: Callable[[], str]) -> list[Any]:
+    """``column.to_pylist()``; text that is not UTF-8 (a parquet writer need not check it)
+    is a :class:`SourceError` naming the batch (``where()``: its first row) and column."""
+    try:
+        return column.to_pylist()  # type: ignore[no-any-return]
+    except UnicodeDecodeError:
+        raise SourceError(
+            f"{where()} or a row after it in the same batch: column {name!r} holds text that "
+            "is not UTF-8",
+            hint="the shard is damaged, or not written by datasets: download it again",
+        ) from None
