@@ -180,7 +180,7 @@ def _no_subprocess(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the probe ran a subprocess")
 
-    monkeypatch.setattr(determinism.subprocess, "run", refuse)
+    monkeypatch.setattr(subprocess, "run", refuse)
 
 
 def test_the_probe_answer_is_cached_for_the_next_start(

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
 
 from toolchain._internal.packed import MadeOnAccess
-from toolchain.audit.sign import SignatureCheck, check_manifest_signature
 from toolchain.codec.decode import decode
 from toolchain.codec.encode import encode_png
 from toolchain.diff.codec import PayloadError, unpack_payload
@@ -56,6 +55,8 @@ from toolchain.source import Source
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
+
+    from toolchain.audit.sign import SignatureCheck
 
 __all__ = [
     "ApplyResult",
@@ -638,6 +639,8 @@ class _Apply:
             if self.pubkey is not None:
                 default = f"{os.fspath(self.diff)}.sig"
                 sig = Path(default if self.signature is None else self.signature)
+                from toolchain.audit.sign import check_manifest_signature  # only with a key
+
                 self.check = check_manifest_signature(reader.manifest_bytes, sig, self.pubkey)
             self.reader = reader
             yield reader

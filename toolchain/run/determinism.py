@@ -8,22 +8,22 @@ import functools
 import hashlib
 import importlib.util
 import json
-import multiprocessing
-import multiprocessing.context
-import multiprocessing.spawn
 import os
 import platform
 import re
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from pathlib import Path
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from toolchain._internal.atomic import atomic_write
 from toolchain.errors import DeterminismError
+
+if TYPE_CHECKING:
+    import multiprocessing.context
+
+# multiprocessing, subprocess and the cache's writer are imported where they are used: every
+# command's first process imports this module before it re-executes itself (_entry.py).
 
 __all__ = [
     "MARKER",
@@ -112,6 +112,8 @@ def probe_simd_dispatch(python: str | None = None) -> list[str]:
     cached = _read_probe_cache(key)
     if cached is not None:
         return cached
+    import subprocess
+
     env = {k: v for k, v in os.environ.items() if k != NPY_FEATURES}
     env["OPENBLAS_NUM_THREADS"] = "1"
     try:
@@ -166,10 +168,10 @@ def _probe_key() -> str | None:
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
-def _probe_cache_file(key: str) -> Path:
+def _probe_cache_file(key: str) -> str:
     base = os.environ.get("XDG_CACHE_HOME", "")
-    root = Path(base) if os.path.isabs(base) else Path.home() / ".cache"
-    return root / "benchmark-regen" / "numpy-simd" / f"{key}.json"
+    root = base if os.path.isabs(base) else os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(root, "benchmark-regen", "numpy-simd", f"{key}.json")
 
 
 def _read_probe_cache(key: str | None) -> list[str] | None:
@@ -178,7 +180,8 @@ def _read_probe_cache(key: str | None) -> list[str] | None:
     if key is None:
         return None
     try:
-        doc = json.loads(_probe_cache_file(key).read_bytes()[:65536])
+        with open(_probe_cache_file(key), "rb") as f:
+            doc = json.loads(f.read(65536))
     except (OSError, ValueError, RecursionError):
         return None
     if isinstance(doc, list) and all(
@@ -191,8 +194,12 @@ def _read_probe_cache(key: str | None) -> list[str] | None:
 def _write_probe_cache(key: str | None, features: list[str]) -> None:
     if key is None:
         return
+    from pathlib import Path
+
+    from toolchain._internal.atomic import atomic_write
+
     with contextlib.suppress(OSError):  # a cache that cannot be written costs time only
-        atomic_write(_probe_cache_file(key), json.dumps(features).encode())
+        atomic_write(Path(_probe_cache_file(key)), json.dumps(features).encode())
 
 
 def _marker(env: Mapping[str, str]) -> str:
@@ -256,11 +263,12 @@ _MAIN_KEYS = ("init_main_from_name", "init_main_from_path")
 (CPython 3.11): a spawned child imports (and so runs) that module again before it starts."""
 _hiding = threading.Lock()
 _hidden_depth = 0
-_prepare = multiprocessing.spawn.get_preparation_data
+_prepare: Callable[[str], dict[str, Any]] | None = None
 """The preparation function that :func:`_main_hidden` wraps (while it does)."""
 
 
 def _without_main(name: str) -> dict[str, Any]:
+    assert _prepare is not None  # set while the block runs
     data = _prepare(name)
     for key in _MAIN_KEYS:
         data.pop(key, None)
@@ -277,6 +285,8 @@ def _main_hidden() -> Iterator[None]:
     plain script's body again (a library call without ``if __name__ == "__main__":``)
     in every worker. Process-wide while the block runs, like the pinned environment.
     """
+    import multiprocessing.spawn
+
     global _hidden_depth, _prepare
     with _hiding:
         if _hidden_depth == 0:
@@ -289,7 +299,8 @@ def _main_hidden() -> Iterator[None]:
         with _hiding:
             _hidden_depth -= 1
             if _hidden_depth == 0:
-                multiprocessing.spawn.get_preparation_data = _prepare
+                assert _prepare is not None
+                multiprocessing.spawn.get_preparation_data = _prepare  # type: ignore[assignment]
 
 
 @contextlib.contextmanager
@@ -300,6 +311,8 @@ def pinned_spawn_context() -> Iterator[multiprocessing.context.SpawnContext]:
     Both hold while the caller starts its processes inside the ``with`` block, and are
     undone afterwards.
     """
+    import multiprocessing
+
     saved = dict(os.environ)
     os.environ.clear()
     os.environ.update(pinned_environ(saved))

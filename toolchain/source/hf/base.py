@@ -4,6 +4,7 @@ rows batch by batch, in storage order, one sample per row."""
 from __future__ import annotations
 
 import bisect
+import functools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -242,6 +243,10 @@ class HFSource(Source):
                 base = s.batch_starts[bi]
                 if self._null_image_rows_hint(si, bi):
                     self._check_images(si, bi, image)
+
+                def where(j: int, si: int = si, base: int = base) -> str:
+                    return self._row_where(si, base + j)
+
                 for spec in specs:
                     col = table.column(spec.name)
                     if col.null_count:
@@ -251,19 +256,13 @@ class HFSource(Source):
                             "(null)",
                             hint=f"drop the column with --columns -{spec.name}",
                         )
-
-                    def where(j: int, si: int = si, base: int = base) -> str:
-                        return self._row_where(si, base + j)
-
                     if spec.type == "class_label":
                         _check_labels(col, spec, where)
                     elif spec.type == "int":
                         _check_int64(col, spec, where)
                 if with_paths:
                     col = table.column(image).combine_chunks().field("path")
-                    paths.extend(
-                        _texts(col, f"{image}.path", lambda si=si, b=base: self._row_where(si, b))
-                    )
+                    paths.extend(_texts(col, f"{image}.path", functools.partial(where, 0)))
         if not with_paths:
             paths = [None] * total
         row_ids = self._choose_ids(paths, split)
