@@ -4,6 +4,7 @@ our error naming the repo, the revision and what to do."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,29 @@ def test_push_without_a_network_names_the_transport_error(
     with pytest.raises(OutputError, match=r"cannot push .* org/data: \w*Error") as e:
         _client.upload(files, "org/data", private=False, revision="v1", message="m")
     assert e.value.exit_code == ExitCode.ENVIRONMENT
+
+
+def test_a_gated_original_says_which_repo_revision_and_how_to_accept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the Hub answers for a gated repo whose terms the user has not accepted (the
+    Hub is unreachable here: its error is raised as huggingface_hub raises it)."""
+    import huggingface_hub
+    from huggingface_hub import errors
+
+    # the HTTP library huggingface_hub's errors carry a response of (its name varies)
+    http = importlib.import_module(errors.HfHubHTTPError.__mro__[1].__module__.split(".")[0])
+    url = "https://huggingface.co/api/datasets/org/gated/revision/abc"
+    response = http.Response(403, request=http.Request("GET", url))
+
+    def gated(*args: object, **kwargs: object) -> str:
+        raise errors.GatedRepoError("Access to dataset org/gated is restricted", response=response)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", gated)
+    with pytest.raises(SourceError) as e:
+        _client.fetch("org/gated", revision="abc", what="the original", error=SourceError,
+                      hint="or pass original=")  # fmt: skip
+    text = e.value.diagnostics()
+    assert "the original org/gated at revision abc is gated" in text
+    assert "accept its terms on https://huggingface.co/datasets/org/gated" in text
+    assert "huggingface-cli login" in text and e.value.exit_code == ExitCode.BAD_INPUT
