@@ -36,7 +36,6 @@ EXEMPT: dict[str, str] = {
     "_internal/__init__.py": "a docstring only",
     "_internal/progress.py": "one type alias (the progress callback), no code",
     "cli/__init__.py": "re-exports `cli` from cli/main.py (tests/integration/test_cli_main.py)",
-    "diff/__init__.py": "re-exports the functions of its modules, each tested in its own module",
     "hf/__init__.py": "a docstring and an empty __all__",
     "source/hf/__init__.py": "re-exports the names of its modules, each tested in its own module",
     **{

@@ -1,0 +1,32 @@
+"""toolchain.diff (the package): its names load their module on first use, so applying a
+diff imports neither create, check, inspect nor audit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import toolchain.diff
+
+
+def test_every_name_resolves_to_its_module() -> None:
+    for name in toolchain.diff.__all__:
+        value = getattr(toolchain.diff, name)
+        module = toolchain.diff._LAZY[name]
+        assert value.__module__ == f"toolchain.diff.{module}", name
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        _ = toolchain.diff.nothing
+
+
+def test_applying_imports_none_of_the_other_commands() -> None:
+    code = (
+        "import sys; from toolchain.diff import get_benchmark; "
+        "print(sorted(m for m in ('create', 'check', 'inspect', 'audit') "
+        "if f'toolchain.diff.{m}' in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "[]"
