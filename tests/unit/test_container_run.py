@@ -108,3 +108,33 @@ def test_engine_errors_surface_as_container_errors(dirs: tuple[Path, Path, Path]
     fake = FakeBackend(fail=ContainerError("no Docker engine answers at fake://", hint="start"))
     with pytest.raises(ContainerError, match="no Docker engine answers"):
         run_in_container(["env"], out=dirs[1], backend=fake)
+
+
+def test_a_run_gets_the_users_run_key_folder_so_resume_outlives_the_container(
+    backend: FakeBackend, dirs: tuple[Path, Path, Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    original, out, _ = dirs
+    assert run_in_container(["generate"], original=original, out=out, backend=backend) == 0
+    (run,) = backend.runs
+    mounts = {m.target: m for m in run.mounts}
+    keys = mounts["/state/benchmark-regen"]
+    assert keys.source == tmp_path / "state" / "benchmark-regen" and not keys.read_only
+    assert (keys.source.stat().st_mode & 0o777) == 0o700
+    assert run.env["XDG_STATE_HOME"] == "/state"
+
+
+def test_no_key_folder_is_mounted_without_an_output_or_when_it_is_unsafe(
+    backend: FakeBackend, dirs: tuple[Path, Path, Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    original, out, diff = dirs
+    run_in_container(["diff", "check"], original=original, diff=diff, backend=backend)
+    (tmp_path / "state" / "benchmark-regen").mkdir(parents=True, mode=0o755)
+    (tmp_path / "state" / "benchmark-regen").chmod(0o755)  # open to others: never used
+    run_in_container(["generate"], original=original, out=out, backend=backend)
+    for run in backend.runs:
+        assert not any(m.target.startswith("/state") for m in run.mounts)
+        assert "XDG_STATE_HOME" not in run.env

@@ -129,3 +129,16 @@ def test_a_folder_open_to_others_or_of_another_user_is_not_used(
     monkeypatch.setattr(runkey.os, "geteuid", lambda: os.getuid() + 1)
     with pytest.raises(UnsafeKeyFolder, match="belongs to another user"):
         load_key(run, folder)
+
+
+def test_ensure_key_folder_makes_it_private_and_refuses_a_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    made = runkey.ensure_key_folder()
+    assert made == tmp_path / "state" / "benchmark-regen"
+    assert made.stat().st_mode & 0o777 == 0o700
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "other"))
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "benchmark-regen").symlink_to(made)
+    assert runkey.ensure_key_folder() is None  # a link is never followed to the keys

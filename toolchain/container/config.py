@@ -20,6 +20,7 @@ __all__ = [
     "CONTAINER_DIFF",
     "CONTAINER_ORIGINAL",
     "CONTAINER_OUT",
+    "CONTAINER_STATE",
     "DEFAULT_TAG",
     "GROUP_LINE",
     "IMAGE_CMD",
@@ -75,6 +76,8 @@ BASE_IMAGE_DEBIAN = base_tag(host_arch())
 CONTAINER_ORIGINAL = "/original"
 CONTAINER_OUT = "/out"
 CONTAINER_DIFF = "/diff"
+CONTAINER_STATE = "/state"
+"""XDG_STATE_HOME in a run's container: the host's run-key folder is mounted below it."""
 
 SOURCE_DATE_EPOCH = 1767225600
 """2026-01-01T00:00:00Z: every time written into the image, unless overridden."""

@@ -12,6 +12,7 @@ from toolchain.container.config import (
     CONTAINER_DIFF,
     CONTAINER_ORIGINAL,
     CONTAINER_OUT,
+    CONTAINER_STATE,
     DEFAULT_TAG,
 )
 from toolchain.container.docker import (
@@ -24,6 +25,7 @@ from toolchain.container.docker import (
     print_out,
 )
 from toolchain.errors import ContainerError
+from toolchain.run.runkey import ensure_key_folder
 
 __all__ = ["run_in_container"]
 
@@ -82,9 +84,11 @@ def run_in_container(
 
     ``original`` and ``diff`` are mounted read-only at /original and /diff,
     ``out`` (created if missing) read-write at /out; host paths in ``argv``
-    that point into them are rewritten to the container paths. The container
-    runs as the invoking uid:gid (so the output belongs to the caller), with
-    no network and no capabilities.
+    that point into them are rewritten to the container paths. With ``out``, the
+    user's run-key folder is mounted under /state (``XDG_STATE_HOME``), so that a
+    resumed run in a new container trusts the journal of the one before
+    (``run/runkey.py``). The container runs as the invoking uid:gid (so the output
+    and the keys belong to the caller), with no network and no capabilities.
     """
     with open_backend(backend) as backend:
         mounts: list[Mount] = []
@@ -100,6 +104,13 @@ def run_in_container(
                 mount, path_map = _mount_for(host, target, read_only=read_only)
                 mounts.append(mount)
                 maps.append(path_map)
+        run_env = dict(env or {})
+        keys = ensure_key_folder() if out is not None else None
+        if keys is not None:
+            mounts.append(
+                Mount(source=keys, target=f"{CONTAINER_STATE}/{keys.name}", read_only=False)
+            )
+            run_env["XDG_STATE_HOME"] = CONTAINER_STATE
         if backend.inspect(image) is None:
             raise ContainerError(
                 f"image {image} is not in the engine at {backend.engine()}",
@@ -112,6 +123,6 @@ def run_in_container(
             user=f"{os.getuid()}:{os.getgid()}",
             network="none",
             cap_drop=("ALL",),
-            env=dict(env or {}),
+            env=run_env,
         )
         return backend.run(request, on_stdout=stream, on_stderr=stream_err)

@@ -19,6 +19,7 @@ __all__ = [
     "KEY_BYTES",
     "UnsafeKeyFolder",
     "create_key",
+    "ensure_key_folder",
     "is_run_id",
     "key_folder",
     "load_key",
@@ -46,6 +47,18 @@ def key_folder() -> Path:
             raise OSError(errno.ENOENT, "no home folder (HOME is unset) for the run keys")
         base = os.path.join(home, ".local", "state")
     return Path(base) / "benchmark-regen"
+
+
+def ensure_key_folder() -> Path | None:
+    """The key folder, made if missing and checked as every key's use checks it; ``None``
+    when there is none to use (no home, a link, another user's, open to others). A run in
+    the container gets it mounted, so that its keys outlive the container."""
+    try:
+        where = key_folder()
+        with _opened(where, create=True):
+            return where
+    except OSError:
+        return None
 
 
 def new_run_id() -> str:
