@@ -254,11 +254,16 @@ def _recording_stand_in(bin_dir: Path, name: str) -> Path:
     return bin_dir / f"{name}.args"
 
 
-def _run_script(script: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+def _run_script(
+    script: str, tmp_path: Path, *args: str, home: bool = True
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the script as a task: with ``home``, its state folder in ``tmp_path/state``."""
     path = tmp_path / "job.sbatch"
     path.write_text(script)
-    env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "HOME": "/home/someone",
+    env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin",
            "SLURM_ARRAY_TASK_ID": "3", "SLURM_JOB_ID": "77"}  # fmt: skip
+    if home:
+        env["XDG_STATE_HOME"] = str(tmp_path / "state")
     return subprocess.run(["bash", str(path), *args], env=env, cwd=tmp_path,
                           capture_output=True, timeout=60)  # fmt: skip
 
@@ -309,12 +314,19 @@ def test_hostile_arguments_reach_a_docker_task_byte_for_byte(tmp_path: Path) -> 
     assert proc.returncode == 0, proc.stderr
     assert not (tmp_path / "F").exists()
     user = f"{os.getuid()}:{os.getgid()}"
+    keys = tmp_path / "state" / "benchmark-regen"  # the run keys outlive the container
     head = ["run", "--rm", "--name", "adv-77", "--network", "none", "--cap-drop", "ALL",
             "--user", user, "-v", f"{original}:/original:ro", "-v", f"{out}:/out",
-            "-v", f"{diff}:/diff:ro", "img $(touch F)"]  # fmt: skip
+            "-v", f"{diff}:/diff:ro", "-v", f"{keys}:/state/benchmark-regen",
+            "-e", "XDG_STATE_HOME=/state", "img $(touch F)"]  # fmt: skip
     assert _received(received) == _raw([*head, *command, "--shard", "3/16", "--resume"])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "job.sbatch"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "job.sbatch", "state"]
+    assert keys.stat().st_mode & 0o777 == 0o700
     assert all(printable(line) == line for line in script.splitlines())
+    received.unlink()
+    proc = _run_script(script, tmp_path, home=False)  # no home, no state folder: no mount
+    assert proc.returncode == 0, proc.stderr
+    assert "/state/benchmark-regen" not in str(_received(received))
 
 
 def _k8s_expand(text: str, env: dict[str, str]) -> str:

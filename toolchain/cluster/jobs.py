@@ -168,14 +168,32 @@ def _shell_words(argv: Sequence[str], *, shard: bool = False) -> str:
 
 
 def _docker_run(spec: JobSpec, argv: Sequence[str], *, shard: bool = False) -> str:
+    """The task's ``docker run``; a shard's also mounts the run-key folder (``$keymount``,
+    set by :data:`_KEY_MOUNT`), so that a resubmitted task resumes in its new container."""
     mounts = ["-v", f"{spec.original}:/original:ro", "-v", f"{spec.out}:/out"]
     if spec.diff:
         mounts += ["-v", f"{spec.diff}:/diff:ro"]
     user = '"$(id -u):$(id -g)"'
     head = ["docker", "run", "--rm", "--name", '"$cname"', "--network", "none"]
-    head += ["--cap-drop", "ALL", "--user", user]
-    head += [*[_quote(m) for m in mounts], _quote(spec.image)]
+    head += ["--cap-drop", "ALL", "--user", user, *[_quote(m) for m in mounts]]
+    if shard:
+        head.append('${keymount[@]+"${keymount[@]}"}')
+    head.append(_quote(spec.image))
     return " ".join([*head, _shell_words(argv[1:], shard=shard)])
+
+
+_KEY_MOUNT = (
+    "# The run keys that let --resume trust the journal live outside --out, in the user's",
+    "# state folder (docs/output-folder.md): mounted, so that they outlive the container.",
+    "keymount=()",
+    'case "${XDG_STATE_HOME:-}" in',
+    '    /*) keys="$XDG_STATE_HOME/benchmark-regen" ;;',
+    '    *) keys="${HOME:+$HOME/.local/state/benchmark-regen}" ;;',
+    "esac",
+    'if [ -n "$keys" ] && mkdir -p "$keys" && chmod 700 "$keys"; then',
+    '    keymount=(-v "$keys:/state/benchmark-regen" -e XDG_STATE_HOME=/state)',
+    "fi",
+)
 
 
 def _set_shard(spec: JobSpec) -> str:
@@ -217,6 +235,7 @@ def slurm_array_script(spec: JobSpec) -> str:
             "    wait $!",
             "    exit",
             "fi",
+            *_KEY_MOUNT,
             _set_shard(spec),
             f"{_docker_run(spec, spec.shard_argv('I'), shard=True)} &",
             "wait $!",
