@@ -15,11 +15,10 @@ Importing this package does not import numpy: the determinism guard needs to
 run before numpy loads, so the heavy modules load on first use.
 """
 
-from importlib import import_module as _import_module
 from typing import TYPE_CHECKING as _TYPE_CHECKING
-from typing import Any as _Any
 
 from toolchain import errors
+from toolchain._internal.lazy import lazy_attributes as _lazy_attributes
 
 if _TYPE_CHECKING:
     from toolchain.audit.verify import VerifyReport, verify_benchmark
@@ -85,13 +84,5 @@ _LAZY = {
 """The public names loaded on first use, and the module that owns each."""
 
 
-def __getattr__(name: str) -> _Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'toolchain' has no attribute {name!r}")
-    return getattr(_import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    # The public API, loaded or not: not the submodules that imports bind on the package.
-    return sorted({*__all__, *(n for n in globals() if n.startswith("__"))})
+# dir() is the public API, loaded or not: not the submodules that imports bind on the package.
+__getattr__, __dir__ = _lazy_attributes(globals(), _LAZY)

@@ -23,6 +23,7 @@ from toolchain.cluster.jobs import (
 )
 from toolchain.cluster.slurm import JobState
 from toolchain.errors import ClusterError, InputError
+from toolchain.run import runkey
 
 SPEC = JobSpec(
     name="adv-bench",
@@ -102,6 +103,39 @@ def test_the_schema_check_catches_a_misspelt_field() -> None:
     job["spec"]["completions"] = "16"  # a string where the API wants an integer
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(job, K8S_VERSIONS[-1], strict=True)
+
+
+def test_a_kubernetes_shard_keeps_its_run_keys_on_the_output_claim_beside_the_benchmark(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A replaced pod finds the run keys of the one before (the output claim is mounted
+    again), and they are outside the benchmark folder."""
+    job, merge = yaml.safe_load_all(k8s_indexed_job(SPEC))
+    pod = job["spec"]["template"]["spec"]
+    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"]}
+    assert claims["out"] == SPEC.out
+    (container,) = pod["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    on_claim = {m["mountPath"]: m["subPath"] for m in container["volumeMounts"]
+                if m["name"] == "out"}  # fmt: skip
+    assert on_claim == {"/out": "out", "/state": "state"}  # two folders, side by side
+    # The run in the pod, with the pod's environment, keeps its keys under /state.
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert runkey.key_folder().as_posix() == "/state/benchmark-regen"
+    # The image's user makes both folders first: Kubernetes would make them owned by root.
+    (init,) = pod["initContainers"]
+    assert init["image"] == SPEC.image and init["securityContext"]["runAsNonRoot"] is True
+    assert init["volumeMounts"] == [{"name": "out", "mountPath": "/volume"}]
+    assert init["command"] == ["mkdir", "-p", "/volume/out", "/volume/state"]
+    # The merge reads the benchmark folder only.
+    mpod = merge["spec"]["template"]["spec"]
+    (mcontainer,) = mpod["containers"]
+    assert "env" not in mcontainer
+    assert [m for m in mcontainer["volumeMounts"] if m["name"] == "out"] == [
+        {"name": "out", "mountPath": "/out", "subPath": "out"}
+    ]
+    assert mpod["initContainers"] == pod["initContainers"]
 
 
 def test_k8s_merge_is_started_apart_from_the_shards() -> None:

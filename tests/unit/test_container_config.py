@@ -1,5 +1,5 @@
 """toolchain.container.config: tags, the runtime config (which docker/Dockerfile repeats),
-and the value objects of a built image."""
+the run-key mount, and the value objects of a built image."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from toolchain.container import config
 from toolchain.container.config import ImageBuild, ImageRef
 from toolchain.container.layers import Blob
+from toolchain.run import runkey
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "benchmark-regen:latest"
@@ -23,6 +24,18 @@ def test_image_ref_is_frozen_with_a_canonical_form() -> None:
     assert str(ref) == f"{IMAGE}@sha256:{'c' * 64}"
     with pytest.raises(AttributeError):
         ref.id = "x"  # type: ignore[misc]
+
+
+def test_the_key_mount_is_where_a_run_in_the_container_looks_for_its_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mount = config.KEY_MOUNT
+    assert (mount.target, mount.env) == ("/state/benchmark-regen", {"XDG_STATE_HOME": "/state"})
+    for name, value in mount.env.items():
+        monkeypatch.setenv(name, value)
+    assert runkey.key_folder() == Path(mount.target)
+    with pytest.raises(AttributeError):
+        mount.state_home = "/elsewhere"  # type: ignore[misc]
 
 
 def test_arch_tags_and_host_arch() -> None:

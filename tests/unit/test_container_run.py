@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import FakeBackend
-from toolchain.container.docker import ImageInfo
+from toolchain.container.docker import ImageInfo, Mount
 from toolchain.container.run import run_in_container
 from toolchain.errors import ContainerError, ExitCode
 
@@ -110,31 +110,31 @@ def test_engine_errors_surface_as_container_errors(dirs: tuple[Path, Path, Path]
         run_in_container(["env"], out=dirs[1], backend=fake)
 
 
-def test_a_run_gets_the_users_run_key_folder_so_resume_outlives_the_container(
+@pytest.mark.parametrize(
+    ("case", "mounted"),
+    [
+        ("with an output", True),  # resume outlives the container
+        ("without an output", False),  # nothing to resume
+        ("unsafe folder", False),  # open to others: never used
+    ],
+)
+def test_the_users_run_key_folder_is_mounted_with_an_output_when_it_is_safe(
     backend: FakeBackend, dirs: tuple[Path, Path, Path], tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, case: str, mounted: bool,
 ) -> None:  # fmt: skip
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    original, out, _ = dirs
-    assert run_in_container(["generate"], original=original, out=out, backend=backend) == 0
-    (run,) = backend.runs
-    mounts = {m.target: m for m in run.mounts}
-    keys = mounts["/state/benchmark-regen"]
-    assert keys.source == tmp_path / "state" / "benchmark-regen" and not keys.read_only
-    assert (keys.source.stat().st_mode & 0o777) == 0o700
-    assert run.env["XDG_STATE_HOME"] == "/state"
-
-
-def test_no_key_folder_is_mounted_without_an_output_or_when_it_is_unsafe(
-    backend: FakeBackend, dirs: tuple[Path, Path, Path], tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    keys = tmp_path / "state" / "benchmark-regen"
     original, out, diff = dirs
-    run_in_container(["diff", "check"], original=original, diff=diff, backend=backend)
-    (tmp_path / "state" / "benchmark-regen").mkdir(parents=True, mode=0o755)
-    (tmp_path / "state" / "benchmark-regen").chmod(0o755)  # open to others: never used
-    run_in_container(["generate"], original=original, out=out, backend=backend)
-    for run in backend.runs:
-        assert not any(m.target.startswith("/state") for m in run.mounts)
-        assert "XDG_STATE_HOME" not in run.env
+    if case == "unsafe folder":
+        keys.mkdir(parents=True)
+        keys.chmod(0o755)
+    where = {"diff": diff} if case == "without an output" else {"out": out}
+    assert run_in_container(["generate"], original=original, backend=backend, **where) == 0
+    (run,) = backend.runs
+    state = [m for m in run.mounts if m.target.startswith("/state")]
+    if mounted:
+        assert state == [Mount(source=keys, target="/state/benchmark-regen", read_only=False)]
+        assert (keys.stat().st_mode & 0o777) == 0o700
+        assert run.env["XDG_STATE_HOME"] == "/state"
+    else:
+        assert state == [] and "XDG_STATE_HOME" not in run.env

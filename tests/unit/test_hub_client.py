@@ -44,21 +44,6 @@ def test_fetch_finds_the_cached_snapshot_offline(hub_offline: Path, files: Path)
         assert got == snapshot and (got / "data" / "x.txt").read_text() == "x\n"
 
 
-def test_a_missing_repo_or_revision_names_both(hub_offline: Path, files: Path) -> None:
-    lay_out(hub_offline, "org/data", files, COMMIT)
-    with pytest.raises(SourceError) as e:
-        _client.fetch("org/data", revision="v2", what="the original", error=SourceError,
-                      hint="or pass original=")  # fmt: skip
-    text = e.value.diagnostics()
-    assert "the original org/data at revision v2 is not in the Hugging Face cache" in text
-    assert "offline mode is on (HF_HUB_OFFLINE=1)" in text
-    assert "https://huggingface.co/datasets/org/data" in text and "huggingface-cli login" in text
-    assert text.endswith("or pass original=") and e.value.exit_code == ExitCode.BAD_INPUT
-    with pytest.raises(InputError, match="the publication org/none is not in the Hugging Face"):
-        _client.fetch("org/none", revision=None, what="the publication", error=InputError,
-                      hint="h")  # fmt: skip
-
-
 def test_push_offline_is_an_output_error_that_keeps_the_folder(
     hub_offline: Path, files: Path
 ) -> None:
@@ -82,9 +67,7 @@ def test_push_without_a_network_names_the_transport_error(
     assert e.value.exit_code == ExitCode.ENVIRONMENT
 
 
-def test_a_gated_original_says_which_repo_revision_and_how_to_accept(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def _gated(monkeypatch: pytest.MonkeyPatch) -> None:
     """What the Hub answers for a gated repo whose terms the user has not accepted (the
     Hub is unreachable here: its error is raised as huggingface_hub raises it)."""
     import huggingface_hub
@@ -99,10 +82,42 @@ def test_a_gated_original_says_which_repo_revision_and_how_to_accept(
         raise errors.GatedRepoError("Access to dataset org/gated is restricted", response=response)
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", gated)
-    with pytest.raises(SourceError) as e:
-        _client.fetch("org/gated", revision="abc", what="the original", error=SourceError,
-                      hint="or pass original=")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("repo", "revision", "what", "error", "says"),
+    [
+        pytest.param(
+            "org/data", "v2", "the original", SourceError,
+            ["the original org/data at revision v2 is not in the Hugging Face cache",
+             "offline mode is on (HF_HUB_OFFLINE=1)", "https://huggingface.co/datasets/org/data"],
+            id="missing revision",
+        ),
+        pytest.param(
+            "org/none", None, "the publication", InputError,
+            ["the publication org/none is not in the Hugging Face cache"],
+            id="missing repo",
+        ),
+        pytest.param(
+            "org/gated", "abc", "the original", SourceError,
+            ["the original org/gated at revision abc is gated",
+             "accept its terms on https://huggingface.co/datasets/org/gated"],
+            id="gated repo",
+        ),
+    ],
+)  # fmt: skip
+def test_a_repo_that_cannot_be_fetched_is_named_with_its_revision_and_the_fix(
+    hub_offline: Path, files: Path, monkeypatch: pytest.MonkeyPatch,
+    repo: str, revision: str | None, what: str, error: type[InputError], says: list[str],
+) -> None:  # fmt: skip
+    lay_out(hub_offline, "org/data", files, COMMIT)  # the repo, at another revision
+    if repo == "org/gated":
+        _gated(monkeypatch)
+    with pytest.raises(error) as e:
+        _client.fetch(repo, revision=revision, what=what, error=error, hint="or pass original=")
+    assert type(e.value) is error
     text = e.value.diagnostics()
-    assert "the original org/gated at revision abc is gated" in text
-    assert "accept its terms on https://huggingface.co/datasets/org/gated" in text
-    assert "huggingface-cli login" in text and e.value.exit_code == ExitCode.BAD_INPUT
+    for part in says:
+        assert part in text
+    assert "huggingface-cli login" in text and text.endswith("or pass original=")
+    assert e.value.exit_code == ExitCode.BAD_INPUT

@@ -16,8 +16,10 @@ from pathlib import Path
 from toolchain._internal.argv import option_value
 from toolchain._internal.terminal import printable
 from toolchain.cluster.slurm import FAILED_STATES, SlurmCLI, SlurmClient
+from toolchain.container.config import CONTAINER_OUT, KEY_MOUNT
 from toolchain.errors import ClusterError, InputError
 from toolchain.model.manifest import MANIFEST_NAME, Manifest, load_manifest
+from toolchain.run.runkey import KEY_FOLDER_NAME, STATE_VARIABLE
 
 __all__ = [
     "RUNTIMES",
@@ -169,7 +171,8 @@ def _shell_words(argv: Sequence[str], *, shard: bool = False) -> str:
 
 def _docker_run(spec: JobSpec, argv: Sequence[str], *, shard: bool = False) -> str:
     """The task's ``docker run``; a shard's also mounts the run-key folder (``$keymount``,
-    set by :data:`_KEY_MOUNT`), so that a resubmitted task resumes in its new container."""
+    set by :data:`_SLURM_KEY_MOUNT`), so that a resubmitted task resumes in its new
+    container."""
     mounts = ["-v", f"{spec.original}:/original:ro", "-v", f"{spec.out}:/out"]
     if spec.diff:
         mounts += ["-v", f"{spec.diff}:/diff:ro"]
@@ -182,16 +185,19 @@ def _docker_run(spec: JobSpec, argv: Sequence[str], *, shard: bool = False) -> s
     return " ".join([*head, _shell_words(argv[1:], shard=shard)])
 
 
-_KEY_MOUNT = (
+_SLURM_KEY_MOUNT = (
     "# The run keys that let --resume trust the journal live outside --out, in the user's",
     "# state folder (docs/output-folder.md): mounted, so that they outlive the container.",
     "keymount=()",
-    'case "${XDG_STATE_HOME:-}" in',
-    '    /*) keys="$XDG_STATE_HOME/benchmark-regen" ;;',
-    '    *) keys="${HOME:+$HOME/.local/state/benchmark-regen}" ;;',
+    # runkey.key_folder's rule, on the node: an absolute XDG_STATE_HOME, else the home's.
+    f'case "${{{STATE_VARIABLE}:-}}" in',
+    f'    /*) keys="${STATE_VARIABLE}/{KEY_FOLDER_NAME}" ;;',
+    f'    *) keys="${{HOME:+$HOME/.local/state/{KEY_FOLDER_NAME}}}" ;;',
     "esac",
     'if [ -n "$keys" ] && mkdir -p "$keys" && chmod 700 "$keys"; then',
-    '    keymount=(-v "$keys:/state/benchmark-regen" -e XDG_STATE_HOME=/state)',
+    f'    keymount=(-v "$keys:{KEY_MOUNT.target}"'
+    + "".join(f" -e {_quote(f'{k}={v}')}" for k, v in KEY_MOUNT.env.items())
+    + ")",
     "fi",
 )
 
@@ -235,7 +241,7 @@ def slurm_array_script(spec: JobSpec) -> str:
             "    wait $!",
             "    exit",
             "fi",
-            *_KEY_MOUNT,
+            *_SLURM_KEY_MOUNT,
             _set_shard(spec),
             f"{_docker_run(spec, spec.shard_argv('I'), shard=True)} &",
             "wait $!",
@@ -264,6 +270,15 @@ def _q(value: str) -> str:
     return json.dumps(value)
 
 
+_K8S_OUT = "out"
+"""The output claim's folder that holds the benchmark, mounted at /out."""
+_K8S_STATE = "state"
+"""The output claim's folder that holds the shards' run keys: outside the benchmark, and
+on the storage a replacement pod mounts again (docs/scale-out.md)."""
+_K8S_CLAIM = "/volume"
+"""Where the init container mounts the output claim's root."""
+
+
 def k8s_indexed_job(spec: JobSpec) -> str:
     """A Kubernetes Indexed Job (one pod per shard) and the merge Job, as YAML.
 
@@ -273,6 +288,27 @@ def k8s_indexed_job(spec: JobSpec) -> str:
     """
     if spec.runtime != "docker":
         raise InputError("Kubernetes runs the pinned image: --runtime none is for Slurm only")
+
+    def security(indent: str) -> list[str]:
+        return [
+            f"{indent}  securityContext:",
+            f"{indent}    runAsNonRoot: true",
+            f"{indent}    allowPrivilegeEscalation: false",
+            f'{indent}    capabilities: {{drop: ["ALL"]}}',
+        ]
+
+    def init_container(indent: str) -> list[str]:
+        # Kubernetes makes a missing subPath folder itself, owned by root: made here by the
+        # image's user instead, who can then write them.
+        folders = [posixpath.join(_K8S_CLAIM, f) for f in (_K8S_OUT, _K8S_STATE)]
+        return [
+            f"{indent}- name: output-folders",
+            f"{indent}  image: {_q(spec.image)}",
+            f"{indent}  command: [{', '.join(_q(w) for w in ('mkdir', '-p', *folders))}]",
+            *security(indent),
+            f"{indent}  volumeMounts:",
+            f"{indent}    - {{name: out, mountPath: {_K8S_CLAIM}}}",
+        ]
 
     def container(argv: Sequence[str], indent: str, *, shard: bool = False) -> list[str]:
         # Kubernetes expands `$(VAR)` in args and reads `$$` as `$`: every `$` of the
@@ -285,14 +321,23 @@ def k8s_indexed_job(spec: JobSpec) -> str:
             f"{indent}  image: {_q(spec.image)}",
             f"{indent}  args:",
             *[f"{indent}    - {_q(a)}" for a in args],
-            f"{indent}  securityContext:",
-            f"{indent}    runAsNonRoot: true",
-            f"{indent}    allowPrivilegeEscalation: false",
-            f'{indent}    capabilities: {{drop: ["ALL"]}}',
+        ]
+        if shard:
+            out.append(f"{indent}  env:")
+            out += [
+                f"{indent}    - {{name: {_q(k)}, value: {_q(v)}}}" for k, v in KEY_MOUNT.env.items()
+            ]
+        out += [
+            *security(indent),
             f"{indent}  volumeMounts:",
             f"{indent}    - {{name: original, mountPath: /original, readOnly: true}}",
-            f"{indent}    - {{name: out, mountPath: /out}}",
+            f"{indent}    - {{name: out, mountPath: {CONTAINER_OUT}, subPath: {_K8S_OUT}}}",
         ]
+        if shard:  # the run keys, so that a replaced pod resumes its shard
+            out.append(
+                f"{indent}    - {{name: out, mountPath: {KEY_MOUNT.state_home}, "
+                f"subPath: {_K8S_STATE}}}"
+            )
         if spec.diff:
             out.append(f"{indent}    - {{name: diff, mountPath: /diff, readOnly: true}}")
         return out
@@ -330,7 +375,9 @@ def k8s_indexed_job(spec: JobSpec) -> str:
         f"#   kubectl apply -f {spec.name}.yaml --selector benchmark-regen/step=merge",
         f"#   kubectl wait --for=condition=complete job/{spec.name}-merge --timeout=1h",
         "# Original, output and diff are PersistentVolumeClaims shared by every pod; the",
-        "# image runs as uid 10001, which must be able to write the output volume.",
+        "# image runs as uid 10001, which must be able to write the output volume. It holds",
+        f"# {_K8S_OUT}/ (the benchmark, at {CONTAINER_OUT}) and {_K8S_STATE}/ "
+        f"(the shards' run keys, at {KEY_MOUNT.state_home}).",
         "apiVersion: batch/v1",
         "kind: Job",
         *metadata(spec.name, "shards"),
@@ -343,6 +390,8 @@ def k8s_indexed_job(spec: JobSpec) -> str:
         "  template:",
         "    spec:",
         "      restartPolicy: Never",
+        "      initContainers:",
+        *init_container("        "),
         "      containers:",
         *container(shard_argv, "        ", shard=True),
         "      volumes:",
@@ -357,6 +406,8 @@ def k8s_indexed_job(spec: JobSpec) -> str:
         "  template:",
         "    spec:",
         "      restartPolicy: Never",
+        "      initContainers:",
+        *init_container("        "),
         "      containers:",
         *container(spec.merge_argv(), "        "),
         "      volumes:",

@@ -1,5 +1,5 @@
-"""The image's fixed settings (architectures, tags, mount points, runtime config, labels)
-and the value objects of a built image."""
+"""The image's fixed settings (architectures, tags, mount points, the run-key mount, runtime
+config, labels) and the value objects of a built image."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from toolchain.container.layers import Blob
 from toolchain.run.determinism import PINNED, openblas_coretype
+from toolchain.run.runkey import KEY_FOLDER_NAME, STATE_VARIABLE
 
 __all__ = [
     "ARCHES",
@@ -29,6 +30,7 @@ __all__ = [
     "IMAGE_UID",
     "IMAGE_USER",
     "IMAGE_WORKDIR",
+    "KEY_MOUNT",
     "LAYERS",
     "MOUNTS_LABEL",
     "PASSWD_LINE",
@@ -36,6 +38,7 @@ __all__ = [
     "VARIANTS",
     "ImageBuild",
     "ImageRef",
+    "KeyMount",
     "arch_tag",
     "base_tag",
     "host_arch",
@@ -77,7 +80,30 @@ CONTAINER_ORIGINAL = "/original"
 CONTAINER_OUT = "/out"
 CONTAINER_DIFF = "/diff"
 CONTAINER_STATE = "/state"
-"""XDG_STATE_HOME in a run's container: the host's run-key folder is mounted below it."""
+"""XDG_STATE_HOME in a run's container: the run-key folder is below it."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyMount:
+    """How a run in a container keeps its run keys (``run/runkey.py``) past the container:
+    storage that outlives it is mounted at :attr:`target` (the key folder itself) or at
+    :attr:`state_home` (where the run makes it), and :attr:`env` names the latter."""
+
+    state_home: str
+
+    @property
+    def target(self) -> str:
+        """The key folder in the container: ``/state/benchmark-regen``."""
+        return f"{self.state_home}/{KEY_FOLDER_NAME}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """``{"XDG_STATE_HOME": "/state"}``."""
+        return {STATE_VARIABLE: self.state_home}
+
+
+KEY_MOUNT = KeyMount(state_home=CONTAINER_STATE)
+"""The one run-key mount: ``run_in_container``, the Slurm script and the Kubernetes Job."""
 
 SOURCE_DATE_EPOCH = 1767225600
 """2026-01-01T00:00:00Z: every time written into the image, unless overridden."""

@@ -12,8 +12,8 @@ from toolchain.container.config import (
     CONTAINER_DIFF,
     CONTAINER_ORIGINAL,
     CONTAINER_OUT,
-    CONTAINER_STATE,
     DEFAULT_TAG,
+    KEY_MOUNT,
 )
 from toolchain.container.docker import (
     ContainerBackend,
@@ -85,10 +85,10 @@ def run_in_container(
     ``original`` and ``diff`` are mounted read-only at /original and /diff,
     ``out`` (created if missing) read-write at /out; host paths in ``argv``
     that point into them are rewritten to the container paths. With ``out``, the
-    user's run-key folder is mounted under /state (``XDG_STATE_HOME``), so that a
-    resumed run in a new container trusts the journal of the one before
-    (``run/runkey.py``). The container runs as the invoking uid:gid (so the output
-    and the keys belong to the caller), with no network and no capabilities.
+    user's run-key folder is mounted as :data:`KEY_MOUNT` says, so that a resumed
+    run in a new container trusts the journal of the one before. The container runs
+    as the invoking uid:gid (so the output and the keys belong to the caller), with
+    no network and no capabilities.
     """
     with open_backend(backend) as backend:
         mounts: list[Mount] = []
@@ -107,10 +107,8 @@ def run_in_container(
         run_env = dict(env or {})
         keys = ensure_key_folder() if out is not None else None
         if keys is not None:
-            mounts.append(
-                Mount(source=keys, target=f"{CONTAINER_STATE}/{keys.name}", read_only=False)
-            )
-            run_env["XDG_STATE_HOME"] = CONTAINER_STATE
+            mounts.append(Mount(source=keys, target=KEY_MOUNT.target, read_only=False))
+            run_env.update(KEY_MOUNT.env)
         if backend.inspect(image) is None:
             raise ContainerError(
                 f"image {image} is not in the engine at {backend.engine()}",

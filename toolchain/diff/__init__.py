@@ -4,8 +4,9 @@ original derives, rebuilt bit for bit (``diff create``, ``apply``, ``check``, ``
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from toolchain._internal.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from toolchain.diff.apply import ApplyResult, get_benchmark
@@ -28,22 +29,18 @@ __all__ = [
 ]
 
 _LAZY = {
-    "ApplyResult": "apply",
-    "get_benchmark": "apply",
-    "AuditReport": "audit",
-    "audit_diff": "audit",
-    "CheckReport": "check",
-    "check_diff": "check",
-    "CreateResult": "create",
-    "create_diff": "create",
-    "DiffInfo": "inspect",
-    "inspect_diff": "inspect",
+    "ApplyResult": "toolchain.diff.apply",
+    "get_benchmark": "toolchain.diff.apply",
+    "AuditReport": "toolchain.diff.audit",
+    "audit_diff": "toolchain.diff.audit",
+    "CheckReport": "toolchain.diff.check",
+    "check_diff": "toolchain.diff.check",
+    "CreateResult": "toolchain.diff.create",
+    "create_diff": "toolchain.diff.create",
+    "DiffInfo": "toolchain.diff.inspect",
+    "inspect_diff": "toolchain.diff.inspect",
 }
 """Each name's module, loaded on first use: applying a diff does not import the others."""
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'toolchain.diff' has no attribute {name!r}")
-    return getattr(import_module(f"toolchain.diff.{module}"), name)
+__getattr__, __dir__ = lazy_attributes(globals(), _LAZY)

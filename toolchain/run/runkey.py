@@ -17,6 +17,8 @@ from toolchain._internal import safefs
 
 __all__ = [
     "KEY_BYTES",
+    "KEY_FOLDER_NAME",
+    "STATE_VARIABLE",
     "UnsafeKeyFolder",
     "create_key",
     "ensure_key_folder",
@@ -28,6 +30,10 @@ __all__ = [
 ]
 
 KEY_BYTES = 32
+KEY_FOLDER_NAME = "benchmark-regen"
+"""The key folder's name, in the user's state folder."""
+STATE_VARIABLE = "XDG_STATE_HOME"
+"""The variable naming the state folder (when it is absolute)."""
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -40,13 +46,13 @@ class UnsafeKeyFolder(OSError):
 def key_folder() -> Path:
     """``$XDG_STATE_HOME/benchmark-regen`` (an absolute one), else
     ``~/.local/state/benchmark-regen``; ``OSError`` when there is no home to put it in."""
-    base = os.environ.get("XDG_STATE_HOME", "")
+    base = os.environ.get(STATE_VARIABLE, "")
     if not os.path.isabs(base):  # the XDG spec: a relative path is invalid, ignored
         home = os.path.expanduser("~")
         if not os.path.isabs(home):
             raise OSError(errno.ENOENT, "no home folder (HOME is unset) for the run keys")
         base = os.path.join(home, ".local", "state")
-    return Path(base) / "benchmark-regen"
+    return Path(base) / KEY_FOLDER_NAME
 
 
 def ensure_key_folder() -> Path | None:
