@@ -1,4 +1,4 @@
-"""Scale-out figures for issues #6 and #11, as ratios measured in one run.
+"""Scale-out figures for issues #6, #11 and #26 (goal 5), as ratios measured in one run.
 
 Issue #6 (the default):
 
@@ -37,10 +37,47 @@ minutes after; about 1.8 MB of free disk per original, checked first).
 ``--commands`` measures a subset (``apply`` and ``verify`` without ``adversarial`` make the
 adversarial benchmark first, untimed, with --workers 2).
 
+Issue #26, goal 5 (``--imagenet-val N``, e.g. 50000; ImageNet-val scale): N JPEG originals
+(quality 90), every one 500x375 (``VAL_SIZE``), cut as ``--photos`` cuts them (photograph i
+mod 9, or 11 with scikit-learn's; offsets from ``default_rng(11)``; 10 class folders; the
+first M of N are the M-sample original) from the colour photographs, a photograph smaller
+than 500x375 (chelsea, 451x300) upscaled first (Lanczos, aspect kept: ``_cover``). On M
+(``--imagenet-val-small``, default N/10) and then N samples, for each input
+(``--imagenet-val-inputs``: ``folder``, the default, and/or ``parquet``, the same JPEGs as a
+Hub-layout parquet dataset written by ``datasets``, ``hub_parquet``) and each output format
+(``--imagenet-val-formats``: ``folder`` and ``parquet``, the ``--format`` of `generate` and
+`diff apply`), in this order, each at --workers 1 and 2 adjacent, best of ``--repeat``:
+
+* `generate --recipe gaussian-noise` (it keeps half the samples);
+* `verify` of that benchmark (no --workers option: once);
+* `diff create` from that benchmark (a .bdiff either way);
+* `diff apply` of that diff.
+
+Reported per run: images per second (the samples of the benchmark made or read), wall and
+CPU seconds (and the run-queue and steal seconds, as above), peak RSS, the disk its output
+holds (allocated blocks); the 2-worker speed-up; peak RSS at N over M (goal <= 1.1); the
+originals' disk, the most the run held at once, the load average, and the whole run's wall
+time.
+
+Disk: ``--imagenet-val`` refuses before it makes anything unless free space covers, at a
+fixed 650 kB a sample (``_VAL_ORIGINAL + 2 * _VAL_OUTPUT + _VAL_DIFF``; 120 kB more with
+parquet input, for the copy and its Arrow file; a tenth to spare and 2 GB left to others:
+38 GB at 50,000), the originals, one benchmark, one diff and the output being written;
+after the M run it checks again at the bytes a sample measured there, before the N
+originals are made. Unlike ``--photos``, it cannot keep every output at 50,000 (about
+1 MB a sample per input and format): an output no later run reads (a benchmark once its
+diff is made, an applied benchmark, an older diff, the M run's originals) is removed
+before the next writing run, fewest files first, only when the free space would otherwise
+fall short; each removal is listed in the figures (``removed_before_a_run``), since
+removing 25,000 files costs ext4 system time in the runs of the next minutes (above).
+
 Run:  python benchmarks/bench_scale.py [--n 40] [--json]
       python benchmarks/bench_scale.py --photos 10000 [--photos-small 1000] [--steps K]
           [--sklearn PATH] [--repeat 1] [--commands gaussian-noise,adversarial,apply,verify]
           [--json]
+      python benchmarks/bench_scale.py --imagenet-val 50000 [--imagenet-val-small 5000]
+          [--imagenet-val-inputs folder,parquet] [--imagenet-val-formats folder,parquet]
+          [--sklearn PATH] [--repeat 1] [--json]
 ``--sklearn``: a folder holding china.jpg and flower.jpg, or a scikit-learn wheel (default:
 an installed scikit-learn, else scikit-image's photographs only).
 Every command runs as a fresh `benchmark-regen` process (the console script beside this
@@ -51,15 +88,18 @@ resident set of any process of the run: the command's and its reaped workers' (`
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import itertools
 import json
+import math
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -87,18 +127,36 @@ def synthetic_original(root: Path, n: int, size: int = 256) -> Path:
     return root
 
 
-def photo_original(root: Path, n: int, sklearn: str | None = None) -> Path:
-    """``n`` JPEG crops of the colour photographs in 10 class folders (deterministic)."""
+def _cover(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``a`` itself if it holds a ``size`` (w, h) crop, else ``a`` upscaled (Lanczos, aspect
+    kept) until it does: deterministic for one Pillow."""
+    w, h = size
+    if a.shape[1] >= w and a.shape[0] >= h:
+        return a
+    scale = max(w / a.shape[1], h / a.shape[0])
+    new = (max(w, math.ceil(a.shape[1] * scale)), max(h, math.ceil(a.shape[0] * scale)))
+    return np.asarray(Image.fromarray(a).resize(new, Image.Resampling.LANCZOS), dtype=np.uint8)
+
+
+def photo_original(
+    root: Path, n: int, sklearn: str | None = None, size: tuple[int, int] | None = None
+) -> Path:
+    """``n`` JPEG crops of the colour photographs in 10 class folders (deterministic).
+
+    ``size`` (w, h): every crop that size, a photograph too small for it upscaled first
+    (``_cover``); default: the four ``PHOTO_SIZES`` in turn."""
     import bench_png
 
     from toolchain.codec.decode import decode
 
     files = bench_png.native_originals(sklearn)
     photos = [decode(files[name]) for name in bench_png.COLOUR_PHOTOS if name in files]
+    if size is not None:
+        photos = [_cover(a, size) for a in photos]
     rng = np.random.default_rng(11)
     for i in range(n):
         a = photos[i % len(photos)]
-        w, h = PHOTO_SIZES[(i // len(photos)) % len(PHOTO_SIZES)]
+        w, h = size or PHOTO_SIZES[(i // len(photos)) % len(PHOTO_SIZES)]
         y = int(rng.integers(0, a.shape[0] - h + 1))
         x = int(rng.integers(0, a.shape[1] - w + 1))
         buf = io.BytesIO()
@@ -198,11 +256,12 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
-def measure(args: list[str]) -> Measured:
-    """Run one CLI command; its wall time, peak RSS, CPU, and scheduler figures."""
+def measure(args: list[str], command: list[str] | None = None) -> Measured:
+    """Run one CLI command (or ``command + args``, another program); its wall time, peak
+    RSS, CPU, and scheduler figures."""
     env = {k: v for k, v in os.environ.items() if k != "BENCHMARK_REGEN_PINNED"}
     proc = subprocess.run(
-        [sys.executable, "-c", _WRAPPER, *CLI, *args],
+        [sys.executable, "-c", _WRAPPER, *(CLI if command is None else command), *args],
         env=env,
         capture_output=True,
         text=True,
@@ -419,6 +478,368 @@ def print_photo_figures(fig: dict[str, object]) -> None:
     print(f"setup: {fig['setup_s']}")
 
 
+VAL_SIZE = (500, 375)
+"""ImageNet-val's typical image: 500x375 (``--imagenet-val`` crops, ``bench_peer``)."""
+_SHARD_BYTES = 500_000_000
+"""Image bytes per shard of a Hub-layout parquet copy: ``push_to_hub``'s default."""
+
+
+def hub_parquet(root: Path, folder: Path, cache: Path, split: str = "validation") -> Path:
+    """The JPEGs of a ``photo_original`` folder as a Hub-layout parquet original, written by
+    ``datasets`` as it writes an image dataset: ``root/data/<split>-0000i-of-0000n.parquet``
+    (shards of about 500 MB, as ``push_to_hub`` cuts them: one below that), in row groups as
+    ``to_parquet`` chooses for images; an ``image`` column of {bytes, path} structs (path: the
+    folder's sample id, so both originals give the same ids, the same half and the same labels)
+    and a ``label`` ClassLabel of the class folders, rows in sample order. Streamed through an
+    Arrow file in ``cache`` (removed after), so N is not bounded by memory."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    files = sorted(folder.glob("*/*.jpg"), key=lambda p: p.name)
+    names = sorted({p.parent.name for p in files})
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=names)}
+    )
+
+    def rows(paths: list[str]) -> Iterator[dict[str, object]]:
+        for path in map(Path, paths):
+            sid = path.relative_to(folder).as_posix()
+            yield {
+                "image": {"bytes": path.read_bytes(), "path": sid},
+                "label": names.index(path.parent.name),
+            }
+
+    ds = datasets.Dataset.from_generator(
+        rows,
+        features=features,
+        gen_kwargs={"paths": [str(p) for p in files]},
+        cache_dir=str(cache),
+    )
+    shards = max(1, math.ceil(ds.data.nbytes / _SHARD_BYTES))
+    (root / "data").mkdir(parents=True)
+    for i in range(shards):
+        part = ds.shard(num_shards=shards, index=i, contiguous=True)
+        part.to_parquet(str(root / "data" / f"{split}-{i:05d}-of-{shards:05d}.parquet"))
+    del ds, part
+    shutil.rmtree(cache, ignore_errors=True)
+    return root
+
+
+def disk_bytes(path: Path) -> tuple[int, int]:
+    """Disk held (allocated blocks, bytes) by a file or a folder's files, and how many files."""
+    if path.is_file():
+        return path.stat().st_blocks * 512, 1
+    held = files = 0
+    for folder, _, names in os.walk(path):
+        for name in names:
+            held += os.lstat(os.path.join(folder, name)).st_blocks * 512
+            files += 1
+    return held, files
+
+
+# Disk per original sample, with a margin, for the check before anything is made; measured
+# at 600 crops of 500x375 (2026-12-07): the JPEG 53 kB; an output of its kept half (PNGs, in
+# a folder or parquet) 207 kB; the diff 0.3 kB (recipe entries), but a diff of deltas holds
+# about 145 kB (the noise; about 50 kB a kept 208x156 crop), so that is reckoned.
+_VAL_ORIGINAL = 60_000
+_VAL_OUTPUT = 220_000
+_VAL_DIFF = 150_000
+_VAL_RESERVE = 2_000_000_000
+"""Free space left to the machine's other users at every moment."""
+
+
+def _val_need(n: int, per: dict[str, float], parquet_input: bool) -> int:
+    """Disk ``n`` samples hold at once when every spent output is removed first: the
+    originals (and their parquet copy, with its Arrow file while it is written), one
+    benchmark (read by verify and diff create), one diff (read by apply) and the output
+    being written, with a tenth to spare."""
+    originals = per["original"] * (3 if parquet_input else 1)
+    return int(1.1 * n * (originals + 2 * per["output"] + per["diff"])) + _VAL_RESERVE
+
+
+class _Outputs:
+    """Everything a ``--imagenet-val`` run made: a spent folder (no later run reads it) is
+    removed only when free space requires it, before a writing run, fewest files first."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.held: dict[Path, tuple[int, int]] = {}  # path -> (bytes, files)
+        self.spent: list[Path] = []
+        self.deleted: list[dict[str, object]] = []
+        self.peak = 0
+
+    def add(self, path: Path) -> int:
+        self.held[path] = disk_bytes(path)
+        self.peak = max(self.peak, sum(b for b, _ in self.held.values()))
+        return self.held[path][0]
+
+    def spend(self, path: Path) -> None:
+        if path in self.held and path not in self.spent:
+            self.spent.append(path)
+
+    def reclaimable(self) -> int:
+        return sum(self.held[p][0] for p in self.spent)
+
+    def room(self, need: int, before: str) -> None:
+        """At least ``need`` bytes free (plus the reserve), removing spent outputs if need be."""
+        self.spent.sort(key=lambda p: self.held[p][1])
+        while shutil.disk_usage(self.tmp).free < need + _VAL_RESERVE and self.spent:
+            path = self.spent.pop(0)
+            held, files = self.held.pop(path)
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            self.deleted.append(
+                {"removed": str(path.relative_to(self.tmp)), "bytes": held, "files": files}
+                | {"before": before}
+            )
+        free = shutil.disk_usage(self.tmp).free
+        if free < need + _VAL_RESERVE:
+            raise SystemExit(
+                f"{before}: needs about {need / 1e9:.1f} GB free (and "
+                f"{_VAL_RESERVE / 1e9:.0f} GB kept for others) in {self.tmp}; it has "
+                f"{free / 1e9:.1f} GB"
+            )
+
+
+def _timed(
+    store: _Outputs,
+    best: dict[str, tuple[Measured, int, int]],
+    label: str,
+    args: list[str],
+    out: Path | None,
+    counted: Path,
+) -> None:
+    """Run ``args``; keep it in ``best[label]`` (with the samples of ``counted`` and the disk
+    its ``out`` holds) if it is the fastest run of ``label`` yet."""
+    m = measure(args)
+    held = store.add(out) if out is not None else 0
+    if label not in best or m.wall_s < best[label][0].wall_s:
+        best[label] = (m, _samples(counted), held)
+
+
+def val_photographs(sklearn: str | None) -> list[str]:
+    """The photographs the crops come from, each marked if it is upscaled first."""
+    import bench_png
+
+    from toolchain.codec.decode import decode
+
+    files = bench_png.native_originals(sklearn)
+    out = []
+    for name in bench_png.COLOUR_PHOTOS:
+        if name in files:
+            a = decode(files[name])
+            small = a.shape[1] < VAL_SIZE[0] or a.shape[0] < VAL_SIZE[1]
+            out.append(f"{name} ({a.shape[1]}x{a.shape[0]}, upscaled)" if small else name)
+    return out
+
+
+def imagenet_val_figures(opts: argparse.Namespace, tmp: Path) -> dict[str, object]:
+    """The issue-#26 goal-5 figures: see the module docstring."""
+    started = time.perf_counter()
+    big = opts.imagenet_val
+    small = opts.imagenet_val_small or max(1, big // 10)
+    inputs = opts.imagenet_val_inputs.split(",")
+    formats = opts.imagenet_val_formats.split(",")
+    if not set(inputs) <= {"folder", "parquet"} or not set(formats) <= {"folder", "parquet"}:
+        raise SystemExit("--imagenet-val-inputs and --imagenet-val-formats: folder, parquet")
+    per: dict[str, float] = {"original": _VAL_ORIGINAL, "output": _VAL_OUTPUT, "diff": _VAL_DIFF}
+    need = _val_need(max(big, small), per, "parquet" in inputs)
+    free = free_at_start = shutil.disk_usage(tmp).free
+    if free < need:
+        raise SystemExit(
+            f"--imagenet-val {big} needs about {need / 1e9:.0f} GB free in {tmp.parent} (at "
+            f"{(need - _VAL_RESERVE) / max(big, small) / 1e3:.0f} kB a sample, removing spent "
+            f"outputs as it goes), which has {free / 1e9:.0f} GB: set TMPDIR to a roomier "
+            "folder, or ask for fewer samples"
+        )
+    os.environ.update({"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    store = _Outputs(tmp)
+    numbers = itertools.count()
+
+    def fresh() -> Path:
+        folder = tmp / "runs" / f"{next(numbers):03d}"
+        folder.mkdir(parents=True)
+        return folder
+
+    runs: dict[str, dict[str, dict[str, object]]] = {}
+    setup: dict[str, float] = {}
+    sizes: dict[str, dict[str, int]] = {}
+    measured: dict[str, float] = {}  # kind -> bytes per original sample, at M
+    loads = [round(os.getloadavg()[0], 2)]
+    for n in (small, big):
+        if n == big:
+            # measured at M: refuse before making the N originals if they cannot fit
+            need = _val_need(n, {**per, **measured}, "parquet" in inputs)
+            free = shutil.disk_usage(tmp).free + store.reclaimable()
+            if free < need:
+                raise SystemExit(
+                    f"--imagenet-val {big}: at the {small} samples' {measured} bytes a "
+                    f"sample it needs about {need / 1e9:.0f} GB, and {tmp.parent} has "
+                    f"{free / 1e9:.0f} GB (with what this run can remove)"
+                )
+        rate = {k: measured.get(k, per[k]) for k in per}
+        copies = 3 if "parquet" in inputs else 1
+        store.room(int(1.1 * n * rate["original"] * copies), f"make {n} originals")
+        t0 = time.perf_counter()
+        folder = photo_original(tmp / f"val{n}", n, opts.sklearn, size=VAL_SIZE)
+        setup[f"make {n} JPEG originals"] = round(time.perf_counter() - t0, 1)
+        sizes[str(n)] = {"originals_bytes": store.add(folder)}
+        originals = {"folder": folder}
+        if "parquet" in inputs:
+            t0 = time.perf_counter()
+            originals["parquet"] = hub_parquet(tmp / f"val{n}-hub", folder, tmp / "hf-cache")
+            setup[f"make the {n}-sample parquet copy"] = round(time.perf_counter() - t0, 1)
+            sizes[str(n)]["parquet_copy_bytes"] = store.add(originals["parquet"])
+        best: dict[str, tuple[Measured, int, int]] = {}  # label -> (best run, samples, bytes)
+        timed = functools.partial(_timed, store, best)
+
+        for inp in inputs:
+            src = str(originals[inp])
+            for fmt in formats:
+                tag = f"[{inp}->{fmt}]"
+                bench: Path | None = None
+                for _ in range(opts.repeat):
+                    for w in (1, 2):
+                        label = f"generate {tag} --workers {w}"
+                        store.room(int(1.1 * n * rate["output"]), label)
+                        out = fresh()
+                        timed(
+                            label,
+                            [
+                                *("generate", "--recipe", "gaussian-noise", "--original", src),
+                                *("--format", fmt, "--out", str(out), "--workers", str(w)),
+                                "-q",
+                            ],
+                            out,
+                            out,
+                        )
+                        if bench is not None:
+                            store.spend(bench)
+                        bench = out
+                assert bench is not None
+                for _ in range(opts.repeat):
+                    timed(f"verify {tag}", ["verify", str(bench), "-q"], None, bench)
+                loads.append(round(os.getloadavg()[0], 2))
+                diff: Path | None = None
+                for _ in range(opts.repeat):
+                    for w in (1, 2):
+                        label = f"diff create {tag} --workers {w}"
+                        store.room(int(1.1 * n * rate["diff"]), label)
+                        out = fresh()
+                        timed(
+                            label,
+                            [
+                                *("diff", "create", "--original", src, "--benchmark", str(bench)),
+                                *("--out", str(out / "d.bdiff"), "--workers", str(w), "-q"),
+                            ],
+                            out,
+                            bench,
+                        )
+                        if diff is not None:
+                            store.spend(diff.parent)
+                        diff = out / "d.bdiff"
+                assert diff is not None
+                store.spend(bench)
+                for _ in range(opts.repeat):
+                    for w in (1, 2):
+                        label = f"diff apply {tag} --workers {w}"
+                        store.room(int(1.1 * n * rate["output"]), label)
+                        out = fresh()
+                        timed(
+                            label,
+                            [
+                                *("diff", "apply", "--original", src, "--diff", str(diff)),
+                                *("--format", fmt, "--out", str(out), "--workers", str(w), "-q"),
+                            ],
+                            out,
+                            out,
+                        )
+                        store.spend(out)
+                store.spend(diff.parent)
+                loads.append(round(os.getloadavg()[0], 2))
+        for path in originals.values():
+            store.spend(path)
+        runs[str(n)] = {
+            label: {
+                "samples": samples,
+                "images_per_s": round(samples / m.wall_s, 1),
+                "out_bytes": held,
+                **{k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(m).items()},
+            }
+            for label, (m, samples, held) in best.items()
+        }
+        if n == small:
+            for kind, prefix in (("output", "generate"), ("diff", "diff create")):
+                held = [r["out_bytes"] for k, r in runs[str(n)].items() if k.startswith(prefix)]
+                measured[kind] = max(held) / n  # type: ignore[type-var, operator]
+            measured["original"] = sizes[str(n)]["originals_bytes"] / n
+    top, low = runs[str(big)], runs[str(small)]
+    return {
+        "imagenet_val": big,
+        "imagenet_val_small": small,
+        "crop": "x".join(map(str, VAL_SIZE)),
+        "photographs": val_photographs(opts.sklearn),
+        "inputs": inputs,
+        "formats": formats,
+        "repeat": opts.repeat,
+        "loadavg_1min": loads,
+        "setup_s": setup,
+        "runs": runs,
+        "speedup_workers2_over_1": {
+            label[: -len(" --workers 1")]: round(r["wall_s"] / top[label[:-1] + "2"]["wall_s"], 2)  # type: ignore[operator]
+            for label, r in top.items()
+            if label.endswith("--workers 1")
+        },
+        "rss_ratio_big_over_small": {
+            label: round(top[label]["rss_kib"] / low[label]["rss_kib"], 3)  # type: ignore[operator]
+            for label in top
+        },
+        "disk": {
+            "free_at_start_bytes": free_at_start,
+            "bytes_per_original_sample_at_small": {k: round(v) for k, v in measured.items()},
+            "originals": sizes,
+            "peak_held_bytes": store.peak,
+            "removed_before_a_run": store.deleted,
+        },
+        "total_wall_s": round(time.perf_counter() - started, 1),
+    }
+
+
+def print_val_figures(fig: dict[str, object]) -> None:
+    n, small = fig["imagenet_val"], fig["imagenet_val_small"]
+    print(
+        f"{n} and {small} JPEG crops (q90) at {fig['crop']} of {len(fig['photographs'])} "  # type: ignore[arg-type]
+        f"photographs {fig['photographs']}; best of {fig['repeat']}; "
+        f"load average {fig['loadavg_1min']}"
+    )
+    head = (
+        f"{'command':44s} {'N':>6s} {'samples':>7s} {'wall s':>8s} {'img/s':>7s} {'CPU s':>7s}"
+        f" {'runq s':>7s} {'steal s':>7s} {'RSS MiB':>8s} {'out MB':>8s}"
+    )
+    print(head)
+    for size, table in fig["runs"].items():  # type: ignore[attr-defined]
+        for label, r in table.items():
+            runq, stolen = r["run_queue_s"], r.get("steal_s")
+            print(
+                f"{label:44s} {size:>6s} {r['samples']:7d} {r['wall_s']:8.1f} "
+                f"{r['images_per_s']:7.1f} {r['cpu_s']:7.1f} "
+                f"{'-' if runq is None else f'{runq:.1f}':>7s} "
+                f"{'-' if stolen is None else f'{stolen:.1f}':>7s} {r['rss_kib'] / 1024:8.1f} "
+                f"{r['out_bytes'] / 1e6:8.1f}"
+            )
+    print(f"speed-up, --workers 2 over 1 at N={n}: {fig['speedup_workers2_over_1']}")
+    print(f"peak RSS, N={n} over N={small}: {fig['rss_ratio_big_over_small']}")
+    disk = fig["disk"]
+    print(
+        f"disk: {disk['originals']}; at most {disk['peak_held_bytes'] / 1e9:.2f} GB held; "  # type: ignore[index]
+        f"bytes a sample at {small}: {disk['bytes_per_original_sample_at_small']}; "  # type: ignore[index]
+        f"removed before a run: {disk['removed_before_a_run'] or 'nothing'}"  # type: ignore[index]
+    )
+    print(f"setup: {fig['setup_s']}; total wall {fig['total_wall_s']} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=40, help="N for the memory figure (10*N is also run)")
@@ -427,7 +848,9 @@ def main() -> None:
     ap.add_argument("--photos-small", type=int, default=0, help="the smaller run (default N/10)")
     ap.add_argument("--steps", type=int, default=None, help="adversarial --param steps")
     ap.add_argument("--sklearn", default=None, help="folder or wheel with china/flower.jpg")
-    ap.add_argument("--repeat", type=int, default=1, help="best of this many runs (--photos)")
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="best of this many runs (--photos, --imagenet-val)"
+    )
     ap.add_argument(
         "--no-peer",
         dest="peer",
@@ -439,8 +862,33 @@ def main() -> None:
         default="gaussian-noise,adversarial,apply,verify",
         help="which --photos commands to measure (comma-separated)",
     )
+    ap.add_argument(
+        "--imagenet-val", type=int, default=0, help="run the goal-5 figures on N 500x375 crops"
+    )
+    ap.add_argument("--imagenet-val-small", type=int, default=0, help="the smaller run (N/10)")
+    ap.add_argument(
+        "--imagenet-val-formats",
+        default="folder,parquet",
+        help="output formats to measure (--format of generate and diff apply)",
+    )
+    ap.add_argument(
+        "--imagenet-val-inputs",
+        default="folder",
+        help="originals to read: folder, parquet (the Hub-layout copy), or both",
+    )
     ap.add_argument("--json", action="store_true")
     opts = ap.parse_args()
+    if opts.imagenet_val:
+        tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+        try:
+            val = imagenet_val_figures(opts, tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if opts.json:
+            print(json.dumps(val, indent=2, sort_keys=True))
+        else:
+            print_val_figures(val)
+        return
     if opts.photos:
         tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
         try:
