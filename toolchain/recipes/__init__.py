@@ -172,6 +172,28 @@ class Recipe:
         rng = np.random.Generator(np.random.PCG64(own))
         return self.fn(pixels, rng, **self.effective_params)
 
+    def run(self, sample_id: str, pixels: Pixels) -> Pixels:
+        """:meth:`apply`, checked: what ``generate`` and a diff's recipe entry run.
+
+        The result must be ``uint8`` pixels (:func:`~toolchain.codec.encode.check_pixels`);
+        an exception the recipe raises becomes a :class:`~toolchain.errors.RecipeError`
+        naming the sample.
+        """
+        from toolchain.codec.encode import check_pixels
+        from toolchain.errors import Error
+
+        try:
+            result = self.apply(sample_id, pixels)
+        except Error:
+            raise
+        except Exception as e:
+            raise RecipeError(
+                f"the recipe raised {type(e).__name__}: {e}",
+                sample=sample_id,
+                hint="fix the recipe; rerunning it on this sample alone reproduces the error",
+            ) from None
+        return check_pixels(result, sample=sample_id)
+
     def __call__(self, pixels: Pixels, rng: np.random.Generator, **params: Any) -> Any:
         return self.fn(pixels, rng, **{**self.effective_params, **params})
 

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 # Re-exported only for toolchain.demo, until it imports the owner, toolchain._internal.progress.
 from toolchain.codec.decode import decode
-from toolchain.codec.encode import ENCODER, check_pixels, encode_png
-from toolchain.errors import DecodeError, Error, InputError, RecipeError, SourceError
+from toolchain.codec.encode import ENCODER, encode_png
+from toolchain.errors import DecodeError, InputError, SourceError
 from toolchain.model.columns import ColumnValue
 from toolchain.model.hashing import Digest, file_digest, pixel_digest, source_digest, source_salt
 from toolchain.model.layout import plan_outputs
@@ -148,17 +148,7 @@ def _transform(
     recipe: RecipeRef | Recipe, sid: str, original: npt.NDArray[np.uint8]
 ) -> npt.NDArray[np.uint8]:
     rec = recipe.resolve() if isinstance(recipe, RecipeRef) else recipe
-    try:
-        result = rec.apply(sid, original)
-    except Error:
-        raise
-    except Exception as e:
-        raise RecipeError(
-            f"the recipe raised {type(e).__name__}: {e}",
-            sample=sid,
-            hint="fix the recipe; rerunning it on this sample alone reproduces the error",
-        ) from None
-    return check_pixels(result, sample=sid)
+    return rec.run(sid, original)
 
 
 def _original_of(source: Source, declared: OriginalRef | None) -> OriginalRef | None:
