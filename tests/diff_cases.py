@@ -51,12 +51,18 @@ def demo_subset(src: Path, root: Path, names: Sequence[str] = DEMO_SUBSET) -> Pa
     return root
 
 
-def build(original: Path, recipe: str, work: Path, *, key_on: str = "file") -> tuple[Path, Path]:
-    """Generate ``recipe`` from ``original`` into ``work/bench``; seal it into ``work/x.bdiff``."""
+def build(
+    original: Path, recipe: str, work: Path, *, key_on: str = "file", entries: str = "delta"
+) -> tuple[Path, Path]:
+    """Generate ``recipe`` from ``original`` into ``work/bench``; seal it into ``work/x.bdiff``.
+
+    Deltas by default: what every recipe that is not shipped gets, and what most tests
+    are about; ``entries="auto"`` gives a shipped recipe's samples recipe entries.
+    """
     bench, diff = work / "bench", work / "x.bdiff"
     with pinned():
         generate_benchmark(original, recipe, bench)
-        create_diff(original, bench, diff, key_on=key_on)
+        create_diff(original, bench, diff, key_on=key_on, entries=entries)
     return bench, diff
 
 

@@ -10,8 +10,9 @@ import pytest
 from click.testing import Result
 
 from tests.cli import diff_apply_args, diff_create_args, generate_args, run_cli
-from tests.diff_cases import tiny_original
+from tests.diff_cases import pinned, tiny_original
 from tests.hf_cases import class_records, hf_offline, make_dataset, to_hub_parquet
+from toolchain.diff import create_diff
 from toolchain.diff.dataset import is_diff_dataset
 from toolchain.errors import ExitCode
 from toolchain.model.manifest import MANIFEST_NAME, load_manifest
@@ -33,7 +34,8 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pat
     assert r.exit_code == 0, r.output
     r = run(*diff_create_args(original, bench, bdiff, quiet=True))
     assert r.exit_code == 0, r.output
-    assert "5 samples" in r.output
+    # adversarial is shipped: by default every sample it reproduces is a recipe entry
+    assert "5 samples (5 recipe, 0 delta, 0 full)" in r.output
     return original, bench, bdiff
 
 
@@ -137,10 +139,24 @@ def test_create_refuses_a_tampered_benchmark(
     assert not (tmp_path / "x.bdiff").exists()
 
 
-def test_audit_json(published: tuple[Path, Path, Path]) -> None:
+def test_audit_json(published: tuple[Path, Path, Path], tmp_path: Path) -> None:
     original, _, bdiff = published
     doc = json.loads(run("diff", "audit", "--diff", bdiff, "--original", original, "--json").output)
-    assert doc["sealed"]["payloads"] == 5 and doc["sealed"]["degrees_of_freedom"] == 255
+    # recipe entries hold no delta; their 28-byte payloads count only in the test of all bytes
+    assert doc["sealed"]["payloads"] == 0 and doc["sealed"]["degrees_of_freedom"] == 255
+    assert doc["recipe_entries"]["count"] == 5 and "delta" not in doc
+    assert doc["recipe_entries"]["recipe"] == "adversarial@2.0 (seed 2024)"
+    assert doc["recipe_entries"]["reveals"].startswith("nothing about the original")
+    text = run("diff", "audit", "--diff", bdiff).output
+    assert "recipe entries: 5, naming adversarial@2.0 (seed 2024); each reveals nothing" in text
+    with pinned():
+        create_diff(original, published[1], tmp_path / "d.bdiff", entries="delta")
+    doc = json.loads(
+        run(
+            "diff", "audit", "--diff", tmp_path / "d.bdiff", "--original", original, "--json"
+        ).output
+    )
+    assert doc["sealed"]["payloads"] == 5 and "recipe_entries" not in doc
     assert "mean_psnr_gain_db" in doc["delta"]
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 import toolchain
 import toolchain.diff.apply as apply_mod
+import toolchain.diff.create as create_mod
 from tests.compare_cases import ycbcr_decode
 from tests.diff_cases import build, demo_subset, missing_and_altered, pinned, tiny_original
 from tests.hf_cases import hf_offline
@@ -17,13 +20,19 @@ from tests.hub_snapshots import COMMIT, hub_offline, pets
 from toolchain.audit.verify import verify_benchmark
 from toolchain.diff import create_diff, get_benchmark
 from toolchain.diff.apply import COVERAGE_NAME, Status
+from toolchain.diff.format import KeyOn, PayloadKind
 from toolchain.diff.locate import Found
-from toolchain.diff.reader import check_original
-from toolchain.errors import ExitCode, InputError
-from toolchain.model.manifest import MANIFEST_NAME, Manifest, load_manifest
+from toolchain.diff.reader import check_original, open_diff
+from toolchain.errors import ExitCode, InputError, RecipeError
+from toolchain.model.manifest import MANIFEST_NAME, Manifest, RecipeIdentity, load_manifest
 from toolchain.model.original import OriginalRef
+from toolchain.recipes.shipped import ShippedRecipe
 from toolchain.run.generate import generate_benchmark
 from toolchain.source import SourceOptions
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = ["hf_offline", "hub_offline", "pets"]
 
@@ -157,11 +166,20 @@ def test_partial_writes_the_rest_and_exits_5(tiny: tuple[Path, Path, Path], tmp_
     assert {p.sample for p in report.problems} == {"five.jpg", "a/one.png"}
 
 
+@pytest.mark.parametrize(
+    ("entries", "kind"),
+    [("delta", PayloadKind.DELTA), ("auto", PayloadKind.RECIPE)],
+    ids=["deltas", "recipe entries"],
+)
 def test_decoder_drift_is_named(
-    demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entries: str, kind: PayloadKind
 ) -> None:
+    """A recipe entry whose recipe gives other pixels because its original decodes to other
+    pixels is decoder drift, as a delta's is: never generator drift."""
     original = demo_subset(demo_dir, tmp_path / "original", ["camera.png", "rocket.jpg"])
-    _, diff = build(original, "identity", tmp_path)
+    _, diff = build(original, "identity", tmp_path, entries=entries)
+    with open_diff(diff) as reader:
+        assert [r.kind for r in reader.records] == [kind, kind]
     monkeypatch.setattr(apply_mod, "decode", ycbcr_decode)  # another JPEG colour conversion
     result = _apply(original, diff, tmp_path / "out")
     bad = result.failures()
@@ -199,6 +217,144 @@ def test_an_interrupted_apply_is_started_over_never_resumed(
         get_benchmark(original, diff, tmp_path / "out", resume=True)
     assert "--overwrite" in (e.value.hint or "")
     assert not (tmp_path / "out").exists()
+
+
+# -- recipe entries (issue #27) ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def recipe_entries(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """(an original, its identity benchmark, a .bdiff of recipe entries only)."""
+    work = tmp_path_factory.mktemp("recipe-entries")
+    original = tiny_original(work / "original")
+    bench, diff = build(original, "identity", work, entries="auto")
+    with open_diff(diff) as reader:
+        assert {r.kind for r in reader.records} == {PayloadKind.RECIPE}
+    return original, bench, diff
+
+
+DRIFTS = "b/three.png"
+"""An L image of 40x32 pixels (:func:`tiny_original`)."""
+
+
+@pytest.mark.parametrize(
+    ("change", "partial", "detail"),
+    [
+        ("one pixel", False, ""),
+        ("one pixel", True, ""),
+        ("one row less", False, ": shape 31x40x1, the publisher's 32x40x1"),
+    ],
+    ids=["one pixel", "one pixel, partial", "one row less"],
+)
+def test_generator_drift_fails_that_sample_alone(
+    recipe_entries: tuple[Path, Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    change: str,
+    partial: bool,
+    detail: str,
+) -> None:
+    """The shipped recipe, run here, makes other pixels for one sample: that sample alone
+    is generator drift; with ``partial`` the others are written."""
+    original, bench, diff = recipe_entries
+    real = ShippedRecipe.run
+
+    def drifting(
+        self: ShippedRecipe, sample_id: str, pixels: npt.NDArray[np.uint8]
+    ) -> npt.NDArray[np.uint8]:
+        made = real(self, sample_id, pixels)
+        if sample_id != DRIFTS:
+            return made
+        if change == "one row less":
+            return made[1:]
+        made = made.copy()
+        made[0, 0, :1] += 1
+        return made
+
+    monkeypatch.setattr(ShippedRecipe, "run", drifting)
+    out = tmp_path / "out"
+    result = _apply(original, diff, out, partial=partial)
+    bad = result.failures()
+    assert [(o.id, o.status) for o in bad] == [(DRIFTS, Status.GENERATOR_DRIFT)]
+    assert bad[0].message == (
+        f"sample {DRIFTS}: generator drift: the recipe entry's recipe gives other pixels here "
+        "than the publisher's run (no generator field of the fingerprints differs)"
+        f"{detail}; {apply_mod.GENERATOR_HINT}"
+    )
+    manifest = load_manifest(bench / MANIFEST_NAME)
+    assert not (out / next(e.path for e in manifest.entries if e.id == DRIFTS)).exists()
+    if not partial:
+        assert result.exit_code is ExitCode.CHECK_FAILED
+        assert not (out / MANIFEST_NAME).exists()
+        return
+    assert result.exit_code is ExitCode.PARTIAL
+    coverage = json.loads((out / COVERAGE_NAME).read_text())
+    assert [e["id"] for e in coverage["not_written"]] == [DRIFTS]
+    for e in manifest.entries:
+        if e.id != DRIFTS:
+            assert (out / e.path).read_bytes() == (bench / e.path).read_bytes(), e.id
+
+
+def test_generator_drift_names_the_generator_fields_that_differ(
+    recipe_entries: tuple[Path, Path, Path],
+) -> None:
+    """Of the fingerprints' differences, those that can explain other pixels from the same
+    recipe: numpy and the BLAS, not the decoder (whose drift is told apart first)."""
+    entry = load_manifest(recipe_entries[1] / MANIFEST_NAME).entries[0]
+    publisher = {"numpy": "2.4.6", "blas.core": "haswell", "pillow": "11.0", "python": "3.11.9"}
+    local = {**publisher, "numpy": "2.0.0", "blas.core": "armv8", "pillow": "12.0"}
+    message = apply_mod._describe(
+        entry, apply_mod._Done(status=Status.GENERATOR_DRIFT), publisher, local, KeyOn.FILE
+    )
+    assert message == (
+        f"sample {entry.id}: generator drift: the recipe entry's recipe gives other pixels here "
+        "than the publisher's run (differs: blas.core: 'haswell' vs 'armv8', numpy: '2.4.6' vs "
+        f"'2.0.0'); {apply_mod.GENERATOR_HINT}"
+    )
+
+
+VERSION_9_9 = '''"""The shipped gaussian-noise, as a version no release ships (test-local)."""
+
+import toolchain
+from toolchain.recipes.gaussian_noise import gaussian_noise as shipped
+
+
+@toolchain.recipe(
+    name="gaussian-noise", version="9.9", seed=2024, select="1/2", bounds={"sigma": (0.0, 255.0)}
+)
+def noise(pixels, rng, *, sigma: float = 8.0):
+    return shipped.fn(pixels, rng, sigma=sigma)
+'''
+
+
+def test_recipe_entries_of_a_version_not_shipped_are_refused_before_any_original_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = tiny_original(tmp_path / "original")
+    (tmp_path / "v99.py").write_text(VERSION_9_9)
+
+    def as_if_shipped(recorded: RecipeIdentity, *, made_by: str | None = None) -> ShippedRecipe:
+        return ShippedRecipe(identity=dataclasses.replace(recorded, version="1.0"))
+
+    with monkeypatch.context() as m:  # a release that shipped 9.9 made the diff
+        m.setattr(create_mod, "shipped_recipe", as_if_shipped)
+        _, diff = build(
+            original, f"{tmp_path / 'v99.py'}:gaussian-noise", tmp_path, entries="recipe"
+        )
+    with open_diff(diff) as reader:
+        assert reader.header.version == 3 and reader.manifest.recipe.version == "9.9"
+        assert {r.kind for r in reader.records} == {PayloadKind.RECIPE}
+    out = tmp_path / "out"
+    for given in (original, tmp_path / "no-such-original"):  # not even listed
+        with pytest.raises(RecipeError) as e:
+            _apply(given, diff, out)
+        assert e.value.message.endswith(
+            "the diff's recipe entries name gaussian-noise 9.9; benchmark-regen "
+            f"{load_manifest(tmp_path / 'bench' / MANIFEST_NAME).fingerprint['toolchain']} "
+            "ships gaussian-noise 1.0"
+        ), e.value.message
+        assert e.value.exit_code == ExitCode.BAD_INPUT
+        assert not out.exists()
 
 
 # -- the original's identity -------------------------------------------------------------

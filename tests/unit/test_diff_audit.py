@@ -79,7 +79,7 @@ def box_blur(pixels, rng, *, size: int = 3):
 def _benchmark(original: Path, recipe: str, work: Path, *, key_on: str = "file") -> Path:
     with pinned():
         generate_benchmark(original, recipe, work / "bench")
-        create_diff(original, work / "bench", work / "x.bdiff", key_on=key_on)
+        create_diff(original, work / "bench", work / "x.bdiff", key_on=key_on, entries="delta")
     return work / "x.bdiff"
 
 

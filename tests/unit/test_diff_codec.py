@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from toolchain.diff.codec import PayloadError, pack_payload, unpack_payload
+from toolchain.diff.codec import (
+    PayloadError,
+    pack_payload,
+    recipe_payload,
+    recipe_shape,
+    unpack_payload,
+)
 from toolchain.diff.format import PayloadKind
 
 
@@ -65,3 +73,49 @@ def test_unpacking_checks_bounds_before_allocating() -> None:
     ok_kind, plaintext = pack_payload(np.zeros((4, 4, 1), np.uint8), np.ones((4, 4, 1), np.uint8))
     with pytest.raises(PayloadError, match="does not fit"):
         unpack_payload(ok_kind, plaintext, np.zeros((4, 5, 1), np.uint8))
+
+
+# -- recipe entries: the target's shape alone ---------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (32, 40, 3), (20, 33, 4)])
+def test_a_recipe_entry_holds_the_targets_shape_alone(shape: tuple[int, int, int]) -> None:
+    plaintext = recipe_payload(np.zeros(shape, np.uint8))
+    h, w, c = shape
+    assert plaintext == struct.pack("<BBHII", 5, c, 0, h, w)  # method 5, nothing after
+    assert recipe_shape(plaintext) == shape
+
+
+def _head(method: int, c: int, h: int, w: int, reserved: int = 0) -> bytes:
+    return struct.pack("<BBHII", method, c, reserved, h, w)
+
+
+_RGB = np.zeros((4, 5, 3), np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("plaintext", "words"),
+    [
+        (recipe_payload(_RGB) + b"\x00", "holds bytes after its header"),
+        (recipe_payload(_RGB)[:-1], "shorter than its header"),
+        (pack_payload(_RGB, _RGB)[1], "method 1 does not match kind RECIPE"),
+        (pack_payload(_RGB, _RGB[:2])[1], "method 3 does not match kind RECIPE"),
+        (_head(5, 3, 4, 5, reserved=1), "method 5 does not match kind RECIPE"),
+        (_head(5, 2, 4, 5), "shape 4x5x2 is out of bounds"),
+        (_head(5, 3, 0, 5), "shape 0x5x3 is out of bounds"),
+        (_head(5, 1, 1 << 20, 1 << 20), "is out of bounds"),
+    ],
+    ids=["trailing", "short", "delta", "full", "reserved", "channels", "empty", "huge"],
+)
+def test_recipe_shape_refuses_anything_but_a_recipe_head(plaintext: bytes, words: str) -> None:
+    with pytest.raises(PayloadError, match=words):
+        recipe_shape(plaintext)
+
+
+def test_a_recipe_entry_is_never_unpacked_as_pixels() -> None:
+    plaintext = recipe_payload(_RGB)
+    with pytest.raises(PayloadError, match="a recipe entry holds no pixels: run its recipe"):
+        unpack_payload(PayloadKind.RECIPE, plaintext, _RGB)
+    for kind in (PayloadKind.DELTA, PayloadKind.FULL):  # nor its head taken for theirs
+        with pytest.raises(PayloadError, match=f"method 5 does not match kind {kind.name}"):
+            unpack_payload(kind, plaintext, _RGB)

@@ -15,14 +15,22 @@ from typing import Any
 
 import pytest
 
-from tests.diff_cases import build, many_entries, tiny_original
+from tests.diff_cases import build, many_entries, pinned, tiny_original
 from tests.hf_cases import hf_offline
+from toolchain.diff import create_diff
 from toolchain.diff.dataset import (
     HEADER_NAME,
     open_diff_dataset,
     write_diff_dataset,
 )
-from toolchain.diff.format import FORMAT_VERSION, DiffReader, KeyOn, SealedEntry, write_diff
+from toolchain.diff.format import (
+    FORMAT_VERSION,
+    DiffReader,
+    KeyOn,
+    PayloadKind,
+    SealedEntry,
+    write_diff,
+)
 from toolchain.diff.reader import open_diff
 from toolchain.errors import DiffFormatError, OutputError
 from toolchain.model.manifest import Manifest, dump_manifest
@@ -412,3 +420,67 @@ def test_the_carried_manifest_is_read_without_holding_its_text(tmp_path: Path, k
     with reader:
         assert reader.manifest == manifest and reader.manifest_bytes == text
     assert peak < 1.25 * len(text) + (1 << 20), f"peak {peak} bytes, {len(text)}-byte manifest"
+
+
+# -- recipe entries: version 3 -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def recipe_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The identity benchmark of a tiny original as a diff dataset of recipe entries."""
+    work = tmp_path_factory.mktemp("recipe-ds")
+    original = tiny_original(work / "original")
+    bench, _ = build(original, "identity", work)
+    with pinned():
+        create_diff(original, bench, work / "ds", entries="auto", format="parquet")
+    return work / "ds"
+
+
+def _kinds(dataset: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    kinds: list[str] = pq.read_table(_shard(dataset), columns=["kind"]).column(0).to_pylist()
+    return kinds
+
+
+def test_recipe_entries_make_a_version_3_dataset(recipe_dataset: Path, dataset: Path) -> None:
+    assert json.loads((recipe_dataset / HEADER_NAME).read_text())["version"] == 3
+    assert _kinds(recipe_dataset) == ["recipe"] * 5
+    with open_diff_dataset(recipe_dataset) as reader:
+        assert reader.header.version == 3
+        assert [r.kind for r in reader.records] == [PayloadKind.RECIPE] * 5
+    assert (
+        "(5; 5 recipe entries, which hold no pixels, 0 deltas, 0 full targets)"
+        in (recipe_dataset / "README.md").read_text()
+    )
+    # the control: without recipe entries, version 2, which older releases read
+    assert json.loads((dataset / HEADER_NAME).read_text())["version"] == 2
+    assert set(_kinds(dataset)) <= {"delta", "full"}
+
+
+def _declare_version(dataset: Path, version: int) -> None:
+    """Make ``diff.json`` declare ``version``, with its header digest made again over that."""
+    with open_diff_dataset(dataset) as reader:
+        header = dataclasses.replace(reader.header, version=version)
+        index = reader.records.pack()  # type: ignore[attr-defined]
+        text = reader.manifest_bytes
+    doc = json.loads((dataset / HEADER_NAME).read_text())
+    doc["version"] = version
+    doc["header_digest"] = hashlib.sha256(header.pack_head() + text + index).hexdigest()
+    (dataset / HEADER_NAME).write_text(json.dumps(doc))
+
+
+def test_recipe_rows_in_a_version_2_dataset_are_refused(
+    recipe_dataset: Path, tmp_path: Path
+) -> None:
+    copy = Path(shutil.copytree(recipe_dataset, tmp_path / "ds"))
+    declared = (copy / HEADER_NAME).read_text()
+    _declare_version(copy, 3)  # as written: the same digest
+    assert json.loads((copy / HEADER_NAME).read_text()) == json.loads(declared)
+    _declare_version(copy, 2)
+    with pytest.raises(
+        DiffFormatError,
+        match=r"row 0: unknown payload kind 'recipe' in a version 2 diff",
+    ) as e:
+        open_diff_dataset(copy)
+    assert e.value.entry == "a/one.png"

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import pickle
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.diff_cases import build, tiny_original
+from tests.diff_cases import build, pinned, tiny_original
+from toolchain.codec.decode import decode
+from toolchain.diff import create_diff
 from toolchain.diff.format import (
     HEADER_SIZE,
     INDEX_RECORD_SIZE,
@@ -24,6 +28,7 @@ from toolchain.diff.format import (
 from toolchain.diff.inspect import inspect_diff
 from toolchain.diff.reader import open_diff
 from toolchain.errors import DiffFormatError
+from toolchain.model.hashing import pixel_digest
 
 
 @pytest.fixture(scope="module")
@@ -152,20 +157,34 @@ def test_appended_bytes_are_refused(container: bytes, tmp_path: Path) -> None:
         open_diff(p)
 
 
-def test_the_specs_reimplementation_opens_a_real_container(tmp_path: Path) -> None:
-    """The Python block at the end of docs/diff-format.md, run against a container we wrote."""
+@pytest.mark.parametrize(("recipe", "entries"), [("identity", "delta"), ("gaussian-noise", "auto")])
+def test_the_specs_reimplementation_opens_a_real_container(
+    tmp_path: Path, recipe: str, entries: str
+) -> None:
+    """The Python block at the end of docs/diff-format.md, run against a container we wrote:
+    a delta's body, and a recipe entry's shape, which the spec's own gaussian-noise turns,
+    from the decoded original alone, into the pixels the manifest commits to."""
     doc = (Path(__file__).parents[2] / "docs" / "diff-format.md").read_text()
     code = doc.rsplit("```python\n", 1)[1].split("```", 1)[0]
-    namespace: dict[str, object] = {}
+    namespace: dict[str, Any] = {}
     exec(compile(code, "diff-format.md", "exec"), namespace)
     original = tiny_original(tmp_path / "original")
-    _, diff = build(original, "identity", tmp_path)
+    _, diff = build(original, recipe, tmp_path, entries=entries)
     with open_diff(diff) as r:
+        made_by = r.manifest.recipe
         for i, entry in enumerate(r.manifest.entries):
-            body = namespace["open_sample"](  # type: ignore[operator]
-                diff.read_bytes(), i, entry.id, (original / entry.id).read_bytes()
+            data = (original / entry.id).read_bytes()
+            kind, shape, body = namespace["open_sample"](diff.read_bytes(), i, entry.id, data)
+            pixels = decode(data)
+            if entries == "delta":
+                assert kind == PayloadKind.DELTA and shape == pixels.shape
+                assert body == bytes(len(body)) and len(body) > 0  # identity: an all-zero delta
+                continue
+            assert (kind, body) == (PayloadKind.RECIPE, b"")
+            made = namespace["gaussian_noise"](
+                pixels, entry.id, made_by.seed, made_by.params["sigma"]
             )
-            assert body == bytes(len(body)) and len(body) > 0  # identity: an all-zero delta
+            assert made.shape == shape and pixel_digest(made) == entry.pixels, entry.id
 
 
 # -- a payload read by the process that rebuilds it ----------------------------------------
@@ -227,3 +246,68 @@ def test_a_sealed_span_reads_the_opened_file_after_another_is_put_at_its_path(
         else:
             with pytest.raises(DiffFormatError, match="replaced while the run read it"):
                 span.read()
+
+
+# -- version 3: recipe entries ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def by_kind(tmp_path_factory: pytest.TempPathFactory) -> dict[PayloadKind, bytes]:
+    """The identity benchmark of a tiny original, as recipe entries and as deltas."""
+    work = tmp_path_factory.mktemp("v3")
+    original = tiny_original(work / "original")
+    bench, diff = build(original, "identity", work)
+    with pinned():
+        create_diff(original, bench, work / "recipe.bdiff", entries="auto")
+    return {
+        PayloadKind.RECIPE: (work / "recipe.bdiff").read_bytes(),
+        PayloadKind.DELTA: diff.read_bytes(),
+    }
+
+
+def _as_version(container: bytes, version: int) -> bytes:
+    """``container`` declaring ``version``, its header digest made again over that: only
+    what the version allows is left to refuse it."""
+    data = bytearray(container)
+    struct.pack_into("<H", data, 8, version)
+    count, mlen = struct.unpack_from("<I4xQ", data, 16)
+    end = HEADER_SIZE + mlen + INDEX_RECORD_SIZE * count
+    data[72:104] = hashlib.sha256(bytes(data[:72]) + bytes(data[HEADER_SIZE:end])).digest()
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("kind", "version", "refused"),
+    [
+        (PayloadKind.RECIPE, 3, None),
+        (PayloadKind.RECIPE, 2, "unknown payload kind 3 in a version 2 container"),
+        (PayloadKind.DELTA, 2, None),
+        (PayloadKind.DELTA, 3, None),  # version 3 may hold no recipe entry (none is written)
+    ],
+    ids=["recipe entries, v3", "recipe entries, v2", "deltas, v2", "deltas, v3"],
+)
+def test_recipe_entries_are_read_in_version_3_containers_only(
+    by_kind: dict[PayloadKind, bytes],
+    tmp_path: Path,
+    kind: PayloadKind,
+    version: int,
+    refused: str | None,
+) -> None:
+    container = by_kind[kind]
+    written = struct.unpack_from("<H", container, 8)[0]
+    assert written == (3 if kind is PayloadKind.RECIPE else 2)  # the oldest that reads it
+    assert _as_version(container, written) == container  # the digest is made as written
+    p = tmp_path / "x.bdiff"
+    p.write_bytes(_as_version(container, version))
+    if refused is not None:
+        with pytest.raises(DiffFormatError, match=refused) as e:
+            _read_all(p)
+        (mlen,) = struct.unpack_from("<Q", container, 24)
+        assert e.value.offset == HEADER_SIZE + mlen + 16  # the first record's kind
+        assert e.value.entry == "a/one.png"
+        return
+    _read_all(p)
+    with open_diff(p) as r:
+        assert r.header.version == version
+        assert [rec.kind for rec in r.records] == [kind] * 5
+        assert all((rec.length == 28) == (kind is PayloadKind.RECIPE) for rec in r.records)

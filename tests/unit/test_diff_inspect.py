@@ -50,7 +50,8 @@ def test_the_report_names_the_benchmark_and_counts_the_payloads(
     manifest = load_manifest(bench / "manifest.json")
     assert doc["integrity"] == "ok" and doc["samples"] == 5 and doc["version"] == 2
     assert doc["key_on"] == "file" and len(bytes.fromhex(doc["benchmark_id"])) == 32
-    assert set(doc["kinds"]) == {"delta", "full"} and sum(doc["kinds"].values()) == 5
+    assert set(doc["kinds"]) == {"delta", "full", "recipe"} and sum(doc["kinds"].values()) == 5
+    assert doc["kinds"]["recipe"] == 0 and doc["recipe_entries"] is None  # made with deltas
     assert doc["manifest"]["root"] == str(manifest.root)
     assert doc["manifest"]["recipe"]["name"] == "adversarial"
     assert doc["manifest"]["samples"] == doc["manifest"]["samples_in_original"] == 5
@@ -100,5 +101,9 @@ def test_the_recorded_original_is_shown(
         "(config default, split validation)"
     )
     assert [line.split()[0] for line in lines] == [
-        "container", "benchmark", "original", "payloads", "size",
+        "container", "benchmark", "original", "payloads", "recipes", "size",
     ]  # fmt: skip
+    assert lines[0].startswith("container  v3,")  # recipe entries: version 3
+    assert lines[4] == "recipes    they name identity@1.0 (seed 0), shipped in this release"
+    n = len(info.manifest.entries)
+    assert n and info.to_json()["kinds"] == {"delta": 0, "full": 0, "recipe": n}

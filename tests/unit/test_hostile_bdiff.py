@@ -10,15 +10,22 @@
   not checked.
 * Item 10: a duplicate original matched by id for one entry is found by content for
   another, by ``apply`` and ``check`` alike.
+* Recipe entries (issue #27): a container sealed with the originals' own keys, whose
+  recipe entries name code (a file, a module) or hold a plaintext that is not a recipe
+  entry's head, runs nothing of it and rebuilds nothing from it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
+import struct
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import CliRunner
@@ -29,11 +36,23 @@ from tests.hostile_bdiff import forge, sparse_header
 from toolchain.audit.sign import generate_key, sign_manifest_bytes
 from toolchain.audit.verify import verify_benchmark
 from toolchain.cli import cli
+from toolchain.codec.decode import decode
 from toolchain.diff import check_diff, get_benchmark
+from toolchain.diff.apply import Status
+from toolchain.diff.codec import recipe_payload
+from toolchain.diff.crypto import derive_key, fingerprint, seal_payload
+from toolchain.diff.format import KeyOn, PayloadKind, SealedEntry, benchmark_id, write_diff
+from toolchain.diff.inspect import inspect_diff
 from toolchain.diff.locate import Found
 from toolchain.diff.reader import open_diff
-from toolchain.errors import DiffFormatError, ExitCode, SignatureError
-from toolchain.model.manifest import load_manifest
+from toolchain.errors import DiffFormatError, ExitCode, RecipeError, SignatureError
+from toolchain.model.manifest import MANIFEST_NAME, Manifest, dump_manifest, load_manifest
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    Plaintext = Callable[[npt.NDArray[np.uint8]], bytes]
 
 
 @pytest.fixture(scope="module")
@@ -212,3 +231,101 @@ def test_a_duplicate_found_by_id_for_one_entry_is_found_by_content_for_another(
     assert by_id["b/copy-of-one.png"] is Found.BY_CONTENT
     digest = hashlib.sha256((bench / "b/copy-of-one.png").read_bytes()).hexdigest()
     assert hashlib.sha256((tmp_path / "out/b/copy-of-one.png").read_bytes()).hexdigest() == digest
+
+
+# -- recipe entries (issue #27) ------------------------------------------------------------
+
+
+def _seal_recipe_entries(
+    path: Path, original: Path, manifest: Manifest, plaintext: Plaintext = recipe_payload
+) -> None:
+    """A container of recipe entries for ``manifest``, each ``plaintext(original pixels)``
+    sealed with the key of its original, as the publisher's ``diff create`` seals: every
+    digest and every tag is right, whatever the plaintext says."""
+    text = dump_manifest(manifest)
+    bid = benchmark_id(text)
+    sealed = []
+    for i, e in enumerate(manifest.entries):
+        data = (original / e.id).read_bytes()
+        key = derive_key(data, salt=bid, key_on=KeyOn.FILE, sample_id=e.id)
+        sealed.append(
+            SealedEntry(
+                index=i,
+                kind=PayloadKind.RECIPE,
+                fingerprint=fingerprint(data, key_on=KeyOn.FILE, salt=bid),
+                sealed=seal_payload(key, PayloadKind.RECIPE, plaintext(decode(data))),
+            )
+        )
+    write_diff(
+        path, key_on=KeyOn.FILE, manifest_bytes=text, entries=sealed, entry_count=len(sealed)
+    )
+
+
+EVIL = '''"""Imported, it leaves a mark: what a diff naming it must never do (test-local)."""
+
+import pathlib
+
+pathlib.Path(__file__).with_name("ran").write_text("a diff ran this code")
+
+
+def evil(pixels, rng):
+    return pixels
+'''
+
+
+@pytest.mark.parametrize("named", ["a file", "a module"])
+def test_recipe_entries_naming_code_never_run_it(
+    case: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, named: str
+) -> None:
+    original, bench, _ = case
+    (tmp_path / "evil_recipe.py").write_text(EVIL)
+    monkeypatch.syspath_prepend(str(tmp_path))  # importable as a module, too
+    name = f"{tmp_path / 'evil_recipe.py'}:evil" if named == "a file" else "evil_recipe:evil"
+    m = load_manifest(bench / MANIFEST_NAME)
+    hostile = Manifest.build(
+        recipe=dataclasses.replace(m.recipe, name=name),
+        entries=m.entries,
+        fingerprint=m.fingerprint,
+        encoder=m.encoder,
+        provenance=m.provenance,
+    )
+    forged = tmp_path / "forged.bdiff"
+    _seal_recipe_entries(forged, original, hostile)
+    out = tmp_path / "out"
+    with pinned(), pytest.raises(RecipeError) as e:
+        get_benchmark(original, forged, out)
+    assert e.value.message.startswith(f"the diff's recipe entries name the recipe {name!r}")
+    assert e.value.exit_code == ExitCode.BAD_INPUT
+    assert inspect_diff(forged).recipe_entries.startswith(
+        f"they name {name}@1.0 (seed 0), which cannot be run here: "
+    )
+    assert not out.exists()
+    assert not (tmp_path / "ran").exists()
+
+
+@pytest.mark.parametrize(
+    ("plaintext", "detail"),
+    [
+        (lambda px: recipe_payload(px) + b"\x00", "holds bytes after its header"),
+        (lambda px: struct.pack("<BBHII", 1, 3, 0, 4, 4), "method 1 does not match kind RECIPE"),
+        (lambda px: struct.pack("<BBHII", 5, 3, 0, 1 << 20, 1 << 20), "is out of bounds"),
+    ],
+    ids=["trailing bytes", "a delta's head", "a huge shape"],
+)
+def test_a_recipe_entry_that_is_not_a_recipe_head_is_broken(
+    case: tuple[Path, Path, Path], tmp_path: Path, plaintext: Plaintext, detail: str
+) -> None:
+    original, bench, _ = case
+    manifest = load_manifest(bench / MANIFEST_NAME)
+    honest, forged = tmp_path / "honest.bdiff", tmp_path / "forged.bdiff"
+    _seal_recipe_entries(honest, original, manifest)
+    _seal_recipe_entries(forged, original, manifest, plaintext)
+    with pinned():
+        assert get_benchmark(original, honest, tmp_path / "honest").ok  # the sealing is right
+        result = get_benchmark(original, forged, tmp_path / "out")
+    bad = result.failures()
+    assert [o.id for o in bad] == [e.id for e in manifest.entries]
+    assert {o.status for o in bad} == {Status.BROKEN}
+    assert all(o.message.startswith(f"sample {o.id}: cannot be rebuilt: ") for o in bad)
+    assert all(detail in o.message for o in bad), bad[0].message
+    assert not (tmp_path / "out" / MANIFEST_NAME).exists()

@@ -110,7 +110,7 @@ def test_croissant_hashes_every_file_and_mlcroissant_loads_the_diff(
         records = list(mlc.Dataset(jsonld=str(path)).records("diff"))
     manifest = load_manifest(world.bench / "manifest.json")
     assert [r["diff/sample_id"].decode() for r in records] == [e.id for e in manifest.entries]
-    assert {r["diff/kind"].decode() for r in records} <= {"delta", "full"}
+    assert {r["diff/kind"].decode() for r in records} == {"recipe"}  # a shipped recipe
     assert "not standard" not in caplog.text  # the standard @context
 
 

@@ -18,12 +18,14 @@ from toolchain.cli.options import (
     container_argv,
     echo,
     emit_json,
+    entries_option,
     executor_option,
     format_option,
     image_option,
     in_container_option,
     insecure_option,
     json_option,
+    key_on_option,
     original_option,
     out_option,
     progress,
@@ -82,13 +84,8 @@ def diff() -> None:
     show_default=True,
     help="bdiff: one file; parquet: the same diff as a small Hugging Face dataset (a folder).",
 )
-@click.option(
-    "--key-on",
-    type=click.Choice(["file", "pixels"]),
-    default="file",
-    show_default=True,
-    help="Derive keys from the original's file bytes, or its decoded pixels.",
-)
+@key_on_option
+@entries_option
 @workers_option
 @json_option
 @quiet_option
@@ -99,6 +96,7 @@ def create(
     out: Path,
     diff_format: str,
     key_on: str,
+    entries: str,
     workers: int,
     as_json: bool,
     quiet: bool,
@@ -118,14 +116,15 @@ def create(
             progress=bar,
             source_options=source_options,
             format=diff_format,
+            entries=entries,
         )
     if as_json:
         emit_json(result.to_json())
         return
     doc = result.to_json()
     echo(
-        f"wrote {out}: {doc['samples']} samples ({doc['delta']} delta, {doc['full']} full), "
-        f"{doc['bytes']} bytes, keyed on {key_on}"
+        f"wrote {out}: {doc['samples']} samples ({doc['recipe']} recipe, {doc['delta']} delta, "
+        f"{doc['full']} full), {doc['bytes']} bytes, keyed on {key_on}"
     )
 
 
@@ -337,6 +336,11 @@ def audit(diff_file: Path, original: Path | None, as_json: bool) -> None:
         f"sealed payloads: chi-square {report.chi_square:.1f} (255 dof), p={report.p_value:.4f}; "
         f"{report.payloads_p_below_001} of {report.payloads} payloads with p < 0.01"
     )
+    if report.recipe_entries is not None:
+        from toolchain.diff.audit import RECIPE_ENTRY_REVEALS
+
+        r = report.recipe_entries
+        echo(f"recipe entries: {r.count}, naming {r.recipe}; each reveals {RECIPE_ENTRY_REVEALS}")
     if report.guesses:
         from toolchain.diff.audit import FEW_COLOURS, GUESSABLE_BITS
 

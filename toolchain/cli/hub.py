@@ -10,7 +10,9 @@ from toolchain.cli.options import (
     EPILOG_EXIT_CODES,
     echo,
     emit_json,
+    entries_option,
     json_option,
+    key_on_option,
     original_option,
     out_option,
     progress,
@@ -52,13 +54,8 @@ __all__ = ["get", "publish"]
 @click.option("--private", is_flag=True, help="With --push: create the repo private.")
 @click.option("--revision", metavar="BRANCH", help="With --push: the branch (default main).")
 @click.option("--dry-run", is_flag=True, help="Write and list the files; upload nothing.")
-@click.option(
-    "--key-on",
-    type=click.Choice(["file", "pixels"]),
-    default="file",
-    show_default=True,
-    help="Derive the diff's keys from the original's file bytes, or its decoded pixels.",
-)
+@key_on_option
+@entries_option
 @workers_option
 @json_option
 @quiet_option
@@ -76,6 +73,7 @@ def publish(
     revision: str | None,
     dry_run: bool,
     key_on: str,
+    entries: str,
     workers: int,
     as_json: bool,
     quiet: bool,
@@ -107,6 +105,7 @@ def publish(
             revision=revision,
             dry_run=dry_run,
             key_on=key_on,
+            entries=entries,
             workers=workers,
             source_options=source_options,
             progress=bar,

@@ -27,12 +27,14 @@ __all__ = [
     "container_argv",
     "echo",
     "emit_json",
+    "entries_option",
     "executor_option",
     "format_option",
     "image_option",
     "in_container_option",
     "insecure_option",
     "json_option",
+    "key_on_option",
     "original_option",
     "out_option",
     "progress",
@@ -305,6 +307,24 @@ def out_option(help: str, *, required: bool = True, dir_okay: bool = True) -> Ca
         type=click.Path(dir_okay=dir_okay, path_type=Path),
         help=help,
     )
+
+
+key_on_option = click.option(
+    "--key-on",
+    type=click.Choice(["file", "pixels"]),
+    default="file",
+    show_default=True,
+    help="Derive the diff's keys from the original's file bytes, or its decoded pixels.",
+)
+entries_option = click.option(
+    "--entries",
+    type=click.Choice(["auto", "delta", "recipe"]),  # toolchain.diff.create.ENTRY_CHOICES
+    default="auto",
+    show_default=True,
+    help="auto: a recipe entry (no pixels, a few bytes) for each sample the benchmark's "
+    "built-in recipe reproduces here, a delta for the others; delta: deltas only; "
+    "recipe: recipe entries only, or fail naming the samples that do not reproduce.",
+)
 
 
 def _shard_spec(_ctx: click.Context, _p: click.Parameter, value: str | None) -> object:

@@ -9,8 +9,8 @@ The pipeline (on the run's skeleton, :func:`toolchain.run.session.run_session`):
         → list the original → open --out (prepare, lock)
         → phase A, per entry whose id is in the original: the collecting process
           reads the original and the sealed payload once and ships both to a worker:
-          key → AEAD open → decode original → add delta → hash → encode PNG → hash
-          → write if exact
+          key → AEAD open → decode original → add delta (or run the shipped recipe a
+          recipe entry names) → hash → encode PNG → hash → write if exact
         → phase B, for entries not opened by id: fingerprint the rest of the tree,
           and run the same per-entry step on the files that match by content
         → all exact: companions → manifest.json (the carried bytes, written last)
@@ -35,16 +35,23 @@ from typing import TYPE_CHECKING, Any, Unpack
 from toolchain._internal.packed import MadeOnAccess
 from toolchain.codec.decode import decode
 from toolchain.codec.encode import encode_png
-from toolchain.diff.codec import PayloadError, unpack_payload
+from toolchain.diff.codec import PayloadError, recipe_shape, unpack_payload
 from toolchain.diff.crypto import fingerprint
 from toolchain.diff.format import DiffReader, KeyOn, PayloadKind, SealedSpan
 from toolchain.diff.locate import Found, key_material, unseal
 from toolchain.diff.reader import check_original, open_diff
-from toolchain.errors import DecodeError, ExitCode, InputError, ShardSpecError
-from toolchain.model.drift import decoder_versions
+from toolchain.errors import DecodeError, Error, ExitCode, InputError, ShardSpecError
+from toolchain.model.drift import (
+    Cause,
+    decoder_versions,
+    describe_differences,
+    explains,
+    fingerprint_differences,
+)
 from toolchain.model.hashing import Digest, file_digest, pixel_digest, pretty_json
 from toolchain.model.layout import COVERAGE_NAME
 from toolchain.model.manifest import Manifest, ManifestEntry
+from toolchain.recipes.shipped import ShippedRecipe, shipped_recipe
 from toolchain.run.executor import worker_fingerprint
 from toolchain.run.journal import JournaledSample
 from toolchain.run.outdir import SampleWriter
@@ -67,6 +74,10 @@ __all__ = [
 ]
 
 COVERAGE_FORMAT = "benchmark-regen.coverage/v1"
+GENERATOR_HINT = (
+    "run `benchmark-regen diff apply` in the pinned container (docker/Dockerfile), whose "
+    "library versions match the publisher's"
+)
 PINNED_HINT = (
     "run `benchmark-regen diff apply` in the pinned container (docker/Dockerfile), "
     "whose decoder versions match the publisher's"
@@ -78,6 +89,8 @@ class Status(enum.StrEnum):
     MISSING = "missing"
     ORIGINAL_DIFFERS = "original-differs"
     DECODER_DRIFT = "decoder-drift"
+    GENERATOR_DRIFT = "generator-drift"
+    """A recipe entry: the recipe, run here, gives other pixels than the publisher's run."""
     ENCODER_DRIFT = "encoder-drift"
     BROKEN = "broken"
 
@@ -222,6 +235,8 @@ class _RebuildJob:
     manifest: Manifest
     """The carried manifest without its entries: its source commitments' rule
     (:meth:`~toolchain.model.manifest.Manifest.source_of`), light to send."""
+    recipe: ShippedRecipe | None = None
+    """The shipped recipe the recipe entries name (set when the diff holds any)."""
 
     def drifted(self, original: npt.NDArray[np.uint8] | None, e: ManifestEntry) -> Digest | None:
         """This decode's commitment when it differs from the carried one (decoder drift).
@@ -246,7 +261,7 @@ class _RebuildJob:
         if got.plaintext is None:
             return _Done(status=Status.ORIGINAL_DIFFERS)
         original = got.pixels
-        if original is None and t.kind is PayloadKind.DELTA:
+        if original is None and t.kind is not PayloadKind.FULL:
             try:
                 original = decode(t.data)
             except DecodeError as err:
@@ -254,15 +269,29 @@ class _RebuildJob:
                     status=Status.DECODER_DRIFT, detail=f"your decoder refuses it: {err.message}"
                 )
         try:
-            target = unpack_payload(t.kind, got.plaintext, original)
-        except PayloadError as err:
+            if t.kind is PayloadKind.RECIPE:
+                assert original is not None and self.recipe is not None
+                shape = recipe_shape(got.plaintext)
+                target = self.recipe.run(e.id, original)
+            else:
+                target = unpack_payload(t.kind, got.plaintext, original)
+        except (PayloadError, Error) as err:
             if (local_source := self.drifted(original, e)) is not None:
                 return _Done(status=Status.DECODER_DRIFT, local_source=local_source)
-            return _Done(status=Status.BROKEN, detail=str(err))
+            detail = err.message if isinstance(err, Error) else str(err)
+            return _Done(status=Status.BROKEN, detail=detail)
         pixels = pixel_digest(target)
         if pixels != e.pixels:
             if (local_source := self.drifted(original, e)) is not None:
                 return _Done(status=Status.DECODER_DRIFT, pixels=pixels, local_source=local_source)
+            if t.kind is PayloadKind.RECIPE:
+                made = "x".join(map(str, target.shape))
+                want = "x".join(map(str, shape))
+                return _Done(
+                    status=Status.GENERATOR_DRIFT,
+                    pixels=pixels,
+                    detail="" if made == want else f"shape {made}, the publisher's {want}",
+                )
             return _Done(status=Status.BROKEN, pixels=pixels, detail="rebuilt pixels differ")
         png = encode_png(target)
         file = file_digest(png)
@@ -307,6 +336,22 @@ def _describe(
             f"publisher's gave {e.source.short} (publisher: {decoder_versions(publisher)}; "
             f"yours: {decoder_versions(local)}){': ' + done.detail if done.detail else ''}; "
             f"{PINNED_HINT}"
+        )
+    if done.status is Status.GENERATOR_DRIFT:
+        differ = {
+            k: v
+            for k, v in fingerprint_differences(publisher, local).items()
+            if explains(k, Cause.GENERATOR)
+        }
+        where = (
+            f"differs: {describe_differences(differ)}"
+            if differ
+            else "no generator field of the fingerprints differs"
+        )
+        return (
+            f"sample {e.id}: generator drift: the recipe entry's recipe gives other pixels "
+            f"here than the publisher's run ({where})"
+            f"{': ' + done.detail if done.detail else ''}; {GENERATOR_HINT}"
         )
     if done.status is Status.ENCODER_DRIFT:
         return (
@@ -565,6 +610,15 @@ def _commit(
     return True
 
 
+def _entries_recipe(reader: DiffReader) -> ShippedRecipe | None:
+    """The shipped recipe the diff's recipe entries name, if it holds any; refused, before
+    any original is read, when this release does not ship it (a diff never carries code)."""
+    if reader.header.version < 3 or not any(r.kind is PayloadKind.RECIPE for r in reader.records):
+        return None
+    m = reader.manifest
+    return shipped_recipe(m.recipe, made_by=m.fingerprint.get("toolchain"))
+
+
 def get_benchmark(
     original: str | os.PathLike[str] | Any,
     diff: str | os.PathLike[str],
@@ -616,6 +670,8 @@ class _Apply:
     selected: Sequence[int]
     """The entries this run rebuilds (its shard's, if any)."""
     runner: _Runner
+    recipe: ShippedRecipe | None
+    """The shipped recipe the recipe entries name (:func:`_entries_recipe`)."""
 
     def __init__(
         self,
@@ -643,6 +699,7 @@ class _Apply:
 
                 self.check = check_manifest_signature(reader.manifest_bytes, sig, self.pubkey)
             self.reader = reader
+            self.recipe = _entries_recipe(reader)
             yield reader
 
     def plan(self, source: Source) -> Plan:
@@ -670,6 +727,7 @@ class _Apply:
             salt=header.benchmark_id,
             writer=session.writer,
             manifest=replace(manifest, entries=()),
+            recipe=self.recipe,
         )
         self.runner = runner = _Runner(self.reader, session, job, selected=self.selected)
         runner.rebuild(_by_id(runner, source, self.ids), Found.BY_ID)

@@ -1,5 +1,6 @@
 """The plaintext a payload seals, per sample: a mod-256 delta or the full target, packed
-and zstd-compressed. Layout and choice of method: ``docs/diff-format.md``, "Sealed payload"."""
+and zstd-compressed, or for a recipe entry the target's shape alone. Layout and choice of
+method: ``docs/diff-format.md``, "Sealed payload"."""
 
 from __future__ import annotations
 
@@ -15,16 +16,25 @@ from toolchain.diff.format import PayloadKind
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-__all__ = ["ZSTD_LEVEL", "PayloadError", "pack_payload", "residuals", "unpack_payload"]
+__all__ = [
+    "ZSTD_LEVEL",
+    "PayloadError",
+    "pack_payload",
+    "recipe_payload",
+    "recipe_shape",
+    "residuals",
+    "unpack_payload",
+]
 
 ZSTD_LEVEL = 19
 _HEAD = struct.Struct("<BBHII")
-_DELTA_INTERLEAVED, _DELTA_PLANAR, _FULL_INTERLEAVED, _FULL_PLANAR = 1, 2, 3, 4
+_DELTA_INTERLEAVED, _DELTA_PLANAR, _FULL_INTERLEAVED, _FULL_PLANAR, _RECIPE = 1, 2, 3, 4, 5
 _KIND = {
     _DELTA_INTERLEAVED: PayloadKind.DELTA,
     _DELTA_PLANAR: PayloadKind.DELTA,
     _FULL_INTERLEAVED: PayloadKind.FULL,
     _FULL_PLANAR: PayloadKind.FULL,
+    _RECIPE: PayloadKind.RECIPE,
 }
 _PLANAR = frozenset({_DELTA_PLANAR, _FULL_PLANAR})
 
@@ -74,10 +84,14 @@ def pack_payload(
     return _KIND[method], _encode(method, arr, _compressor(ZSTD_LEVEL))
 
 
-def unpack_payload(
-    kind: PayloadKind, plaintext: bytes, original: npt.NDArray[np.uint8] | None
-) -> npt.NDArray[np.uint8]:
-    """Rebuild the target pixels. ``original`` is needed for a delta only."""
+def recipe_payload(target: npt.NDArray[np.uint8]) -> bytes:
+    """A recipe entry's plaintext: its head alone, naming the target's shape (method 5)."""
+    h, w, c = target.shape
+    return _HEAD.pack(_RECIPE, c, 0, h, w)
+
+
+def _head(kind: PayloadKind, plaintext: bytes) -> tuple[int, int, int, int]:
+    """``(method, height, width, channels)``, checked against ``kind`` and the bounds."""
     if len(plaintext) < _HEAD.size:
         raise PayloadError("payload shorter than its header")
     method, c, reserved, h, w = _HEAD.unpack_from(plaintext)
@@ -85,6 +99,24 @@ def unpack_payload(
         raise PayloadError(f"payload method {method} does not match kind {kind.name}")
     if c not in (1, 3, 4) or not (h > 0 and w > 0 and h * w <= MAX_PIXELS):
         raise PayloadError(f"payload shape {h}x{w}x{c} is out of bounds")
+    return method, h, w, c
+
+
+def recipe_shape(plaintext: bytes) -> tuple[int, int, int]:
+    """The target's ``(height, width, channels)`` a recipe entry's plaintext names."""
+    _, h, w, c = _head(PayloadKind.RECIPE, plaintext)
+    if len(plaintext) != _HEAD.size:
+        raise PayloadError("a recipe entry's payload holds bytes after its header")
+    return h, w, c
+
+
+def unpack_payload(
+    kind: PayloadKind, plaintext: bytes, original: npt.NDArray[np.uint8] | None
+) -> npt.NDArray[np.uint8]:
+    """Rebuild the target pixels of a delta or full entry. ``original``: a delta's only."""
+    if kind is PayloadKind.RECIPE:
+        raise PayloadError("a recipe entry holds no pixels: run its recipe")
+    method, h, w, c = _head(kind, plaintext)
     size = h * w * c
     frame = plaintext[_HEAD.size :]
     try:

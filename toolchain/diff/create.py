@@ -3,9 +3,15 @@
 The pipeline::
 
     verify the benchmark → read its canonical manifest bytes → benchmark id
-        → per entry: read original → decode → check the source commitment → decode target
-          → check pixels → pack (delta or full) → key material → HKDF key → seal
+        → per entry: read original → decode → check the source commitment
+          → the manifest's shipped recipe, run here, gives the entry's pixels? a recipe
+            entry (the target's shape alone)
+          → otherwise decode target → check pixels → pack (delta or full)
+          → key material → HKDF key → seal
         → write the container (deterministic: same inputs, same bytes)
+
+``entries``: ``auto`` chooses per sample as above; ``delta`` never makes a recipe entry;
+``recipe`` makes nothing else, and fails naming every sample that does not reproduce.
 """
 
 from __future__ import annotations
@@ -14,15 +20,25 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolchain._internal.progress import Progress
 from toolchain.audit.verify import verify_benchmark
 from toolchain.codec.decode import decode
-from toolchain.diff.codec import pack_payload
+from toolchain.diff.codec import pack_payload, recipe_payload
 from toolchain.diff.crypto import derive_key, fingerprint, pixels_key_material, seal_payload
 from toolchain.diff.format import Header, KeyOn, PayloadKind, SealedEntry, benchmark_id, write_diff
-from toolchain.errors import DecodeError, InputError, Interrupted, ManifestError, os_error_text
+from toolchain.errors import (
+    DecodeError,
+    Error,
+    InputError,
+    Interrupted,
+    ManifestError,
+    ParamError,
+    RecipeError,
+    os_error_text,
+)
+from toolchain.model.drift import Cause, describe_differences, explains, fingerprint_differences
 from toolchain.model.hashing import pixel_digest
 from toolchain.model.layout import MANIFEST_NAME, RESERVED_NAMES, is_shard_manifest
 from toolchain.model.manifest import (
@@ -32,14 +48,24 @@ from toolchain.model.manifest import (
     is_canonical,
     parse_manifest,
 )
-from toolchain.run.executor import make_executor
+from toolchain.recipes.shipped import ShippedRecipe, shipped_recipe
+from toolchain.run.executor import make_executor, worker_fingerprint
 from toolchain.run.outdir import OutputReader, read_output
 from toolchain.source import Source, SourceOptions
 
-__all__ = ["DIFF_FORMATS", "CreateResult", "create_diff"]
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = ["DIFF_FORMATS", "ENTRY_CHOICES", "CreateResult", "create_diff"]
 
 DIFF_FORMATS = ("bdiff", "parquet")
 """A ``.bdiff`` file, or the same diff as a parquet dataset (a folder)."""
+ENTRY_CHOICES = ("auto", "delta", "recipe")
+"""Which entries ``diff create`` makes: recipe entries where the sample reproduces, deltas
+(or full targets) only, or recipe entries only."""
+_SHOWN = 5
+"""How many samples a refusal names."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,6 +79,7 @@ class CreateResult:
             "bytes": self.header.file_length,
             "delta": sum(k is PayloadKind.DELTA for k in self.kinds),
             "full": sum(k is PayloadKind.FULL for k in self.kinds),
+            "recipe": sum(k is PayloadKind.RECIPE for k in self.kinds),
             "key_on": str(self.header.key_on),
             "out": str(self.out),
             "samples": self.header.entry_count,
@@ -70,6 +97,13 @@ class SealTask:
     target: bytes = field(repr=False)
 
 
+@dataclass(frozen=True, slots=True)
+class _NotReproduced:
+    """With ``entries="recipe"``: the sample at ``index`` is not the recipe's output here."""
+
+    index: int
+
+
 @dataclass(frozen=True)
 class _SealJob:
     """Seal one sample; picklable, sent once to each worker."""
@@ -79,24 +113,44 @@ class _SealJob:
     manifest: Manifest
     """The benchmark's manifest without its entries: its source commitments' rule
     (:meth:`~toolchain.model.manifest.Manifest.source_of`), light to send."""
+    recipe: ShippedRecipe | None = None
+    """The manifest's recipe, when this release ships it and recipe entries are wanted."""
+    recipe_only: bool = False
 
-    def __call__(self, t: SealTask) -> SealedEntry:
-        entry = t.entry
+    def reproduced(self, original: npt.NDArray[np.uint8], e: ManifestEntry) -> bytes | None:
+        """A recipe entry's plaintext, if the recipe run here gives the entry's pixels."""
+        if self.recipe is None:
+            return None
         try:
-            original = decode(t.original)
-            target = decode(t.target)
-        except DecodeError as e:
-            e.sample = entry.id
-            raise
+            made = self.recipe.run(e.id, original)
+        except Error:
+            return None  # a recipe that fails on this sample here: carry the pixels
+        return recipe_payload(made) if pixel_digest(made) == e.pixels else None
+
+    def __call__(self, t: SealTask) -> SealedEntry | _NotReproduced:
+        entry = t.entry
+        original = _decoded(t.original, entry.id)
         if self.manifest.source_of(original) != entry.source:
             raise InputError(
                 "this original decodes to other pixels than the benchmark was made from",
                 sample=entry.id,
                 hint="create the diff from the exact original (and decoder) used by generate",
             )
+        plaintext = self.reproduced(original, entry)
+        if plaintext is not None:
+            return self._seal(t, original, PayloadKind.RECIPE, plaintext)
+        if self.recipe_only:
+            return _NotReproduced(t.index)
+        target = _decoded(t.target, entry.id)
         if pixel_digest(target) != entry.pixels:
             raise InputError(f"{entry.path} does not match the manifest", sample=entry.id)
         kind, plaintext = pack_payload(original, target)
+        return self._seal(t, original, kind, plaintext)
+
+    def _seal(
+        self, t: SealTask, original: npt.NDArray[np.uint8], kind: PayloadKind, plaintext: bytes
+    ) -> SealedEntry:
+        entry = t.entry
         ikm = t.original if self.key_on is KeyOn.FILE else pixels_key_material(original)
         key = derive_key(ikm, salt=self.salt, key_on=self.key_on, sample_id=entry.id)
         return SealedEntry(
@@ -105,6 +159,54 @@ class _SealJob:
             fingerprint=fingerprint(ikm, key_on=self.key_on, salt=self.salt),
             sealed=seal_payload(key, kind, plaintext),
         )
+
+
+def _decoded(data: bytes, sample_id: str) -> npt.NDArray[np.uint8]:
+    try:
+        return decode(data)
+    except DecodeError as e:
+        e.sample = sample_id
+        raise
+
+
+def _entry_recipe(manifest: Manifest, entries: str) -> ShippedRecipe | None:
+    """The recipe the entries may name: the manifest's, if this release ships it."""
+    if entries == "delta":
+        return None
+    try:
+        return shipped_recipe(manifest.recipe, made_by=manifest.fingerprint.get("toolchain"))
+    except (RecipeError, ParamError) as e:  # not shipped, or not with these parameters
+        if entries == "auto":
+            return None
+        raise InputError(
+            f"--entries recipe: the benchmark was made by {manifest.recipe}, which cannot "
+            f"make recipe entries: {e.message}",
+            hint="use --entries auto or delta: each sample then carries its pixels",
+        ) from None
+
+
+def _refuse_unreproduced(manifest: Manifest, missed: list[int]) -> None:
+    """``entries="recipe"``: name the samples the recipe does not reproduce here, and why
+    this process may differ from the publisher's."""
+    ids = [manifest.entries[i].id for i in sorted(missed)]
+    shown = ", ".join(repr(i) for i in ids[:_SHOWN]) + (", ..." if len(ids) > _SHOWN else "")
+    differ = {
+        k: v
+        for k, v in fingerprint_differences(manifest.fingerprint, worker_fingerprint()).items()
+        if explains(k, Cause.GENERATOR)
+    }
+    why = (
+        f"this process differs from the publisher's in {describe_differences(differ)}"
+        if differ
+        else "the generator fingerprints agree, so the benchmark was not made by this recipe "
+        "as recorded"
+    )
+    raise InputError(
+        f"--entries recipe: {len(ids)} of {len(manifest.entries)} samples are not what "
+        f"{manifest.recipe} gives here ({shown}); {why}",
+        hint="use --entries auto (those samples then carry their pixels), or make the diff "
+        "in the pinned image the benchmark was generated in",
+    )
 
 
 def _verified_manifest_bytes(benchmark: Path) -> bytes:
@@ -152,15 +254,22 @@ def create_diff(
     progress: Progress | None = None,
     source_options: SourceOptions | None = None,
     format: str = "bdiff",
+    entries: str = "auto",
 ) -> CreateResult:
     """Write ``out``, a ``.bdiff`` that rebuilds ``benchmark`` for holders of ``original``.
 
     ``format="parquet"``: ``out`` is a folder holding the same diff as a small
     parquet dataset (``docs/huggingface.md``), which ``diff apply`` takes too.
 
+    ``entries`` (:data:`ENTRY_CHOICES`): ``auto`` makes a recipe entry, which holds no
+    pixels, for each sample that the manifest's recipe, shipped in this release and run
+    here, reproduces bit for bit, and a delta (or full target) for the others; ``delta``
+    never makes recipe entries; ``recipe`` only makes them, and refuses naming every sample
+    that does not reproduce.
+
     Refuses a benchmark that does not verify, and an existing ``out`` that is a
     manifest or a benchmark folder. The output is byte-identical for the same
-    original, benchmark, ``key_on`` and zstd version.
+    original, benchmark, ``key_on``, ``entries``, zstd version and recipe outputs.
     """
     try:
         mode = KeyOn(key_on)
@@ -170,12 +279,18 @@ def create_diff(
         raise InputError(
             f"unknown diff format {format!r}", hint=f"use one of: {', '.join(DIFF_FORMATS)}"
         )
+    if entries not in ENTRY_CHOICES:
+        raise InputError(
+            f"unknown entries choice {entries!r}", hint=f"use one of: {', '.join(ENTRY_CHOICES)}"
+        )
     bench = Path(benchmark)
     target = Path(out)
     _refuse_target(target, format)
     manifest_bytes = _verified_manifest_bytes(bench)
     manifest = parse_manifest(manifest_bytes)
+    recipe = _entry_recipe(manifest, entries)
     kinds: list[PayloadKind] = []
+    missed: list[int] = []
     with (
         make_executor(executor, workers=workers, scheduler=scheduler) as pool,
         (source_options or SourceOptions()).open(original) as source,
@@ -193,6 +308,8 @@ def create_diff(
             key_on=mode,
             salt=benchmark_id(manifest_bytes),
             manifest=replace(manifest, entries=()),
+            recipe=recipe,
+            recipe_only=entries == "recipe",
         )
         n = len(manifest.entries)
 
@@ -202,10 +319,15 @@ def create_diff(
                 pool.run(job, _tasks(source, outputs, manifest)) as run,
             ):
                 for s in run:
-                    kinds.append(s.kind)
+                    if isinstance(s, _NotReproduced):
+                        missed.append(s.index)
+                    else:
+                        kinds.append(s.kind)
+                        yield s
                     if progress:
-                        progress(len(kinds), n)
-                    yield s
+                        progress(len(kinds) + len(missed), n)
+            if missed:  # before the writer finishes: nothing is written
+                _refuse_unreproduced(manifest, missed)
 
         writer = write_diff if format == "bdiff" else _write_dataset
         try:

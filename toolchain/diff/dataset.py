@@ -24,10 +24,10 @@ from toolchain._internal.parquet import open_parquet
 from toolchain.diff.format import (
     AEAD_AES_256_GCM_SIV,
     CODEC_ZSTD,
-    FORMAT_VERSION,
     HEADER_SIZE,
     INDEX_RECORD_SIZE,
     MAX_SEALED_BYTES,
+    READABLE_VERSIONS,
     DiffReader,
     Header,
     IndexRecord,
@@ -38,6 +38,7 @@ from toolchain.diff.format import (
     benchmark_id,
     check_payload,
     check_sizes,
+    container_version,
     spool_entries,
 )
 from toolchain.errors import DiffFormatError, ManifestError, OutputError, os_error_text
@@ -71,7 +72,7 @@ ROW_GROUP_BYTES = 64 << 20
 SHARD_BYTES = 500 << 20
 MAX_HEADER_JSON = 64 << 10
 _MAX_ID_BYTES = 4096
-_KINDS = {PayloadKind.DELTA: "delta", PayloadKind.FULL: "full"}
+_KINDS = {PayloadKind.DELTA: "delta", PayloadKind.FULL: "full", PayloadKind.RECIPE: "recipe"}
 _COLUMNS = ("sample_id", "kind", "fingerprint", "sealed", "sealed_length", "sealed_sha256")
 _INDEX_COLUMNS = ("sample_id", "kind", "fingerprint", "sealed_length", "sealed_sha256")
 _INDEX_BATCH = 1024
@@ -201,7 +202,7 @@ def write_diff_dataset(
                 statistics=[c for c in _COLUMNS if c != "sealed"],
             )
         header = Header(
-            version=FORMAT_VERSION,
+            version=container_version(r.kind for r in records),
             key_on=key_on,
             entry_count=entry_count,
             manifest_length=len(manifest_bytes),
@@ -339,7 +340,7 @@ class DiffDataset(DiffReader):
                 raise _fail(f"{HEADER_NAME}: {key!r} must be a {typ.__name__}", hint=_HINT)
         if doc["format"] != DATASET_FORMAT:
             raise _fail(f"{HEADER_NAME}: unknown format {shown(doc['format'])}", hint="upgrade")
-        if doc["version"] != FORMAT_VERSION:
+        if doc["version"] not in READABLE_VERSIONS:
             raise _fail(f"unknown container version {shown(doc['version'], 40)}", hint="upgrade")
         if doc["key_on"] not in {str(k) for k in KeyOn}:
             raise _fail(f"{HEADER_NAME}: unknown key_on {shown(doc['key_on'])}")
@@ -460,8 +461,14 @@ class DiffDataset(DiffReader):
                         row += 1
                         if not isinstance(sid, str) or len(sid.encode()) > _MAX_ID_BYTES:
                             raise _fail(f"{where}: bad sample_id", hint=_HINT)
-                        if kind not in kinds:
-                            raise _fail(f"{where}: unknown payload kind {kind!r}", entry=sid)
+                        if kind not in kinds or (
+                            kinds[kind] is PayloadKind.RECIPE and h.version < 3
+                        ):
+                            raise _fail(
+                                f"{where}: unknown payload kind {kind!r} in a version "
+                                f"{h.version} diff",
+                                entry=sid,
+                            )
                         if not isinstance(fp, bytes) or len(fp) != 32:
                             raise _fail(f"{where}: fingerprint is not 32 bytes", entry=sid)
                         if not isinstance(digest, bytes) or len(digest) != 32:
@@ -569,7 +576,9 @@ def open_diff_dataset(path: str | os.PathLike[str]) -> DiffDataset:
 def render_diff_card(manifest: Manifest, header: Header, records: Sequence[IndexRecord]) -> bytes:
     """The diff dataset's ``README.md``: what it holds and what it does not."""
     p, r = manifest.provenance, manifest.recipe
-    delta = sum(rec.kind == 1 for rec in records)
+    counts = {kind: sum(rec.kind is kind for rec in records) for kind in PayloadKind}
+    n = counts[PayloadKind.RECIPE]
+    recipes = f"{n} recipe entries, which hold no pixels, " if n else ""
     features: list[tuple[str, str | ColumnSpec]] = [
         ("sample_id", "string"),
         ("kind", "string"),
@@ -600,8 +609,9 @@ def render_diff_card(manifest: Manifest, header: Header, records: Sequence[Index
         "",
         "## What it holds",
         "",
-        f"- One row per benchmark sample ({header.entry_count}; {delta} deltas, "
-        f"{header.entry_count - delta} full targets): the sample id, the payload kind, a "
+        f"- One row per benchmark sample ({header.entry_count}; {recipes}"
+        f"{counts[PayloadKind.DELTA]} deltas, {counts[PayloadKind.FULL]} full targets): "
+        "the sample id, the payload kind, a "
         "locator fingerprint of the original sample, the sealed payload (AES-256-GCM-SIV), "
         "its length and SHA-256.",
         "- `manifest.json`: the benchmark's manifest (sample ids, pixel hashes, recipe, "

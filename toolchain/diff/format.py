@@ -39,6 +39,7 @@ __all__ = [
     "MAX_CONTAINER_BYTES",
     "MAX_ENTRIES",
     "MAX_SEALED_BYTES",
+    "READABLE_VERSIONS",
     "REFETCH_HINT",
     "DiffReader",
     "Header",
@@ -52,14 +53,18 @@ __all__ = [
     "benchmark_id",
     "check_payload",
     "check_sizes",
+    "container_version",
     "spool_entries",
     "write_diff",
 ]
 
 MAGIC = b"\x89BDIFF\r\n"
 """8 bytes; the high byte and CR LF catch 7-bit and text-mode transfers, as in PNG."""
-FORMAT_VERSION = 2
-"""2: locating fingerprints are salted with the benchmark id (1: unsalted)."""
+FORMAT_VERSION = 3
+"""The newest version written: 3 when a container holds a recipe entry, else 2."""
+READABLE_VERSIONS = (2, 3)
+"""2: locating fingerprints are salted with the benchmark id (1: unsalted).
+3: as 2, with recipe entries (:attr:`PayloadKind.RECIPE`)."""
 AEAD_AES_256_GCM_SIV = 1
 CODEC_ZSTD = 1
 HEADER_SIZE = 104
@@ -110,6 +115,15 @@ class PayloadKind(enum.IntEnum):
     """Residuals ``(target - original) mod 256`` against the decoded original."""
     FULL = 2
     """The target pixels themselves (shape changed, or smaller than the delta)."""
+    RECIPE = 3
+    """No pixels: the manifest's built-in recipe, run on the decoded original, makes the
+    target (``docs/diff-format.md``, "Recipe entries"). Version 3 containers only."""
+
+
+def container_version(kinds: Iterable[PayloadKind]) -> int:
+    """The version a container of these entries is written as: the oldest that reads it
+    (2 without recipe entries, so that such a diff stays readable by older releases)."""
+    return 3 if PayloadKind.RECIPE in kinds else 2
 
 
 def benchmark_id(manifest_bytes: bytes) -> bytes:
@@ -294,7 +308,7 @@ def write_diff(
         with tempfile.TemporaryFile(dir=path.parent, prefix=TMP_PREFIX) as sp:
             spooled = spool_entries(sp, entries, entry_count, len(manifest_bytes))
             header = Header(
-                version=FORMAT_VERSION,
+                version=container_version(r.kind for r in spooled.records),
                 key_on=key_on,
                 entry_count=entry_count,
                 manifest_length=len(manifest_bytes),
@@ -423,9 +437,10 @@ def _parse_header(raw: bytes, actual_size: int) -> tuple[Header, bytes]:
             offset=0,
             hint="pass the .bdiff file the publisher gave you",
         )
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise DiffFormatError(
-            f"unknown container version {version} (this version reads {FORMAT_VERSION})",
+            f"unknown container version {version} (this version reads "
+            f"{' and '.join(map(str, READABLE_VERSIONS))})",
             offset=8,
             hint="upgrade benchmark-regen",
         )
@@ -682,9 +697,13 @@ class DiffReader:
                 raise DiffFormatError(
                     "reserved index bytes are not zero", offset=at + 17, entry=entries[i].id
                 )
-            if kind not in PayloadKind._value2member_map_:
+            if kind not in PayloadKind._value2member_map_ or (
+                kind == PayloadKind.RECIPE and h.version < 3
+            ):
                 raise DiffFormatError(
-                    f"unknown payload kind {kind}", offset=at + 16, entry=entries[i].id
+                    f"unknown payload kind {kind} in a version {h.version} container",
+                    offset=at + 16,
+                    entry=entries[i].id,
                 )
             if off != expected:
                 raise DiffFormatError(

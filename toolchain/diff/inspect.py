@@ -9,6 +9,7 @@ from pathlib import Path
 
 from toolchain.diff.format import HEADER_SIZE, INDEX_RECORD_SIZE, Header, PayloadKind
 from toolchain.diff.reader import open_diff
+from toolchain.errors import Error
 from toolchain.model.manifest import Manifest
 
 __all__ = ["DiffInfo", "inspect_diff"]
@@ -22,6 +23,8 @@ class DiffInfo:
     kinds: dict[str, int]
     payload_bytes: dict[str, int]
     largest_payload: int
+    recipe_entries: str = ""
+    """With recipe entries: the recipe they name, and whether this release ships it."""
 
     def to_json(self) -> dict[str, object]:
         h, m = self.header, self.manifest
@@ -39,6 +42,7 @@ class DiffInfo:
             "integrity": "ok",
             "key_on": str(h.key_on),
             "kinds": dict(sorted(self.kinds.items())),
+            "recipe_entries": self.recipe_entries or None,
             "manifest": {
                 "fingerprint": {
                     k: m.fingerprint[k] for k in sorted(m.fingerprint) if k.startswith("pillow")
@@ -65,9 +69,21 @@ class DiffInfo:
             + (m.provenance.original_name or "(unnamed)")
             + (f", from {original.describe()}" if original is not None else ""),
             f"payloads   {self.kinds}, sealed bytes {self.payload_bytes}",
+            *([f"recipes    {self.recipe_entries}"] if self.recipe_entries else []),
             f"size       {h.file_length} bytes (manifest {h.manifest_length}, "
             f"index {h.payload_offset - h.index_offset})",
         ]
+
+
+def _recipe_entries(m: Manifest) -> str:
+    from toolchain.recipes.shipped import shipped_recipe
+
+    try:
+        shipped = shipped_recipe(m.recipe, made_by=m.fingerprint.get("toolchain"))
+    except Error as e:
+        return f"they name {m.recipe}, which cannot be run here: {e.message}"
+    file = "" if shipped.same_source else " (another file of that version than the publisher's)"
+    return f"they name {m.recipe}, shipped in this release{file}"
 
 
 def inspect_diff(diff: str | os.PathLike[str]) -> DiffInfo:
@@ -82,6 +98,7 @@ def inspect_diff(diff: str | os.PathLike[str]) -> DiffInfo:
             sizes[name] += len(sealed)
             largest = max(largest, len(sealed))
         return DiffInfo(
+            recipe_entries=_recipe_entries(reader.manifest) if kinds["recipe"] else "",
             path=reader.path,
             header=reader.header,
             manifest=reader.manifest,

@@ -83,6 +83,7 @@ def publish(
     revision: str | None = None,
     dry_run: bool = False,
     key_on: str = "file",
+    entries: str = "auto",
     workers: int = 1,
     source_options: SourceOptions | None = None,
     progress: Progress | None = None,
@@ -94,7 +95,8 @@ def publish(
     ``path/to/recipe.py[:NAME]``, whose SHA-256 must be the manifest's ``recipe.source``).
     Also ``manifest.json``, ``manifest.sig`` (with the private ``key``), ``publication.json``,
     ``croissant.json`` and ``README.md``, whose first code block loads it by ``name``. Same
-    inputs, same bytes; a failure leaves nothing at ``out``.
+    inputs, same bytes; a failure leaves nothing at ``out``. ``key_on`` and ``entries``: as
+    for :func:`~toolchain.diff.create.create_diff`.
 
     ``push``: the Hub dataset repo (``org/name``) to upload to, as one commit on ``revision``
     (``private`` if it is created); not with ``dry_run``, which writes and lists only.
@@ -114,6 +116,7 @@ def publish(
                 work / DIFF_DIR,
                 format="parquet",
                 key_on=key_on,
+                entries=entries,
                 workers=workers,
                 progress=progress,
                 source_options=opts,
