@@ -20,7 +20,7 @@ def _rss_anon_mib() -> float:
 def test_a_tick_returns_the_free_pages_between_live_blocks() -> None:
     if not tune_allocator() or not Path("/proc/self/status").exists():
         pytest.skip("glibc on Linux only")
-    # 300 KB blocks (below the 1 MiB mmap threshold: on the heap), each followed by a
+    # 300 KB blocks (below the 32 MiB mmap threshold: on the heap), each followed by a
     # small block that stays: freeing the large ones leaves holes glibc keeps resident.
     large, small = [], []
     touch = b"\1" * len(range(0, 300_000, 4096))

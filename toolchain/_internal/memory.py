@@ -10,7 +10,7 @@ from typing import Any
 
 __all__ = ["MMAP_THRESHOLD", "TRIM_SECONDS", "TRIM_THRESHOLD", "Trimmer", "tune_allocator"]
 
-MMAP_THRESHOLD = 1 << 20
+MMAP_THRESHOLD = 32 << 20
 """Blocks of this many bytes or more are mapped on their own (glibc ``M_MMAP_THRESHOLD``)."""
 TRIM_THRESHOLD = 32 << 20
 """Free heap top kept before glibc trims on its own (``M_TRIM_THRESHOLD``)."""
