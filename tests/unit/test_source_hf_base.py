@@ -20,7 +20,7 @@ from tests.hf_sources import SPECS, hub, rows, samples
 from toolchain.errors import InputError, SourceError
 from toolchain.source import open_source
 from toolchain.source.hf import class_labels_from_ids
-from toolchain.source.hf.base import project_columns, top_columns
+from toolchain.source.hf.base import _Images, project_columns, top_columns
 
 __all__ = ["hf_offline", "hub", "rows"]
 
@@ -281,6 +281,34 @@ def test_top_columns_and_projection() -> None:
     assert project_columns(table, []).num_columns == 0
 
 
+@pytest.mark.parametrize("large", [False, True], ids=["binary", "large_binary"])
+def test_image_cells_without_bytes_are_found_at_any_offset(large: bool) -> None:
+    """The nulls come from the validity bitmap (no pyarrow.compute, no pandas): a null
+    struct, null bytes and empty bytes, in slices that start mid-byte of the bitmap."""
+    import pyarrow as pa
+
+    n = 21
+    data = [None if i % 5 == 1 else (b"" if i % 7 == 3 else bytes([i]) * i) for i in range(n)]
+    struct_null = [i % 6 == 4 for i in range(n)]
+    byts = pa.array(data, type=pa.large_binary() if large else pa.binary())
+    image = pa.StructArray.from_arrays(
+        [byts, pa.array([f"{i}.png" for i in range(n)])],
+        names=["bytes", "path"],
+        mask=pa.array(struct_null),
+    )
+    for start in (0, 1, 3, 8, 13):
+        for stop in (start, start + 1, n):
+            part = image.slice(start, stop - start)
+            want = [j for j, i in enumerate(range(start, stop)) if struct_null[i] or not data[i]]
+            for cells in (_Images(part), _Images(pa.chunked_array([part], type=image.type))):
+                assert cells.bad() == want
+                for j in range(stop - start):
+                    if j not in want:
+                        assert cells.get(j, lambda: "row") == data[start + j]
+    no_nulls = pa.StructArray.from_arrays([pa.array([b"a", b"bc"])], names=["bytes"])
+    assert _Images(no_nulls.slice(1)).bad() == []
+
+
 # -- the same images, as a folder and as parquet -----------------------------------------
 
 
@@ -303,12 +331,28 @@ def test_folder_and_parquet_give_the_same_samples(
 # -- the optional extra ------------------------------------------------------------------
 
 
-def test_without_the_extra_a_clear_input_error(monkeypatch: pytest.MonkeyPatch, hub: Path) -> None:
-    monkeypatch.setitem(sys.modules, "datasets", None)
-    with pytest.raises(InputError, match="optional package 'datasets'") as e:
+def test_without_the_extra_a_clear_input_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, hub: Path, rows: list[dict[str, Any]]
+) -> None:
+    ds = make_dataset(rows).add_column("tags", [["a"]] * 8)  # a List: features need datasets
+    root = tmp_path / "lists"
+    to_hub_parquet(ds, root, "train")
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    with pytest.raises(InputError, match="optional package 'pyarrow'") as e:
         open_source(hub, split="train").listing()
     assert e.value.hint == "pip install 'benchmark-regen[hf]'"
+    monkeypatch.undo()
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    with pytest.raises(InputError, match="optional package 'datasets'") as e:
+        open_source(root).listing()
+    assert e.value.hint == "pip install 'benchmark-regen[hf]'"
     assert not isinstance(e.value, SourceError) or e.value.exit_code == 3
+    # the schema metadata of image, label, caption and score suffices: no datasets needed
+    with open_source(hub, split="train") as src:
+        assert src.listing().columns == SPECS
+        assert sorted(s.id for s in src.iter_samples(src.listing().ids)) == sorted(
+            src.listing().ids
+        )
 
 
 def test_core_imports_without_hf_packages() -> None:

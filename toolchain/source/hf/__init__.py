@@ -1,6 +1,7 @@
 """Hugging Face originals: Hub-layout parquet folders, ``save_to_disk`` folders, ``Dataset``\\ s.
 
-``datasets`` and ``pyarrow`` are imported on first use (``docs/huggingface.md``)."""
+``pyarrow`` is imported on first use, ``datasets`` only where a parquet shard's schema
+metadata does not suffice, or for ``save_to_disk`` folders (``docs/huggingface.md``)."""
 
 from toolchain.source._common import class_labels_from_ids, select_columns
 from toolchain.source.hf.arrow import ArrowSource

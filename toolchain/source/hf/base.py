@@ -482,8 +482,14 @@ class _Images:
             data = data.combine_chunks()
         children = dict(zip(_field_names(data), data.flatten(), strict=True))
         byts, self._paths = children["bytes"], children.get("path")
-        self._missing = np.asarray(byts.is_null().to_numpy(zero_copy_only=False), dtype=bool)
         bufs = byts.buffers()
+        # the nulls from the validity bitmap: `is_null().to_numpy()` would import
+        # pyarrow.compute and pandas (0.5 s, 60 MB) for one bit a row
+        if byts.null_count:
+            bits = np.unpackbits(np.frombuffer(bufs[0], dtype=np.uint8), bitorder="little")
+            self._missing = bits[byts.offset : byts.offset + len(byts)] == 0
+        else:
+            self._missing = np.zeros(len(byts), dtype=bool)
         wide = byts.type.equals(require("pyarrow").large_binary())
         offsets = np.frombuffer(bufs[1], dtype=np.int64 if wide else np.int32)
         self._offsets = offsets[byts.offset : byts.offset + len(byts) + 1]
