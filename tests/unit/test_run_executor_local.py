@@ -406,6 +406,31 @@ def _scenario_one_spawned(_: str = "") -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Logged:
+    """Returns (task, pid); appends ``pid task`` to ``log`` each time a process runs one."""
+
+    log: str
+
+    def __call__(self, t: Task) -> tuple[int, int]:
+        with open(self.log, "a") as f:
+            f.write(f"{os.getpid()} {t.n}\n")
+        time.sleep(0.01)
+        return t.n, os.getpid()
+
+
+def _ran(log: str) -> list[tuple[int, int]]:
+    lines = Path(log).read_text().split("\n")
+    return [(int(a), int(b)) for a, b in (line.split() for line in lines if line)]
+
+
+def _scenario_starts_working_at_once(log: str) -> dict[str, Any]:
+    """No prestart: the pool's worker starts (imports) when the run does."""
+    with make_executor("local", workers=2).run(Logged(log), iter(_tasks(200))) as run:
+        got = list(run)
+    return {"order": [n for n, _ in got], "pids": [pid for _, pid in got], "me": os.getpid()}
+
+
 def _scenario_dead_worker(marker: str) -> dict[str, Any]:
     import multiprocessing
 
@@ -453,6 +478,19 @@ def test_a_pinned_process_is_one_of_its_own_workers() -> None:
     assert got["left"] == 0
 
 
+def test_a_pinned_process_works_while_its_workers_start(tmp_path: Path) -> None:
+    """It does not wait for the spawned worker's imports: the first tasks are its own, each
+    run once, and the results still come in task order."""
+    log = str(tmp_path / "log")
+    got = _in_a_pinned_python("_scenario_starts_working_at_once", log)
+    assert got["order"] == list(range(200))
+    me, pids = got["me"], got["pids"]
+    assert pids[0] == me and len(set(pids)) == 2  # the worker took its share once started
+    ran = _ran(log)
+    assert sorted(n for _, n in ran) == list(range(200))  # nothing run twice
+    assert all((pid, n) in ran for n, pid in enumerate(pids))
+
+
 def test_a_pinned_process_names_the_sample_its_dead_worker_ran(tmp_path: Path) -> None:
     marker = tmp_path / "victim"
     got = _in_a_pinned_python("_scenario_dead_worker", str(marker))
@@ -466,16 +504,17 @@ def test_an_error_in_a_pinned_process_own_task_stops_its_workers() -> None:
     assert got["sample"] in {f"s{i}.png" for i in range(3, 40)} and got["left"] == 0
 
 
-def test_a_process_pinned_after_numpy_only_collects() -> None:
+def test_a_process_pinned_after_numpy_only_collects(tmp_path: Path) -> None:
     """This pytest process pinned by its environment alone (numpy was loaded first): its
     fingerprint is not its workers', so it runs no task, and all the workers are spawned."""
     import multiprocessing
 
     from tests.compare_cases import pinned_here
 
+    log = str(tmp_path / "log")
     with (
         pinned_here(pytest.MonkeyPatch()),
-        make_executor("local", workers=2).run(PidAfterAWhile(), iter(_tasks(40))) as run,
+        make_executor("local", workers=2).run(Logged(log), iter(_tasks(40))) as run,
     ):
         got = list(run)
         assert len(multiprocessing.active_children()) == 2
@@ -483,6 +522,9 @@ def test_a_process_pinned_after_numpy_only_collects() -> None:
     pids = {pid for _, pid in got}
     assert os.getpid() not in pids and len(pids) == 2
     assert not multiprocessing.active_children()
+    # what it ran while the workers started was run again by them: that result is used
+    here = [n for pid, n in _ran(log) if pid == os.getpid()]
+    assert all((pid, n) in _ran(log) for n, pid in got if n in here)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import os
 import queue
 import select
@@ -29,6 +30,8 @@ from toolchain.run.fingerprint import fingerprint_digest, runtime_digest
 from toolchain.run.signals import blocked, handled_here, ignore_in_worker
 
 __all__ = ["LocalExecutor"]
+
+_END: Any = object()
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -185,6 +188,9 @@ class _Pool:
                 child.close()
                 self.processes.append(process)
                 self.conns.append(parent)
+        self._waiting = dict(enumerate(self.conns))
+        """The workers that have not reported their start yet."""
+        self._fingerprints: dict[str, Mapping[str, str]] = {}
         # One poll object per pipe, made once: Connection.poll() builds a selector for
         # each look, and this process looks after every task it runs itself.
         self._polls: list[select.poll] = []
@@ -200,36 +206,47 @@ class _Pool:
 
     def wait_ready(self) -> Mapping[str, str]:
         """The fingerprint every worker shares, once all have started."""
-        fingerprints: dict[str, Mapping[str, str]] = {}
-        waiting = dict(enumerate(self.conns))
-        while waiting:
-            sentinels = {self.processes[i].sentinel: i for i in waiting}
-            ready = wait([*waiting.values(), *sentinels], timeout=START_TIMEOUT)
-            if not ready:
+        while self._waiting:
+            if not self._take_reports(START_TIMEOUT):
                 raise ExecutorError(
-                    f"{len(waiting)} worker process(es) did not start within {START_TIMEOUT:.0f} s",
+                    f"{len(self._waiting)} worker process(es) did not start within "
+                    f"{START_TIMEOUT:.0f} s",
                     hint="check that numpy imports in this Python (`benchmark-regen env`)",
                 )
-            for i, conn in list(waiting.items()):
-                message = None
-                if conn in ready:
-                    try:
-                        message = conn.recv() if conn.poll() else None
-                    except (EOFError, OSError):
-                        message = None
-                if message is not None:
-                    kind, payload = message
-                    if kind == "failed":
-                        raise payload
-                    fingerprints[f"#{i} (pid {self.processes[i].pid})"] = payload
-                    del waiting[i]
-                elif conn in ready or self.processes[i].sentinel in ready:
-                    raise ExecutorError(
-                        f"worker process {self.processes[i].pid} could not start: it "
-                        f"{_death(self.processes[i])}",
-                        hint="its error is printed above; check `benchmark-regen env`",
-                    )
-        return check_same_environment(fingerprints)
+        return check_same_environment(self._fingerprints)
+
+    def all_ready(self) -> bool:
+        """Whether every worker has reported its start, taking reports already sent."""
+        if self._waiting:
+            self._take_reports(0)
+        return not self._waiting
+
+    def _take_reports(self, timeout: float) -> bool:
+        """Take the start reports that come within ``timeout`` seconds (a worker that failed
+        to start is raised); ``False`` if none came."""
+        waiting = self._waiting
+        sentinels = {self.processes[i].sentinel: i for i in waiting}
+        ready = wait([*waiting.values(), *sentinels], timeout=timeout)
+        for i, conn in list(waiting.items()):
+            message = None
+            if conn in ready:
+                try:
+                    message = conn.recv() if conn.poll() else None
+                except (EOFError, OSError):
+                    message = None
+            if message is not None:
+                kind, payload = message
+                if kind == "failed":
+                    raise payload
+                self._fingerprints[f"#{i} (pid {self.processes[i].pid})"] = payload
+                del waiting[i]
+            elif conn in ready or self.processes[i].sentinel in ready:
+                raise ExecutorError(
+                    f"worker process {self.processes[i].pid} could not start: it "
+                    f"{_death(self.processes[i])}",
+                    hint="its error is printed above; check `benchmark-regen env`",
+                )
+        return bool(ready)
 
     def results(
         self, tasks: Iterable[Any], here: Callable[[Any], Any] | None = None
@@ -411,17 +428,44 @@ class LocalExecutor:
         clean = False
         try:
             pool.send_job(job)
+            early: list[tuple[T, R]] = []
+            if here is not None:
+                tasks, early = self._while_starting(pool, job, iter(tasks))
             pool.fingerprint = pool.wait_ready()
             shared = fingerprint_digest(pool.fingerprint)
             if here is not None and fingerprint_digest(here) != shared:
                 # Pinned by its environment only (numpy was loaded before it was pinned, as
-                # in a test runner): its pixels could differ, so it only collects, and all
-                # the workers are spawned.
+                # in a test runner): its pixels could differ, so it only collects, all the
+                # workers are spawned, and what it made while they started is made again.
                 pool.stop(clean=False)
                 pool, here = _Pool(self.workers), None
+                tasks = itertools.chain((task for task, _ in early), tasks)
+                early = []
                 pool.send_job(job)
                 pool.fingerprint = pool.wait_ready()
-            yield OrderedRun(pool.results(tasks, job if here else None), pool.fingerprint)
+            results = pool.results(tasks, job if here else None)
+            if early:
+                digest = fingerprint_digest(pool.fingerprint)
+                results = itertools.chain(((r, digest) for _, r in early), results)
+            yield OrderedRun(results, pool.fingerprint)
             clean = True
         finally:
             pool.stop(clean=clean)
+
+    @staticmethod
+    def _while_starting(
+        pool: _Pool, job: Callable[[T], R], tasks: Iterator[T]
+    ) -> tuple[Iterator[T], list[tuple[T, R]]]:
+        """Run tasks here, in order, until the spawned workers have all started (they take
+        a good part of a second to import): the tasks left, and each one run with its result.
+
+        The results are handed on only once the workers' fingerprint is known to be this
+        process's (else the tasks are run again by spawned workers, and their files
+        written again)."""
+        early: list[tuple[T, R]] = []
+        while not pool.all_ready():
+            task = next(tasks, _END)
+            if task is _END:
+                break
+            early.append((task, job(task)))
+        return tasks, early
