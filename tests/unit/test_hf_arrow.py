@@ -110,6 +110,31 @@ def test_a_row_group_also_ends_at_its_byte_budget(tmp_path: Path) -> None:
     assert shard.rows == 5 and [meta.row_group(i).num_rows for i in range(3)] == [2, 2, 1]
 
 
+def test_pyarrows_pool_gives_back_what_it_freed_after_each_row_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its mimalloc pool keeps freed memory: a 500-row run of 500x375 PNGs peaked 58 MB
+    above a 150-row one until each row group's buffers were given back."""
+    import pyarrow as pa
+
+    from toolchain.hf import _arrow
+
+    released: list[int] = []
+
+    class Pool:
+        def release_unused(self) -> None:
+            released.append(1)
+
+    class PyArrow:  # pyarrow, but for its pool
+        def __getattr__(self, name: str) -> object:
+            return Pool if name == "default_memory_pool" else getattr(pa, name)
+
+    real = _arrow.require
+    monkeypatch.setattr(_arrow, "require", lambda n: PyArrow() if n == "pyarrow" else real(n))
+    _write(tmp_path, list(range(10)), row_group_rows=4, shard_bytes=75)
+    assert len(released) == 3  # row groups of 4, 4 and 2 rows
+
+
 def test_the_bytes_are_a_function_of_the_rows(tmp_path: Path) -> None:
     (a,) = _write(tmp_path / "a", list(range(7)))
     (b,) = _write(tmp_path / "b", list(range(7)))

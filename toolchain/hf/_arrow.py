@@ -201,6 +201,7 @@ def write_shards(
                 sink: _Digesting | None = None
                 shard_size = shard_rows = buf_bytes = 0
                 buf: list[T] = []
+                pool = require("pyarrow").default_memory_pool()
                 for row in itertools.chain(rows, [None]):
                     if row is not None:
                         buf.append(row)
@@ -216,6 +217,9 @@ def write_shards(
                             open_writer(sink, schema, statistics=statistics)
                         )
                     writer.write_table(to_table(buf), row_group_size=len(buf))
+                    # pyarrow's pool (mimalloc) keeps what it freed: without this a run's
+                    # peak grew by 58 MB from 150 to 500 rows of 500x375 PNGs
+                    pool.release_unused()
                     shard_size += buf_bytes
                     shard_rows += len(buf)
                     buf, buf_bytes = [], 0
