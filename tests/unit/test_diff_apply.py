@@ -24,7 +24,7 @@ from toolchain.diff.format import KeyOn, PayloadKind
 from toolchain.diff.locate import Found
 from toolchain.diff.reader import check_original, open_diff
 from toolchain.errors import ExitCode, InputError, RecipeError
-from toolchain.model.manifest import MANIFEST_NAME, Manifest, RecipeIdentity, load_manifest
+from toolchain.model.manifest import MANIFEST_NAME, Manifest, load_manifest
 from toolchain.model.original import OriginalRef
 from toolchain.recipes.shipped import ShippedRecipe
 from toolchain.run.generate import generate_benchmark
@@ -333,11 +333,11 @@ def test_recipe_entries_of_a_version_not_shipped_are_refused_before_any_original
     original = tiny_original(tmp_path / "original")
     (tmp_path / "v99.py").write_text(VERSION_9_9)
 
-    def as_if_shipped(recorded: RecipeIdentity, *, made_by: str | None = None) -> ShippedRecipe:
-        return ShippedRecipe(identity=dataclasses.replace(recorded, version="1.0"))
+    def as_if_shipped(manifest: Manifest) -> ShippedRecipe:
+        return ShippedRecipe(identity=dataclasses.replace(manifest.recipe, version="1.0"))
 
     with monkeypatch.context() as m:  # a release that shipped 9.9 made the diff
-        m.setattr(create_mod, "shipped_recipe", as_if_shipped)
+        m.setattr(create_mod, "shipped_recipe_of", as_if_shipped)
         _, diff = build(
             original, f"{tmp_path / 'v99.py'}:gaussian-noise", tmp_path, entries="recipe"
         )

@@ -11,6 +11,7 @@ from toolchain.model.drift import (
     Cause,
     decoder_versions,
     describe_differences,
+    differences_for,
     explains,
     fingerprint_differences,
 )
@@ -27,6 +28,17 @@ def test_differences_are_sorted_and_name_absent_fields() -> None:
     }
     assert list(fingerprint_differences(a, b)) == ["numpy", "only.a", "only.b", "pillow"]
     assert fingerprint_differences(a, dict(a)) == {}
+
+
+def test_differences_for_keeps_the_fields_that_can_explain_the_cause() -> None:
+    a = {"numpy": "2.4.6", "pillow": "12.0.0", "blas.coretype": "Haswell", "zstandard": "0.23"}
+    b = {"numpy": "1.26.4", "pillow": "11.0.0", "zstandard": "0.22"}
+    assert differences_for(Cause.GENERATOR, a, b) == {
+        "blas.coretype": ("Haswell", "(absent)"),
+        "numpy": ("2.4.6", "1.26.4"),
+    }
+    assert differences_for(Cause.DECODER, a, b) == {"pillow": ("12.0.0", "11.0.0")}
+    assert differences_for(Cause.TAMPERED, a, b) == {}
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,14 @@ import toolchain.recipes.shipped as shipped_mod
 from toolchain.codec.decode import decode
 from toolchain.errors import ParamError, RecipeError
 from toolchain.model.hashing import Digest
-from toolchain.model.manifest import RecipeIdentity, Scalar
+from toolchain.model.manifest import Manifest, RecipeIdentity, Scalar
 from toolchain.recipes import BUILTIN_RECIPES, load_recipe
-from toolchain.recipes.shipped import ShippedRecipe, shipped_recipe, shipped_versions
+from toolchain.recipes.shipped import (
+    ShippedRecipe,
+    shipped_recipe,
+    shipped_recipe_of,
+    shipped_versions,
+)
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -148,3 +153,21 @@ def test_same_source_is_true_for_the_shipped_file_only(name: str) -> None:
     assert shipped_recipe(recorded).same_source
     other = _recorded(name, {"source": Digest.of(b"a user's file of that name")})
     assert not shipped_recipe(other).same_source
+
+
+@pytest.mark.parametrize("made_by", ["0.0.1", None])
+def test_shipped_recipe_of_a_manifest_names_the_release_that_made_it(
+    made_by: str | None,
+) -> None:
+    fingerprint = {"numpy": "2.0.0"} | ({"toolchain": made_by} if made_by else {})
+    recorded = _recorded("gaussian-noise")
+    manifest = Manifest(recipe=recorded, entries=(), fingerprint=fingerprint, root=Digest.of(b""))
+    assert shipped_recipe_of(manifest).identity == recorded
+    gone = dataclasses.replace(manifest, recipe=_recorded("gaussian-noise", {"version": "9.0"}))
+    with pytest.raises(RecipeError) as e:
+        shipped_recipe_of(gone)
+    assert e.value.hint == (
+        f"apply it with benchmark-regen {made_by}, the release that made it, or its pinned image"
+        if made_by
+        else "apply it with the release that made it, or its pinned image"
+    )

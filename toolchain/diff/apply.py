@@ -45,13 +45,12 @@ from toolchain.model.drift import (
     Cause,
     decoder_versions,
     describe_differences,
-    explains,
-    fingerprint_differences,
+    differences_for,
 )
 from toolchain.model.hashing import Digest, file_digest, pixel_digest, pretty_json
 from toolchain.model.layout import COVERAGE_NAME
 from toolchain.model.manifest import Manifest, ManifestEntry
-from toolchain.recipes.shipped import ShippedRecipe, shipped_recipe
+from toolchain.recipes.shipped import ShippedRecipe, shipped_recipe_of
 from toolchain.run.executor import worker_fingerprint
 from toolchain.run.journal import JournaledSample
 from toolchain.run.outdir import SampleWriter
@@ -338,11 +337,7 @@ def _describe(
             f"{PINNED_HINT}"
         )
     if done.status is Status.GENERATOR_DRIFT:
-        differ = {
-            k: v
-            for k, v in fingerprint_differences(publisher, local).items()
-            if explains(k, Cause.GENERATOR)
-        }
+        differ = differences_for(Cause.GENERATOR, publisher, local)
         where = (
             f"differs: {describe_differences(differ)}"
             if differ
@@ -615,8 +610,7 @@ def _entries_recipe(reader: DiffReader) -> ShippedRecipe | None:
     any original is read, when this release does not ship it (a diff never carries code)."""
     if reader.header.version < 3 or not any(r.kind is PayloadKind.RECIPE for r in reader.records):
         return None
-    m = reader.manifest
-    return shipped_recipe(m.recipe, made_by=m.fingerprint.get("toolchain"))
+    return shipped_recipe_of(reader.manifest)
 
 
 def get_benchmark(

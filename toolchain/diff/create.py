@@ -38,7 +38,7 @@ from toolchain.errors import (
     RecipeError,
     os_error_text,
 )
-from toolchain.model.drift import Cause, describe_differences, explains, fingerprint_differences
+from toolchain.model.drift import Cause, describe_differences, differences_for
 from toolchain.model.hashing import pixel_digest
 from toolchain.model.layout import MANIFEST_NAME, RESERVED_NAMES, is_shard_manifest
 from toolchain.model.manifest import (
@@ -48,7 +48,7 @@ from toolchain.model.manifest import (
     is_canonical,
     parse_manifest,
 )
-from toolchain.recipes.shipped import ShippedRecipe, shipped_recipe
+from toolchain.recipes.shipped import ShippedRecipe, shipped_recipe_of
 from toolchain.run.executor import make_executor, worker_fingerprint
 from toolchain.run.outdir import OutputReader, read_output
 from toolchain.source import Source, SourceOptions
@@ -174,7 +174,7 @@ def _entry_recipe(manifest: Manifest, entries: str) -> ShippedRecipe | None:
     if entries == "delta":
         return None
     try:
-        return shipped_recipe(manifest.recipe, made_by=manifest.fingerprint.get("toolchain"))
+        return shipped_recipe_of(manifest)
     except (RecipeError, ParamError) as e:  # not shipped, or not with these parameters
         if entries == "auto":
             return None
@@ -190,11 +190,7 @@ def _refuse_unreproduced(manifest: Manifest, missed: list[int]) -> None:
     this process may differ from the publisher's."""
     ids = [manifest.entries[i].id for i in sorted(missed)]
     shown = ", ".join(repr(i) for i in ids[:_SHOWN]) + (", ..." if len(ids) > _SHOWN else "")
-    differ = {
-        k: v
-        for k, v in fingerprint_differences(manifest.fingerprint, worker_fingerprint()).items()
-        if explains(k, Cause.GENERATOR)
-    }
+    differ = differences_for(Cause.GENERATOR, manifest.fingerprint, worker_fingerprint())
     why = (
         f"this process differs from the publisher's in {describe_differences(differ)}"
         if differ

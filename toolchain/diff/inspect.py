@@ -76,10 +76,10 @@ class DiffInfo:
 
 
 def _recipe_entries(m: Manifest) -> str:
-    from toolchain.recipes.shipped import shipped_recipe
+    from toolchain.recipes.shipped import shipped_recipe_of
 
     try:
-        shipped = shipped_recipe(m.recipe, made_by=m.fingerprint.get("toolchain"))
+        shipped = shipped_recipe_of(m)
     except Error as e:
         return f"they name {m.recipe}, which cannot be run here: {e.message}"
     file = "" if shipped.same_source else " (another file of that version than the publisher's)"

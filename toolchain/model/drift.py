@@ -12,6 +12,7 @@ __all__ = [
     "Cause",
     "decoder_versions",
     "describe_differences",
+    "differences_for",
     "explains",
     "fingerprint_differences",
 ]
@@ -75,6 +76,13 @@ def fingerprint_differences(
         for k in sorted(set(a) | set(b))
         if a.get(k) != b.get(k)
     }
+
+
+def differences_for(
+    cause: Cause, a: Mapping[str, str], b: Mapping[str, str]
+) -> dict[str, tuple[str, str]]:
+    """The :func:`fingerprint_differences` of ``a`` and ``b`` that can explain ``cause``."""
+    return {k: v for k, v in fingerprint_differences(a, b).items() if explains(k, cause)}
 
 
 def describe_differences(diff: Mapping[str, tuple[str, str]], *, limit: int = 6) -> str:

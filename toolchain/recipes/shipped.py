@@ -14,9 +14,10 @@ from toolchain.model.manifest import RecipeIdentity, Scalar
 from toolchain.recipes import BUILTIN_RECIPES, Recipe, load_recipe
 
 if TYPE_CHECKING:
+    from toolchain.model.manifest import Manifest
     from toolchain.recipes import Pixels
 
-__all__ = ["ShippedRecipe", "shipped_recipe", "shipped_versions"]
+__all__ = ["ShippedRecipe", "shipped_recipe", "shipped_recipe_of", "shipped_versions"]
 
 
 def _release() -> str:
@@ -124,3 +125,9 @@ def shipped_recipe(recorded: RecipeIdentity, *, made_by: str | None = None) -> S
     shipped = ShippedRecipe(identity=recorded)
     shipped.resolve()  # a parameter out of the recipe's bounds is refused here, once
     return shipped
+
+
+def shipped_recipe_of(manifest: Manifest) -> ShippedRecipe:
+    """:func:`shipped_recipe` of the recipe ``manifest`` records, naming the release that
+    made it (its fingerprint's ``toolchain`` field) if this one does not ship it."""
+    return shipped_recipe(manifest.recipe, made_by=manifest.fingerprint.get("toolchain"))
