@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from toolchain._internal.safefs import UnsafePath
 from toolchain.hf._arrow import (
     WrittenShard,
     arrow_type,
+    column,
     feature_json,
     features_metadata,
     open_writer,
@@ -28,6 +36,65 @@ SPECS = [
     ColumnSpec(name="ok", type="bool"),
     ColumnSpec(name="score", type="float"),
 ]
+
+
+_VALUES = {
+    "binary": st.binary(max_size=40),
+    "string": st.text(max_size=20),
+    "int64": st.integers(-(1 << 63), (1 << 63) - 1),
+    "double": st.floats(allow_nan=False),
+    "bool": st.booleans(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_VALUES))
+@settings(deadline=None)  # the first pa.array call imports pandas
+@given(data=st.data())
+def test_a_column_is_what_pa_array_makes_of_the_same_values(name: str, data: st.DataObject) -> None:
+    type = pa.type_for_alias(name)
+    values = data.draw(st.lists(st.none() | _VALUES[name], max_size=12))
+    made = column(values, type)
+    assert made.type == type and made.null_count == values.count(None)
+    assert made.equals(pa.array(values, type)), (made, values)
+
+
+@pytest.mark.parametrize(
+    ("values", "type", "words"),
+    [
+        (["text"], pa.binary(), "a binary column cannot hold 'text'"),
+        ([b"bytes"], pa.string(), "a string column cannot hold b'bytes'"),
+        ([1], pa.int32(), "no column of type int32"),
+    ],
+)
+def test_a_column_refuses_what_it_cannot_hold(
+    values: list[object], type: pa.DataType, words: str
+) -> None:
+    with pytest.raises(TypeError, match=words):
+        column(values, type)
+
+
+def test_writing_a_row_group_never_imports_pandas(tmp_path: Path) -> None:
+    """``pa.array`` imports pandas (about 60 MB of the parquet output's peak RSS)."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import pyarrow as pa
+        from pathlib import Path
+        from toolchain.hf._arrow import column, write_shards
+        types = [pa.binary(), pa.string(), pa.int64(), pa.float64(), pa.bool_()]
+        schema = pa.schema([(str(i), t) for i, t in enumerate(types)])
+        rows = [(b"png", "a/b.png", 7, 0.5, True), (b"", None, None, 1.5, False)]
+        def table(buf):
+            cols = [column([r[i] for r in buf], t) for i, t in enumerate(types)]
+            return pa.Table.from_arrays(cols, schema=schema)
+        write_shards(Path({str(tmp_path)!r}) / "data", "train", schema, rows, size_of=len,
+                     to_table=table, row_group_rows=1, row_group_bytes=1 << 20, shard_bytes=1)
+        print("pandas" in sys.modules)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False"]
+    assert len(list((tmp_path / "data").iterdir())) == 2
 
 
 def test_features_as_datasets_writes_them_and_back() -> None:
@@ -151,6 +218,31 @@ def test_the_writer_options_are_fixed(tmp_path: Path) -> None:
     column = pq.ParquetFile(tmp_path / "x.parquet").metadata.row_group(0).column(0)
     assert column.compression == "UNCOMPRESSED" and not column.is_stats_set
     assert "PLAIN" in column.encodings and "RLE_DICTIONARY" not in column.encodings
+
+
+def test_a_row_group_of_large_values_reaches_the_file_in_pages_of_about_1_mib() -> None:
+    """Not as one page of the whole row group, which the writer held three times over."""
+    import io
+
+    import pyarrow as pa
+
+    class Sink(io.RawIOBase):
+        sizes: list[int] = []
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data: Any) -> int:
+            self.sizes.append(len(memoryview(data).cast("B")))
+            return self.sizes[-1]
+
+    value = 400_000
+    schema = pa.schema([("b", pa.binary())])
+    sink = Sink()
+    with open_writer(sink, schema) as writer:  # type: ignore[arg-type]
+        writer.write_table(pa.table({"b": [os.urandom(value) for _ in range(30)]}, schema=schema))
+    assert sum(sink.sizes) > 30 * value
+    assert max(sink.sizes) < (1 << 20) + value + 4096, sorted(sink.sizes)[-3:]
 
 
 def test_an_error_mid_way_leaves_no_shard_behind(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ from toolchain.diff.format import (
     spool_entries,
 )
 from toolchain.errors import DiffFormatError, ManifestError, OutputError, os_error_text
-from toolchain.hf._arrow import HF_METADATA_KEY, features_metadata, write_shards
+from toolchain.hf._arrow import HF_METADATA_KEY, column, features_metadata, write_shards
 from toolchain.hf.card import one_line, yaml_header
 from toolchain.model.columns import ColumnSpec
 from toolchain.model.hashing import pretty_json
@@ -178,12 +178,12 @@ def write_diff_dataset(
                 recs = [records[i] for i, _ in buf]
                 return pa_.Table.from_arrays(
                     [
-                        pa_.array([manifest.entries[i].id for i, _ in buf], pa_.string()),
-                        pa_.array([_KINDS[r.kind] for r in recs], pa_.string()),
-                        pa_.array([r.fingerprint for r in recs], pa_.binary()),
-                        pa_.array([data for _, data in buf], pa_.binary()),
-                        pa_.array([r.length for r in recs], pa_.int64()),
-                        pa_.array([r.sealed_digest for r in recs], pa_.binary()),
+                        column([manifest.entries[i].id for i, _ in buf], pa_.string()),
+                        column([_KINDS[r.kind] for r in recs], pa_.string()),
+                        column([r.fingerprint for r in recs], pa_.binary()),
+                        column([data for _, data in buf], pa_.binary()),
+                        column([r.length for r in recs], pa_.int64()),
+                        column([r.sealed_digest for r in recs], pa_.binary()),
                     ],
                     schema=schema,
                 )

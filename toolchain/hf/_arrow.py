@@ -30,6 +30,7 @@ __all__ = [
     "HF_METADATA_KEY",
     "WrittenShard",
     "arrow_type",
+    "column",
     "feature_json",
     "features_metadata",
     "open_writer",
@@ -47,7 +48,10 @@ _WRITER_OPTIONS: Mapping[str, Any] = {
     "write_statistics": True,
     "data_page_size": 1 << 20,
     "data_page_version": "1.0",
-    "write_batch_size": 1024,
+    # a page ends at the first value with which it reaches data_page_size; at the default
+    # batch of 1,024 rows, a row group of 100 PNGs of 400 kB was one 41 MB page, held
+    # three times over while written (docs/performance.md)
+    "write_batch_size": 1,
     "write_page_index": False,
     "store_schema": True,
     "use_compliant_nested_type": True,
@@ -94,6 +98,49 @@ def arrow_type(spec: ColumnSpec) -> pa.DataType:
         "bool": pa_.bool_(),
         "float": pa_.float64(),
     }[spec.type]
+
+
+def column(values: Sequence[object], type: pa.DataType) -> pa.Array:
+    """``pa.array(values, type)`` for the types written here (binary, string, int64, float64,
+    bool; ``None`` is null), built from buffers: ``pa.array`` imports pandas on its first
+    call, even for a numpy array, which made a parquet run's peak RSS 378 MiB against a
+    folder run's 72 MiB (``docs/performance.md``)."""
+    pa_ = require("pyarrow")
+    np = require("numpy")
+    n = len(values)
+    valid = np.fromiter((v is not None for v in values), dtype=bool, count=n)
+    nulls = n - int(np.count_nonzero(valid))
+    bitmap = pa_.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
+    if type in (pa_.binary(), pa_.string()):
+        text = type == pa_.string()
+        items: list[bytes] = []
+        for v in values:
+            if v is None:
+                items.append(b"")
+            elif text and isinstance(v, str):
+                items.append(v.encode("utf-8"))
+            elif not text and isinstance(v, bytes | bytearray | memoryview):
+                items.append(bytes(v))
+            else:
+                raise TypeError(f"a {type} column cannot hold {v!r}")
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, items), dtype=np.int64, count=n), out=offsets[1:])
+        if offsets[-1] >= 1 << 31:
+            raise OverflowError(f"{offsets[-1]} bytes do not fit one {type} array (2 GiB)")
+        data = pa_.py_buffer(b"".join(items))
+        buffers = [bitmap, pa_.py_buffer(offsets.astype(np.int32)), data]
+    elif type == pa_.bool_():
+        bits = np.fromiter((bool(v) for v in values), dtype=bool, count=n)
+        buffers = [bitmap, pa_.py_buffer(np.packbits(bits, bitorder="little"))]
+    elif type in (pa_.int64(), pa_.float64()):
+        dtype = np.int64 if type == pa_.int64() else np.float64
+        filled = np.fromiter((0 if v is None else v for v in values), dtype=dtype, count=n)
+        buffers = [bitmap, pa_.py_buffer(filled)]
+    else:
+        raise TypeError(f"no column of type {type} is written here")
+    out = pa_.Array.from_buffers(type, n, buffers, null_count=nulls)
+    out.validate(full=type == pa_.string())  # UTF-8, offsets
+    return out
 
 
 def features_metadata(features: Mapping[str, object]) -> bytes:
@@ -216,13 +263,16 @@ def write_shards(
                         writer = stack.enter_context(
                             open_writer(sink, schema, statistics=statistics)
                         )
-                    writer.write_table(to_table(buf), row_group_size=len(buf))
+                    table, count = to_table(buf), len(buf)
+                    buf.clear()  # the rows' bytes are in the table now: hold them once
+                    writer.write_table(table, row_group_size=count)
+                    del table
                     # pyarrow's pool (mimalloc) keeps what it freed: without this a run's
                     # peak grew by 58 MB from 150 to 500 rows of 500x375 PNGs
                     pool.release_unused()
                     shard_size += buf_bytes
-                    shard_rows += len(buf)
-                    buf, buf_bytes = [], 0
+                    shard_rows += count
+                    buf_bytes = 0
                     if shard_size >= shard_bytes:
                         stack.close()  # the footer written, the file closed; the stack is empty
                         assert sink is not None

@@ -16,6 +16,7 @@ from toolchain.errors import InputError, OutputError, os_error_text
 from toolchain.hf._arrow import (
     HF_METADATA_KEY,
     arrow_type,
+    column,
     feature_json,
     features_metadata,
     specs_from_features,
@@ -46,6 +47,8 @@ ROW_GROUP_ROWS = 100
 """Rows per row group (what ``datasets`` uses for image datasets)."""
 ROW_GROUP_BYTES = 64 << 20
 """A row group also ends once its PNG bytes reach 64 MiB (large images)."""
+_READ_BATCH_ROWS = 8
+"""Rows read at a time: a row group of 100 PNGs of 400 kB is never held whole."""
 SHARD_BYTES = 500 << 20
 """A shard ends after the row group with which its PNG bytes reach 500 MiB."""
 _IMAGE, _ID = "image", "sample_id"
@@ -143,17 +146,17 @@ def _table(rows: Sequence[BenchmarkRow], columns: Sequence[ColumnSpec], schema: 
     pa_ = require("pyarrow")
     image = pa_.StructArray.from_arrays(
         [
-            pa_.array([r.png for r in rows], pa_.binary()),
-            pa_.array([r.path for r in rows], pa_.string()),
+            column([r.png for r in rows], pa_.binary()),
+            column([r.path for r in rows], pa_.string()),
         ],
         fields=list(schema.field(_IMAGE).type),
     )
-    arrays = [image, pa_.array([r.id for r in rows], pa_.string())]
+    arrays = [image, column([r.id for r in rows], pa_.string())]
     for spec in columns:
         values: list[object] = [r.columns[spec.name] for r in rows]
         if spec.type == "float":
             values = [float(str(v)) for v in values]
-        arrays.append(pa_.array(values, arrow_type(spec)))
+        arrays.append(column(values, arrow_type(spec)))
     return pa_.Table.from_arrays(arrays, schema=schema)
 
 
@@ -287,7 +290,7 @@ def read_parquet(
     expected: tuple[ColumnSpec, ...] | None = None
     for path in parquet_files(out, split=split):
         where = path.relative_to(Path(out)).as_posix()
-        pf = open_parquet(path, error=InputError, what=where)
+        pf = open_parquet(path, error=InputError, what=where, buffer_size=1 << 20)
         try:
             specs = _specs(pf.schema_arrow, where)
             if expected is None:
@@ -296,25 +299,31 @@ def read_parquet(
                 raise InputError(f"{where}: its columns differ from the first shard's")
             start = 0
             for g in range(pf.metadata.num_row_groups):
-                try:
-                    table = pf.read_row_group(g, use_threads=False)
-                except (pa_.ArrowException, OSError) as e:
-                    raise InputError(f"{where}, row group {g}: cannot be read ({e})") from None
-                yield from _rows(table, specs, where, start)
-                start += table.num_rows
-                del table
+                batches = pf.iter_batches(
+                    batch_size=_READ_BATCH_ROWS, row_groups=[g], use_threads=False
+                )
+                while True:
+                    try:
+                        batch = next(batches, None)
+                    except (pa_.ArrowException, OSError) as e:
+                        raise InputError(f"{where}, row group {g}: cannot be read ({e})") from None
+                    if batch is None:
+                        break
+                    yield from _rows(batch, specs, where, start)
+                    start += batch.num_rows
+                    del batch
         finally:
             pf.close()
 
 
 def _rows(
-    table: pa.Table, specs: Sequence[ColumnSpec], where: str, start: int
+    batch: pa.RecordBatch, specs: Sequence[ColumnSpec], where: str, start: int
 ) -> Iterator[BenchmarkRow]:
-    image = table.column(_IMAGE).combine_chunks()
+    image = batch.column(_IMAGE)
     pngs, paths = image.field("bytes"), image.field("path")
-    ids = table.column(_ID).combine_chunks()
-    cols = [(s, table.column(s.name).combine_chunks()) for s in specs]
-    for j in range(table.num_rows):
+    ids = batch.column(_ID)
+    cols = [(s, batch.column(s.name)) for s in specs]
+    for j in range(batch.num_rows):
         try:
             png, path, sid = pngs[j].as_py(), paths[j].as_py(), ids[j].as_py()
             row = [(spec, arr[j].as_py()) for spec, arr in cols]
