@@ -377,7 +377,10 @@ def test_real_matrix(bench: str) -> None:
     dirs = [MATRIX / "locked" / bench, *(MATRIX / c / bench for c in sorted(EXPECTED_MATRIX))]
     missing = [d for d in dirs if not (d / MANIFEST_NAME).is_file()]
     if missing:
-        pytest.skip(f"no version-matrix outputs ({missing[0]}): run `nox -s matrix` first")
+        why = f"no version-matrix outputs ({missing[0]}): run `nox -s matrix` first"
+        if os.environ.get("BENCHMARK_REGEN_REQUIRE_MATRIX") == "1":  # set by .ci/run
+            pytest.fail(f"BENCHMARK_REGEN_REQUIRE_MATRIX=1 but {why}")
+        pytest.skip(why)
     m = compare_matrix(dirs)
     for row in m.rows[1:]:
         c = row.comparison
