@@ -18,7 +18,7 @@ from tests.diff_cases import build, demo_subset, missing_and_altered, pinned, ti
 from tests.hf_cases import hf_offline
 from tests.hub_snapshots import COMMIT, hub_offline, pets
 from toolchain.audit.verify import verify_benchmark
-from toolchain.diff import create_diff, get_benchmark
+from toolchain.diff import check_diff, create_diff, get_benchmark
 from toolchain.diff.apply import COVERAGE_NAME, Status
 from toolchain.diff.format import KeyOn, PayloadKind
 from toolchain.diff.locate import Found
@@ -378,6 +378,27 @@ def test_the_wrong_split_is_refused_before_any_work(pets: Path, tmp_path: Path) 
     assert not out.exists()  # nothing written, nothing that looks like a benchmark
     result = _apply(pets, diff, out, source_options=validation)
     assert result.ok, [o.message for o in result.failures()]
+
+
+def test_without_split_the_recorded_one_is_read_where_there_are_several(
+    pets: Path, tmp_path: Path
+) -> None:
+    """pets has train and validation: given no --split, diff create, check and apply read
+    the split the manifest records, not an error asking for one."""
+    bench, diff = tmp_path / "bench", tmp_path / "pets.bdiff"
+    with pinned():
+        generate_benchmark(
+            pets, "adversarial", bench, source_options=SourceOptions(split="validation")
+        )
+        create_diff(pets, bench, diff)  # the benchmark's manifest records validation
+    assert check_diff(pets, diff).ok
+    out = tmp_path / "out"
+    result = _apply(pets, diff, out)
+    assert result.ok, [o.message for o in result.failures()]
+    assert (out / MANIFEST_NAME).read_bytes() == (bench / MANIFEST_NAME).read_bytes()
+    with pytest.raises(InputError) as e:  # a split given is still the one read
+        _apply(pets, diff, tmp_path / "train", source_options=SourceOptions(split="train"))
+    assert e.value.hint == "pass --split validation"
     # the carried manifest, which records the original, is written as it was made
     assert (out / MANIFEST_NAME).read_bytes() == (bench / MANIFEST_NAME).read_bytes()
     assert load_manifest(out / MANIFEST_NAME).provenance.original == OriginalRef(

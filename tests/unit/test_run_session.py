@@ -91,6 +91,10 @@ class _Sizes:
         yield
         self.calls.append("inputs closed")
 
+    def source_options(self, given: SourceOptions) -> SourceOptions:
+        self.calls.append("source options")
+        return given
+
     def plan(self, source: Source) -> Plan:
         self.calls.append("plan")
         return Plan(kind="sizes", made_from={}, pairs=plan_outputs(source.listing().ids))
@@ -128,7 +132,7 @@ def test_the_steps_run_in_their_declared_order(tmp_path: Path) -> None:
     options = RunOptions(progress=lambda done, total: ticks.append((done, total)))
     with pinned():
         done = run_session(steps, original, tmp_path / "out", options)
-    assert steps.calls == ["inputs", "plan", "produce", "commit", "inputs closed"]
+    assert steps.calls == ["inputs", "source options", "plan", "produce", "commit", "inputs closed"]
     assert done == 5 and ticks == [(k, 5) for k in range(1, 6)]
     assert steps.sizes == {p.relative_to(original).as_posix(): p.stat().st_size
                            for p in original.rglob("*.*")}  # fmt: skip

@@ -39,6 +39,10 @@ def test_arrow_dataset_and_dict(tmp_path: Path, rows: list[dict[str, Any]]) -> N
     ).save_to_disk(str(dd))
     with pytest.raises(SourceError, match="several splits: train, test"):
         open_source(dd)
+    with open_source(dd, prefer=OriginalRef(split="test")) as src:  # a manifest's split
+        assert src.listing().ids == ("test/0", "test/1")
+    with pytest.raises(SourceError, match="several splits: train, test"):
+        open_source(dd, prefer=OriginalRef(split="dev"))
     with pytest.raises(SourceError, match="no split 'dev'"):
         open_source(dd, split="dev")
     with open_source(dd, split="test") as src:

@@ -54,6 +54,16 @@ def test_parquet_needs_a_split_and_names_them(hub: Path) -> None:
         open_source(hub, split="validation")
 
 
+def test_a_preferred_split_is_read_only_where_none_is_given(hub: Path) -> None:
+    """``prefer``: the split a manifest records, chosen where the folder has several."""
+    with open_source(hub, prefer=OriginalRef(split="test")) as src:
+        assert src.original_ref == OriginalRef(config="default", split="test")
+    with open_source(hub, split="train", prefer=OriginalRef(split="test")) as src:
+        assert src.original_ref == OriginalRef(config="default", split="train")
+    with pytest.raises(SourceError, match="several splits: test, train"):
+        open_source(hub, prefer=OriginalRef(split="validation"))  # not here: as before
+
+
 def test_source_pickles_for_workers(hub: Path) -> None:
     with open_source(hub, split="train") as src:
         ids = src.listing().ids
@@ -111,6 +121,8 @@ def test_converted_layout_with_configs(tmp_path: Path, rows: list[dict[str, Any]
     to_converted_parquet(make_dataset(rows[:2]), root, "small", "train")
     with pytest.raises(SourceError, match="several configs: full, small"):
         open_source(root)
+    with open_source(root, prefer=OriginalRef(config="small", split="train")) as src:
+        assert src.original_ref == OriginalRef(config="small", split="train")
     with pytest.raises(SourceError, match="no config 'tiny'"):
         open_source(root, config="tiny")
     with open_source(root, config="full") as src:

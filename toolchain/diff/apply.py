@@ -56,7 +56,7 @@ from toolchain.run.journal import JournaledSample
 from toolchain.run.outdir import SampleWriter
 from toolchain.run.session import Plan, RunKeywords, RunOptions, Session, run_session
 from toolchain.run.shard import Shard
-from toolchain.source import Source
+from toolchain.source import Source, SourceOptions
 
 if TYPE_CHECKING:
     import numpy as np
@@ -695,6 +695,9 @@ class _Apply:
             self.reader = reader
             self.recipe = _entries_recipe(reader)
             yield reader
+
+    def source_options(self, given: SourceOptions) -> SourceOptions:
+        return given.preferring(self.reader.manifest.provenance.original)
 
     def plan(self, source: Source) -> Plan:
         manifest = self.reader.manifest

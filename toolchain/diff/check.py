@@ -3,6 +3,7 @@ present but different, or missing (``docs/diff-format.md``). Writes nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -89,9 +90,13 @@ def check_diff(
     source_options: SourceOptions | None = None,
 ) -> CheckReport:
     """Report, per sample, whether ``original`` holds what ``diff`` needs. Writes nothing."""
-    with open_diff(diff) as reader, (source_options or SourceOptions()).open(original) as source:
+    with contextlib.ExitStack() as stack:
+        reader = stack.enter_context(open_diff(diff))
+        recorded = reader.manifest.provenance.original
+        opts = (source_options or SourceOptions()).preferring(recorded)
+        source = stack.enter_context(opts.open(original))
         entries = reader.manifest.entries
-        check_original(reader.manifest.provenance.original, source.original_ref)
+        check_original(recorded, source.original_ref)
         ids = source.listing().ids
         present = set(ids)
         result: dict[int, CheckEntry] = {}

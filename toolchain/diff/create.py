@@ -289,7 +289,9 @@ def create_diff(
     missed: list[int] = []
     with (
         make_executor(executor, workers=workers, scheduler=scheduler) as pool,
-        (source_options or SourceOptions()).open(original) as source,
+        (source_options or SourceOptions())
+        .preferring(manifest.provenance.original)
+        .open(original) as source,
     ):
         pool.prestart()  # the workers import while the original is listed
         present = set(source.listing().ids)

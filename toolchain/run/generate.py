@@ -40,7 +40,7 @@ from toolchain.run.determinism import process_is_pinned
 from toolchain.run.journal import JournaledSample
 from toolchain.run.outdir import SampleWriter
 from toolchain.run.session import Plan, RunKeywords, RunOptions, Session, run_session
-from toolchain.source import Listing, Source
+from toolchain.source import Listing, Source, SourceOptions
 
 if TYPE_CHECKING:
     import numpy as np
@@ -219,6 +219,9 @@ class _Generate:
     """The recipe's selection (of all shards)."""
     original: OriginalRef | None
     """The original's identity, as the manifest records it."""
+
+    def source_options(self, given: SourceOptions) -> SourceOptions:
+        return given
 
     def __init__(
         self, rec: Recipe, options: RunOptions, *, out: Path, provenance: Provenance | None

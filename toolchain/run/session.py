@@ -275,6 +275,10 @@ class RunSteps(Protocol[Out_co]):
     def inputs(self) -> contextlib.AbstractContextManager[object]:
         """Open what the run reads besides the original (apply: the diff), checked."""
 
+    def source_options(self, given: SourceOptions) -> SourceOptions:
+        """How the original is opened, once :meth:`inputs` are open (apply: the split and
+        config the diff records, where the dataset has several and none is given)."""
+
     def plan(self, source: Source) -> Plan:
         """List the original; what this run makes."""
 
@@ -312,7 +316,7 @@ def run_session(
     )
     with executor as pool:
         pool.prestart()  # the workers import while the inputs are opened and listed
-        with steps.inputs(), options.source_options.open(original) as source:
+        with steps.inputs(), steps.source_options(options.source_options).open(original) as source:
             plan = steps.plan(source)
             with open_out(
                 out,

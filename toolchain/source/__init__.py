@@ -3,6 +3,7 @@ dataset) behind one entry point, :func:`open_source` (``docs/sources.md``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tarfile
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from typing import Any
 
 from toolchain._internal import safefs
 from toolchain.errors import SourceError, os_error_text
+from toolchain.model.original import OriginalRef
 from toolchain.source._common import IMAGE_SUFFIXES, MAX_SAMPLE_BYTES, Listing, Sample, Source
 from toolchain.source.folder import FolderSource
 from toolchain.source.tar import TarSource
@@ -39,6 +41,9 @@ class SourceOptions:
     image_column: str | None = None
     columns: str | Sequence[str] | None = None
     ids: str = "auto"
+    prefer: OriginalRef | None = None
+    """The split and config a manifest records (``diff apply``, ``diff create``, ``diff
+    check``): chosen where the dataset has several and ``split``/``config`` is not given."""
 
     def open(self, original: str | os.PathLike[str] | Any) -> Source:
         return open_source(
@@ -48,7 +53,13 @@ class SourceOptions:
             image_column=self.image_column,
             columns=self.columns,
             ids=self.ids,
+            prefer=self.prefer,
         )
+
+    def preferring(self, recorded: OriginalRef | None) -> SourceOptions:
+        """These options, choosing ``recorded``'s split and config where the dataset has
+        several and none is given."""
+        return dataclasses.replace(self, prefer=recorded)
 
 
 def open_source(
@@ -59,6 +70,7 @@ def open_source(
     image_column: str | None = None,
     columns: str | Sequence[str] | None = None,
     ids: str = "auto",
+    prefer: OriginalRef | None = None,
 ) -> Source:
     """Open an original: a folder tree, a tar archive, or a Hugging Face dataset.
 
@@ -66,7 +78,8 @@ def open_source(
     Hugging Face dataset when :func:`toolchain.source.hf.detect` says so
     (parquet shards in a Hub layout, or a ``save_to_disk`` folder); a
     ``.parquet`` file is one too. ``split``, ``config``, ``image_column``,
-    ``columns`` and ``ids`` apply to Hugging Face datasets only.
+    ``columns`` and ``ids`` apply to Hugging Face datasets only; so does ``prefer``, the
+    split and config chosen where a folder holds several and none is given.
     """
     from toolchain.source import hf  # imports no HF package until one is used
 
@@ -94,7 +107,13 @@ def open_source(
     kind = hf.detect(p)
     if kind == "parquet":
         return hf.ParquetSource(
-            p, split=split, config=config, image_column=image_column, columns=columns, ids=ids
+            p,
+            split=split,
+            config=config,
+            image_column=image_column,
+            columns=columns,
+            ids=ids,
+            prefer=prefer,
         )
     if kind == "arrow":
         if config is not None:
@@ -102,7 +121,9 @@ def open_source(
                 f"{p} is a save_to_disk folder: it has no configs",
                 hint="drop --config (choose a split with --split)",
             )
-        return hf.ArrowSource(p, split=split, image_column=image_column, columns=columns, ids=ids)
+        return hf.ArrowSource(
+            p, split=split, image_column=image_column, columns=columns, ids=ids, prefer=prefer
+        )
     given = [
         k.replace("_", "-")
         for k, v in {**hf_options, "config": config}.items()

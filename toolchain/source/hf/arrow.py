@@ -21,6 +21,8 @@ from toolchain.source.hf.features import features_of_schema
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from toolchain.model.original import OriginalRef
+
 __all__ = ["MAX_ARROW_BYTES", "MAX_METADATA_BYTES", "ArrowSource"]
 
 MAX_METADATA_BYTES = 64 << 20
@@ -39,6 +41,8 @@ class ArrowSource(HFSource):
     image_column: str | None = None
     columns: str | Sequence[str] | None = None
     ids: str = "auto"
+    prefer: OriginalRef | None = None
+    """The split chosen where a ``DatasetDict`` folder has several and none is given."""
     _dir: Path = field(default=Path(), init=False, repr=False)
     _split_resolved: str = field(default="", init=False, repr=False)
     _meta: tuple[tuple[Shard, ...], dict[str, Any], tuple[str, ...]] | None = field(
@@ -54,6 +58,8 @@ class ArrowSource(HFSource):
         if (p / "dataset_dict.json").is_file():
             splits = _listed_splits(p)
             split = self.split
+            if split is None and self.prefer is not None and self.prefer.split in splits:
+                split = self.prefer.split
             if split is None:
                 if len(splits) != 1:
                     raise SourceError(

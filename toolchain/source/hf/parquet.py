@@ -17,6 +17,8 @@ from toolchain.source.hf.layout import parquet_layout
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from toolchain.model.original import OriginalRef
+
 __all__ = ["READ_BATCH_ROWS", "RELEASE_BYTES", "ParquetSource"]
 
 READ_BATCH_ROWS = 16
@@ -38,6 +40,8 @@ class ParquetSource(HFSource):
     image_column: str | None = None
     columns: str | Sequence[str] | None = None
     ids: str = "auto"
+    prefer: OriginalRef | None = None
+    """The config and split chosen where the folder has several and none is given."""
     _files: tuple[str, ...] = field(default=(), init=False, repr=False)
     _split_resolved: str = field(default="", init=False, repr=False)
     _config_resolved: str = field(default="", init=False, repr=False)
@@ -75,6 +79,8 @@ class ParquetSource(HFSource):
             )
         configs = sorted({c for c, _ in layout})
         config = self.config
+        if config is None and self.prefer is not None and self.prefer.config in configs:
+            config = self.prefer.config
         if config is None:
             if len(configs) > 1:
                 raise SourceError(
@@ -89,6 +95,8 @@ class ParquetSource(HFSource):
             )
         splits = [s for c, s in layout if c == config]
         split = self.split
+        if split is None and self.prefer is not None and self.prefer.split in splits:
+            split = self.prefer.split
         if split is None:
             if len(splits) > 1:
                 raise SourceError(
