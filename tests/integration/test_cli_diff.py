@@ -262,11 +262,25 @@ def test_create_reads_the_original_as_told_and_writes_the_format_asked(
     assert (tmp_path / "again" / MANIFEST_NAME).read_bytes() == (bench / MANIFEST_NAME).read_bytes()
 
 
+@pytest.mark.parametrize("drop", ["split", "config"])
+def test_without_split_or_config_create_and_apply_read_the_recorded_ones(
+    hub: Path, tmp_path: Path, hf_offline: Path, drop: str
+) -> None:
+    """The hub has splits test and validation, configs full and mini: given neither, the
+    diff commands read the ones the manifest records instead of asking."""
+    bench = tmp_path / "bench"
+    assert run(*generate_args(hub, bench, "identity", quiet=True, **HF_OPTIONS)).exit_code == 0
+    out, options = tmp_path / "x.bdiff", {**HF_OPTIONS, drop: None}
+    r = run_cli(*diff_create_args(hub, bench, out, quiet=True, **options), pinned=True)
+    assert r.exit_code == 0, r.output
+    r = run(*diff_apply_args(hub, out, tmp_path / "again", json=True, **options))
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "again" / MANIFEST_NAME).read_bytes() == (bench / MANIFEST_NAME).read_bytes()
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"split": None}, "has several splits: test, validation"),
-        ({"config": None}, "has several configs: full, mini"),
         ({"config": "mini"}, "3 samples of the benchmark are not in the original"),  # 3 rows
         ({"ids": "auto"}, "6 samples of the benchmark are not in the original"),  # path ids
         ({"image_column": "caption"}, "column 'caption' of split 'test'"),
