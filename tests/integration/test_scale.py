@@ -82,18 +82,18 @@ def test_dask_local_cluster_with_two_workers(small_original: Path, tmp_path: Pat
     assert result.manifest.fingerprint["pinned"] == "true"
 
 
-def _start(original: Path, out: Path, *extra: str) -> subprocess.Popen[bytes]:
+def _start(
+    original: Path, out: Path, *extra: str, command: list[str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``generate`` of the slow adversarial benchmark (or ``command``) into ``out``."""
     env = {k: v for k, v in os.environ.items() if k != "BENCHMARK_REGEN_PINNED"}
+    slow = ["generate", "--recipe", "adversarial", "--param", f"steps={SLOW_STEPS}"]
     return subprocess.Popen(
         [
             sys.executable,
             "-m",
             "toolchain",
-            "generate",
-            "--recipe",
-            "adversarial",
-            "--param",
-            f"steps={SLOW_STEPS}",
+            *(slow if command is None else command),
             "--original",
             str(original),
             "--out",
@@ -128,11 +128,18 @@ def _temp_files(out: Path) -> list[Path]:
     return [p for p in out.rglob("*") if p.name.startswith(".tmp-")]
 
 
+@pytest.fixture(scope="module")
+def slow_clean(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> Path:
+    """The demo photographs' adversarial benchmark at SLOW_STEPS, made without a stop."""
+    out = tmp_path_factory.mktemp("slow") / "clean"
+    generate_benchmark(demo_dir, "adversarial", out, workers=2, params={"steps": SLOW_STEPS})
+    return out
+
+
 @pytest.mark.slow
-def test_kill_9_at_random_points_then_resume(demo_dir: Path, tmp_path: Path) -> None:
-    clean = generate_benchmark(
-        demo_dir, "adversarial", tmp_path / "clean", workers=2, params={"steps": SLOW_STEPS}
-    )
+def test_kill_9_at_random_points_then_resume(
+    demo_dir: Path, slow_clean: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "killed"
     rng = random.Random(20261123)
     kills = 0
@@ -160,10 +167,53 @@ def test_kill_9_at_random_points_then_resume(demo_dir: Path, tmp_path: Path) -> 
     proc = _start(demo_dir, out, "--resume")
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr.decode()
-    assert json.loads(stdout)["root"] == str(clean.root)
+    assert (
+        json.loads(stdout)["root"] == json.loads((slow_clean / "manifest.json").read_text())["root"]
+    )
     assert not _temp_files(out)
     assert verify_benchmark(out).ok
     assert not (out / ".benchmark-regen").exists()
+
+
+@pytest.mark.slow
+def test_kill_9_during_diff_apply_then_resume(
+    demo_dir: Path, slow_clean: Path, tmp_path: Path
+) -> None:
+    """Recipe entries make apply run the slow recipe, so kills land mid-run; a resumed
+    apply keeps what the journal vouches for and writes the carried manifest."""
+    diff = tmp_path / "slow.bdiff"
+    made = subprocess.run(
+        [sys.executable, "-m", "toolchain", "diff", "create", "--original", str(demo_dir),
+         "--benchmark", str(slow_clean), "--out", str(diff), "--workers", "2", "-q"],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr.decode()
+    out = tmp_path / "killed"
+    apply = ["diff", "apply", "--diff", str(diff)]
+    rng = random.Random(20261207)
+    kills = 0
+    for trial in range(4):
+        proc = _start(demo_dir, out, *(["--resume"] if trial else []), command=apply)
+        _wait_for_progress(out, proc)
+        time.sleep(rng.uniform(0.0, 2.0))
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        proc.communicate()
+        if (out / "manifest.json").exists():
+            break
+    assert kills >= 1
+    pngs = sorted(out.rglob("*.png"))
+    if pngs:  # a finished file cut short is made again, not trusted
+        pngs[0].write_bytes(pngs[0].read_bytes()[:50])
+    proc = _start(demo_dir, out, "--resume", command=apply)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr.decode()
+    assert json.loads(stdout)["found"]["finished-before-resume"] > 0
+    assert (out / "manifest.json").read_bytes() == (slow_clean / "manifest.json").read_bytes()
+    assert not _temp_files(out)
+    assert verify_benchmark(out).ok
 
 
 def test_ctrl_c_exits_130_and_resumes(demo_dir: Path, tmp_path: Path) -> None:

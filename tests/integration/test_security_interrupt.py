@@ -6,8 +6,8 @@ byte ``^C`` written to the terminal, which its line discipline turns into SIGINT
 the foreground process group (the command and its workers), as a key press does. The
 command must exit 130 with no traceback before it has run to the end, leave no worker
 behind and nothing that looks finished, and a second run must finish the job:
-``generate --resume`` with the root of an uninterrupted run, ``diff apply --overwrite``
-with the carried root, ``diff create`` with the very same bytes. (How soon it stops is a
+``generate --resume`` with the root of an uninterrupted run, ``diff apply --resume`` (or
+``--overwrite``) with the carried root, ``diff create`` with the very same bytes. (How soon it stops is a
 measurement, for docs/security.md, not a test.) SIGTERM (``scancel``, ``timeout``,
 ``docker stop``) and SIGHUP are sent with ``kill``; they exit 143 and 129.
 
@@ -126,9 +126,9 @@ def test_ctrl_c_stops_generate_and_resume_gives_the_uninterrupted_root(
     assert not _temp_files(out) and not (out / ".benchmark-regen").exists()
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_ctrl_c_stops_diff_apply_and_overwrite_finishes_it(
-    noise: tuple[Path, Path, Path], tmp_path: Path, workers: int
+@pytest.mark.parametrize(("workers", "finish"), [(1, "--overwrite"), (2, "--resume")])
+def test_ctrl_c_stops_diff_apply_and_resume_or_overwrite_finishes_it(
+    noise: tuple[Path, Path, Path], tmp_path: Path, workers: int, finish: str
 ) -> None:
     original, bench, diff = noise
     out = tmp_path / "out"
@@ -136,8 +136,9 @@ def test_ctrl_c_stops_diff_apply_and_overwrite_finishes_it(
             "--workers", str(workers)]  # fmt: skip
     with start(args) as term:
         _interrupt(term)
+    assert "hint: run the same command again with --resume" in term.text
     assert not (out / "manifest.json").exists()
-    r = _run(*args, "--overwrite", "--json")
+    r = _run(*args, finish, "--json")
     assert r.returncode == 0, r.stderr
     assert (out / "manifest.json").read_bytes() == (bench / "manifest.json").read_bytes()
     assert verify_benchmark(out).ok and not _temp_files(out)

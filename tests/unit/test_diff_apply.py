@@ -23,7 +23,7 @@ from toolchain.diff.apply import COVERAGE_NAME, Status
 from toolchain.diff.format import KeyOn, PayloadKind
 from toolchain.diff.locate import Found
 from toolchain.diff.reader import check_original, open_diff
-from toolchain.errors import ExitCode, InputError, RecipeError
+from toolchain.errors import ExitCode, InputError, Interrupted, OutputError, RecipeError
 from toolchain.model.manifest import MANIFEST_NAME, Manifest, load_manifest
 from toolchain.model.original import OriginalRef
 from toolchain.recipes.shipped import ShippedRecipe
@@ -209,14 +209,64 @@ def test_an_exact_rebuild_does_not_hash_its_original(
     assert hashed == []
 
 
-def test_an_interrupted_apply_is_started_over_never_resumed(
+def _interrupted_apply(
+    original: Path, diff: Path, out: Path, after: int, *, workers: int = 1
+) -> None:
+    """``diff apply`` into ``out``, stopped by Ctrl-C once ``after`` samples are done."""
+
+    def ctrl_c(done: int, total: int) -> None:
+        if done >= after:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as e:
+        _apply(original, diff, out, progress=ctrl_c, workers=workers)
+    assert e.value.hint == "run the same command again with --resume to finish the rest"
+    assert not (out / MANIFEST_NAME).exists()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_interrupted_apply_resumes_to_the_carried_manifest(
+    tiny: tuple[Path, Path, Path], tmp_path: Path, workers: int
+) -> None:
+    original, bench, diff = tiny
+    out = tmp_path / "out"
+    _interrupted_apply(original, diff, out, after=2, workers=workers)
+    result = _apply(original, diff, out, resume=True, workers=workers)
+    assert result.ok, [o.message for o in result.failures()]
+    counts = result.found_counts()
+    assert counts["finished-before-resume"] >= 2
+    assert counts["finished-before-resume"] + counts["found-by-id"] == len(result.outcomes)
+    assert (out / MANIFEST_NAME).read_bytes() == (bench / MANIFEST_NAME).read_bytes()
+    assert verify_benchmark(out).ok
+
+
+def test_a_resumed_apply_makes_again_a_finished_file_changed_since(
     tiny: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
+    original, bench, diff = tiny
+    out = tmp_path / "out"
+    _interrupted_apply(original, diff, out, after=2)
+    finished = sorted(out.rglob("*.png"))
+    assert len(finished) >= 2
+    flipped = bytearray(finished[0].read_bytes())
+    flipped[len(flipped) // 2] ^= 0x01
+    finished[0].write_bytes(bytes(flipped))  # one bit
+    result = _apply(original, diff, out, resume=True)
+    assert result.ok, [o.message for o in result.failures()]
+    assert result.found_counts()["finished-before-resume"] == len(finished) - 1
+    assert verify_benchmark(out).ok
+    assert (out / MANIFEST_NAME).read_bytes() == (bench / MANIFEST_NAME).read_bytes()
+
+
+def test_a_resume_of_another_diffs_apply_is_refused(
+    tiny: tuple[Path, Path, Path], recipe_entries: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
     original, _, diff = tiny
-    with pytest.raises(InputError, match="diff apply cannot resume an interrupted run") as e:
-        get_benchmark(original, diff, tmp_path / "out", resume=True)
+    out = tmp_path / "out"
+    _interrupted_apply(original, diff, out, after=1)
+    with pytest.raises(OutputError, match="is a different run") as e:
+        _apply(recipe_entries[0], recipe_entries[2], out, resume=True)
     assert "--overwrite" in (e.value.hint or "")
-    assert not (tmp_path / "out").exists()
 
 
 # -- recipe entries (issue #27) ------------------------------------------------------------

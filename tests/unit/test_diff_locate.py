@@ -32,6 +32,7 @@ def sealed(
 def test_found_values_are_the_reports_words() -> None:
     assert [str(f) for f in Found] == [
         "found-by-id", "found-by-content", "missing", "present-but-different",
+        "finished-before-resume",
     ]  # fmt: skip
 
 

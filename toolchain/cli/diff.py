@@ -31,6 +31,7 @@ from toolchain.cli.options import (
     progress,
     quiet_option,
     recheck_option,
+    resume_option,
     run_in_pinned_image,
     scheduler_option,
     shard_option,
@@ -139,6 +140,7 @@ def create(
     help="Write every sample that verifies plus coverage.json (exit 5 if any is missing).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing benchmark in --out.")
+@resume_option
 @shard_option
 @executor_option
 @scheduler_option
@@ -168,6 +170,7 @@ def apply(
     workers: int,
     partial: bool,
     overwrite: bool,
+    resume: bool,
     shard: Shard | None,
     executor: str,
     scheduler: str | None,
@@ -191,6 +194,7 @@ def apply(
           --pubkey publisher.pub --workers 2
       benchmark-regen diff apply --original ./val --diff bench.bdiff --out ./bench --partial
       benchmark-regen diff apply --original ./val --diff bench.bdiff --out ./bench --shard 0/4
+      benchmark-regen diff apply --original ./val --diff bench.bdiff --out ./bench --resume
       benchmark-regen diff apply --original ./val --diff bench.bdiff --out ./bench --in-container
     """
     from toolchain.diff import get_benchmark
@@ -219,6 +223,7 @@ def apply(
             workers=workers,
             partial=partial,
             overwrite=overwrite,
+            resume=resume,
             shard=shard,
             executor=executor,
             scheduler=scheduler,
@@ -246,10 +251,12 @@ def apply(
             if result.ok
             else style("FAILED", fg="red", bold=True)
         )
+        resumed = c.get("finished-before-resume", 0)
         echo(
             f"{verdict}: {ok} of {len(result.outcomes)} samples bit-exact "
             f"({c.get('found-by-id', 0)} found by id, {c.get('found-by-content', 0)} by content, "
-            f"{c.get('missing', 0)} missing, {c.get('present-but-different', 0)} different)"
+            + (f"{resumed} finished before the resume, " if resumed else "")
+            + f"{c.get('missing', 0)} missing, {c.get('present-but-different', 0)} different)"
         )
         if not result.manifest_written:
             echo(f"no manifest.json was written: {out} is not a benchmark")

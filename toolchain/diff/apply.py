@@ -377,10 +377,14 @@ def _coverage(manifest: Manifest, outcomes: Sequence[SampleOutcome]) -> bytes:
 Verdict = tuple[_Done, Found, str | None]
 """What happened to one entry, how its original was found, and where (its id there)."""
 
+_BY_ID, _RESUMED = 1, 2
+""":class:`_Verdicts`' byte for an exact entry: made from the file of its id, or finished
+before a resume."""
+
 
 class _Verdicts:
-    """Each entry's verdict. The usual one, exact from the file of the same id, costs
-    one byte; any other is kept whole."""
+    """Each entry's verdict. The usual ones, exact from the file of the same id or finished
+    before a resume, cost one byte; any other is kept whole."""
 
     def __init__(self, entries: Sequence[ManifestEntry]):
         self._entries = entries
@@ -392,12 +396,15 @@ class _Verdicts:
         return self._count
 
     def is_exact(self, i: int) -> bool:
-        """Exact, from the file of the same id (the usual verdict, and the cheap one)."""
+        """Exact, from the file of the same id or finished before a resume (the usual
+        verdicts, and the cheap ones)."""
         return bool(self._exact[i])
 
     def get(self, i: int, default: Verdict | None = None) -> Verdict | None:
-        if self._exact[i]:
+        if self._exact[i] == _BY_ID:
             return (_EXACT, Found.BY_ID, self._entries[i].id)
+        if self._exact[i] == _RESUMED:
+            return (_EXACT, Found.RESUMED, None)
         return self._other.get(i, default)
 
     def set(self, i: int, verdict: Verdict) -> None:
@@ -405,7 +412,10 @@ class _Verdicts:
             self._count += 1
         done, found, where = verdict
         if done is _EXACT and found is Found.BY_ID and where == self._entries[i].id:
-            self._exact[i] = 1
+            self._exact[i] = _BY_ID
+            self._other.pop(i, None)
+        elif done is _EXACT and found is Found.RESUMED:
+            self._exact[i] = _RESUMED
             self._other.pop(i, None)
         else:
             self._exact[i] = 0
@@ -436,6 +446,17 @@ class _Runner:
             data=data,
             source_id=source_id,
         )
+
+    def resumed(self, finished: Mapping[str, JournaledSample]) -> None:
+        """The entries the interrupted run finished: journaled as this manifest's entry, and
+        their files still those bytes (:meth:`Session.finished`). Exact; not made again."""
+        entries = self.reader.manifest.entries
+        for i in self.selected:
+            e = entries[i]
+            prior = finished.get(e.id)
+            if prior is not None and _same_output(prior.entry, e):
+                self.results.set(i, (_EXACT, Found.RESUMED, None))
+        self.session.tick(len(self.results))
 
     def rebuild(self, tasks: Iterator[RebuildTask], found: Found) -> None:
         self.session.execute(self.job, tasks, functools.partial(self._collect, found=found))
@@ -475,6 +496,10 @@ class _Runner:
         ]
 
 
+def _same_output(a: ManifestEntry, b: ManifestEntry) -> bool:
+    return (a.path, a.pixels, a.file) == (b.path, b.pixels, b.file)
+
+
 def _by_id(runner: _Runner, source: Source, listed: Sequence[str]) -> Iterator[RebuildTask]:
     """The entries whose id the original lists, rebuilt from the file of that id.
 
@@ -492,7 +517,7 @@ def _by_id(runner: _Runner, source: Source, listed: Sequence[str]) -> Iterator[R
             sid = next(ids, None)
         if sid is None:
             break
-        if sid == wanted:
+        if sid == wanted and not runner.results.is_exact(i):  # not finished before a resume
             index[sid] = i
     for sample in source.iter_samples(index):  # in id order
         yield runner.task(index[sample.id], sample.id, sample.data)
@@ -539,8 +564,6 @@ class _Outcomes(MadeOnAccess[SampleOutcome]):
         return _Tally.of(self._kind(i) for i in self._selected)
 
     def _kind(self, i: int) -> tuple[Status, Found]:
-        if self._results.is_exact(i):  # no outcome made for the usual verdict
-            return Status.OK, Found.BY_ID
         done, found, _ = self._results.get(i) or _MISSING
         return done.status, found
 
@@ -628,8 +651,9 @@ def get_benchmark(
 
     ``diff``: a ``.bdiff`` file, or a folder holding the diff as a parquet dataset.
     ``original``: as for :func:`toolchain.generate_benchmark`; so are ``options`` or the
-    run keywords (:class:`~toolchain.run.session.RunOptions`), but an interrupted apply
-    is started over (``overwrite``), never resumed. The root is the same in either
+    run keywords (:class:`~toolchain.run.session.RunOptions`): ``resume`` continues an
+    interrupted apply, keeping each sample the journal vouches for whose file still has
+    the manifest's bytes (its original is not read again). The root is the same in either
     ``format``.
 
     ``result.ok`` only when every sample is bit-exact; then ``out`` holds the
@@ -657,7 +681,7 @@ class _Apply:
     manifest as the plan, the rebuild job (by id, then by content), and the commit."""
 
     command = "diff apply"
-    resumable = False  # the journal does not say where a sample's original was found
+    resumable = True
     reader: DiffReader
     ids: Sequence[str]
     """The original's listing."""
@@ -727,6 +751,7 @@ class _Apply:
             recipe=self.recipe,
         )
         self.runner = runner = _Runner(self.reader, session, job, selected=self.selected)
+        runner.resumed(finished)
         runner.rebuild(_by_id(runner, source, self.ids), Found.BY_ID)
         unresolved = runner.unresolved()
         if unresolved:

@@ -56,7 +56,7 @@ class CheckReport:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "counts": {str(k): len(self.by_kind(k)) for k in Found},
+            "counts": {str(k): len(self.by_kind(k)) for k in Found if k is not Found.RESUMED},
             "coverage": self.coverage,
             "entries": [e.to_json() for e in self.entries],
             "ok": self.ok,

@@ -26,6 +26,9 @@ class Found(enum.StrEnum):
     BY_CONTENT = "found-by-content"
     MISSING = "missing"
     DIFFERENT = "present-but-different"
+    RESUMED = "finished-before-resume"
+    """``diff apply --resume``: made by the interrupted run, its file checked against the
+    manifest; its original was not read again."""
 
 
 def key_material(data: bytes, key_on: KeyOn) -> tuple[bytes, npt.NDArray[np.uint8] | None]:
