@@ -7,8 +7,8 @@ the foreground process group (the command and its workers), as a key press does.
 command must exit 130 with no traceback before it has run to the end, leave no worker
 behind and nothing that looks finished, and a second run must finish the job:
 ``generate --resume`` with the root of an uninterrupted run, ``diff apply --resume`` (or
-``--overwrite``) with the carried root, ``diff create`` with the very same bytes. (How soon it stops is a
-measurement, for docs/security.md, not a test.) SIGTERM (``scancel``, ``timeout``,
+``--overwrite``) with the carried root, ``diff create`` with the very same bytes. (How soon
+it stops is a measurement, for docs/security.md, not a test.) SIGTERM (``scancel``, ``timeout``,
 ``docker stop``) and SIGHUP are sent with ``kill``; they exit 143 and 129.
 
 The originals are 24 noise photographs of 1024x1024 pixels, so every sample costs a
