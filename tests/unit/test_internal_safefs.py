@@ -277,6 +277,32 @@ def test_remove_file_removes_a_link_never_its_target(tmp_path: Path) -> None:
         safefs.remove_file(tmp_path, "d")
 
 
+def test_read_in_and_remove_in_work_in_the_open_folder_not_at_its_path(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_bytes(b"here")
+    (tmp_path / "d" / "link").symlink_to(tmp_path / "d" / "f")
+    fd = os.open(tmp_path / "d", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        (tmp_path / "d").rename(tmp_path / "moved")  # the path now names nothing
+        assert safefs.read_in(fd, "f", limit=10) == b"here"
+        with pytest.raises(UnsafePath, match="symlink"):
+            safefs.read_in(fd, "link", limit=10)
+        with pytest.raises(UnsafePath, match="not a plain relative path"):
+            safefs.read_in(fd, "../moved/f", limit=10)
+        assert safefs.remove_in(fd, "link") is True and safefs.remove_in(fd, "link") is False
+        assert (tmp_path / "moved" / "f").read_bytes() == b"here"
+    finally:
+        os.close(fd)
+
+
+def test_read_path_and_mode_gives_the_bits_of_the_file_read(tmp_path: Path) -> None:
+    (tmp_path / "key").write_bytes(b"secret")
+    (tmp_path / "key").chmod(0o640)
+    assert safefs.read_path_and_mode(tmp_path / "key", limit=10) == (b"secret", 0o640)
+
+
 def test_walk_lists_every_kind_sorted_without_following_links(tmp_path: Path) -> None:
     (tmp_path / "b/c").mkdir(parents=True)
     (tmp_path / "b/c/f.png").write_bytes(b"")

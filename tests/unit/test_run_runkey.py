@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,37 @@ def test_a_key_is_made_0600_in_a_0700_folder_loaded_and_removed(tmp_path: Path) 
     assert load_key(run, folder) is None
     remove_key(run, folder)  # twice is fine
     assert load_key(new_run_id(), tmp_path / "nowhere") is None
+
+
+def test_the_key_is_read_and_removed_in_the_folder_that_was_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder swapped in at the path after the check (its parent is the user's, but a
+    mistake or another program may move it) is neither read nor touched."""
+    import contextlib
+
+    folder = tmp_path / "keys"
+    run = new_run_id()
+    key = create_key(run, folder)
+    checked = runkey._opened
+    planted: list[Path] = []
+
+    @contextlib.contextmanager
+    def swapped_after_check(where: Path, *, create: bool) -> Iterator[int]:
+        with checked(where, create=create) as fd:
+            where.rename(tmp_path / "moved")
+            where.mkdir(mode=0o700)
+            (where / f"run-{run}.key").write_bytes(b"p" * KEY_BYTES)
+            yield fd
+        planted.append(where.rename(tmp_path / f"planted-{len(planted)}"))
+        (tmp_path / "moved").rename(where)
+
+    monkeypatch.setattr(runkey, "_opened", swapped_after_check)
+    assert load_key(run, folder) == key
+    remove_key(run, folder)
+    assert [(p / f"run-{run}.key").read_bytes() for p in planted] == [b"p" * KEY_BYTES] * 2
+    monkeypatch.undo()
+    assert load_key(run, folder) is None  # the checked folder's key was the one removed
 
 
 def test_a_damaged_or_planted_key_is_no_key_and_is_replaced_never_written_through(

@@ -23,9 +23,12 @@ __all__ = [
     "open_path",
     "open_regular",
     "read_file",
+    "read_in",
     "read_path",
+    "read_path_and_mode",
     "remove_file",
     "remove_folder",
+    "remove_in",
     "temp_prefix",
     "walk",
     "write_file",
@@ -106,19 +109,34 @@ def _folder_of(root: Path, rel: str, *, create: bool) -> Iterator[tuple[int, str
 def read_file(root: Path, rel: str, *, limit: int) -> bytes:
     """The bytes of regular file ``root/rel``; never follows a link, never blocks on a FIFO."""
     with _folder_of(root, rel, create=False) as (dfd, name):
-        try:
-            fd = os.open(name, _READ_FLAGS, dir_fd=dfd)
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                raise UnsafePath(e.errno, "is a symlink: not followed") from None
-            raise
+        return read_in(dfd, name, limit=limit)
+
+
+def read_in(dfd: int, name: str, *, limit: int) -> bytes:
+    """:func:`read_file` of ``name`` in the open folder ``dfd`` (one a caller has checked)."""
+    try:
+        fd = os.open(_name(name), _READ_FLAGS, dir_fd=dfd)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UnsafePath(e.errno, "is a symlink: not followed") from None
+        raise
     return _read_fd(fd, limit)
 
 
 def read_path(path: Path, *, limit: int) -> bytes:
     """A file the user named (links followed): a regular file only, never blocks, bounded."""
+    return read_path_and_mode(path, limit=limit)[0]
+
+
+def read_path_and_mode(path: Path, *, limit: int) -> tuple[bytes, int]:
+    """:func:`read_path`, and the permission bits of the very file read (``0o600``)."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    return _read_fd(fd, limit, tell_size=not _through_link(path))
+    try:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return _read_fd(fd, limit, tell_size=not _through_link(path)), mode
 
 
 def open_path(path: Path, *, limit: int) -> BinaryIO:
@@ -348,11 +366,19 @@ def remove_file(root: Path, rel: str) -> bool:
     """Unlink ``root/rel`` (a file or a link, never what a link points to); False if absent."""
     try:
         with _folder_of(root, rel, create=False) as (dfd, name):
-            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                raise UnsafePath(errno.EISDIR, f"{rel!r} is a folder")
-            os.unlink(name, dir_fd=dfd)
-            return True
+            return remove_in(dfd, name)
+    except FileNotFoundError:
+        return False
+
+
+def remove_in(dfd: int, name: str) -> bool:
+    """:func:`remove_file` of ``name`` in the open folder ``dfd`` (one a caller has checked)."""
+    try:
+        st = os.stat(_name(name), dir_fd=dfd, follow_symlinks=False)
+        if stat.S_ISDIR(st.st_mode):
+            raise UnsafePath(errno.EISDIR, f"{name!r} is a folder")
+        os.unlink(name, dir_fd=dfd)
+        return True
     except FileNotFoundError:
         return False
 

@@ -148,8 +148,8 @@ def load_key(run: str, folder: Path | None = None) -> bytes | None:
     name = _key_name(run)
     where = folder or key_folder()
     try:
-        with _opened(where, create=False):
-            data = safefs.read_file(where, name, limit=KEY_BYTES)
+        with _opened(where, create=False) as dfd:  # read in the folder checked, not by path
+            data = safefs.read_in(dfd, name, limit=KEY_BYTES)
     except FileNotFoundError:
         return None
     except safefs.UnsafePath:
@@ -161,5 +161,5 @@ def remove_key(run: str, folder: Path | None = None) -> None:
     """Delete ``run``'s key (its journal is gone); nothing if it is not there."""
     with contextlib.suppress(OSError):
         where = folder or key_folder()
-        with _opened(where, create=False):
-            safefs.remove_file(where, _key_name(run))
+        with _opened(where, create=False) as dfd:
+            safefs.remove_in(dfd, _key_name(run))

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from toolchain._internal.safefs import read_path
+from toolchain._internal.safefs import read_path_and_mode
 from toolchain.errors import InputError, os_error_text
 
 if TYPE_CHECKING:
@@ -202,9 +200,10 @@ def run_credentials() -> TLSCredentials:
     return TLSCredentials(ca=ca.cert, own=issue(ca, "benchmark-regen-run", days=_RUN_VALIDITY))
 
 
-def _read(path: Path, what: str) -> bytes:
+def _read(path: Path, what: str) -> tuple[bytes, int]:
+    """The file's bytes and the permission bits of the very file read."""
     try:
-        return read_path(path, limit=MAX_PEM_BYTES)
+        return read_path_and_mode(path, limit=MAX_PEM_BYTES)
     except FileNotFoundError:
         raise InputError(f"{what} {path} does not exist", hint=_CERTS_HINT) from None
     except OSError as e:
@@ -213,8 +212,7 @@ def _read(path: Path, what: str) -> bytes:
         ) from None
 
 
-def _check_private(path: Path) -> None:
-    mode = stat.S_IMODE(os.stat(path).st_mode)
+def _check_private(path: Path, mode: int) -> None:
     if mode & 0o077:
         raise InputError(
             f"the private key {path} can be read by other users (mode {mode:04o})",
@@ -223,9 +221,11 @@ def _check_private(path: Path) -> None:
 
 
 def _credential(name: str, cert_path: Path, key_path: Path | None) -> Credential:
-    cert_pem = _read(cert_path, "the certificate")
-    key_pem = cert_pem if key_path is None else _read(key_path, "the private key")
-    _check_private(key_path or cert_path)
+    cert_pem, cert_mode = _read(cert_path, "the certificate")
+    key_pem, key_mode = (
+        (cert_pem, cert_mode) if key_path is None else _read(key_path, "the private key")
+    )
+    _check_private(key_path or cert_path, key_mode)
     try:
         cert = x509.load_pem_x509_certificate(cert_pem)
     except ValueError as e:
@@ -272,10 +272,11 @@ def load_client_credentials(certs: Path | None) -> TLSCredentials:
     """This client's credentials: ``ca.pem``, ``client.pem`` and ``client.key`` of the folder
     ``certs`` (made by ``cluster certs``), else the files Dask's own configuration names
     (``distributed.comm.tls.ca-file``, ``.client.cert``, ``.client.key``). Every file is read
-    through :func:`~toolchain._internal.safefs.read_path` (regular, bounded, never blocks)."""
+    through :func:`~toolchain._internal.safefs.read_path_and_mode` (regular, bounded, never
+    blocks; a private key's permissions are those of the very file read)."""
     if certs is not None:
         folder = Path(certs)
-        ca = _read(folder / cert_file(CA_NAME), "the CA certificate")
+        ca, _ = _read(folder / cert_file(CA_NAME), "the CA certificate")
         own = _credential(
             CLIENT_NAME, folder / cert_file(CLIENT_NAME), folder / key_file(CLIENT_NAME)
         )
@@ -289,7 +290,8 @@ def load_client_credentials(certs: Path | None) -> TLSCredentials:
         )
     key = configured["key"]
     own = _credential(CLIENT_NAME, Path(configured["cert"]), Path(key) if key else None)
-    return TLSCredentials(ca=_read(Path(configured["ca"]), "the CA certificate"), own=own)
+    ca, _ = _read(Path(configured["ca"]), "the CA certificate")
+    return TLSCredentials(ca=ca, own=own)
 
 
 def _dask_tls_config() -> dict[str, Any]:
