@@ -12,6 +12,7 @@ from click.testing import Result
 from tests.cli import diff_apply_args, diff_create_args, generate_args, run_cli
 from tests.diff_cases import pinned, tiny_original
 from tests.hf_cases import class_records, hf_offline, make_dataset, to_hub_parquet
+from toolchain.cluster.jobs import JobSpec
 from toolchain.diff import create_diff
 from toolchain.diff.dataset import is_diff_dataset
 from toolchain.errors import ExitCode
@@ -163,11 +164,17 @@ def test_audit_json(published: tuple[Path, Path, Path], tmp_path: Path) -> None:
 def test_apply_in_shards_merges_to_the_carried_root(
     published: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
+    """Each shard runs what a Slurm or Kubernetes task of `jobs` runs (`--shard I/N
+    --resume`), the first shard twice, as a task that is run again."""
     original, bench, bdiff = published
     root = str(load_manifest(bench / MANIFEST_NAME).root)
     out = tmp_path / "sharded"
-    for i in (2, 0, 1):
-        r = run(*diff_apply_args(original, bdiff, out, shard=f"{i}/3", quiet=True))
+    command = ("diff", "apply", "--original", str(original), "--diff", str(bdiff),
+               "--out", str(out), "-q")  # fmt: skip
+    spec = JobSpec(name="apply", shards=3, image="unused", command=command, out=str(out),
+                   runtime="none")  # fmt: skip
+    for i in (2, 0, 0, 1):
+        r = run(*spec.shard_argv(str(i))[1:])
         assert r.exit_code == 0, r.output
     assert not (out / MANIFEST_NAME).exists()
     shards = [out / f"manifest.shard-{i}-of-3.json" for i in range(3)]
