@@ -150,6 +150,24 @@ def test_overwrite_replaces_an_old_benchmark(small_original: Path, tmp_path: Pat
     assert verify_benchmark(out).ok and again.manifest.recipe.name == "gaussian-noise"
 
 
+def test_overwrite_replaces_a_parquet_benchmark_and_only_its_own_shards(
+    small_original: Path, tmp_path: Path
+) -> None:
+    """The shards are ours when our croissant.json lists them; another parquet file in
+    data/ is the user's: refused, and kept."""
+    out = tmp_path / "out"
+    first = generate_benchmark(small_original, "identity", out, format="parquet")
+    again = generate_benchmark(small_original, "identity", out, format="parquet", overwrite=True)
+    assert again.root == first.root and verify_benchmark(out).ok
+    stray = out / "data" / "extra.parquet"
+    stray.write_bytes(b"the user's")
+    with pytest.raises(OutputError, match=r"data/extra\.parquet") as e:
+        generate_benchmark(small_original, "identity", out, format="parquet", overwrite=True)
+    assert "--overwrite deletes only what" in e.value.message
+    assert stray.read_bytes() == b"the user's"
+    assert (out / MANIFEST_NAME).is_file() and (out / "data/train-00000-of-00001.parquet").is_file()
+
+
 def test_run_options_whole_or_as_keywords_make_the_same_run(
     small_original: Path, tmp_path: Path
 ) -> None:

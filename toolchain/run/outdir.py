@@ -8,6 +8,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -449,6 +450,29 @@ def _companion_is_ours(root: Path, rel: str, manifests: Sequence[Manifest], ours
     return any(str(m.root).encode() in data for m in manifests)
 
 
+_PARQUET_SHARD = re.compile(r"data/[^/]+-[0-9]{5}-of-[0-9]{5}\.parquet")
+
+
+def _parquet_shards(root: Path, manifests: Sequence[Manifest], ours: set[str]) -> set[str]:
+    """A parquet benchmark's shards: the ``data/…parquet`` files our ``croissant.json``
+    (which states the manifest's root) lists, with their hashes, as the benchmark's."""
+    if not _companion_is_ours(root, CROISSANT_NAME, manifests, ours):
+        return set()
+    try:
+        data = safefs.read_file(root, CROISSANT_NAME, limit=MAX_SIDE_FILE_BYTES)
+        doc = load_json(data, what=CROISSANT_NAME, error=OutputError)
+    except (OSError, OutputError):
+        return set()
+    files = doc.get("distribution") if isinstance(doc, dict) else None
+    return {
+        f["contentUrl"]
+        for f in (files if isinstance(files, list) else [])
+        if isinstance(f, dict)
+        and isinstance(f.get("contentUrl"), str)
+        and _PARQUET_SHARD.fullmatch(f["contentUrl"])
+    }
+
+
 def _inventory(root: Path) -> _Inventory:
     ours: set[str] = set()
     manifests: list[Manifest] = []
@@ -459,6 +483,7 @@ def _inventory(root: Path) -> _Inventory:
                 manifests.append(m)
                 ours |= {e.path for e in m.entries}
                 ours.add(rel)
+    ours |= _parquet_shards(root, manifests, ours)
     journaled = False
     for rel, kind in safefs.walk(root):
         if kind == "file" and rel.startswith(f"{STATE_DIR}/journal-"):
