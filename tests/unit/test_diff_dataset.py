@@ -136,6 +136,25 @@ def test_entries_in_any_order_give_the_same_dataset(
             assert (tmp_path / "rev" / p.relative_to(dataset)).read_bytes() == p.read_bytes()
 
 
+def test_the_manifest_is_written_from_a_file_as_from_bytes(
+    bdiff: Path, dataset: Path, tmp_path: Path
+) -> None:
+    """A manifest held in a file (what ``diff create`` passes) gives the same dataset."""
+    with opened(bdiff) as reader, (tmp_path / "manifest").open("w+b") as f:
+        f.write(reader.manifest_bytes)
+        header = write_diff_dataset(
+            tmp_path / "streamed",
+            key_on=reader.header.key_on,
+            manifest_bytes=f,
+            entries=_entries(reader),
+            entry_count=reader.header.entry_count,
+        )
+        assert header == reader.header
+    for p in dataset.rglob("*"):
+        if p.is_file():
+            assert (tmp_path / "streamed" / p.relative_to(dataset)).read_bytes() == p.read_bytes()
+
+
 def _writer_checks(reader: DiffReader, tmp_path: Path) -> None:
     kwargs = {
         "key_on": reader.header.key_on,

@@ -24,6 +24,10 @@ from toolchain.diff.format import (
     IndexRecord,
     IndexTable,
     PayloadKind,
+    SealedEntry,
+    benchmark_id,
+    spool_entries,
+    write_diff,
 )
 from toolchain.diff.inspect import inspect_diff
 from toolchain.diff.reader import open_diff
@@ -80,6 +84,78 @@ def test_the_index_is_held_as_stored(container: bytes, tmp_path: Path) -> None:
             r.records[count]
     with pytest.raises(ValueError, match="whole number of records"):
         IndexTable(raw[:-1])
+
+
+def _sealed(i: int, size: int = 20) -> SealedEntry:
+    return SealedEntry(
+        index=i,
+        kind=PayloadKind.DELTA,
+        fingerprint=bytes([i % 256]) * 32,
+        sealed=bytes([i % 256]) * size,
+    )
+
+
+def test_spooled_entries_are_packed_records_in_manifest_order(tmp_path: Path) -> None:
+    """Payloads come in any order; the records are the index as stored, no objects."""
+    with (tmp_path / "spool").open("w+b") as spool:
+        spooled = spool_entries(spool, [_sealed(2, 30), _sealed(0), _sealed(1, 17)], 3, 1000)
+        assert isinstance(spooled.records, IndexTable)
+        first = HEADER_SIZE + 1000 + 3 * INDEX_RECORD_SIZE
+        assert [(r.offset, r.length) for r in spooled.records] == [
+            (first, 20),
+            (first + 20, 17),
+            (first + 37, 30),
+        ]
+        assert spooled.file_length == first + 67
+        assert [r.fingerprint for r in spooled.records] == [bytes([i]) * 32 for i in range(3)]
+        assert spooled.records[2].sealed_digest == hashlib.sha256(bytes([2]) * 30).digest()
+        assert [spooled.payload(i) for i in range(3)] == [
+            bytes([i]) * n for i, n in ((0, 20), (1, 17), (2, 30))
+        ]
+        assert list(spooled.at) == [30, 50, 0]
+
+
+@pytest.mark.parametrize(
+    ("indices", "message"),
+    [
+        ([0, 3], "entry index 3 is out of range or repeated"),
+        ([0, -1], "entry index -1 is out of range or repeated"),
+        ([1, 1], "entry index 1 is out of range or repeated"),
+        ([2, 0], "expected 3 entries, got 2"),
+    ],
+)
+def test_spooling_refuses_an_index_out_of_range_repeated_or_missing(
+    tmp_path: Path, indices: list[int], message: str
+) -> None:
+    with (tmp_path / "spool").open("w+b") as spool, pytest.raises(ValueError, match=message):
+        spool_entries(spool, [_sealed(i) for i in indices], 3, 1000)
+
+
+def test_the_manifest_is_written_from_a_file_as_from_bytes(
+    container: bytes, tmp_path: Path
+) -> None:
+    """The writer streams a manifest held in a file: the same container, byte for byte."""
+    p = tmp_path / "x.bdiff"
+    p.write_bytes(container)
+    with open_diff(p) as r:
+        text = r.manifest_bytes
+        entries = [
+            SealedEntry(index=i, kind=rec.kind, fingerprint=rec.fingerprint, sealed=data)
+            for (i, data), rec in zip(r.iter_sealed(), r.records, strict=True)
+        ]
+        key_on = r.header.key_on
+    assert benchmark_id(text) == benchmark_id([text[:7], text[7:]]) == benchmark_id(iter([text]))
+    with (tmp_path / "manifest").open("w+b") as f:
+        f.write(text)
+        header = write_diff(
+            tmp_path / "y.bdiff",
+            key_on=key_on,
+            manifest_bytes=f,
+            entries=reversed(entries),
+            entry_count=len(entries),
+        )
+    assert (tmp_path / "y.bdiff").read_bytes() == container
+    assert header.manifest_length == len(text) and header.benchmark_id == benchmark_id(text)
 
 
 def test_every_flipped_bit_is_detected(container: bytes, tmp_path: Path) -> None:

@@ -39,6 +39,8 @@ from toolchain.diff.format import (
     check_payload,
     check_sizes,
     container_version,
+    manifest_length,
+    manifest_pieces,
     spool_entries,
 )
 from toolchain.errors import DiffFormatError, ManifestError, OutputError, os_error_text
@@ -47,7 +49,7 @@ from toolchain.hf.card import one_line, yaml_header
 from toolchain.model.columns import ColumnSpec
 from toolchain.model.hashing import pretty_json
 from toolchain.model.limits import cut, shown
-from toolchain.model.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
+from toolchain.model.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest, read_manifest
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -136,7 +138,7 @@ def write_diff_dataset(
     path: str | os.PathLike[str],
     *,
     key_on: KeyOn,
-    manifest_bytes: bytes,
+    manifest_bytes: bytes | BinaryIO,
     entries: Iterable[SealedEntry],
     entry_count: int,
 ) -> Header:
@@ -156,18 +158,23 @@ def write_diff_dataset(
             f"{path} exists and is not an empty folder",
             hint="write the diff dataset to a new folder",
         )
-    manifest = parse_manifest(manifest_bytes)
+    if isinstance(manifest_bytes, bytes):
+        manifest = parse_manifest(manifest_bytes)
+    else:  # a file of them: parsed as it is read, never held whole
+        manifest_bytes.seek(0)
+        manifest = read_manifest(manifest_bytes)
+    length = manifest_length(manifest_bytes)
     if len(manifest.entries) != entry_count:
         raise ValueError(
             f"expected {entry_count} entries, the manifest has {len(manifest.entries)}"
         )
-    bid = benchmark_id(manifest_bytes)
+    bid = benchmark_id(manifest_pieces(manifest_bytes))
     schema = _schema(bid)
     work = path.with_name(f"{TMP_PREFIX}{secrets.token_hex(8)}-{path.name}")
     try:
         work.mkdir(parents=True)
         with tempfile.TemporaryFile(dir=work) as sp:
-            spooled = spool_entries(sp, entries, entry_count, len(manifest_bytes))
+            spooled = spool_entries(sp, entries, entry_count, length)
             records = spooled.records
 
             def rows() -> Iterator[tuple[int, bytes]]:
@@ -205,15 +212,17 @@ def write_diff_dataset(
             version=container_version(r.kind for r in records),
             key_on=key_on,
             entry_count=entry_count,
-            manifest_length=len(manifest_bytes),
+            manifest_length=length,
             file_length=spooled.file_length,
             benchmark_id=bid,
         )
-        index = b"".join(r.pack() for r in records)
-        digest = hashlib.sha256(header.pack_head() + manifest_bytes + index).digest()
-        safefs.write_file(work, MANIFEST_NAME, manifest_bytes)
+        digest = hashlib.sha256(header.pack_head())
+        for piece in manifest_pieces(manifest_bytes):
+            digest.update(piece)
+        digest.update(records.pack())
+        safefs.write_file(work, MANIFEST_NAME, manifest_pieces(manifest_bytes))
         safefs.write_file(work, CARD_NAME, render_diff_card(manifest, header, records))
-        safefs.write_file(work, HEADER_NAME, _header_json(header, digest))
+        safefs.write_file(work, HEADER_NAME, _header_json(header, digest.digest()))
         if path.exists():
             path.rmdir()
         os.replace(work, path)

@@ -4,13 +4,13 @@ Specified byte for byte, with the checks and their order, in ``docs/diff-format.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import hashlib
 import io
 import os
 import struct
 import tempfile
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +54,8 @@ __all__ = [
     "check_payload",
     "check_sizes",
     "container_version",
+    "manifest_length",
+    "manifest_pieces",
     "spool_entries",
     "write_diff",
 ]
@@ -96,6 +98,9 @@ _TEXT = bytes([0x0A, *range(0x20, 0x7F)])
 
 _HEAD = struct.Struct("<8sHBBB3xIIQQ32s")  # everything up to the header digest: 72 bytes
 _RECORD = struct.Struct("<QQB7x32s32s")
+_OFFSET = _LENGTH = struct.Struct("<Q")  # a record's first two fields
+_PIECE = 1 << 20
+"""The pieces a manifest held in a file is read in."""
 assert _HEAD.size + 32 == HEADER_SIZE
 assert _RECORD.size == INDEX_RECORD_SIZE
 
@@ -126,9 +131,13 @@ def container_version(kinds: Iterable[PayloadKind]) -> int:
     return 3 if PayloadKind.RECIPE in kinds else 2
 
 
-def benchmark_id(manifest_bytes: bytes) -> bytes:
-    """The HKDF salt: SHA-256 over a domain string and the canonical manifest bytes."""
-    return hashlib.sha256(BENCHMARK_ID_DOMAIN + manifest_bytes).digest()
+def benchmark_id(manifest_bytes: bytes | Iterable[bytes]) -> bytes:
+    """The HKDF salt: SHA-256 over a domain string and the canonical manifest bytes
+    (given whole, or in pieces)."""
+    digest = hashlib.sha256(BENCHMARK_ID_DOMAIN)
+    for piece in [manifest_bytes] if isinstance(manifest_bytes, bytes) else manifest_bytes:
+        digest.update(piece)
+    return digest.digest()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -235,9 +244,9 @@ class Spooled:
     """
 
     spool: BinaryIO
-    at: tuple[int, ...]
+    at: Sequence[int]
     """Offset of each entry's payload in ``spool``, by manifest index."""
-    records: tuple[IndexRecord, ...]
+    records: IndexTable
     file_length: int
 
     def payload(self, index: int) -> bytes:
@@ -249,78 +258,104 @@ def spool_entries(
     spool: BinaryIO, entries: Iterable[SealedEntry], entry_count: int, manifest_length: int
 ) -> Spooled:
     """Write each entry's payload to ``spool`` as it comes (any order, each index once),
-    keeping only its small record; then fix every record's offset in manifest order.
+    keeping only its packed record; then fix every record's offset in manifest order.
 
-    Memory holds one payload and one record per entry. Raises ``ValueError`` for an
-    index out of range or repeated, or a count other than ``entry_count``.
+    Memory holds one payload and 97 bytes per entry (its spool offset, its record as the
+    index stores it, a flag), no object. Raises ``ValueError`` for an index out of range
+    or repeated, or a count other than ``entry_count``.
     """
-    spooled: dict[int, tuple[int, IndexRecord]] = {}  # index -> (spool offset, record)
-    at = 0
+    at = array("Q", bytes(8 * entry_count))  # index -> spool offset
+    packed = bytearray(INDEX_RECORD_SIZE * entry_count)  # index -> record, offset 0 for now
+    seen = bytearray(entry_count)
+    spooled = end = 0
     for entry in entries:
-        if not 0 <= entry.index < entry_count or entry.index in spooled:
-            raise ValueError(f"entry index {entry.index} is out of range or repeated")
+        i = entry.index
+        if not 0 <= i < entry_count or seen[i]:
+            raise ValueError(f"entry index {i} is out of range or repeated")
         spool.write(entry.sealed)
-        spooled[entry.index] = (
-            at,
-            IndexRecord(
-                offset=0,
-                length=len(entry.sealed),
-                kind=entry.kind,
-                fingerprint=entry.fingerprint,
-                sealed_digest=hashlib.sha256(entry.sealed).digest(),
-            ),
+        seen[i] = 1
+        at[i] = end
+        _RECORD.pack_into(
+            packed,
+            i * INDEX_RECORD_SIZE,
+            0,
+            len(entry.sealed),
+            int(entry.kind),
+            entry.fingerprint,
+            hashlib.sha256(entry.sealed).digest(),
         )
-        at += len(entry.sealed)
-    if len(spooled) != entry_count:
-        raise ValueError(f"expected {entry_count} entries, got {len(spooled)}")
+        spooled += 1
+        end += len(entry.sealed)
+    if spooled != entry_count:
+        raise ValueError(f"expected {entry_count} entries, got {spooled}")
     offset = HEADER_SIZE + manifest_length + INDEX_RECORD_SIZE * entry_count
-    records: list[IndexRecord] = []
     for i in range(entry_count):
-        records.append(dataclasses.replace(spooled[i][1], offset=offset))
-        offset += records[-1].length
-    return Spooled(
-        spool=spool,
-        at=tuple(spooled[i][0] for i in range(entry_count)),
-        records=tuple(records),
-        file_length=offset,
-    )
+        _OFFSET.pack_into(packed, i * INDEX_RECORD_SIZE, offset)
+        offset += _LENGTH.unpack_from(packed, i * INDEX_RECORD_SIZE + 8)[0]
+    records = IndexTable(bytes(packed))
+    del packed
+    return Spooled(spool=spool, at=at, records=records, file_length=offset)
+
+
+def manifest_pieces(manifest: bytes | BinaryIO) -> Iterator[bytes]:
+    """The manifest's bytes: ``manifest`` itself, or a file's, read from its start."""
+    if isinstance(manifest, bytes):
+        yield manifest
+        return
+    manifest.seek(0)
+    while piece := manifest.read(_PIECE):
+        yield piece
+
+
+def manifest_length(manifest: bytes | BinaryIO) -> int:
+    """How many bytes :func:`manifest_pieces` gives."""
+    return len(manifest) if isinstance(manifest, bytes) else manifest.seek(0, os.SEEK_END)
 
 
 def write_diff(
     path: Path,
     *,
     key_on: KeyOn,
-    manifest_bytes: bytes,
+    manifest_bytes: bytes | BinaryIO,
     entries: Iterable[SealedEntry],
     entry_count: int,
 ) -> Header:
     """Write a container from sealed entries, given in any order (each index once).
 
-    Payloads are spooled to an unnamed temporary file next to ``path`` as they come
-    (memory holds one payload and one small record per entry), then header, manifest,
-    index and the payloads in manifest order are written by :func:`safefs.write_file`
-    (an exclusive, randomly named temporary file renamed over ``path``: a link at
-    ``path`` is replaced, never written through). The bytes depend only on the entries.
+    ``manifest_bytes``: the canonical manifest's bytes, or a file holding them (read from
+    its start, in pieces, never held whole). Payloads are spooled to an unnamed temporary
+    file next to ``path`` as they come (memory holds one payload and one packed record per
+    entry), then header, manifest, index and the payloads in manifest order are written
+    by :func:`safefs.write_file` (an exclusive, randomly named temporary file renamed over
+    ``path``: a link at ``path`` is replaced, never written through). The bytes depend
+    only on the entries.
     """
     path = Path(path)
+    length = manifest_length(manifest_bytes)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path.parent, prefix=TMP_PREFIX) as sp:
-            spooled = spool_entries(sp, entries, entry_count, len(manifest_bytes))
+            spooled = spool_entries(sp, entries, entry_count, length)
             header = Header(
                 version=container_version(r.kind for r in spooled.records),
                 key_on=key_on,
                 entry_count=entry_count,
-                manifest_length=len(manifest_bytes),
+                manifest_length=length,
                 file_length=spooled.file_length,
-                benchmark_id=benchmark_id(manifest_bytes),
+                benchmark_id=benchmark_id(manifest_pieces(manifest_bytes)),
             )
             head = header.pack_head()
-            index = b"".join(r.pack() for r in spooled.records)
-            digest = hashlib.sha256(head + manifest_bytes + index).digest()
+            index = spooled.records.pack()
+            digest = hashlib.sha256(head)
+            for piece in manifest_pieces(manifest_bytes):
+                digest.update(piece)
+            digest.update(index)
 
             def pieces() -> Iterator[bytes]:
-                yield head + digest + manifest_bytes + index
+                yield head
+                yield digest.digest()
+                yield from manifest_pieces(manifest_bytes)
+                yield index
                 for i in range(entry_count):
                     yield spooled.payload(i)
 
