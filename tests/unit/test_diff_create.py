@@ -3,19 +3,22 @@ original it was made from, written only where nothing of ours is overwritten."""
 
 from __future__ import annotations
 
+import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 import toolchain
 from tests.diff_cases import build, pinned, tiny_original
+from toolchain.diff import create as create_module
 from toolchain.diff import create_diff, get_benchmark
 from toolchain.diff.audit import audit_diff
 from toolchain.diff.format import KeyOn, PayloadKind
 from toolchain.diff.reader import open_diff
-from toolchain.errors import InputError
-from toolchain.model.manifest import MANIFEST_NAME, load_manifest
+from toolchain.errors import InputError, ManifestError
+from toolchain.model.manifest import MANIFEST_NAME, EntryTable, load_manifest, write_manifest
 from toolchain.run.generate import generate_benchmark
 
 
@@ -44,6 +47,38 @@ def test_create_refuses_a_benchmark_that_does_not_verify(
     with pytest.raises(InputError, match="does not verify"):
         create_diff(original, copy, tmp_path / "x.bdiff")
     assert not (tmp_path / "x.bdiff").exists()
+
+
+def test_create_refuses_a_manifest_not_in_canonical_form(
+    tiny: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    original, bench, _ = tiny
+    copy = Path(shutil.copytree(bench, tmp_path / "bench"))
+    text = copy / MANIFEST_NAME
+    text.write_bytes(json.dumps(json.loads(text.read_bytes())).encode())  # the same, other bytes
+    with pinned(), pytest.raises(ManifestError, match="is not in canonical form"):
+        create_diff(original, copy, tmp_path / "x.bdiff")
+    assert [p.name for p in tmp_path.iterdir()] == ["bench"]  # no diff, no temporary file
+
+
+def test_create_refuses_a_manifest_changed_after_it_was_verified(
+    tiny: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bytes written are the bytes of the manifest verified, or nothing is written."""
+    original, bench, _ = tiny
+    copy = Path(shutil.copytree(bench, tmp_path / "bench"))
+    verify = create_module.verify_benchmark
+
+    def verify_then_change(out: Path) -> object:
+        report = verify(out)
+        m = report.manifest
+        write_manifest(replace(m, entries=EntryTable(list(m.entries)[1:])), out / MANIFEST_NAME)
+        return report
+
+    monkeypatch.setattr(create_module, "verify_benchmark", verify_then_change)
+    with pinned(), pytest.raises(InputError, match="changed while diff create read it"):
+        create_diff(original, copy, tmp_path / "x.bdiff")
+    assert [p.name for p in tmp_path.iterdir()] == ["bench"]
 
 
 def test_create_refuses_another_original(tiny: tuple[Path, Path, Path], tmp_path: Path) -> None:

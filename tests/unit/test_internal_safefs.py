@@ -130,6 +130,26 @@ def test_open_path_refuses_a_file_that_grows_past_its_limit(tmp_path: Path) -> N
             f.read()
 
 
+def test_open_file_streams_a_regular_file_below_the_root_never_through_a_link(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a/f").write_bytes(b"z" * 3000)
+    with safefs.open_file(tmp_path, "a/f", limit=3000) as f:
+        assert f.read(10) == b"z" * 10 and f.read() == b"z" * 2990
+    with pytest.raises(UnsafePath, match="over the 2999-byte limit"):
+        safefs.open_file(tmp_path, "a/f", limit=2999)
+    (tmp_path / "leaf").symlink_to(tmp_path / "a/f")
+    with pytest.raises(UnsafePath, match="is a symlink: not followed"):
+        safefs.open_file(tmp_path, "leaf", limit=3000)
+    (tmp_path / "dirlink").symlink_to(tmp_path / "a")
+    with pytest.raises(UnsafePath, match="'dirlink' is a symlink or a file, not a folder"):
+        safefs.open_file(tmp_path, "dirlink/f", limit=3000)
+    os.mkfifo(tmp_path / "fifo")
+    err = _within(5, lambda: safefs.open_file(tmp_path, "fifo", limit=9))
+    assert isinstance(err, UnsafePath) and "not a regular file" in str(err)
+
+
 def test_read_path_follows_the_link_the_user_named(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"key")
     (tmp_path / "link").symlink_to(tmp_path / "f")

@@ -19,6 +19,7 @@ __all__ = [
     "UnsafePath",
     "fsync_dir",
     "open_append",
+    "open_file",
     "open_folder",
     "open_path",
     "open_regular",
@@ -114,13 +115,28 @@ def read_file(root: Path, rel: str, *, limit: int) -> bytes:
 
 def read_in(dfd: int, name: str, *, limit: int) -> bytes:
     """:func:`read_file` of ``name`` in the open folder ``dfd`` (one a caller has checked)."""
+    return _read_fd(_open_in(dfd, name), limit)
+
+
+def open_file(root: Path, rel: str, *, limit: int) -> BinaryIO:
+    """:func:`read_file`'s file, for reading in pieces (bounded as :func:`open_path`)."""
+    with _folder_of(root, rel, create=False) as (dfd, name):
+        fd = _open_in(dfd, name)
     try:
-        fd = os.open(_name(name), _READ_FLAGS, dir_fd=dfd)
+        _check_regular(fd, limit)
+        return io.BufferedReader(_Bounded(fd, limit), _CHUNK)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _open_in(dfd: int, name: str) -> int:
+    try:
+        return os.open(_name(name), _READ_FLAGS, dir_fd=dfd)
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise UnsafePath(e.errno, "is a symlink: not followed") from None
         raise
-    return _read_fd(fd, limit)
 
 
 def read_path(path: Path, *, limit: int) -> bytes:

@@ -16,24 +16,37 @@ The pipeline::
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
+from toolchain._internal import safefs
+from toolchain._internal.atomic import TMP_PREFIX
 from toolchain._internal.progress import Progress
 from toolchain.audit.verify import verify_benchmark
 from toolchain.codec.decode import decode
 from toolchain.diff.codec import pack_payload, recipe_payload
 from toolchain.diff.crypto import derive_key, fingerprint, pixels_key_material, seal_payload
-from toolchain.diff.format import Header, KeyOn, PayloadKind, SealedEntry, benchmark_id, write_diff
+from toolchain.diff.format import (
+    Header,
+    KeyOn,
+    PayloadKind,
+    SealedEntry,
+    benchmark_id,
+    manifest_pieces,
+    write_diff,
+)
 from toolchain.errors import (
     DecodeError,
     Error,
     InputError,
     Interrupted,
     ManifestError,
+    OutputError,
     ParamError,
     RecipeError,
     os_error_text,
@@ -42,15 +55,16 @@ from toolchain.model.drift import Cause, describe_differences, differences_for
 from toolchain.model.hashing import pixel_digest
 from toolchain.model.layout import MANIFEST_NAME, RESERVED_NAMES, is_shard_manifest
 from toolchain.model.manifest import (
+    MAX_MANIFEST_BYTES,
     Manifest,
     ManifestEntry,
     holds_manifest,
-    is_canonical,
-    parse_manifest,
+    iter_manifest,
+    read_manifest,
 )
 from toolchain.recipes.shipped import ShippedRecipe, shipped_recipe_of
 from toolchain.run.executor import make_executor, worker_fingerprint
-from toolchain.run.outdir import OutputReader, read_output
+from toolchain.run.outdir import OutputReader
 from toolchain.source import Source, SourceOptions
 
 if TYPE_CHECKING:
@@ -66,6 +80,8 @@ ENTRY_CHOICES = ("auto", "delta", "recipe")
 (or full targets) only, or recipe entries only."""
 _SHOWN = 5
 """How many samples a refusal names."""
+_PIECE = 1 << 20
+"""The pieces the manifest is copied in."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -205,20 +221,77 @@ def _refuse_unreproduced(manifest: Manifest, missed: list[int]) -> None:
     )
 
 
-def _verified_manifest_bytes(benchmark: Path) -> bytes:
+@dataclass(frozen=True, kw_only=True)
+class _Verified:
+    """A verified benchmark's manifest, and its canonical bytes in an unnamed file."""
+
+    manifest: Manifest
+    text: BinaryIO = field(repr=False)
+    """A copy of ``manifest.json``, read once: the bytes checked are the bytes written."""
+    benchmark_id: bytes
+
+
+@contextlib.contextmanager
+def _verified_manifest(benchmark: Path, target: Path) -> Iterator[_Verified]:
+    """Verify ``benchmark``, and copy its ``manifest.json`` into an unnamed temporary file
+    next to ``target`` (memory does not grow with the manifest): the canonical bytes of
+    the manifest verified, or :class:`ManifestError`."""
     report = verify_benchmark(benchmark)
     if not report.ok:
         raise InputError(
             f"the benchmark in {benchmark} does not verify ({len(report.problems)} problems)",
             hint=f"run `benchmark-regen verify {benchmark}` and fix it before making a diff",
         )
-    data = read_output(benchmark, MANIFEST_NAME)
-    if not is_canonical(parse_manifest(data), data):
-        raise ManifestError(
-            f"{benchmark / MANIFEST_NAME} is not in canonical form",
-            hint="use the manifest exactly as generate wrote it",
+    manifest = report.manifest
+    del report  # its problems and notes: only the manifest is kept
+    near = next(p for p in (target.parent, *target.parent.parents) if p.is_dir())
+    with contextlib.ExitStack() as stack:
+        try:
+            copy = stack.enter_context(tempfile.TemporaryFile(dir=near, prefix=TMP_PREFIX))
+        except OSError as e:
+            raise OutputError(f"cannot write {target}: {os_error_text(e)}") from None
+        _copy_manifest(benchmark, copy, target)
+        bid = benchmark_id(manifest_pieces(copy))
+        if bid != benchmark_id(iter_manifest(manifest)):  # the same hash: the same bytes
+            _refuse_copy(manifest, copy, benchmark / MANIFEST_NAME)
+        yield _Verified(manifest=manifest, text=copy, benchmark_id=bid)
+
+
+def _copy_manifest(benchmark: Path, copy: BinaryIO, target: Path) -> None:
+    """Copy ``benchmark``'s ``manifest.json`` (a regular file, never through a link) to
+    ``copy``, a piece at a time."""
+    where = benchmark / MANIFEST_NAME
+    try:
+        with safefs.open_file(benchmark, MANIFEST_NAME, limit=MAX_MANIFEST_BYTES) as f:
+            while piece := f.read(_PIECE):
+                try:
+                    copy.write(piece)
+                except OSError as e:
+                    raise OutputError(f"cannot write {target}: {os_error_text(e)}") from None
+    except OSError as e:
+        raise ManifestError(f"cannot read {where}: {os_error_text(e)}") from None
+    try:
+        copy.flush()
+    except OSError as e:
+        raise OutputError(f"cannot write {target}: {os_error_text(e)}") from None
+
+
+def _refuse_copy(manifest: Manifest, copy: BinaryIO, where: Path) -> NoReturn:
+    """The copy of ``where`` is not the canonical form of the manifest verified: say why."""
+    copy.seek(0)
+    try:
+        same = read_manifest(copy) == manifest
+    except ManifestError:
+        same = False
+    if not same:
+        raise InputError(
+            f"{where} changed while diff create read it",
+            hint="leave the benchmark as it is until the diff is made, then run it again",
         )
-    return data
+    raise ManifestError(
+        f"{where} is not in canonical form",
+        hint="use the manifest exactly as generate wrote it",
+    )
 
 
 def _tasks(source: Source, outputs: OutputReader, manifest: Manifest) -> Iterator[SealTask]:
@@ -282,17 +355,18 @@ def create_diff(
     bench = Path(benchmark)
     target = Path(out)
     _refuse_target(target, format)
-    manifest_bytes = _verified_manifest_bytes(bench)
-    manifest = parse_manifest(manifest_bytes)
-    recipe = _entry_recipe(manifest, entries)
     kinds: list[PayloadKind] = []
     missed: list[int] = []
-    with (
-        make_executor(executor, workers=workers, scheduler=scheduler) as pool,
-        (source_options or SourceOptions())
-        .preferring(manifest.provenance.original)
-        .open(original) as source,
-    ):
+    with contextlib.ExitStack() as stack:
+        verified = stack.enter_context(_verified_manifest(bench, target))
+        manifest = verified.manifest
+        recipe = _entry_recipe(manifest, entries)
+        pool = stack.enter_context(make_executor(executor, workers=workers, scheduler=scheduler))
+        source = stack.enter_context(
+            (source_options or SourceOptions())
+            .preferring(manifest.provenance.original)
+            .open(original)
+        )
         pool.prestart()  # the workers import while the original is listed
         present = set(source.listing().ids)
         absent = [e.id for e in manifest.entries if e.id not in present]
@@ -304,7 +378,7 @@ def create_diff(
             )
         job = _SealJob(
             key_on=mode,
-            salt=benchmark_id(manifest_bytes),
+            salt=verified.benchmark_id,
             manifest=replace(manifest, entries=()),
             recipe=recipe,
             recipe_only=entries == "recipe",
@@ -332,7 +406,7 @@ def create_diff(
             header = writer(
                 target,
                 key_on=mode,
-                manifest_bytes=manifest_bytes,
+                manifest_bytes=verified.text,
                 entries=sealed(),
                 entry_count=n,
             )
@@ -347,7 +421,7 @@ def _write_dataset(
     path: Path,
     *,
     key_on: KeyOn,
-    manifest_bytes: bytes,
+    manifest_bytes: bytes | BinaryIO,
     entries: Iterable[SealedEntry],
     entry_count: int,
 ) -> Header:
