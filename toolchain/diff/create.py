@@ -16,10 +16,11 @@ The pipeline::
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
@@ -294,11 +295,23 @@ def _refuse_copy(manifest: Manifest, copy: BinaryIO, where: Path) -> NoReturn:
     )
 
 
+def _index_of(entries: Sequence[ManifestEntry], sample_id: str, guess: int) -> int:
+    """The index of ``sample_id`` in ``entries``, sorted by id (UTF-8 bytes) as a manifest
+    holds them: ``guess`` if it is there (a source often gives the samples in that order),
+    else by binary search (no dict of every id). ``KeyError`` if absent."""
+    if guess < len(entries) and entries[guess].id == sample_id:
+        return guess
+    key = sample_id.encode("utf-8")
+    i = bisect.bisect_left(entries, key, key=lambda e: e.id.encode("utf-8"))
+    if i < len(entries) and entries[i].id == sample_id:
+        return i
+    raise KeyError(sample_id)
+
+
 def _tasks(source: Source, outputs: OutputReader, manifest: Manifest) -> Iterator[SealTask]:
-    index = {e.id: i for i, e in enumerate(manifest.entries)}
-    bench = outputs.root
-    for sample in source.iter_samples([e.id for e in manifest.entries]):
-        i = index[sample.id]
+    bench, i = outputs.root, -1
+    for sample in source.iter_samples(e.id for e in manifest.entries):
+        i = _index_of(manifest.entries, sample.id, i + 1)
         entry = manifest.entries[i]
         try:
             target = outputs.read(entry.path)
