@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import pickle
+import tracemalloc
+
 import pytest
 
-from toolchain._internal.packed import MadeOnAccess
+from toolchain._internal.packed import MadeOnAccess, PackedStrings, StringIndex, packed_ids
 
 
 class Squares(MadeOnAccess[int]):
@@ -41,3 +44,63 @@ def test_equal_element_wise_to_any_sequence_but_text() -> None:
     assert Squares(0) != "" and Squares(0) != b""
     with pytest.raises(TypeError):
         hash(Squares(1))
+
+
+_IDS = ["b/x.jpg", "a-b/y.jpg", "a/z.jpg", "é/1.png", "A/2.png", "a.b/3.png", "中/4.jpg"]
+
+
+def test_packed_strings_are_the_strings_and_know_whether_they_are_in_utf8_order() -> None:
+    packed = PackedStrings(_IDS)
+    assert list(packed) == _IDS and packed == _IDS and len(packed) == len(_IDS)
+    assert packed[-1] == "中/4.jpg" and packed[1:3] == ("a-b/y.jpg", "a/z.jpg")
+    assert not packed.is_sorted and "a/z.jpg" in packed and "zz" not in packed
+    ordered = PackedStrings.in_order(_IDS)
+    assert list(ordered) == sorted(_IDS, key=lambda s: s.encode("utf-8")) and ordered.is_sorted
+    for i, s in enumerate(ordered):  # binary search
+        assert s in ordered and ordered.index(s) == i
+    assert "a" not in ordered and "zz" not in ordered and 3 not in ordered
+    with pytest.raises(ValueError, match="is not in the sequence"):
+        ordered.index("a")
+    assert not PackedStrings(["a", "a"]).is_sorted  # strictly ascending only
+    assert pickle.loads(pickle.dumps(ordered)) == ordered
+    assert packed_ids(ordered) is ordered and packed_ids(_IDS) == _IDS
+
+
+def test_packing_takes_a_few_bytes_over_each_string() -> None:
+    ids = [f"n{i % 1000:08d}/ILSVRC2012_val_{i:08d}.JPEG" for i in range(20_000)]
+    tracemalloc.start()
+    try:
+        packed = PackedStrings(ids)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held / len(ids) < len(ids[0]) + 12 and len(packed) == len(ids)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_string_index_finds_the_first_position_whatever_the_hashes(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    words = [f"{rng.randrange(400)}" for _ in range(2000)]  # many repeats
+    index = StringIndex(words.__getitem__)  # grows from its smallest size
+    for i, w in enumerate(words):
+        index.add(w, i)
+    assert len(index) == len(words)
+    for w in set(words):
+        assert index.find(w) == words.index(w) and w in index
+    assert index.find("absent") is None and "absent" not in index and 3 not in index
+
+
+def test_string_index_confirms_every_hash_match_against_the_strings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every string hashing alike (the worst case): answers are still exact."""
+    import builtins
+
+    monkeypatch.setattr(builtins, "hash", lambda s: 7)
+    words = ["a", "b", "c", "a"]
+    index = StringIndex(words.__getitem__, 4)
+    for i, w in enumerate(words):
+        index.add(w, i)
+    assert [index.find(w) for w in ("a", "b", "c", "d")] == [0, 1, 2, None]
