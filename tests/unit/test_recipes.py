@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -55,6 +56,35 @@ def test_select_fraction_is_seeded_and_order_free() -> None:
     assert len(chosen) == 20
     assert half.choose(list(reversed(ids))) == chosen
     assert chosen == sorted(chosen)
+
+
+def _chosen_by_sorting_every_digest(ids: list[str], seed: int, k: int) -> list[str]:
+    """The rule of docs (sha256 of the domain, seed and id; the k lowest), spelled out."""
+    import hashlib
+
+    from toolchain.recipes import _SELECT_DOMAIN
+
+    salt = _SELECT_DOMAIN + str(seed).encode() + b"\x00"
+    ordered = sorted(ids, key=lambda s: s.encode("utf-8"))
+    ranked = sorted(ordered, key=lambda s: hashlib.sha256(salt + s.encode("utf-8")).digest())
+    chosen = set(ranked[:k])
+    return [s for s in ordered if s in chosen]
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 1000, 70_000])
+def test_the_two_pass_selection_picks_what_sorting_every_digest_picks(n: int) -> None:
+    """Counted by 16-bit prefix, then one prefix sorted: the same ids as sorting all n
+    digests, for k from none to all (70,000 ids: several per prefix)."""
+
+    @toolchain.recipe(name="third", version="1", seed=5, select="1/3")
+    def third(pixels, rng):  # type: ignore[no-untyped-def]
+        return pixels
+
+    ids = [f"n{i % 97:04d}/v_{i:06d}.JPEG" for i in range(n)]
+    assert list(third.choose(ids)) == _chosen_by_sorting_every_digest(ids, 5, (2 * n + 3) // 6)
+    for k in sorted({0, 1, n // 2, n}):
+        by_count = replace(third, select=k)
+        assert list(by_count.choose(ids)) == _chosen_by_sorting_every_digest(ids, 5, k)
 
 
 def test_select_count_and_callable() -> None:

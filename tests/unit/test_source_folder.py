@@ -166,3 +166,14 @@ def test_unsafe_ids_are_refused_before_any_read(tmp_path: Path) -> None:
     make_image(tmp_path / "secret.png")
     with pytest.raises(SourceError, match="unsafe sample id"):
         FolderSource(tmp_path / "orig").read("../secret.png")
+
+
+def test_a_walk_out_of_utf8_order_is_still_listed_in_it(tmp_path: Path) -> None:
+    """A folder walk gives ``a/…`` before ``a-b/…`` and ``a.b/…``, but '-' and '.' sort
+    before '/': the ids are packed as walked, then sorted once."""
+    names = ["a/z.png", "a-b/y.png", "a.b/x.png", "a/b/w.png", "ab.png", "é/v.png"]
+    for n in names:
+        make_image(tmp_path / n)
+    listing = open_source(tmp_path).listing()
+    assert list(listing.ids) == sorted(names, key=lambda s: s.encode("utf-8"))
+    assert all(n in listing.ids for n in names) and "a" not in listing.ids

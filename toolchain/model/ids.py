@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Sequence
 
+from toolchain._internal.packed import StringIndex
 from toolchain.errors import SourceError
 
 __all__ = ["check_collisions", "check_sample_id", "fold_key"]
@@ -46,13 +47,16 @@ def fold_key(sample_id: str) -> str:
     return unicodedata.normalize("NFC", sample_id).casefold()
 
 
-def check_collisions(ids: Iterable[str]) -> None:
-    seen: dict[str, str] = {}
-    for sid in ids:
+def check_collisions(ids: Sequence[str]) -> None:
+    """Refuse two ids that are one name on a case-insensitive file system (memory: each
+    folded id's hash and position, :class:`StringIndex`, not the folded ids)."""
+    seen = StringIndex(lambda i: fold_key(ids[i]), len(ids))
+    for n, sid in enumerate(ids):
         key = fold_key(sid)
-        if key in seen:
+        first = seen.find(key)
+        if first is not None:
             raise SourceError(
-                f"sample ids {seen[key]!r} and {sid!r} collide once case is folded",
+                f"sample ids {ids[first]!r} and {sid!r} collide once case is folded",
                 hint="rename one of them: they would overwrite each other on many file systems",
             )
-        seen[key] = sid
+        seen.add(key, n)

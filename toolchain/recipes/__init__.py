@@ -12,13 +12,15 @@ import inspect
 import random
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from array import array
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from toolchain._internal.packed import PackedStrings
 from toolchain.errors import ParamError, RecipeError
 from toolchain.model.hashing import Digest
 from toolchain.model.manifest import RecipeIdentity, Scalar
@@ -142,23 +144,29 @@ class Recipe:
             source=_source_digest(self.fn),
         )
 
-    def choose(self, ids: Iterable[str]) -> list[str]:
-        """The selected sample ids, sorted. Independent of the listing order."""
-        ordered = sorted(ids, key=lambda s: s.encode("utf-8"))
+    def choose(self, ids: Iterable[str]) -> Sequence[str]:
+        """The selected sample ids, sorted. Independent of the listing order.
+
+        Given a listing's ids (sorted and packed), memory holds no object per id: the ids
+        chosen come back packed too (:class:`~toolchain._internal.packed.PackedStrings`).
+        """
+        if isinstance(ids, PackedStrings) and ids.is_sorted:
+            ordered: Sequence[str] = ids
+        else:
+            ordered = PackedStrings(sorted(ids, key=lambda s: s.encode("utf-8")))
         _, rule = _normalize_select(self.select)
         if rule is None:
             return ordered
         if callable(rule):
-            return [s for s in ordered if rule(s)]
+            return PackedStrings(s for s in ordered if rule(s))
         n = len(ordered)
         if isinstance(rule, Fraction):
             k = (2 * rule.numerator * n + rule.denominator) // (2 * rule.denominator)
         else:
             k = min(rule, n)
         salt = _SELECT_DOMAIN + str(self.seed).encode() + b"\x00"
-        ranked = sorted(ordered, key=lambda s: hashlib.sha256(salt + s.encode("utf-8")).digest())
-        chosen = set(ranked[:k])
-        return [s for s in ordered if s in chosen]
+        chosen = _lowest_ranked(ordered, k, salt)
+        return PackedStrings(s for s, c in zip(ordered, chosen, strict=True) if c)
 
     def apply(self, sample_id: str, pixels: Pixels) -> Any:
         """Run the transform on one sample, with every random state seeded for it."""
@@ -555,3 +563,34 @@ def parse_params(recipe_: Recipe, pairs: Iterable[str]) -> dict[str, Scalar | fl
         out[name] = _parse_scalar(name, text, recipe_.defaults[name])
         _check_bound(recipe_, name, out[name])
     return out
+
+
+def _lowest_ranked(ordered: Sequence[str], k: int, salt: bytes) -> bytearray:
+    """Which of ``ordered`` are the ``k`` with the lowest ``sha256(salt + id)`` (a tie: the
+    earlier id), as a flag per id: what sorting every id by its digest picks, in two
+    passes over the ids, keeping a count per 16-bit digest prefix and the digests of one
+    prefix only (not ``n`` digests at once)."""
+
+    def rank(s: str) -> bytes:
+        return hashlib.sha256(salt + s.encode("utf-8")).digest()
+
+    counts = array("I", bytes(4 * 65536))  # counts under 2**32
+    for s in ordered:
+        counts[int.from_bytes(rank(s)[:2])] += 1
+    edge, below = 0, 0  # the prefix where the k-th lowest digest is; how many are under it
+    while below + counts[edge] < k:
+        below += counts[edge]
+        edge += 1
+    chosen = bytearray(len(ordered))
+    tied: list[tuple[bytes, int]] = []
+    for i, s in enumerate(ordered):
+        r = rank(s)
+        prefix = int.from_bytes(r[:2])
+        if prefix < edge:
+            chosen[i] = 1
+        elif prefix == edge:
+            tied.append((r, i))
+    tied.sort()
+    for _, i in tied[: k - below]:
+        chosen[i] = 1
+    return chosen

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from toolchain._internal.packed import PackedStrings
 from toolchain.errors import SourceError
 from toolchain.model.columns import ColumnSpec, ColumnValue
 from toolchain.model.original import OriginalRef, ref_from_hub_cache
@@ -13,6 +14,7 @@ from toolchain.model.original import OriginalRef, ref_from_hub_cache
 __all__ = [
     "IMAGE_SUFFIXES",
     "MAX_SAMPLE_BYTES",
+    "FolderLabels",
     "Listing",
     "Sample",
     "Source",
@@ -39,14 +41,21 @@ def is_sample_name(rel: str) -> bool:
 class Listing:
     """The canonical listing of a source."""
 
-    ids: tuple[str, ...]
-    """Sample ids, sorted by their UTF-8 bytes."""
+    ids: Sequence[str]
+    """Sample ids, sorted by their UTF-8 bytes; packed (a few bytes over each id's length,
+    and ``in`` is a binary search), whatever sequence they were given as."""
     ignored: int
     """Files that are not samples (other extensions, hidden files)."""
     ignored_kinds: Mapping[str, int] = field(default_factory=dict)
     """Ignored files by kind (suffix such as ``.gif``, or ``hidden``), for the summary."""
     columns: tuple[ColumnSpec, ...] = ()
     """The columns every sample carries, in order."""
+
+    def __post_init__(self) -> None:
+        ids = self.ids
+        if not (isinstance(ids, PackedStrings) and ids.is_sorted):
+            ids = PackedStrings.in_order(ids)
+        object.__setattr__(self, "ids", ids)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -155,15 +164,45 @@ def class_labels_from_ids(
     Returns the column (names sorted by code point) and each id's label index, or None when
     ``datasets`` 5.2.0 would add no labels: a metadata file, files at mixed depths, or fewer
     than two label folders. The rule: ``docs/huggingface.md``, "Folder-per-class labels".
+    The labels are found from each id when asked (:class:`FolderLabels`), over ``ids`` as
+    given when they are a listing's (packed and sorted), not a second copy of every id.
     """
     if has_metadata_file:
         return None
-    ids = list(ids)
-    labels = {sid.rsplit("/", 2)[-2] if "/" in sid else "" for sid in ids}
-    depths = {sid.count("/") for sid in ids}
+    if not (isinstance(ids, PackedStrings) and ids.is_sorted):
+        ids = PackedStrings(sorted(set(ids), key=lambda s: s.encode("utf-8")))
+    labels: set[str] = set()
+    depths: set[int] = set()
+    for sid in ids:
+        labels.add(_class_of(sid))
+        depths.add(sid.count("/"))
     if len(labels) <= 1 or len(depths) != 1:
         return None
     names = tuple(sorted(labels))
-    index = {n: i for i, n in enumerate(names)}
     spec = ColumnSpec(name="label", type="class_label", names=names)
-    return spec, {sid: index[sid.rsplit("/", 2)[-2]] for sid in ids}
+    return spec, FolderLabels(ids, {n: i for i, n in enumerate(names)})
+
+
+def _class_of(sample_id: str) -> str:
+    """The folder that holds a sample (``""`` at the top)."""
+    return sample_id.rsplit("/", 2)[-2] if "/" in sample_id else ""
+
+
+class FolderLabels(Mapping[str, int]):
+    """Each listed id's label index, from the name of the folder that holds it."""
+
+    __slots__ = ("_ids", "_index")
+
+    def __init__(self, ids: PackedStrings, index: Mapping[str, int]):
+        self._ids, self._index = ids, index
+
+    def __getitem__(self, sample_id: str) -> int:
+        if sample_id not in self._ids:
+            raise KeyError(sample_id)
+        return self._index[_class_of(sample_id)]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)

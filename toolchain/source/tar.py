@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from toolchain._internal import safefs
+from toolchain._internal.packed import PackedStrings
 from toolchain.errors import SourceError, os_error_text
 from toolchain.model.columns import ColumnValue
 from toolchain.model.ids import check_collisions, check_sample_id
@@ -111,11 +112,13 @@ class TarSource(Source):
         return index
 
     def listing(self) -> Listing:
-        ids = sorted(self._scan(), key=lambda s: s.encode("utf-8"))
-        check_collisions(ids)
-        spec, self._labels = folder_labels(ids, self.columns, has_metadata_file=self._metadata)
+        ids = sorted(self._scan())  # code points: the UTF-8 bytes' order
+        packed = PackedStrings(ids)
+        del ids
+        check_collisions(packed)
+        spec, self._labels = folder_labels(packed, self.columns, has_metadata_file=self._metadata)
         return Listing(
-            ids=tuple(ids),
+            ids=packed,
             ignored=sum(self._ignored.values()),
             ignored_kinds=dict(sorted(self._ignored.items())),
             columns=spec,
