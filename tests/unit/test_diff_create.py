@@ -15,7 +15,6 @@ from tests.diff_cases import build, pinned, tiny_original
 from toolchain.diff import create as create_module
 from toolchain.diff import create_diff, get_benchmark
 from toolchain.diff.audit import audit_diff
-from toolchain.diff.create import _index_of
 from toolchain.diff.format import KeyOn, PayloadKind
 from toolchain.diff.reader import open_diff
 from toolchain.errors import InputError, ManifestError
@@ -80,17 +79,6 @@ def test_create_refuses_a_manifest_changed_after_it_was_verified(
     with pinned(), pytest.raises(InputError, match="changed while diff create read it"):
         create_diff(original, copy, tmp_path / "x.bdiff")
     assert [p.name for p in tmp_path.iterdir()] == ["bench"]
-
-
-def test_an_entry_is_found_by_its_id_without_a_dict(tiny: tuple[Path, Path, Path]) -> None:
-    entries = load_manifest(tiny[1] / MANIFEST_NAME).entries
-    for i, e in enumerate(entries):
-        assert _index_of(entries, e.id, i) == i  # the guess
-        assert _index_of(entries, e.id, (i + 2) % len(entries)) == i  # binary search
-        assert _index_of(entries, e.id, len(entries)) == i
-    for absent in ("", "zzz", entries[0].id + "x"):
-        with pytest.raises(KeyError):
-            _index_of(entries, absent, 0)
 
 
 def test_create_refuses_another_original(tiny: tuple[Path, Path, Path], tmp_path: Path) -> None:

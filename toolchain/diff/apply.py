@@ -27,6 +27,7 @@ import contextlib
 import enum
 import functools
 import os
+from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -49,7 +50,7 @@ from toolchain.model.drift import (
 )
 from toolchain.model.hashing import Digest, file_digest, pixel_digest, pretty_json
 from toolchain.model.layout import COVERAGE_NAME
-from toolchain.model.manifest import Manifest, ManifestEntry
+from toolchain.model.manifest import Manifest, ManifestEntry, entry_index
 from toolchain.recipes.shipped import ShippedRecipe, shipped_recipe_of
 from toolchain.run.executor import worker_fingerprint
 from toolchain.run.journal import JournaledSample
@@ -505,22 +506,24 @@ def _by_id(runner: _Runner, source: Source, listed: Sequence[str]) -> Iterator[R
 
     The listing and the entries are both sorted by id (UTF-8 bytes, which is the code
     points' order), so one merge finds them, keying the index by the listing's own
-    strings: no set of the listing and no second copy of every id.
+    strings: no set of the listing, no second copy of every id (an array of the entries'
+    indices), and each sample's entry found again by its id (:func:`entry_index`).
     """
     entries = runner.reader.manifest.entries
-    index: dict[str, int] = {}
+    wanted = array("I")  # entry indices, ascending: their ids too
     ids = iter(listed)
     sid = next(ids, None)
     for i in runner.selected:
-        wanted = entries[i].id
-        while sid is not None and sid < wanted:
+        want = entries[i].id
+        while sid is not None and sid < want:
             sid = next(ids, None)
         if sid is None:
             break
-        if sid == wanted and not runner.results.is_exact(i):  # not finished before a resume
-            index[sid] = i
-    for sample in source.iter_samples(index):  # in id order
-        yield runner.task(index[sample.id], sample.id, sample.data)
+        if sid == want and not runner.results.is_exact(i):  # not finished before a resume
+            wanted.append(i)
+    for k, sample in enumerate(source.iter_samples(entries[i].id for i in wanted)):
+        guess = wanted[k] if k < len(wanted) else 0  # a source that keeps our order: each
+        yield runner.task(entry_index(entries, sample.id, guess), sample.id, sample.data)
 
 
 def _by_content(

@@ -16,11 +16,10 @@ The pipeline::
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
@@ -59,6 +58,7 @@ from toolchain.model.manifest import (
     MAX_MANIFEST_BYTES,
     Manifest,
     ManifestEntry,
+    entry_index,
     holds_manifest,
     iter_manifest,
     read_manifest,
@@ -295,23 +295,10 @@ def _refuse_copy(manifest: Manifest, copy: BinaryIO, where: Path) -> NoReturn:
     )
 
 
-def _index_of(entries: Sequence[ManifestEntry], sample_id: str, guess: int) -> int:
-    """The index of ``sample_id`` in ``entries``, sorted by id (UTF-8 bytes) as a manifest
-    holds them: ``guess`` if it is there (a source often gives the samples in that order),
-    else by binary search (no dict of every id). ``KeyError`` if absent."""
-    if guess < len(entries) and entries[guess].id == sample_id:
-        return guess
-    key = sample_id.encode("utf-8")
-    i = bisect.bisect_left(entries, key, key=lambda e: e.id.encode("utf-8"))
-    if i < len(entries) and entries[i].id == sample_id:
-        return i
-    raise KeyError(sample_id)
-
-
 def _tasks(source: Source, outputs: OutputReader, manifest: Manifest) -> Iterator[SealTask]:
     bench, i = outputs.root, -1
     for sample in source.iter_samples(e.id for e in manifest.entries):
-        i = _index_of(manifest.entries, sample.id, i + 1)
+        i = entry_index(manifest.entries, sample.id, i + 1)
         entry = manifest.entries[i]
         try:
             target = outputs.read(entry.path)
@@ -381,7 +368,7 @@ def create_diff(
             .open(original)
         )
         pool.prestart()  # the workers import while the original is listed
-        present = set(source.listing().ids)
+        present = source.listing().ids  # sorted and packed: `in` is a binary search
         absent = [e.id for e in manifest.entries if e.id not in present]
         if absent:
             raise InputError(

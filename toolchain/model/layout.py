@@ -4,8 +4,9 @@ Pure functions, no I/O; the folder's files are listed in docs/manifest.md."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
+from toolchain._internal.packed import MadeOnAccess, StringIndex, packed_ids
 from toolchain.errors import InputError, ManifestError, SourceError
 from toolchain.model.ids import fold_key
 
@@ -21,6 +22,7 @@ __all__ = [
     "RESERVED_NAMES",
     "SIGNATURE_NAME",
     "STATE_DIR",
+    "PlannedOutputs",
     "check_layout",
     "is_shard_manifest",
     "output_path_for",
@@ -82,7 +84,7 @@ def _reserved(path: str) -> str | None:
 
 
 def check_layout(
-    pairs: Iterable[tuple[str, str]], *, error: type[InputError] = ManifestError
+    pairs: Sequence[tuple[str, str]], *, error: type[InputError] = ManifestError
 ) -> None:
     """Refuse ``(sample id, output path)`` pairs we would not write ourselves.
 
@@ -90,10 +92,14 @@ def check_layout(
     benchmark folder itself (``manifest.json``, ``metadata.jsonl``, ...), a hidden
     file or the state folder, and no two paths may collide: equal once case is
     folded, or one used as a file and as a folder.
+
+    Memory holds each folded path's hash and position (:class:`StringIndex`), not the
+    paths: a pair is read again by position to confirm a match, and ``pairs`` once more
+    for the folders' check when there are folders.
     """
-    seen: dict[str, str] = {}  # folded path -> sample id
-    folders: dict[str, str] = {}
-    for sid, path in pairs:
+    seen = StringIndex(lambda i: fold_key(pairs[i][1]), len(pairs))
+    folders: dict[str, str] = {}  # folded folder -> the first sample id under it
+    for n, (sid, path) in enumerate(pairs):
         expected = output_path_for(sid)
         if path != expected:
             raise error(
@@ -105,16 +111,20 @@ def check_layout(
         if why:
             raise error(f"sample {sid!r}: output path {path!r} is refused: {why}")
         key = fold_key(path)
-        if key in seen:
+        first = seen.find(key)
+        if first is not None:
             raise error(
-                f"samples {seen[key]!r} and {sid!r} would both be written to {path!r}",
+                f"samples {pairs[first][0]!r} and {sid!r} would both be written to {path!r}",
                 hint="rename one of them in the original",
             )
-        seen[key] = sid
+        seen.add(key, n)
         parts = key.split("/")
         for i in range(1, len(parts)):
             folders.setdefault("/".join(parts[:i]), sid)
-    for key, sid in seen.items():
+    if not folders:
+        return
+    for sid, path in pairs:  # each path once: its first id (the collisions are refused above)
+        key = fold_key(path)
         if key in folders:
             raise error(
                 f"sample {sid!r} is written to {key!r}, which sample {folders[key]!r} needs "
@@ -123,8 +133,29 @@ def check_layout(
             )
 
 
-def plan_outputs(ids: Sequence[str]) -> list[tuple[str, str]]:
+class PlannedOutputs(MadeOnAccess[tuple[str, str]]):
+    """``(sample id, output path)`` pairs over packed ids, each path made on access by
+    :func:`output_path_for` (not a second copy of every id and path)."""
+
+    __slots__ = ("ids",)
+
+    def __init__(self, ids: Iterable[str]):
+        self.ids = packed_ids(ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def _item(self, i: int) -> tuple[str, str]:
+        sid = self.ids[i]
+        return sid, output_path_for(sid)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        for sid in self.ids:
+            yield sid, output_path_for(sid)
+
+
+def plan_outputs(ids: Sequence[str]) -> PlannedOutputs:
     """``(sample id, output path)`` for each id, refusing collisions (a bad original)."""
-    pairs = [(sid, output_path_for(sid)) for sid in ids]
+    pairs = PlannedOutputs(ids)
     check_layout(pairs, error=SourceError)
     return pairs

@@ -3,6 +3,7 @@ Written canonically and parsed strictly; format v2 is written, v1 read (docs/man
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
 import io
@@ -35,7 +36,7 @@ from toolchain.model.hashing import (
     source_salt,
 )
 from toolchain.model.ids import check_sample_id
-from toolchain.model.layout import MANIFEST_NAME, check_layout
+from toolchain.model.layout import MANIFEST_NAME, check_layout, output_path_for
 from toolchain.model.limits import (
     MAX_CLASS_NAMES,
     MAX_ENTRY_CHARS,
@@ -66,6 +67,7 @@ __all__ = [
     "Provenance",
     "RecipeIdentity",
     "dump_manifest",
+    "entry_index",
     "holds_manifest",
     "is_canonical",
     "iter_manifest",
@@ -193,7 +195,10 @@ _RECORD_HEAD = struct.Struct(">32s32s32sII")
 
 
 def _pack(e: ManifestEntry) -> bytes:
-    sid, path = e.id.encode("utf-8"), e.path.encode("utf-8")
+    """An entry as one record; its path only when it is not the one its id gives (no entry
+    a manifest holds, where the parser refuses such paths: an empty path is never one)."""
+    sid = e.id.encode("utf-8")
+    path = b"" if e.path == output_path_for(e.id) else e.path.encode("utf-8")
     head = _RECORD_HEAD.pack(
         bytes.fromhex(e.pixels.hex),
         bytes.fromhex(e.file.hex),
@@ -204,16 +209,16 @@ def _pack(e: ManifestEntry) -> bytes:
     return head + sid + path + canonical_json(dict(e.columns))
 
 
-def _record_id(record: bytes) -> bytes:
+def _record_id(record: bytes | memoryview) -> bytes:
     (n,) = struct.unpack_from(">I", record, 96)
-    return record[_RECORD_HEAD.size : _RECORD_HEAD.size + n]
+    return bytes(record[_RECORD_HEAD.size : _RECORD_HEAD.size + n])
 
 
 def _unpack(record: bytes | memoryview) -> ManifestEntry:
     pixels, file, source, n_id, n_path = _RECORD_HEAD.unpack_from(record)
     at = _RECORD_HEAD.size
     sid = bytes(record[at : at + n_id]).decode("utf-8")
-    path = bytes(record[at + n_id : at + n_id + n_path]).decode("utf-8")
+    path = bytes(record[at + n_id : at + n_id + n_path]).decode("utf-8") or output_path_for(sid)
     raw_columns = bytes(record[at + n_id + n_path :])
     return ManifestEntry(
         id=sid,
@@ -304,6 +309,19 @@ class EntryTable(MadeOnAccess[ManifestEntry]):
         return (_table_from_state, (self._blob, self._ends.tobytes()))
 
 
+def entry_index(entries: Sequence[ManifestEntry], sample_id: str, guess: int = 0) -> int:
+    """The index of ``sample_id`` in ``entries``, sorted by id (UTF-8 bytes) as a manifest
+    holds them: ``guess`` if it is there (a source often gives the samples in that order),
+    else by binary search (no dict of every id). ``KeyError`` if absent."""
+    if 0 <= guess < len(entries) and entries[guess].id == sample_id:
+        return guess
+    key = sample_id.encode("utf-8")
+    i = bisect.bisect_left(entries, key, key=lambda e: e.id.encode("utf-8"))
+    if i < len(entries) and entries[i].id == sample_id:
+        return i
+    raise KeyError(sample_id)
+
+
 def _table_from_state(blob: bytes, ends: bytes) -> EntryTable:
     table = EntryTable.__new__(EntryTable)
     table._blob, table._ends, table._last = blob, array("Q"), None
@@ -312,34 +330,54 @@ def _table_from_state(blob: bytes, ends: bytes) -> EntryTable:
 
 
 class EntryCollector:
-    """Entries as a run finishes them, in any order, packed; :meth:`table` sorts them."""
+    """Entries as a run finishes them, in any order, packed into one buffer; :meth:`table`
+    sorts them (and, when they came in id order, as a run over a sorted listing gives
+    them, adopts the buffer without a copy)."""
 
     def __init__(self) -> None:
-        self._records: list[bytes] = []
+        self._empty()
+
+    def _empty(self) -> None:
+        self._blob = bytearray()
+        self._ends: array[int] = array("Q")
+        self._last_id: bytes | None = None
+        self._in_order = True
 
     def add(self, entry: ManifestEntry) -> None:
         """Collect ``entry``; :class:`ManifestError` if a manifest cannot hold it (a value
         over the limits the parser keeps)."""
         _check_entry(entry)
-        self._records.append(_pack(entry))
+        record = _pack(entry)
+        sid = _record_id(record)
+        if self._last_id is not None and sid <= self._last_id:
+            self._in_order = False
+        self._last_id = sid
+        self._blob += record
+        self._ends.append(len(self._blob))
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self._ends)
 
     def table(self) -> EntryTable:
         """The entries sorted by id, moved into a table (the collector is left empty);
         ``ValueError`` if an id was added twice."""
-        records, self._records = self._records, []
-        records.sort(key=_record_id, reverse=True)
-        for a, b in itertools.pairwise(records):
-            if _record_id(a) == _record_id(b):
-                raise ValueError(f"sample {_record_id(a).decode('utf-8')!r} was added twice")
+        blob, ends, in_order = self._blob, self._ends, self._in_order
+        self._empty()
+        if in_order:  # strictly ascending: sorted, and no id twice
+            table = EntryTable.__new__(EntryTable)
+            table._blob, table._ends, table._last = blob, ends, None
+            return table
+        view = memoryview(blob)
 
-        def ascending() -> Iterator[bytes]:  # each record freed as it is copied
-            while records:
-                yield records.pop()
+        def record(i: int) -> memoryview:
+            return view[ends[i - 1] if i else 0 : ends[i]]
 
-        return EntryTable._of_sorted(ascending())
+        order = sorted(range(len(ends)), key=lambda i: _record_id(record(i)))
+        for a, b in itertools.pairwise(order):
+            if _record_id(record(a)) == _record_id(record(b)):
+                sid = _record_id(record(a)).decode("utf-8")
+                raise ValueError(f"sample {sid!r} was added twice")
+        return EntryTable._of_sorted(bytes(record(i)) for i in order)
 
 
 def _columns_json(columns: Iterable[ColumnSpec]) -> dict[str, Any]:
@@ -789,6 +827,8 @@ def _check_entry(entry: ManifestEntry) -> None:
     """An entry being collected fits the parser's limits (the rest is the run's own making,
     checked where it is made)."""
     problems = [(f"its {what}", path_problem(getattr(entry, what))) for what in ("id", "path")]
+    if not entry.path:  # a record's empty path stands for the one the id gives
+        problems.append(("its path", "it is empty"))
     if len(entry.columns) > MAX_KEYS:
         problems.append(("it", f"has {len(entry.columns)} columns, over the {MAX_KEYS} limit"))
     for name, value in entry.columns.items():
@@ -804,16 +844,22 @@ def _check_entry(entry: ManifestEntry) -> None:
             )
 
 
-def _layout_pairs(
-    entries: Iterable[ManifestEntry], columns: tuple[ColumnSpec, ...] | None
-) -> Iterator[tuple[str, str]]:
-    """``(id, path)`` of each entry, for ``check_layout``; with ``columns``, each entry's
-    columns are checked against that schema on the way (one pass over the entries)."""
-    schema = {c.name: c for c in columns or ()}
-    for e in entries:
-        if columns is not None:
-            _check_entry_columns(e, schema)
-        yield e.id, e.path
+class _LayoutPairs(MadeOnAccess[tuple[str, str]]):
+    """``(id, path)`` of each entry, made on access, for ``check_layout``."""
+
+    def __init__(self, entries: Sequence[ManifestEntry]):
+        self._entries = entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _item(self, i: int) -> tuple[str, str]:
+        e = self._entries[i]
+        return e.id, e.path
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        for e in self._entries:
+            yield e.id, e.path
 
 
 def _check_entry_columns(e: ManifestEntry, schema: Mapping[str, ColumnSpec]) -> None:
@@ -941,7 +987,11 @@ def _read(stream: JsonStream) -> Manifest:
     if version == 2:
         columns = _parse_columns(_get(doc, "columns", dict, "manifest"))
         encoder = _parse_encoder(_get(doc, "encoder", dict, "manifest"))
-    check_layout(_layout_pairs(table, columns if version == 2 else None), error=ManifestError)
+    if version == 2:
+        schema = {c.name: c for c in columns}
+        for e in table:
+            _check_entry_columns(e, schema)
+    check_layout(_LayoutPairs(table), error=ManifestError)
     count = _get(doc, "sample_count", int, "manifest")
     if count != len(table):
         raise ManifestError(f"sample_count is {shown(count)} but there are {len(table)} entries")

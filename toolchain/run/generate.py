@@ -32,7 +32,7 @@ from toolchain.codec.encode import ENCODER, encode_png
 from toolchain.errors import DecodeError, InputError, SourceError
 from toolchain.model.columns import ColumnValue
 from toolchain.model.hashing import Digest, file_digest, pixel_digest, source_digest, source_salt
-from toolchain.model.layout import plan_outputs
+from toolchain.model.layout import PlannedOutputs, output_path_for, plan_outputs
 from toolchain.model.manifest import EntryCollector, Manifest, ManifestEntry, Provenance
 from toolchain.model.original import OriginalRef
 from toolchain.recipes import Recipe, RecipeRef, load_recipe
@@ -213,8 +213,8 @@ class _Generate:
     command = "generate"
     resumable = True
     listing: Listing
-    planned: Mapping[str, str]
-    """The run's samples (its shard's, if any) and their output paths, in source order."""
+    planned: PlannedOutputs
+    """The run's samples (its shard's, if any) and their output paths, in id order."""
     samples_used: int
     """The recipe's selection (of all shards)."""
     original: OriginalRef | None
@@ -247,11 +247,11 @@ class _Generate:
                 f"the original {source.name!r} holds no images ({listing.ignored} other files)",
                 hint="point --original at the folder, tar or dataset that holds the images",
             )
-        chosen = self.recipe.choose(listing.ids)
-        pairs = plan_outputs(chosen)
+        chosen = plan_outputs(self.recipe.choose(listing.ids))
+        pairs = chosen
         if self.options.shard is not None:
-            pairs = [(sid, path) for sid, path in pairs if self.options.selects(sid)]
-        self.listing, self.samples_used, self.planned = listing, len(chosen), dict(pairs)
+            pairs = PlannedOutputs(s for s in chosen.ids if self.options.selects(s))
+        self.listing, self.samples_used, self.planned = listing, len(chosen), pairs
         return Plan(kind="generate", made_from={"recipe": self.identity.to_json()}, pairs=pairs)
 
     def produce(
@@ -268,7 +268,7 @@ class _Generate:
     ) -> Iterator[SampleTask]:
         """Every planned sample not finished; a finished one is re-checked against its original
         (its bytes; its carried columns are taken from it, never from the journal)."""
-        for sample in source.iter_samples(list(self.planned)):
+        for sample in source.iter_samples(self.planned.ids):
             prior = done.get(sample.id)
             if prior is not None:
                 if prior.source_file == file_digest(sample.data):
@@ -276,10 +276,11 @@ class _Generate:
                     session.tick(len(self.finished))
                     continue
                 self.redone += 1  # the original changed since: make it again
-            session.handing_out(self.planned[sample.id], sample.id)
+            path = output_path_for(sample.id)
+            session.handing_out(path, sample.id)
             yield SampleTask(
                 sample_id=sample.id,
-                path=self.planned[sample.id],
+                path=path,
                 data=sample.data,
                 columns=sample.columns,
             )

@@ -31,10 +31,18 @@ _MAC_DOMAIN = b"benchmark-regen/journal-mac/v1\n"
 
 
 def plan_digest(plan: Iterable[tuple[str, str]]) -> str:
-    """SHA-256 over the sorted ``(sample id, output path)`` pairs of a run."""
+    """SHA-256 over the sorted ``(sample id, output path)`` pairs of a run (read in one
+    pass when they come sorted, as every run's plan does; else sorted first)."""
+    if iter(plan) is plan:  # an iterator cannot be read twice
+        plan = list(plan)
     h = hashlib.sha256(b"benchmark-regen/plan/v1\n")
-    for sid, path in sorted(plan, key=lambda p: p[0].encode("utf-8")):
-        h.update(sid.encode("utf-8") + b"\x00" + path.encode("utf-8") + b"\n")
+    previous: bytes | None = None
+    for sid, path in plan:
+        b = sid.encode("utf-8")
+        if previous is not None and b < previous:
+            return plan_digest(sorted(plan, key=lambda p: p[0].encode("utf-8")))
+        previous = b
+        h.update(b + b"\x00" + path.encode("utf-8") + b"\n")
     return "sha256:" + h.hexdigest()
 
 
