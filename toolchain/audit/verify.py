@@ -21,7 +21,7 @@ from toolchain.model.manifest import (
     parse_manifest,
     read_manifest_bytes,
 )
-from toolchain.run.outdir import benchmark_format, read_output, unexpected_files
+from toolchain.run.outdir import Paths, benchmark_format, read_output, unexpected_files
 
 if TYPE_CHECKING:
     import numpy as np
@@ -231,7 +231,7 @@ def verify_benchmark(
         problems, shards = _check_folder(out_path, m, progress), []
     partial = (out_path / COVERAGE_NAME).exists()
     if out_path.is_dir():
-        for rel, why in unexpected_files(out_path, (e.path for e in m.entries), data=shards):
+        for rel, why in unexpected_files(out_path, Paths(m.entries), data=shards):
             problems.append(SampleProblem(path=rel, problem=Problem.EXTRA, detail=why))
     notes: list[str] = []
     if m.version == 1:

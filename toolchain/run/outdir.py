@@ -16,8 +16,9 @@ from typing import Any
 
 from toolchain._internal import safefs
 from toolchain._internal.jsonload import load_json
+from toolchain._internal.packed import MadeOnAccess, StringIndex
 from toolchain.errors import InputError, ManifestError, OutputError, os_error_text
-from toolchain.model.hashing import Sha256Stream, file_digest
+from toolchain.model.hashing import Sha256Stream, sha256_file
 from toolchain.model.layout import (
     CARD_NAME,
     CROISSANT_NAME,
@@ -36,6 +37,7 @@ from toolchain.run.journal import Journal
 
 __all__ = [
     "OutDir",
+    "Paths",
     "SampleWriter",
     "companions",
     "metadata_jsonl",
@@ -44,6 +46,9 @@ __all__ = [
     "unexpected_files",
     "write_benchmark_files",
 ]
+
+Files = Mapping[str, bytes | Iterable[bytes]]
+"""Files to write beside a manifest, by path: each its bytes, or its pieces (read once)."""
 
 DATA_DIR = "data"
 """Where the parquet format's shards live: ``data/<split>-0000N-of-0000M.parquet``."""
@@ -96,13 +101,13 @@ class OutputReader:
 
 
 def unexpected_files(
-    root: Path, listed: Iterable[str], *, data: Iterable[str] = ()
+    root: Path, listed: Sequence[str], *, data: Iterable[str] = ()
 ) -> list[tuple[str, str]]:
     """Entries that are neither listed samples nor our own files: ``(path, why)``.
 
     ``data``: the parquet shards of a parquet benchmark (expected files too).
     """
-    wanted = set(listed) | set(data)
+    wanted = _Wanted(listed, data)
     found: list[tuple[str, str]] = []
     for rel, kind in safefs.walk(root):
         top = rel.split("/", 1)[0]
@@ -122,6 +127,36 @@ def unexpected_files(
         elif rel not in wanted and rel not in RESERVED_NAMES and not is_shard_manifest(rel):
             found.append((rel, "not in the manifest"))
     return found
+
+
+class _Wanted:
+    """The files a benchmark lists: ``listed`` (by position: a manifest's entries' paths,
+    made on access) in a :class:`StringIndex`, not a set of every path; ``data`` as is."""
+
+    def __init__(self, listed: Sequence[str], data: Iterable[str]):
+        self._index = StringIndex(listed.__getitem__, len(listed))
+        for i, p in enumerate(listed):
+            self._index.add(p, i)
+        self._data = frozenset(data)
+
+    def __contains__(self, path: str) -> bool:
+        return path in self._data or path in self._index
+
+
+class Paths(MadeOnAccess[str]):
+    """The output paths of manifest entries, made on access (not a copy of every path)."""
+
+    def __init__(self, entries: Sequence[ManifestEntry]):
+        self._entries = entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _item(self, i: int) -> str:
+        return self._entries[i].path
+
+    def __iter__(self) -> Iterator[str]:
+        return (e.path for e in self._entries)
 
 
 # -- writing -----------------------------------------------------------------------------
@@ -162,19 +197,31 @@ def _name_too_long(what: str, *, sample: str | None = None) -> InputError:
     )
 
 
-def metadata_jsonl(entries: Sequence[ManifestEntry]) -> bytes:
-    """``metadata.jsonl`` for ``datasets.load_dataset("imagefolder", data_dir=OUT)``.
+class metadata_jsonl(Iterable[bytes]):
+    """``metadata.jsonl`` for ``datasets.load_dataset("imagefolder", data_dir=OUT)``, in
+    pieces of about 1 MiB, made again each time it is read (never held whole).
 
     One line per sample, sorted like the entries: ``file_name``, ``sample_id`` and the
     carried columns (so the imagefolder loader yields the labels too).
     """
-    out = bytearray()  # grown in place: no list of lines joined into a second string
-    for e in entries:
-        doc: dict[str, Any] = {"file_name": e.path, "sample_id": e.id}
-        doc.update(getattr(e, "columns", {}) or {})
-        out += json.dumps(doc, sort_keys=True, ensure_ascii=True).encode("ascii")
-        out += b"\n"
-    return bytes(out)
+
+    _PIECE = 1 << 20
+
+    def __init__(self, entries: Sequence[ManifestEntry]):
+        self._entries = entries
+
+    def __iter__(self) -> Iterator[bytes]:
+        out = bytearray()
+        for e in self._entries:
+            doc: dict[str, Any] = {"file_name": e.path, "sample_id": e.id}
+            doc.update(getattr(e, "columns", {}) or {})
+            out += json.dumps(doc, sort_keys=True, ensure_ascii=True).encode("ascii")
+            out += b"\n"
+            if len(out) >= self._PIECE:
+                yield bytes(out)
+                out.clear()
+        if out:
+            yield bytes(out)
 
 
 def companions(
@@ -185,7 +232,7 @@ def companions(
     split: str = "train",
     entries: Sequence[ManifestEntry] | None = None,
     data: Sequence[tuple[str, str]] = (),
-) -> dict[str, bytes]:
+) -> dict[str, bytes | Iterable[bytes]]:
     """The files written beside a whole benchmark's manifest, from the manifest alone.
 
     ``metadata.jsonl`` (folder format), the dataset card ``README.md`` and
@@ -196,7 +243,7 @@ def companions(
     from toolchain.hf.card import CardInfo, render_card
     from toolchain.hf.croissant import CroissantFile, render_croissant
 
-    out: dict[str, bytes] = {}
+    out: dict[str, bytes | Iterable[bytes]] = {}
     files: list[CroissantFile] = [
         CroissantFile(path=path, sha256=sha, encoding_format="application/x-parquet")
         for path, sha in data
@@ -207,7 +254,7 @@ def companions(
         files += [
             CroissantFile(
                 path=METADATA_NAME,
-                sha256=file_digest(meta).hex,
+                sha256=sha256_file(meta).hex,
                 encoding_format="application/jsonlines",
             ),
             CroissantFile(
@@ -227,7 +274,7 @@ def write_benchmark_files(
     manifest_bytes: bytes | Iterable[bytes],
     *,
     name: str = MANIFEST_NAME,
-    companions: Mapping[str, bytes] | Callable[[str], Mapping[str, bytes]] | None = None,
+    companions: Files | Callable[[str], Files] | None = None,
 ) -> None:
     """Companion files first, then the manifest, durably: the commit point.
 
@@ -295,14 +342,14 @@ class OutDir:
         """Finish the benchmark: (parquet: pack the samples into shards), the companion
         files, ``extra`` (e.g. ``coverage.json``), then the manifest, last and durably; then
         the journal goes. ``manifest_bytes``: the exact bytes to write (a carried manifest)."""
-        extra_files = dict(extra or {})
-        files: Mapping[str, bytes] | Callable[[str], Mapping[str, bytes]] = extra_files
+        extra_files: dict[str, bytes | Iterable[bytes]] = dict(extra or {})
+        files: Files | Callable[[str], Files] = extra_files
         if self.slug == "all":
             shards: Sequence[tuple[str, str]] = ()
             if format == "parquet":
                 shards = self._pack_parquet(manifest, split, present)
 
-            def with_companions(sha: str) -> Mapping[str, bytes]:
+            def with_companions(sha: str) -> Files:
                 made = companions(
                     manifest, sha, format=format, split=split, entries=present, data=shards
                 )
