@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,6 +118,16 @@ def docker_engine_answers() -> bool:
     except ContainerError:
         return False
     return True
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite assumes a normal start: a shell without job control (``cmd &``, ``nohup``)
+    starts it with SIGINT or SIGHUP ignored, which every process it runs would inherit,
+    and the toolchain rightly leaves an ignored signal alone."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
