@@ -153,8 +153,8 @@ class StringIndex:
 
     def _alloc(self, size: int) -> None:
         self._mask = size - 1
-        self._hashes = array("q", bytes(8 * size))  # 0: an empty slot
-        self._positions = array("I", bytes(4 * size))  # positions under 2**32
+        self._hashes = array("q", [0]) * size  # 0: an empty slot (made in place, no copy)
+        self._positions = array("I", [0]) * size  # positions under 2**32
 
     def __len__(self) -> int:
         return self._count

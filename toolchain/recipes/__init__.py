@@ -574,7 +574,7 @@ def _lowest_ranked(ordered: Sequence[str], k: int, salt: bytes) -> bytearray:
     def rank(s: str) -> bytes:
         return hashlib.sha256(salt + s.encode("utf-8")).digest()
 
-    counts = array("I", bytes(4 * 65536))  # counts under 2**32
+    counts = array("I", [0]) * 65536  # counts under 2**32
     for s in ordered:
         counts[int.from_bytes(rank(s)[:2])] += 1
     edge, below = 0, 0  # the prefix where the k-th lowest digest is; how many are under it

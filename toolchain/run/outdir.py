@@ -199,13 +199,13 @@ def _name_too_long(what: str, *, sample: str | None = None) -> InputError:
 
 class metadata_jsonl(Iterable[bytes]):
     """``metadata.jsonl`` for ``datasets.load_dataset("imagefolder", data_dir=OUT)``, in
-    pieces of about 1 MiB, made again each time it is read (never held whole).
+    pieces of about 64 KiB, made again each time it is read (never held whole).
 
     One line per sample, sorted like the entries: ``file_name``, ``sample_id`` and the
     carried columns (so the imagefolder loader yields the labels too).
     """
 
-    _PIECE = 1 << 20
+    _PIECE = 1 << 16
 
     def __init__(self, entries: Sequence[ManifestEntry]):
         self._entries = entries
