@@ -94,3 +94,19 @@ def test_plan_outputs_reports_source_errors_and_check_layout_manifest_errors() -
         plan_outputs(["a.png", "A.png"])
     with pytest.raises(ManifestError):
         check_layout([("a.png", "a.png"), ("A.png", "A.png")])
+
+
+def test_parquet_shard_names_have_one_owner() -> None:
+    from toolchain.model.layout import is_parquet_shard, parquet_shard_name
+
+    name = parquet_shard_name("validation", 3, 12)
+    assert name == "validation-00003-of-00012.parquet"
+    assert is_parquet_shard(name) and is_parquet_shard(name, "validation")
+    assert not is_parquet_shard(name, "train")
+    for other in (
+        "data/" + name,
+        "train-3-of-12.parquet",
+        "train-00003-of-00012.parq",
+        "x.parquet",
+    ):
+        assert not is_parquet_shard(other)

@@ -10,7 +10,6 @@ import hashlib
 import io
 import itertools
 import json
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 from toolchain._internal import safefs
 from toolchain._internal.deps import require
 from toolchain.model.columns import ColumnSpec
+from toolchain.model.layout import is_parquet_shard, parquet_shard_name
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -206,10 +206,6 @@ class _Digesting(io.RawIOBase):
         return self._hash.hexdigest()
 
 
-def _shard_name(split: str, i: int, n: int) -> str:
-    return f"{split}-{i:05d}-of-{n:05d}.parquet"
-
-
 def write_shards(
     folder: Path,
     split: str,
@@ -232,9 +228,8 @@ def write_shards(
     renamed once M is known (:mod:`safefs`); on any error, none is left behind. Raises
     :class:`FileExistsError` if the folder holds shards of ``split`` already.
     """
-    ours = re.compile(re.escape(split) + r"-[0-9]{5}-of-[0-9]{5}\.parquet")
     with safefs.open_folder(folder.parent, folder.name, create=True) as where:
-        existing = [n for n in where.names() if ours.fullmatch(n)]
+        existing = [n for n in where.names() if is_parquet_shard(n, split)]
         if existing:
             raise FileExistsError(
                 errno.EEXIST, "a shard of the split exists", str(folder / existing[0])
@@ -283,7 +278,7 @@ def write_shards(
                     done.append((shard_rows, sink))
             out = []
             for i, (tmp, (count, written)) in enumerate(zip(temps, done, strict=True)):
-                final = _shard_name(split, i, len(temps))
+                final = parquet_shard_name(split, i, len(temps))
                 where.replace(tmp, final)
                 finals.append(final)
                 out.append(

@@ -24,8 +24,10 @@ __all__ = [
     "STATE_DIR",
     "PlannedOutputs",
     "check_layout",
+    "is_parquet_shard",
     "is_shard_manifest",
     "output_path_for",
+    "parquet_shard_name",
     "plan_outputs",
     "shard_manifest_name",
 ]
@@ -50,6 +52,22 @@ FORMATS = ("folder", "parquet")
 shards ``data/<split>-*.parquet`` (the same PNG bytes)."""
 
 _SHARD_MANIFEST = re.compile(r"manifest\.shard-\d{1,6}-of-\d{1,6}\.json")
+
+
+_PARQUET_SHARD = re.compile(r"(?P<split>[^/]+)-[0-9]{5}-of-[0-9]{5}\.parquet")
+
+
+def parquet_shard_name(split: str, i: int, n: int) -> str:
+    """``<split>-0000I-of-0000N.parquet``: shard ``i`` of ``n`` of a split, as the Hub names
+    them (the parquet format's files, under ``data/``)."""
+    return f"{split}-{i:05d}-of-{n:05d}.parquet"
+
+
+def is_parquet_shard(name: str, split: str | None = None) -> bool:
+    """Whether ``name`` (a file name, no folder) is a :func:`parquet_shard_name` (of
+    ``split``, when given)."""
+    m = _PARQUET_SHARD.fullmatch(name)
+    return m is not None and (split is None or m["split"] == split)
 
 
 def shard_manifest_name(slug: str) -> str:

@@ -8,7 +8,6 @@ import errno
 import fcntl
 import json
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from toolchain.model.layout import (
     RESERVED_NAMES,
     SIGNATURE_NAME,
     STATE_DIR,
+    is_parquet_shard,
     is_shard_manifest,
     shard_manifest_name,
 )
@@ -497,9 +497,6 @@ def _companion_is_ours(root: Path, rel: str, manifests: Sequence[Manifest], ours
     return any(str(m.root).encode() in data for m in manifests)
 
 
-_PARQUET_SHARD = re.compile(r"data/[^/]+-[0-9]{5}-of-[0-9]{5}\.parquet")
-
-
 def _parquet_shards(root: Path, manifests: Sequence[Manifest], ours: set[str]) -> set[str]:
     """A parquet benchmark's shards: the ``data/…parquet`` files our ``croissant.json``
     (which states the manifest's root) lists, with their hashes, as the benchmark's."""
@@ -516,7 +513,8 @@ def _parquet_shards(root: Path, manifests: Sequence[Manifest], ours: set[str]) -
         for f in (files if isinstance(files, list) else [])
         if isinstance(f, dict)
         and isinstance(f.get("contentUrl"), str)
-        and _PARQUET_SHARD.fullmatch(f["contentUrl"])
+        and f["contentUrl"].startswith(f"{DATA_DIR}/")
+        and is_parquet_shard(f["contentUrl"][len(DATA_DIR) + 1 :])
     }
 
 

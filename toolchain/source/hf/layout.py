@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from toolchain.errors import SourceError, os_error_text
+from toolchain.model.layout import parquet_shard_name
 
 __all__ = ["detect", "parquet_layout", "split_patterns"]
 
@@ -148,7 +149,7 @@ def _check_shard_set(root: Path, key: tuple[str, str], shards: list[_ShardFile])
             more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
             raise SourceError(
                 f"{what} in {root} has {len(have)} of its {n} shards; missing: "
-                f"{split}-{missing[0]:05d}-of-{n:05d}.parquet{more}",
+                f"{parquet_shard_name(split, missing[0], n)}{more}",
                 hint="download the missing shards: a partial split would make a partial benchmark",
             )
         if len(shards) != n:
