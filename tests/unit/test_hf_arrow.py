@@ -64,6 +64,9 @@ def test_a_column_is_what_pa_array_makes_of_the_same_values(name: str, data: st.
         (["text"], pa.binary(), "a binary column cannot hold 'text'"),
         ([b"bytes"], pa.string(), "a string column cannot hold b'bytes'"),
         ([1], pa.int32(), "no column of type int32"),
+        ([True, 1], pa.bool_(), "a bool column cannot hold 1"),
+        (["yes"], pa.bool_(), "a bool column cannot hold 'yes'"),
+        ([3, True], pa.int64(), "a int64 column cannot hold True"),
     ],
 )
 def test_a_column_refuses_what_it_cannot_hold(
@@ -71,6 +74,15 @@ def test_a_column_refuses_what_it_cannot_hold(
 ) -> None:
     with pytest.raises(TypeError, match=words):
         column(values, type)
+    if type in (pa.bool_(), pa.int64()):  # pa.array refuses these too (text it would encode)
+        with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError)):
+            pa.array(values, type)
+
+
+def test_binary_values_of_any_buffer_type_are_joined_without_a_copy_each() -> None:
+    values = [b"ab", bytearray(b"cd"), memoryview(b"efg"), None, memoryview(bytearray(b"h"))]
+    made = column(values, pa.binary())
+    assert made.to_pylist() == [b"ab", b"cd", b"efg", None, b"h"]
 
 
 def test_writing_a_row_group_never_imports_pandas(tmp_path: Path) -> None:

@@ -113,14 +113,16 @@ def column(values: Sequence[object], type: pa.DataType) -> pa.Array:
     bitmap = pa_.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
     if type in (pa_.binary(), pa_.string()):
         text = type == pa_.string()
-        items: list[bytes] = []
+        items: list[bytes | memoryview] = []
         for v in values:
             if v is None:
                 items.append(b"")
             elif text and isinstance(v, str):
                 items.append(v.encode("utf-8"))
-            elif not text and isinstance(v, bytes | bytearray | memoryview):
-                items.append(bytes(v))
+            elif not text and isinstance(v, bytes):
+                items.append(v)
+            elif not text and isinstance(v, bytearray | memoryview):
+                items.append(memoryview(v).cast("B"))  # joined below: no copy before that
             else:
                 raise TypeError(f"a {type} column cannot hold {v!r}")
         offsets = np.zeros(n + 1, dtype=np.int64)
@@ -130,10 +132,17 @@ def column(values: Sequence[object], type: pa.DataType) -> pa.Array:
         data = pa_.py_buffer(b"".join(items))
         buffers = [bitmap, pa_.py_buffer(offsets.astype(np.int32)), data]
     elif type == pa_.bool_():
+        for v in values:  # as pa.array: a bool, not anything truthy
+            if v is not None and not isinstance(v, bool | np.bool_):
+                raise TypeError(f"a {type} column cannot hold {v!r}")
         bits = np.fromiter((bool(v) for v in values), dtype=bool, count=n)
         buffers = [bitmap, pa_.py_buffer(np.packbits(bits, bitorder="little"))]
     elif type in (pa_.int64(), pa_.float64()):
         dtype = np.int64 if type == pa_.int64() else np.float64
+        if type == pa_.int64():  # as pa.array: a bool is not an integer here
+            for v in values:
+                if isinstance(v, bool | np.bool_):
+                    raise TypeError(f"a {type} column cannot hold {v!r}")
         filled = np.fromiter((0 if v is None else v for v in values), dtype=dtype, count=n)
         buffers = [bitmap, pa_.py_buffer(filled)]
     else:
