@@ -60,8 +60,10 @@ def test_a_preferred_split_is_read_only_where_none_is_given(hub: Path) -> None:
         assert src.original_ref == OriginalRef(config="default", split="test")
     with open_source(hub, split="train", prefer=OriginalRef(split="test")) as src:
         assert src.original_ref == OriginalRef(config="default", split="train")
-    with pytest.raises(SourceError, match="several splits: test, train"):
-        open_source(hub, prefer=OriginalRef(split="validation"))  # not here: as before
+    with pytest.raises(SourceError, match="several splits \\(test, train\\)") as e:
+        open_source(hub, prefer=OriginalRef(split="validation"))  # not here
+    assert "not the split 'validation' the manifest records" in e.value.message
+    assert "its split 'validation'" in (e.value.hint or "")
 
 
 def test_source_pickles_for_workers(hub: Path) -> None:

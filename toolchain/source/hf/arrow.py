@@ -15,7 +15,14 @@ from toolchain._internal import safefs
 from toolchain._internal.deps import require
 from toolchain._internal.jsonload import load_json
 from toolchain.errors import SourceError, os_error_text
-from toolchain.source.hf.base import HFSource, Shard, info_origin, project_columns, top_columns
+from toolchain.source.hf.base import (
+    HFSource,
+    Shard,
+    info_origin,
+    project_columns,
+    several,
+    top_columns,
+)
 from toolchain.source.hf.features import features_of_schema
 
 if TYPE_CHECKING:
@@ -62,9 +69,8 @@ class ArrowSource(HFSource):
                 split = self.prefer.split
             if split is None:
                 if len(splits) != 1:
-                    raise SourceError(
-                        f"{p} has several splits: {', '.join(splits)}",
-                        hint=f"choose one with --split (e.g. --split {splits[0]})",
+                    raise several(
+                        p, "split", splits, (self.prefer.split or None) if self.prefer else None
                     )
                 split = splits[0]
             elif split not in splits:

@@ -22,7 +22,15 @@ from toolchain.source.hf.features import column_spec, column_value, has_path, is
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["IDS_MODES", "HFSource", "Shard", "info_origin", "project_columns", "top_columns"]
+__all__ = [
+    "IDS_MODES",
+    "HFSource",
+    "Shard",
+    "info_origin",
+    "project_columns",
+    "several",
+    "top_columns",
+]
 
 IDS_MODES = ("auto", "path", "row")
 
@@ -578,3 +586,20 @@ def _texts(column: Any, name: str, where: Callable[[], str]) -> list[Any]:
             "is not UTF-8",
             hint="the shard is damaged, or not written by datasets: download it again",
         ) from None
+
+
+def several(where: object, what: str, names: Sequence[str], recorded: str | None) -> SourceError:
+    """The error for a dataset with several ``what``s (``split``, ``config``) and none given:
+    with the one a manifest records (``recorded``, which the dataset lacks), said so."""
+    listed = ", ".join(names)
+    if recorded is None:
+        return SourceError(
+            f"{where} has several {what}s: {listed}",
+            hint=f"choose one with --{what} (e.g. --{what} {names[0]})",
+        )
+    return SourceError(
+        f"{where} has several {what}s ({listed}), and not the {what} {recorded!r} the "
+        "manifest records",
+        hint=f"pass the original the benchmark was made from (its {what} {recorded!r}), or "
+        f"choose a {what} with --{what}",
+    )

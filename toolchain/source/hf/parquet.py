@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from toolchain._internal.deps import require
 from toolchain._internal.parquet import open_parquet
 from toolchain.errors import SourceError
-from toolchain.source.hf.base import HFSource, Shard
+from toolchain.source.hf.base import HFSource, Shard, several
 from toolchain.source.hf.features import features_of_schema, plain_features_of_schema
 from toolchain.source.hf.layout import parquet_layout
 
@@ -83,9 +83,8 @@ class ParquetSource(HFSource):
             config = self.prefer.config
         if config is None:
             if len(configs) > 1:
-                raise SourceError(
-                    f"{p} has several configs: {', '.join(configs)}",
-                    hint="choose one with --config",
+                raise several(
+                    p, "config", configs, (self.prefer.config or None) if self.prefer else None
                 )
             config = configs[0]
         elif config not in configs:
@@ -99,9 +98,8 @@ class ParquetSource(HFSource):
             split = self.prefer.split
         if split is None:
             if len(splits) > 1:
-                raise SourceError(
-                    f"{p} has several splits: {', '.join(splits)}",
-                    hint="choose one with --split (e.g. --split " + splits[0] + ")",
+                raise several(
+                    p, "split", splits, (self.prefer.split or None) if self.prefer else None
                 )
             split = splits[0]
         elif split not in splits:
