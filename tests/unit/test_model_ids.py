@@ -64,3 +64,12 @@ def test_ids_that_fold_to_one_name_collide() -> None:
 def test_fold_key_is_nfc_then_casefold() -> None:
     assert fold_key("Stra\u00dfe.png") == fold_key("STRASSE.png") == "strasse.png"
     assert fold_key("e\u0301.PNG") == "\u00e9.png"
+
+
+def test_a_name_that_is_not_utf8_is_refused_with_what_to_do() -> None:
+    """os.listdir spells undecodable bytes as lone surrogates (b'b\\xff.jpg' -> 'b\\udcff.jpg')."""
+    name = b"b\xff.jpg".decode("utf-8", "surrogateescape")
+    with pytest.raises(SourceError, match="not valid UTF-8") as e:
+        check_sample_id(name)
+    assert e.value.hint == "rename the file to a UTF-8 name"
+    assert check_sample_id("caf\u00e9/\u4e2d.jpg") == "caf\u00e9/\u4e2d.jpg"

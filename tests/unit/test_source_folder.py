@@ -177,3 +177,10 @@ def test_a_walk_out_of_utf8_order_is_still_listed_in_it(tmp_path: Path) -> None:
     listing = open_source(tmp_path).listing()
     assert list(listing.ids) == sorted(names, key=lambda s: s.encode("utf-8"))
     assert all(n in listing.ids for n in names) and "a" not in listing.ids
+
+
+def test_a_file_name_that_is_not_utf8_is_named_not_a_traceback(tmp_path: Path) -> None:
+    make_image(tmp_path / "a.png")
+    make_image(Path(os.fsdecode(bytes(tmp_path) + b"/b\xff.png")))
+    with pytest.raises(SourceError, match="not valid UTF-8"):
+        open_source(tmp_path).listing()

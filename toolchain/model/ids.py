@@ -12,6 +12,7 @@ from toolchain.errors import SourceError
 __all__ = ["check_collisions", "check_sample_id", "fold_key"]
 
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # how Python spells a name's undecodable bytes
 
 
 def check_sample_id(sample_id: str) -> str:
@@ -32,12 +33,16 @@ def check_sample_id(sample_id: str) -> str:
         problem = "it is an absolute path"
     elif any(part in ("", ".", "..") for part in sample_id.split("/")):
         problem = "it has an empty, '.' or '..' path component"
+    elif not sample_id.isascii() and _SURROGATE.search(sample_id):
+        problem = "its name is not valid UTF-8 (the file system holds bytes that are not text)"
     elif unicodedata.normalize("NFC", sample_id) != sample_id:
         problem = "it is not in Unicode NFC form"
     if problem:
         raise SourceError(
             f"unsafe sample id {sample_id!r}: {problem}",
-            hint="sample ids must be plain relative paths inside the original",
+            hint="rename the file to a UTF-8 name"
+            if problem.startswith("its name is not valid UTF-8")
+            else "sample ids must be plain relative paths inside the original",
         )
     return sample_id
 
