@@ -98,6 +98,27 @@ def test_pinned_processes_apply_their_process_settings() -> None:
     assert json.loads(out.stdout) == ["0o22", "UTC"]
 
 
+@pytest.mark.parametrize(
+    ("first", "expected"),
+    [
+        ("", "True"),  # the command's own process: pinned before numpy
+        ("import numpy;", "False"),  # numpy came first: its settings may not be the pinned
+    ],
+)
+def test_started_pinned_only_when_pinned_before_numpy(first: str, expected: str) -> None:
+    code = (
+        f"{first}from toolchain.run.determinism import reexec_pinned, started_pinned;"
+        "reexec_pinned([]); print(started_pinned())"
+    )
+    out = _python(code, pinned_environ(BASE))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == expected
+
+
+def test_a_library_caller_did_not_start_pinned() -> None:
+    assert not determinism.started_pinned()  # pytest: pinned (if at all) after numpy
+
+
 def test_numpy_before_the_guard_is_refused() -> None:
     code = "import numpy; from toolchain.run.determinism import reexec_pinned; reexec_pinned([])"
     out = _python(code, dict(BASE))

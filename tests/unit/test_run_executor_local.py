@@ -26,7 +26,13 @@ from toolchain.errors import DecodeError, ExecutorError
 from toolchain.run.determinism import MARKER, pinned_environ
 from toolchain.run.executor import local, make_executor
 from toolchain.run.executor._worker import WorkerBug
-from toolchain.run.executor.local import IN_FLIGHT, MAX_BATCH, MAX_BATCH_BYTES, _BatchSizer
+from toolchain.run.executor.local import (
+    BATCH_SECONDS,
+    IN_FLIGHT,
+    MAX_BATCH,
+    MAX_BATCH_BYTES,
+    _BatchSizer,
+)
 from toolchain.run.signals import stop_like_ctrl_c
 
 HANG = 120
@@ -271,7 +277,8 @@ def test_batches_grow_with_the_measured_rate_and_stop_at_their_bounds() -> None:
     tasks = iter(enumerate(Payload(sample_id=f"s{i}", data=b"x" * 1000) for i in range(500)))
     assert len(sizer.take(tasks)) == 1  # nothing measured yet: one at a time
     sizer.started -= 1.0
-    sizer.finished(220)  # about 110 tasks per second per worker: 5 in 0.05 s
+    rate = 5.5 / BATCH_SECONDS  # tasks per second per worker: 5.5 in a batch's time
+    sizer.finished(int(2 * rate))
     assert len(sizer.take(tasks)) == 5
     sizer.finished(100_000)
     assert len(sizer.take(tasks)) == MAX_BATCH
@@ -357,15 +364,26 @@ class KillsAChild:
         return t.n
 
 
-def _in_a_pinned_python(scenario: str, *args: str) -> dict[str, Any]:
+STARTS = ("spawn", "fork")
+"""How a pinned process starts its workers: a library caller's spawns fresh interpreters;
+the command's own, pinned before numpy was imported, forks copies of itself."""
+
+_AS_THE_COMMAND = (
+    "from toolchain.run.determinism import reexec_pinned\n"
+    "reexec_pinned([])  # pinned already: marks the process as the command's own\n"
+)
+
+
+def _in_a_pinned_python(scenario: str, *args: str, start: str = "spawn") -> dict[str, Any]:
     """Run ``scenario`` (a function of this module) in a fresh pinned Python; its JSON.
 
     Not this process: pytest imported numpy before any pinning, so its BLAS and SIMD
     settings are not the pinned ones, and a pool that counts it as a worker refuses it
-    (as it should).
+    (as it should). ``start="fork"``: the Python is pinned the way the command's own
+    process is (:func:`~toolchain.run.determinism.started_pinned`), so it forks.
     """
     code = (
-        "import json, sys\n"
+        (_AS_THE_COMMAND if start == "fork" else "") + "import json, sys\n"
         "from tests.unit import test_run_executor_local as m\n"
         "if __name__ == '__main__':\n"
         f"    print(json.dumps(m.{scenario}(*sys.argv[1:])))\n"
@@ -391,12 +409,14 @@ def _scenario_one_spawned(_: str = "") -> dict[str, Any]:
         executor.prestart()
         assert isinstance(executor, local.LocalExecutor) and executor._warm is not None
         spawned = len(executor._warm.processes)
+        forked = executor._warm.forked
         with executor.run(PidAfterAWhile(), iter(_tasks(60))) as run:
             got = list(run)
             alive = len(multiprocessing.active_children())
             pinned = run.fingerprint["pinned"]
     return {
         "spawned": spawned,
+        "forked": forked,
         "alive": alive,
         "pinned": pinned,
         "order": [n for n, _ in got],
@@ -468,21 +488,24 @@ def _scenario_own_task_fails(_: str = "") -> dict[str, Any]:
     return {"sample": None}
 
 
-def test_a_pinned_process_is_one_of_its_own_workers() -> None:
-    """--workers 2 in a pinned process: one spawned worker, and this process runs the
+@pytest.mark.parametrize("start", STARTS)
+def test_a_pinned_process_is_one_of_its_own_workers(start: str) -> None:
+    """--workers 2 in a pinned process: one started worker, and this process runs the
     rest; results still come in task order."""
-    got = _in_a_pinned_python("_scenario_one_spawned")
+    got = _in_a_pinned_python("_scenario_one_spawned", start=start)
     assert got["spawned"] == 1 and got["alive"] == 1 and got["pinned"] == "true"
+    assert got["forked"] is (start == "fork")
     assert got["order"] == list(range(60))
     assert got["me"] in got["pids"] and len(got["pids"]) == 2
     assert got["left"] == 0
 
 
-def test_a_pinned_process_works_while_its_workers_start(tmp_path: Path) -> None:
+@pytest.mark.parametrize("start", STARTS)
+def test_a_pinned_process_works_while_its_workers_start(start: str, tmp_path: Path) -> None:
     """It does not wait for the spawned worker's imports: the first tasks are its own, each
     run once, and the results still come in task order."""
     log = str(tmp_path / "log")
-    got = _in_a_pinned_python("_scenario_starts_working_at_once", log)
+    got = _in_a_pinned_python("_scenario_starts_working_at_once", log, start=start)
     assert got["order"] == list(range(200))
     me, pids = got["me"], got["pids"]
     assert pids[0] == me and len(set(pids)) == 2  # the worker took its share once started
@@ -491,16 +514,18 @@ def test_a_pinned_process_works_while_its_workers_start(tmp_path: Path) -> None:
     assert all((pid, n) in ran for n, pid in enumerate(pids))
 
 
-def test_a_pinned_process_names_the_sample_its_dead_worker_ran(tmp_path: Path) -> None:
+@pytest.mark.parametrize("start", STARTS)
+def test_a_pinned_process_names_the_sample_its_dead_worker_ran(start: str, tmp_path: Path) -> None:
     marker = tmp_path / "victim"
-    got = _in_a_pinned_python("_scenario_dead_worker", str(marker))
+    got = _in_a_pinned_python("_scenario_dead_worker", str(marker), start=start)
     assert got["error"] is not None and "killed by SIGKILL while working on" in got["error"]
     assert f"sample {marker.read_text()!r}" in got["error"]
     assert got["left"] == 0
 
 
-def test_an_error_in_a_pinned_process_own_task_stops_its_workers() -> None:
-    got = _in_a_pinned_python("_scenario_own_task_fails")
+@pytest.mark.parametrize("start", STARTS)
+def test_an_error_in_a_pinned_process_own_task_stops_its_workers(start: str) -> None:
+    got = _in_a_pinned_python("_scenario_own_task_fails", start=start)
     assert got["sample"] in {f"s{i}.png" for i in range(3, 40)} and got["left"] == 0
 
 
@@ -619,3 +644,97 @@ def test_a_worker_whose_parent_is_killed_stops_mid_task_quietly(tmp_path: Path) 
         out, err = parent.communicate(timeout=HANG)  # the worker shared the parent's pipes
     assert out == b"" and err == b""
     assert not (tmp_path / "written").exists()
+
+
+@dataclass(frozen=True)
+class WaitsAwayFromHome:
+    """In a started worker: names its pid in ``folder`` (``started-PID``), waits for
+    ``release`` (at most :data:`HANG` s), then writes ``written-PID``; in the process that
+    made the job: returns at once."""
+
+    parent: int
+    folder: str
+
+    def __call__(self, t: Task) -> int:
+        if os.getpid() == self.parent:
+            return t.n
+        folder = Path(self.folder)
+        (folder / f"started-{os.getpid()}").touch()
+        deadline = time.monotonic() + HANG
+        while not (folder / "release").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (folder / f"written-{os.getpid()}").write_text("a file no journal would name")
+        return t.n
+
+
+def _scenario_forked_parent_to_kill(folder: str) -> dict[str, Any]:
+    job = WaitsAwayFromHome(parent=os.getpid(), folder=folder)
+    with make_executor("local", workers=3) as executor:
+        executor.prestart()
+        with executor.run(job, iter(_tasks(20))) as run:
+            return {"got": list(run)}
+
+
+def test_forked_workers_stop_when_their_parent_is_killed(tmp_path: Path) -> None:
+    """--workers 3 in the command's own process: two forked workers, the second a copy made
+    while the first's pipe was open. kill -9 of the parent while both run a task: each sees
+    its pipe end and exits at once, mid-task (a copy keeps no parent's end of a pipe, its
+    own or an earlier worker's, or the pipe would never end)."""
+    code = (
+        _AS_THE_COMMAND + "import json, sys\n"
+        "from tests.unit import test_run_executor_local as m\n"
+        "if __name__ == '__main__':\n"
+        "    print(json.dumps(m._scenario_forked_parent_to_kill(sys.argv[1])))\n"
+    )
+    env = pinned_environ({k: v for k, v in os.environ.items() if k != MARKER})
+    with subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path)], env=env, cwd=Path(__file__).parents[2],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    ) as parent:  # fmt: skip
+        try:
+            with no_hang(HANG):
+                while len(list(tmp_path.glob("started-*"))) < 2:
+                    assert parent.poll() is None, "the parent ended before its workers waited"
+                    time.sleep(0.01)
+            workers = [int(p.name.split("-")[1]) for p in tmp_path.glob("started-*")]
+            for pid in workers:  # copies of the parent, not fresh interpreters
+                assert b"multiprocessing" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+        finally:
+            parent.kill()
+        deadline = time.monotonic() + HANG
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not any(_alive(pid) for pid in workers), "a worker outlived its parent"
+        (tmp_path / "release").touch()  # too late for anyone to act on it
+        out, err = parent.communicate(timeout=HANG)  # the workers shared the parent's pipes
+    assert out == b"" and err == b""
+    assert not list(tmp_path.glob("written-*"))
+
+
+def test_a_library_caller_or_a_threaded_process_does_not_fork(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A copy is as pinned as a fresh start only of the command's own process (this one,
+    pinned after numpy, is not), and only one made while no other thread runs."""
+    assert not local._may_fork()
+    monkeypatch.setattr(local, "started_pinned", lambda: True)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        assert not local._may_fork()
+    finally:
+        stop.set()
+        other.join()
+
+
+def test_a_copy_lets_go_of_the_parents_pipe_ends() -> None:
+    """The numbers stay taken (pointed at /dev/null), and the pipe ends for its reader."""
+    r, w = os.pipe()
+    try:
+        local._let_go([w])
+        assert os.read(r, 1) == b""  # the only write end is gone: end of file
+        assert os.path.samestat(os.fstat(w), os.stat(os.devnull))
+    finally:
+        os.close(r)
+        os.close(w)

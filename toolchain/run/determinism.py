@@ -36,6 +36,7 @@ __all__ = [
     "probe_simd_dispatch",
     "process_is_pinned",
     "reexec_pinned",
+    "started_pinned",
 ]
 
 MARKER = "BENCHMARK_REGEN_PINNED"
@@ -239,6 +240,17 @@ def apply_process_settings() -> None:
     time.tzset()
 
 
+_started_pinned = False
+
+
+def started_pinned() -> bool:
+    """True when this process began pinned and was checked to be, before numpy was imported:
+    the command's own process (:func:`reexec_pinned`), not a library caller's or a test
+    runner's that set the environment itself. A copy of such a process (``fork``) is as
+    pinned as a freshly started one."""
+    return _started_pinned and process_is_pinned()
+
+
 def reexec_pinned(argv: list[str]) -> None:
     """Replace this process with a pinned copy of itself, unless it already is pinned.
 
@@ -247,6 +259,8 @@ def reexec_pinned(argv: list[str]) -> None:
     """
     if process_is_pinned():
         apply_process_settings()
+        global _started_pinned
+        _started_pinned = "numpy" not in sys.modules
         return
     if "numpy" in sys.modules:  # pragma: no cover - a programming error
         raise DeterminismError("numpy was imported before the determinism guard ran")

@@ -6,20 +6,22 @@ from __future__ import annotations
 import collections
 import contextlib
 import itertools
+import multiprocessing
 import os
 import queue
 import select
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from multiprocessing.connection import Connection, wait
-from multiprocessing.context import SpawnProcess
+from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
 from toolchain._internal.memory import Trimmer, tune_allocator
 from toolchain.errors import ExecutorError
-from toolchain.run.determinism import pinned_spawn_context, process_is_pinned
+from toolchain.run.determinism import pinned_spawn_context, process_is_pinned, started_pinned
 from toolchain.run.executor._worker import (
     OrderedRun,
     check_same_environment,
@@ -41,14 +43,22 @@ START_TIMEOUT = 300.0
 _STOP_GRACE = 2.0
 IN_FLIGHT = 2
 """Batches queued at each worker: the next one is there when the current one ends."""
-BATCH_SECONDS = 0.05
-"""A batch holds about this much of a worker's time, at the rate measured so far."""
+BATCH_SECONDS = 0.02
+"""A batch holds about this much of a worker's time, at the rate measured so far: short,
+since what a worker has queued when the tasks run out is the run's last stretch for it
+alone (a message costs some 0.1 ms)."""
 MAX_BATCH = 32
 MAX_BATCH_BYTES = 1 << 20
 """A batch stops growing once its tasks' ``data`` reach this many bytes."""
 
 
-def _worker_main(conn: Connection, current: Any, slot: int, ignored: tuple[int, ...]) -> None:
+def _worker_main(
+    conn: Connection,
+    current: Any,
+    slot: int,
+    ignored: tuple[int, ...],
+    parent_ends: tuple[int, ...] = (),
+) -> None:
     """A pool worker: start (imports, pinning), receive the job, report the fingerprint,
     then run tasks until told to stop, or until the parent is gone.
 
@@ -61,7 +71,14 @@ def _worker_main(conn: Connection, current: Any, slot: int, ignored: tuple[int, 
 
     ``ignored``: the signals the parent handles (Ctrl-C, SIGTERM...): it kills the workers
     itself, after it has taken what they finished.
+
+    ``parent_ends``: a forked worker's copies of the parent's ends of the pipes (its own
+    and earlier workers'): let go at once, or a pipe would not end when the parent dies.
+
+    A worker told to stop leaves without the interpreter's teardown (``os._exit``): it has
+    nothing left to write, and the parent waits for it to be gone.
     """
+    _let_go(parent_ends)
     ignore_in_worker(ignored)
     try:
         fingerprint = dict(start_worker())
@@ -88,6 +105,30 @@ def _worker_main(conn: Connection, current: Any, slot: int, ignored: tuple[int, 
         else:
             _to_parent(conn, (results, None))
         trimmer.tick()
+    _leave(0)
+
+
+def _let_go(fds: Iterable[int]) -> None:
+    """Point ``fds`` at /dev/null: the pipes they held are released, and no number is
+    freed for a file this process opens later (the objects that own them may still close
+    them when collected)."""
+    fds = tuple(fds)
+    if not fds:
+        return
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        for fd in fds:
+            os.dup2(null, fd)
+    finally:
+        os.close(null)
+
+
+def _leave(code: int) -> None:
+    """Exit now, without the interpreter's teardown, what was printed written out."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def _receive(conn: Connection, inbox: queue.SimpleQueue[Any]) -> None:
@@ -127,7 +168,7 @@ def _label(sample: str | None, index: int) -> str:
     return f"sample {sample!r}" if sample else f"task {index}"
 
 
-def _death(process: SpawnProcess) -> str:
+def _death(process: BaseProcess) -> str:
     process.join(2.0)
     code = process.exitcode
     if code is None:
@@ -168,21 +209,49 @@ class _BatchSizer:
         return batch
 
 
+def _may_fork() -> bool:
+    """Whether this process may start its workers as copies of itself (``fork``).
+
+    Only the command's own process, pinned before numpy was imported
+    (:func:`~toolchain.run.determinism.started_pinned`), so that a copy is as pinned as a
+    fresh start; only on Linux, where the kernel's list of this process's threads says it
+    has one: a copy made while another thread held a lock would wait for it forever.
+    A copy starts in milliseconds; a fresh pinned interpreter imports numpy, Pillow and
+    the package first (0.1 to 0.2 s), and ``spawn`` starts a resource tracker besides.
+    """
+    if not sys.platform.startswith("linux") or not started_pinned():
+        return False
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
+
+
 class _Pool:
-    """Spawned, pinned workers with one pipe each; see the module docstring."""
+    """Pinned workers with one pipe each; see the module docstring. They are copies of this
+    process when :func:`_may_fork` allows it, freshly started pinned interpreters if not."""
 
     def __init__(self, workers: int):
-        self.processes: list[SpawnProcess] = []
+        self.processes: list[BaseProcess] = []
         self.conns: list[Connection] = []
         ignored = handled_here()
-        with pinned_spawn_context() as ctx, blocked(ignored):
+        self.forked = forked = _may_fork()
+        starting: contextlib.AbstractContextManager[Any] = (
+            contextlib.nullcontext(multiprocessing.get_context("fork"))
+            if forked
+            else pinned_spawn_context()
+        )
+        with starting as ctx, blocked(ignored):
             # Each worker's slot holds the index of the task it runs (results travel a
             # batch at a time, so the pipe alone cannot tell which task a dead worker ran).
             self.current = ctx.RawArray("q", [-1] * workers)
             for slot in range(workers):
                 parent, child = ctx.Pipe(duplex=True)
+                ends = tuple(c.fileno() for c in [*self.conns, parent]) if forked else ()
                 process = ctx.Process(
-                    target=_worker_main, args=(child, self.current, slot, ignored), daemon=True
+                    target=_worker_main,
+                    args=(child, self.current, slot, ignored, ends),
+                    daemon=True,
                 )
                 process.start()
                 child.close()
