@@ -338,3 +338,38 @@ def test_auto_carries_every_pixel_when_the_recorded_params_are_not_the_shipped_r
         assert reader.header.version == 2
         assert PayloadKind.RECIPE not in {r.kind for r in reader.records}
     _rebuilds_the_benchmark(original, diff, bench, tmp_path / "out")
+
+
+@pytest.mark.parametrize("fmt", ["bdiff", "parquet"])
+def test_the_manifest_is_parsed_once_and_its_id_hashed_twice(
+    fmt: str, tiny: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writers take the manifest verify parsed and the id computed from the copy (the
+    second hash checks the copy is that manifest's canonical form): no third hash, and no
+    second parse or entry table while a parquet diff is written."""
+    pytest.importorskip("pyarrow")
+    from toolchain.diff import dataset, format
+
+    original, bench, diff = tiny
+    calls: list[str] = []
+    real = format.benchmark_id
+
+    def counted(pieces):  # type: ignore[no-untyped-def]
+        calls.append("id")
+        return real(pieces)
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the manifest was parsed a second time")
+
+    for module in (format, create_module, dataset):
+        monkeypatch.setattr(module, "benchmark_id", counted)
+    monkeypatch.setattr(dataset, "read_manifest", refused)
+    monkeypatch.setattr(dataset, "parse_manifest", refused)
+    out = tmp_path / ("d.bdiff" if fmt == "bdiff" else "d")
+    with pinned():
+        create_diff(original, bench, out, entries="delta", format=fmt)
+    assert calls == ["id", "id"]
+    if fmt == "bdiff":
+        assert out.read_bytes() == diff.read_bytes()  # the id given is the id computed
+    else:
+        assert open_diff(out).header.benchmark_id == open_diff(diff).header.benchmark_id

@@ -401,15 +401,18 @@ def create_diff(
             if missed:  # before the writer finishes: nothing is written
                 _refuse_unreproduced(manifest, missed)
 
-        writer = write_diff if format == "bdiff" else _write_dataset
         try:
-            header = writer(
-                target,
-                key_on=mode,
-                manifest_bytes=verified.text,
-                entries=sealed(),
-                entry_count=n,
-            )
+            if format == "bdiff":
+                header = write_diff(
+                    target,
+                    key_on=mode,
+                    manifest_bytes=verified.text,
+                    entries=sealed(),
+                    entry_count=n,
+                    benchmark_id=verified.benchmark_id,
+                )
+            else:
+                header = _write_dataset(target, mode, verified, sealed(), n)
         except KeyboardInterrupt:
             raise Interrupted(
                 "interrupted; no diff was written", hint="run the same command again"
@@ -419,20 +422,22 @@ def create_diff(
 
 def _write_dataset(
     path: Path,
-    *,
     key_on: KeyOn,
-    manifest_bytes: bytes | BinaryIO,
+    verified: _Verified,
     entries: Iterable[SealedEntry],
     entry_count: int,
 ) -> Header:
+    """The diff as a dataset, from the manifest already verified, parsed and hashed."""
     from toolchain.diff.dataset import write_diff_dataset
 
     return write_diff_dataset(
         path,
         key_on=key_on,
-        manifest_bytes=manifest_bytes,
+        manifest_bytes=verified.text,
         entries=entries,
         entry_count=entry_count,
+        benchmark_id=verified.benchmark_id,
+        manifest=verified.manifest,
     )
 
 

@@ -134,6 +134,10 @@ def _header_json(header: Header, digest: bytes) -> bytes:
 # -- writing ---------------------------------------------------------------------------
 
 
+def _id_of(manifest_bytes: bytes | BinaryIO, known: bytes | None) -> bytes:
+    return known if known is not None else benchmark_id(manifest_pieces(manifest_bytes))
+
+
 def write_diff_dataset(
     path: str | os.PathLike[str],
     *,
@@ -141,14 +145,18 @@ def write_diff_dataset(
     manifest_bytes: bytes | BinaryIO,
     entries: Iterable[SealedEntry],
     entry_count: int,
+    benchmark_id: bytes | None = None,
+    manifest: Manifest | None = None,
 ) -> Header:
     """Write the diff dataset ``path`` (a folder, absent or empty) from sealed entries.
 
     Takes :func:`~toolchain.diff.format.write_diff`'s inputs (entries in any order, each
-    index once, else ``ValueError``); returns the header the ``.bdiff`` of the same entries
-    has. :class:`OutputError` if ``path`` is not an empty folder or cannot be written; it is
-    assembled beside ``path`` and renamed into place, so a failure leaves nothing. Memory:
-    one record per entry and one row group. The bytes depend only on the entries.
+    index once, else ``ValueError``), and ``manifest``, ``manifest_bytes`` parsed, when
+    the caller holds it already (else parsed here); returns the header the ``.bdiff`` of
+    the same entries has. :class:`OutputError` if ``path`` is not an empty folder or
+    cannot be written; it is assembled beside ``path`` and renamed into place, so a
+    failure leaves nothing. Memory: one record per entry and one row group. The bytes
+    depend only on the entries.
     """
     pa_ = require("pyarrow")
 
@@ -158,7 +166,9 @@ def write_diff_dataset(
             f"{path} exists and is not an empty folder",
             hint="write the diff dataset to a new folder",
         )
-    if isinstance(manifest_bytes, bytes):
+    if manifest is not None:
+        pass
+    elif isinstance(manifest_bytes, bytes):
         manifest = parse_manifest(manifest_bytes)
     else:  # a file of them: parsed as it is read, never held whole
         manifest_bytes.seek(0)
@@ -168,7 +178,7 @@ def write_diff_dataset(
         raise ValueError(
             f"expected {entry_count} entries, the manifest has {len(manifest.entries)}"
         )
-    bid = benchmark_id(manifest_pieces(manifest_bytes))
+    bid = _id_of(manifest_bytes, benchmark_id)
     schema = _schema(bid)
     work = path.with_name(f"{TMP_PREFIX}{secrets.token_hex(8)}-{path.name}")
     try:

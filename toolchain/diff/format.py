@@ -307,6 +307,10 @@ def manifest_pieces(manifest: bytes | BinaryIO) -> Iterator[bytes]:
         yield piece
 
 
+def _benchmark_id(manifest: bytes | BinaryIO, known: bytes | None) -> bytes:
+    return known if known is not None else benchmark_id(manifest_pieces(manifest))
+
+
 def manifest_length(manifest: bytes | BinaryIO) -> int:
     """How many bytes :func:`manifest_pieces` gives."""
     return len(manifest) if isinstance(manifest, bytes) else manifest.seek(0, os.SEEK_END)
@@ -319,11 +323,13 @@ def write_diff(
     manifest_bytes: bytes | BinaryIO,
     entries: Iterable[SealedEntry],
     entry_count: int,
+    benchmark_id: bytes | None = None,
 ) -> Header:
     """Write a container from sealed entries, given in any order (each index once).
 
     ``manifest_bytes``: the canonical manifest's bytes, or a file holding them (read from
-    its start, in pieces, never held whole). Payloads are spooled to an unnamed temporary
+    its start, in pieces, never held whole); ``benchmark_id``: theirs, when the caller
+    has it already (else computed here). Payloads are spooled to an unnamed temporary
     file next to ``path`` as they come (memory holds one payload and one packed record per
     entry), then header, manifest, index and the payloads in manifest order are written
     by :func:`safefs.write_file` (an exclusive, randomly named temporary file renamed over
@@ -342,7 +348,7 @@ def write_diff(
                 entry_count=entry_count,
                 manifest_length=length,
                 file_length=spooled.file_length,
-                benchmark_id=benchmark_id(manifest_pieces(manifest_bytes)),
+                benchmark_id=_benchmark_id(manifest_bytes, benchmark_id),
             )
             head = header.pack_head()
             index = spooled.records.pack()
