@@ -232,7 +232,11 @@ while True:
                 cpu_ns, wait_ns = f.read().split()[:2]
             if p not in seen:
                 with open(f"/proc/{p}/cmdline", "rb") as f:
-                    seen[p] = [now, now, 0.0, 0.0, b"spawn_main" in f.read()]
+                    # a pool worker: any process below the command but its resource
+                    # tracker (spawned workers run spawn_main; forked ones, the command's
+                    # own command line)
+                    worker = p != proc.pid and b"resource_tracker" not in f.read()
+                    seen[p] = [now, now, 0.0, 0.0, worker]
         except (OSError, ValueError):
             continue
         seen[p][1:4] = [now, int(cpu_ns) / 1e9, int(wait_ns) / 1e9]
