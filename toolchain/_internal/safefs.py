@@ -271,7 +271,7 @@ def _create_temp(dfd: int, name: str, tag: str) -> tuple[str, int]:
 def write_file(
     root: Path,
     rel: str,
-    data: bytes | Iterable[bytes],
+    data: bytes | Iterable[bytes | bytearray],
     *,
     durable: bool = False,
     tag: str = "",

@@ -196,7 +196,8 @@ class IndexTable(MadeOnAccess[IndexRecord]):
 
     __slots__ = ("_raw",)
 
-    def __init__(self, raw: bytes):
+    def __init__(self, raw: bytes | bytearray):
+        """``raw``: the records as stored; a ``bytearray`` is adopted, never changed."""
         if len(raw) % INDEX_RECORD_SIZE:
             raise ValueError("the index is not a whole number of records")
         self._raw = raw
@@ -217,7 +218,7 @@ class IndexTable(MadeOnAccess[IndexRecord]):
 
     __hash__ = None
 
-    def pack(self) -> bytes:
+    def pack(self) -> bytes | bytearray:
         """The index bytes, as a ``.bdiff`` stores them."""
         return self._raw
 
@@ -264,7 +265,7 @@ def spool_entries(
     index stores it, a flag), no object. Raises ``ValueError`` for an index out of range
     or repeated, or a count other than ``entry_count``.
     """
-    at = array("Q", bytes(8 * entry_count))  # index -> spool offset
+    at = array("Q", [0]) * entry_count  # index -> spool offset
     packed = bytearray(INDEX_RECORD_SIZE * entry_count)  # index -> record, offset 0 for now
     seen = bytearray(entry_count)
     spooled = end = 0
@@ -292,8 +293,7 @@ def spool_entries(
     for i in range(entry_count):
         _OFFSET.pack_into(packed, i * INDEX_RECORD_SIZE, offset)
         offset += _LENGTH.unpack_from(packed, i * INDEX_RECORD_SIZE + 8)[0]
-    records = IndexTable(bytes(packed))
-    del packed
+    records = IndexTable(packed)  # adopted: no copy
     return Spooled(spool=spool, at=at, records=records, file_length=offset)
 
 
@@ -357,7 +357,7 @@ def write_diff(
                 digest.update(piece)
             digest.update(index)
 
-            def pieces() -> Iterator[bytes]:
+            def pieces() -> Iterator[bytes | bytearray]:
                 yield head
                 yield digest.digest()
                 yield from manifest_pieces(manifest_bytes)
