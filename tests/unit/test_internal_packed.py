@@ -2,10 +2,17 @@ from __future__ import annotations
 
 import pickle
 import tracemalloc
+from array import array
 
 import pytest
 
-from toolchain._internal.packed import MadeOnAccess, PackedStrings, StringIndex, packed_ids
+from toolchain._internal.packed import (
+    MadeOnAccess,
+    PackedStrings,
+    Records,
+    StringIndex,
+    packed_ids,
+)
 
 
 class Squares(MadeOnAccess[int]):
@@ -104,3 +111,30 @@ def test_string_index_confirms_every_hash_match_against_the_strings(
     for i, w in enumerate(words):
         index.add(w, i)
     assert [index.find(w) for w in ("a", "b", "c", "d")] == [0, 1, 2, None]
+
+
+def test_records_keep_each_byte_string_whole_and_in_order() -> None:
+    given = [b"", b"a", b"\x00\xff", b"", "é".encode(), b"xyz" * 100]
+    records = Records.of(given)
+    assert len(records) == len(given) and records.nbytes == sum(map(len, given))
+    assert [records[i] for i in range(len(given))] == given
+    assert [bytes(records.view(i)) for i in range(len(given))] == given
+    assert [bytes(v) for v in records] == given
+    assert records == Records.of(given) and records != Records.of(given[:-1])
+    assert records != Records.of([b"".join(given)])  # the same bytes, cut elsewhere
+    assert pickle.loads(pickle.dumps(records)) == records
+    assert Records() == Records.of([]) and len(Records()) == 0
+
+
+def test_records_adopt_their_buffer_and_a_frozen_copy_refuses_to_grow() -> None:
+    blob = bytearray(b"abcd")
+    ends = array("Q", [1, 4])
+    records = Records(blob, ends)
+    assert records.view(1).obj is blob  # adopted, not copied
+    records.append(b"ef")
+    assert blob == b"abcdef" and records[2] == b"ef"
+    frozen = records.frozen()
+    assert frozen == records and isinstance(frozen[0], bytes)
+    with pytest.raises(TypeError, match="never appended"):
+        frozen.append(b"g")
+    assert len(frozen) == 3

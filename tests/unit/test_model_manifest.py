@@ -259,7 +259,7 @@ def test_a_path_is_packed_only_when_it_is_not_the_one_its_id_gives() -> None:
         file=derived.file,
         source=derived.source,
     )
-    assert len(EntryTable([derived])._blob) < len(EntryTable([other])._blob)
+    assert EntryTable([derived]).nbytes < EntryTable([other]).nbytes
     assert list(EntryTable([derived])) == [derived] and list(EntryTable([other])) == [other]
     with pytest.raises(ManifestError, match="its path: it is empty"):
         EntryCollector().add(

@@ -8,7 +8,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-__all__ = ["MadeOnAccess", "PackedStrings", "StringIndex", "packed_ids"]
+__all__ = ["MadeOnAccess", "PackedStrings", "Records", "StringIndex", "packed_ids"]
 
 T = TypeVar("T")
 
@@ -40,6 +40,82 @@ class MadeOnAccess(Sequence[T]):
     __hash__ = None  # type: ignore[assignment]
 
 
+class Records:
+    """Byte strings packed end to end into one buffer, with an array of where each ends:
+    8 bytes a record beside its bytes, and no object. The store behind
+    :class:`PackedStrings` and the manifest's entry table.
+
+    Grown with :meth:`append` while its buffer is a ``bytearray``; a buffer given to it is
+    adopted, never copied, and never changed by it unless appended to.
+    """
+
+    __slots__ = ("_blob", "_ends")
+
+    def __init__(self, blob: bytes | bytearray | None = None, ends: array[int] | None = None):
+        self._blob: bytes | bytearray = bytearray() if blob is None else blob
+        self._ends: array[int] = array("Q") if ends is None else ends
+
+    @classmethod
+    def of(cls, records: Iterable[bytes | memoryview]) -> Records:
+        """``records`` packed in the order given."""
+        packed = cls()
+        for r in records:
+            packed.append(r)
+        return packed
+
+    def append(self, record: bytes | memoryview) -> None:
+        blob = self._blob
+        if not isinstance(blob, bytearray):
+            raise TypeError("frozen records are never appended to")
+        blob += record
+        self._ends.append(len(blob))
+
+    def frozen(self) -> Records:
+        """The same records in an immutable buffer (one copy)."""
+        return Records(bytes(self._blob), self._ends)
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    @property
+    def nbytes(self) -> int:
+        """The records' bytes (the buffer's length)."""
+        return len(self._blob)
+
+    def __getitem__(self, i: int) -> bytes | bytearray:
+        """Record ``i`` (``0 <= i < len``), copied out."""
+        return self._blob[self._ends[i - 1] if i else 0 : self._ends[i]]
+
+    def view(self, i: int) -> memoryview:
+        """Record ``i`` (``0 <= i < len``), without a copy."""
+        return memoryview(self._blob)[self._ends[i - 1] if i else 0 : self._ends[i]]
+
+    def __iter__(self) -> Iterator[memoryview]:
+        view, start = memoryview(self._blob), 0
+        for end in self._ends:
+            yield view[start:end]
+            start = end
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Records):
+            return self._ends == other._ends and self._blob == other._blob
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<Records: {len(self)}, {self.nbytes} bytes>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_records_from_state, (bytes(self._blob), self._ends.tobytes()))
+
+
+def _records_from_state(blob: bytes, ends: bytes) -> Records:
+    packed = array("Q")
+    packed.frombytes(ends)
+    return Records(blob, packed)
+
+
 class PackedStrings(MadeOnAccess[str]):
     """Strings packed as UTF-8 into one buffer, each made again on access.
 
@@ -49,10 +125,10 @@ class PackedStrings(MadeOnAccess[str]):
     ``in`` and :meth:`index` are a binary search; otherwise a scan.
     """
 
-    __slots__ = ("_blob", "_ends", "is_sorted")
+    __slots__ = ("_records", "is_sorted")
 
     def __init__(self, strings: Iterable[str] = ()):
-        blob, ends = bytearray(), array("Q")
+        records = Records()
         previous: bytes | None = None
         ordered = True
         for s in strings:
@@ -60,10 +136,8 @@ class PackedStrings(MadeOnAccess[str]):
             if previous is not None and b <= previous:
                 ordered = False
             previous = b
-            blob += b
-            ends.append(len(blob))
-        self._blob = bytes(blob)
-        self._ends = ends
+            records.append(b)
+        self._records = records.frozen()
         self.is_sorted = ordered
         """Strictly ascending by UTF-8 bytes (so also free of repeats)."""
 
@@ -75,31 +149,26 @@ class PackedStrings(MadeOnAccess[str]):
         return packed if packed.is_sorted else cls(sorted(packed))  # code points: UTF-8 order
 
     def __len__(self) -> int:
-        return len(self._ends)
-
-    def _bytes(self, i: int) -> bytes:
-        start = self._ends[i - 1] if i else 0
-        return self._blob[start : self._ends[i]]
+        return len(self._records)
 
     def _item(self, i: int) -> str:
-        return self._bytes(i).decode("utf-8")
+        return self._records[i].decode("utf-8")
 
     def __iter__(self) -> Iterator[str]:
-        blob, start = self._blob, 0
-        for end in self._ends:
-            yield blob[start:end].decode("utf-8")
-            start = end
+        for b in self._records:
+            yield str(b, "utf-8")
 
     def _find(self, b: bytes) -> int:
         """The position of ``b`` (sorted strings only), or -1."""
-        lo, hi = 0, len(self._ends)
+        records = self._records
+        lo, hi = 0, len(records)
         while lo < hi:
             mid = (lo + hi) // 2
-            if self._bytes(mid) < b:
+            if records[mid] < b:
                 lo = mid + 1
             else:
                 hi = mid
-        return lo if lo < len(self._ends) and self._bytes(lo) == b else -1
+        return lo if lo < len(records) and records[lo] == b else -1
 
     def __contains__(self, value: object) -> bool:
         if not isinstance(value, str):
@@ -118,13 +187,13 @@ class PackedStrings(MadeOnAccess[str]):
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, PackedStrings):
-            return self._blob == other._blob and self._ends == other._ends
+            return self._records == other._records
         return super().__eq__(other)
 
     __hash__ = None
 
     def __repr__(self) -> str:
-        return f"<PackedStrings of {len(self)} strings, {len(self._blob)} bytes>"
+        return f"<PackedStrings of {len(self)} strings, {self._records.nbytes} bytes>"
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (PackedStrings, (list(self),))

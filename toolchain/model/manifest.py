@@ -11,7 +11,6 @@ import itertools
 import json
 import os
 import struct
-from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from toolchain._internal import safefs
 from toolchain._internal.jsonstream import JsonStream, TooLong
-from toolchain._internal.packed import MadeOnAccess
+from toolchain._internal.packed import MadeOnAccess, Records
 from toolchain.errors import ManifestError, SourceError, os_error_text
 from toolchain.model.columns import COLUMN_TYPES, ColumnSpec, ColumnValue, column_name_problem
 from toolchain.model.hashing import (
@@ -246,67 +245,60 @@ class EntryTable(MadeOnAccess[ManifestEntry]):
     :class:`ManifestEntry` values, made on access.
     """
 
-    __slots__ = ("_blob", "_ends", "_last")
+    __slots__ = ("_last", "_records")
+    _records: Records
 
     def __init__(self, entries: Iterable[ManifestEntry] = ()):
         collector = EntryCollector()
         for e in entries:
             collector.add(e)
-        table = collector.table()
-        self._blob: bytes | bytearray = table._blob  # never changed once made
-        self._ends: array[int] = table._ends
+        self._records = collector.table()._records  # never changed once made
         self._last: tuple[int, ManifestEntry] | None = None
 
     @classmethod
-    def _of_sorted(cls, records: Iterable[bytes]) -> EntryTable:
-        """The table of packed records already in id order (not checked here)."""
+    def _of(cls, records: Records) -> EntryTable:
+        """The table of ``records``, packed entries already in id order (not checked here)."""
         table = cls.__new__(cls)
-        blob, ends = bytearray(), array("Q")
-        for r in records:
-            blob += r
-            ends.append(len(blob))
-        table._blob, table._ends, table._last = blob, ends, None
+        table._records, table._last = records, None
         return table
 
     def _append(self, record: bytes) -> None:
         """Add the next packed record (while the table is being read; id order)."""
-        self._blob += record
-        self._ends.append(len(self._blob))
+        self._records.append(record)
         self._last = None
 
     def __len__(self) -> int:
-        return len(self._ends)
-
-    def _record(self, i: int) -> memoryview:
-        start = self._ends[i - 1] if i else 0
-        return memoryview(self._blob)[start : self._ends[i]]
+        return len(self._records)
 
     def _item(self, i: int) -> ManifestEntry:
         last = self._last  # the same entry is often asked for twice in a row
         if last is not None and last[0] == i:
             return last[1]
-        entry = _unpack(self._record(i))
+        entry = _unpack(self._records.view(i))
         self._last = (i, entry)
         return entry
 
     def __iter__(self) -> Iterator[ManifestEntry]:
-        view, start = memoryview(self._blob), 0
-        for end in self._ends:
-            yield _unpack(view[start:end])
-            start = end
+        for record in self._records:
+            yield _unpack(record)
+
+    @property
+    def nbytes(self) -> int:
+        """The packed entries' bytes."""
+        return self._records.nbytes
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, EntryTable):
-            return self._blob == other._blob and self._ends == other._ends
+            return self._records == other._records
         return super().__eq__(other)
 
     __hash__ = None
 
     def __repr__(self) -> str:
-        return f"<EntryTable of {len(self)} entries, {len(self._blob)} bytes>"
+        return f"<EntryTable of {len(self)} entries, {self.nbytes} bytes>"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_table_from_state, (self._blob, self._ends.tobytes()))
+        return (EntryTable._of, (self._records,))
 
 
 def entry_index(entries: Sequence[ManifestEntry], sample_id: str, guess: int = 0) -> int:
@@ -322,13 +314,6 @@ def entry_index(entries: Sequence[ManifestEntry], sample_id: str, guess: int = 0
     raise KeyError(sample_id)
 
 
-def _table_from_state(blob: bytes, ends: bytes) -> EntryTable:
-    table = EntryTable.__new__(EntryTable)
-    table._blob, table._ends, table._last = blob, array("Q"), None
-    table._ends.frombytes(ends)
-    return table
-
-
 class EntryCollector:
     """Entries as a run finishes them, in any order, packed into one buffer; :meth:`table`
     sorts them (and, when they came in id order, as a run over a sorted listing gives
@@ -338,8 +323,7 @@ class EntryCollector:
         self._empty()
 
     def _empty(self) -> None:
-        self._blob = bytearray()
-        self._ends: array[int] = array("Q")
+        self._records = Records()
         self._last_id: bytes | None = None
         self._in_order = True
 
@@ -352,32 +336,25 @@ class EntryCollector:
         if self._last_id is not None and sid <= self._last_id:
             self._in_order = False
         self._last_id = sid
-        self._blob += record
-        self._ends.append(len(self._blob))
+        self._records.append(record)
 
     def __len__(self) -> int:
-        return len(self._ends)
+        return len(self._records)
 
     def table(self) -> EntryTable:
         """The entries sorted by id, moved into a table (the collector is left empty);
         ``ValueError`` if an id was added twice."""
-        blob, ends, in_order = self._blob, self._ends, self._in_order
+        records, in_order = self._records, self._in_order
         self._empty()
         if in_order:  # strictly ascending: sorted, and no id twice
-            table = EntryTable.__new__(EntryTable)
-            table._blob, table._ends, table._last = blob, ends, None
-            return table
-        view = memoryview(blob)
-
-        def record(i: int) -> memoryview:
-            return view[ends[i - 1] if i else 0 : ends[i]]
-
-        order = sorted(range(len(ends)), key=lambda i: _record_id(record(i)))
+            return EntryTable._of(records)
+        record = records.view
+        order = sorted(range(len(records)), key=lambda i: _record_id(record(i)))
         for a, b in itertools.pairwise(order):
             if _record_id(record(a)) == _record_id(record(b)):
                 sid = _record_id(record(a)).decode("utf-8")
                 raise ValueError(f"sample {sid!r} was added twice")
-        return EntryTable._of_sorted(bytes(record(i)) for i in order)
+        return EntryTable._of(Records.of(record(i) for i in order))
 
 
 def _columns_json(columns: Iterable[ColumnSpec]) -> dict[str, Any]:
@@ -917,7 +894,7 @@ class _Entries:
     """The ``entries`` array, checked and packed as it is read."""
 
     def __init__(self) -> None:
-        self.records = EntryTable._of_sorted(())  # grown in place as entries are read
+        self.records = EntryTable._of(Records())  # grown in place as entries are read
         self.version = 0  # the entries' own format (1: "source_pixels"), from the first
         self.error: ManifestError | None = None  # raised once the format is known good
 
