@@ -650,13 +650,15 @@ def test_a_worker_whose_parent_is_killed_stops_mid_task_quietly(tmp_path: Path) 
 class WaitsAwayFromHome:
     """In a started worker: names its pid in ``folder`` (``started-PID``), waits for
     ``release`` (at most :data:`HANG` s), then writes ``written-PID``; in the process that
-    made the job: returns at once."""
+    made the job: takes 20 ms (so that it cannot run every task before its workers are
+    ready for theirs)."""
 
     parent: int
     folder: str
 
     def __call__(self, t: Task) -> int:
         if os.getpid() == self.parent:
+            time.sleep(0.02)
             return t.n
         folder = Path(self.folder)
         (folder / f"started-{os.getpid()}").touch()
@@ -671,7 +673,7 @@ def _scenario_forked_parent_to_kill(folder: str) -> dict[str, Any]:
     job = WaitsAwayFromHome(parent=os.getpid(), folder=folder)
     with make_executor("local", workers=3) as executor:
         executor.prestart()
-        with executor.run(job, iter(_tasks(20))) as run:
+        with executor.run(job, iter(_tasks(500))) as run:
             return {"got": list(run)}
 
 
