@@ -503,12 +503,15 @@ def test_a_pinned_process_is_one_of_its_own_workers(start: str) -> None:
 @pytest.mark.parametrize("start", STARTS)
 def test_a_pinned_process_works_while_its_workers_start(start: str, tmp_path: Path) -> None:
     """It does not wait for the spawned worker's imports: the first tasks are its own, each
-    run once, and the results still come in task order."""
+    run once, and the results still come in task order. (A forked worker may be ready
+    before the first task: then it may run that one; still each task runs once.)"""
     log = str(tmp_path / "log")
     got = _in_a_pinned_python("_scenario_starts_working_at_once", log, start=start)
     assert got["order"] == list(range(200))
     me, pids = got["me"], got["pids"]
-    assert pids[0] == me and len(set(pids)) == 2  # the worker took its share once started
+    assert me in pids and len(set(pids)) == 2  # the worker took its share once started
+    if start == "spawn":
+        assert pids[0] == me
     ran = _ran(log)
     assert sorted(n for _, n in ran) == list(range(200))  # nothing run twice
     assert all((pid, n) in ran for n, pid in enumerate(pids))
