@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-from toolchain.audit.sign import SignatureCheck, check_manifest_signature
-from toolchain.diff.dataset import open_diff_dataset
 from toolchain.diff.format import DiffReader
 from toolchain.errors import InputError
 from toolchain.model.original import OriginalRef
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from toolchain.audit.sign import SignatureCheck
+
+# The diff dataset's reader and the signature check are imported where they are used: a
+# .bdiff applied without --pubkey needs neither.
 
 __all__ = ["check_container_signature", "check_original", "open_diff"]
 
@@ -25,6 +30,8 @@ def open_diff(path: str | os.PathLike[str]) -> DiffReader:
     done (a context manager).
     """
     if Path(path).is_dir():
+        from toolchain.diff.dataset import open_diff_dataset
+
         return open_diff_dataset(path)
     return DiffReader(path)
 
@@ -41,6 +48,8 @@ def check_container_signature(
     container as ``FILE.bdiff.sig`` (or given as ``signature``). Only the
     container's header, carried manifest and index are read (and checked).
     """
+    from toolchain.audit.sign import check_manifest_signature
+
     path = Path(container)
     sig = Path(signature) if signature is not None else path.with_name(path.name + ".sig")
     with open_diff(path) as reader:

@@ -89,7 +89,7 @@ def open_source(
         "columns": columns,
         "ids": ids,
     }
-    if hf.is_dataset(path):
+    if not isinstance(path, str | os.PathLike) and hf.is_dataset(path):
         if config is not None:
             raise SourceError(
                 "config applies to parquet folders, not to a Dataset object",
