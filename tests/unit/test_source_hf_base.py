@@ -388,3 +388,21 @@ def test_uint64_values_are_carried_within_the_int64_range_and_refused_over_it(
     assert carried == [0, 1, 3, (1 << 63) - 1]
     with pytest.raises(SourceError, match=r"row 3 .*: value 9223372036854775808 of column 'big'"):
         open_source(tmp_path / "over").listing()
+
+
+def test_the_index_finds_each_row_and_each_id_without_a_dict() -> None:
+    """Rows in storage order, ids sorted by UTF-8 bytes in the listing (code points would
+    put U+FFFD before U+10000); a row's id and an id's row both found, an unknown id not."""
+    from array import array
+
+    from toolchain._internal.packed import PackedStrings
+    from toolchain.source.hf.base import _Index
+
+    row_ids = ["train/b", "train/\U00010000", "train/a", "train/\ufffd", "train/10", "train/9"]
+    idx = _Index.of(row_ids, (), ignored=0, ignored_kinds={})
+    assert isinstance(idx.listing.ids, PackedStrings)
+    assert list(idx.listing.ids) == sorted(row_ids, key=lambda s: s.encode("utf-8"))
+    assert [idx.id_of(r) for r in range(len(row_ids))] == row_ids
+    assert [idx.row_of(s) for s in row_ids] == list(range(len(row_ids)))
+    assert idx.row_of("train/c") is None and idx.row_of("") is None
+    assert isinstance(idx.rows, array) and isinstance(idx.positions, array)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import bisect
 import functools
 import threading
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolchain._internal.deps import require
+from toolchain._internal.packed import PackedStrings
 from toolchain.errors import SourceError
 from toolchain.model.columns import RESERVED_COLUMNS, ColumnSpec, ColumnValue
 from toolchain.model.ids import check_sample_id, fold_key
@@ -53,10 +55,42 @@ class Shard:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class _Index:
+    """The listing, and each sample's row: 16 bytes a sample beside its packed id (no
+    dict, tuple or string object of every id)."""
+
     listing: Listing
     specs: tuple[ColumnSpec, ...]
-    row_ids: tuple[str, ...]
-    rows: Mapping[str, int]
+    rows: array[int]
+    """The row of each listed id (in the listing's order)."""
+    positions: array[int]
+    """Where each row's id is in the listing."""
+
+    @classmethod
+    def of(cls, row_ids: Sequence[str], specs: tuple[ColumnSpec, ...], **listing: Any) -> _Index:
+        """From each row's id (unique; :meth:`HFSource._choose_ids`)."""
+        order = sorted(range(len(row_ids)), key=lambda r: row_ids[r].encode("utf-8"))
+        ids = PackedStrings(row_ids[r] for r in order)  # sorted: Listing keeps it as it is
+        if not ids.is_sorted:  # pragma: no cover - _choose_ids refuses a repeated id
+            raise ValueError("a sample id names two rows")
+        positions = array("Q", [0]) * len(order)
+        for i, r in enumerate(order):
+            positions[r] = i
+        return cls(
+            listing=Listing(ids=ids, columns=specs, **listing),
+            specs=specs,
+            rows=array("Q", order),
+            positions=positions,
+        )
+
+    def row_of(self, sample_id: str) -> int | None:
+        """The row of ``sample_id``, or ``None`` if it is not listed (a binary search)."""
+        try:
+            return self.rows[self.listing.ids.index(sample_id)]
+        except ValueError:
+            return None
+
+    def id_of(self, row: int) -> str:
+        return self.listing.ids[self.positions[row]]
 
 
 class HFSource(Source):
@@ -274,18 +308,12 @@ class HFSource(Source):
         if not with_paths:
             paths = [None] * total
         row_ids = self._choose_ids(paths, split)
-        ordered = sorted(row_ids, key=lambda s: s.encode("utf-8"))
-        listing = Listing(
-            ids=tuple(ordered),
+        del paths
+        return _Index.of(
+            row_ids,
+            specs,
             ignored=sum(self._ignored().values()),
             ignored_kinds=dict(sorted(self._ignored().items())),
-            columns=specs,
-        )
-        return _Index(
-            listing=listing,
-            specs=specs,
-            row_ids=tuple(row_ids),
-            rows={sid: r for r, sid in enumerate(row_ids)},
         )
 
     def _ignored(self) -> dict[str, int]:
@@ -355,7 +383,7 @@ class HFSource(Source):
         return self._idx().listing
 
     def _row_of(self, sample_id: str) -> int:
-        row = self._idx().rows.get(sample_id)
+        row = self._idx().row_of(sample_id)
         if row is None:
             raise SourceError(f"not in {self._where()}", sample=sample_id)
         return row
@@ -429,7 +457,7 @@ class HFSource(Source):
                 base = s.start + s.batch_starts[bi]
                 rows_in = [j for j in need[bi] if start <= j < start + table.num_rows]
                 yield from self._batch_samples(
-                    table, si, bi, rows_in, [idx.row_ids[base + j] for j in rows_in], start=start
+                    table, si, bi, rows_in, [idx.id_of(base + j) for j in rows_in], start=start
                 )
                 del table
 
