@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from toolchain import errors
 from toolchain._internal.lazy import lazy_attributes as _lazy_attributes
+from toolchain._internal.release import VERSION as _VERSION
 
 if _TYPE_CHECKING:
     from toolchain.audit.verify import VerifyReport, verify_benchmark
@@ -58,7 +59,7 @@ __all__ = [
     "verify_benchmark",
 ]
 
-__version__ = "0.1.0"
+__version__ = _VERSION
 
 _LAZY = {
     "ApplyResult": "toolchain.diff.apply",

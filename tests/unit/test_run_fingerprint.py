@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import platform
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -25,6 +27,24 @@ def test_the_fields_that_explain_drift_are_present() -> None:
     assert fp["pinned"] in ("true", "false")
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in fp.items())
     assert list(fp) == sorted(fp)
+
+
+def test_the_versions_are_the_installed_distributions_read_without_importlib_metadata() -> None:
+    """``toolchain`` and ``zstandard`` are the versions pip installed (what they were read
+    as before), and a pinned start no longer imports ``importlib.metadata`` (some 20 ms)."""
+    from importlib.metadata import version
+
+    fp = runtime_fingerprint()
+    assert fp["toolchain"] == version("benchmark-regen")
+    assert fp["zstandard"] == version("zstandard")
+    code = (
+        "import sys; from toolchain.run.fingerprint import runtime_fingerprint; "
+        "runtime_fingerprint(); print('importlib.metadata' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "False"
 
 
 def test_no_host_name_path_or_user_leaks_into_it() -> None:

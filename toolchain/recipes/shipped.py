@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from importlib import metadata
 from typing import TYPE_CHECKING
 
+from toolchain._internal.release import VERSION
 from toolchain.errors import ParamError, RecipeError
 from toolchain.model.manifest import RecipeIdentity, Scalar
 from toolchain.recipes import BUILTIN_RECIPES, Recipe, load_recipe
@@ -21,10 +21,8 @@ __all__ = ["ShippedRecipe", "shipped_recipe", "shipped_recipe_of", "shipped_vers
 
 
 def _release() -> str:
-    try:
-        return metadata.version("benchmark-regen")
-    except metadata.PackageNotFoundError:
-        return "(not installed)"
+    """This release's version, as a manifest's fingerprint records it (``toolchain``)."""
+    return VERSION
 
 
 def shipped_versions() -> dict[str, str]:

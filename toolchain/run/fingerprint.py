@@ -13,9 +13,9 @@ import platform
 import sys
 from collections.abc import Mapping
 from functools import cache
-from importlib import metadata
 from typing import Any
 
+from toolchain._internal.release import VERSION
 from toolchain.run.determinism import PINNED, process_is_pinned
 
 __all__ = ["fingerprint_digest", "runtime_digest", "runtime_fingerprint"]
@@ -23,11 +23,13 @@ __all__ = ["fingerprint_digest", "runtime_digest", "runtime_fingerprint"]
 _PIL_LIBS = ("jpg", "zlib", "webp", "libtiff", "littlecms2", "freetype2")
 
 
-def _dist_version(name: str) -> str:
+def _zstandard_version() -> str:
+    """The zstd binding's version, or ``absent``."""
     try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
+        import zstandard
+    except ImportError:
         return "absent"
+    return str(zstandard.__version__)
 
 
 class _DlPhdrInfo(ctypes.Structure):
@@ -140,13 +142,13 @@ def runtime_fingerprint() -> Mapping[str, str]:
         "python.implementation": sys.implementation.name,
         "platform.machine": platform.machine(),
         "platform.system": platform.system(),
-        "toolchain": _dist_version("benchmark-regen"),
+        "toolchain": VERSION,
         "pinned": str(process_is_pinned()).lower(),
     }
     fp.update(_numpy_info())
     fp.update(_openblas_info())
     fp.update(_pillow_info())
-    fp["zstandard"] = _dist_version("zstandard")
+    fp["zstandard"] = _zstandard_version()
     # NPY_DISABLE_CPU_FEATURES itself is not recorded: it lists what *this* CPU
     # had to switch off; what matters, and is recorded, is numpy.simd.in_use.
     for name in sorted(PINNED):
