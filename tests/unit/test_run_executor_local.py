@@ -605,6 +605,22 @@ def _scenario_parent_to_kill(folder: str) -> dict[str, Any]:
         return {"got": list(run)}
 
 
+def _parent(
+    scenario: str, folder: Path, env: dict[str, str], first: str = ""
+) -> subprocess.Popen[bytes]:
+    """A Python running ``scenario(folder)`` (after the code ``first``), its output piped."""
+    code = (
+        first + "import json, sys\n"
+        "from tests.unit import test_run_executor_local as m\n"
+        "if __name__ == '__main__':\n"
+        f"    print(json.dumps(m.{scenario}(sys.argv[1])))\n"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code, str(folder)], env=env, cwd=Path(__file__).parents[2],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
 def _alive(pid: int) -> bool:
     """Whether ``pid`` runs (an exited orphan may stay a zombie until someone reaps it)."""
     try:
@@ -619,18 +635,9 @@ def test_a_worker_whose_parent_is_killed_stops_mid_task_quietly(tmp_path: Path) 
     and exits at once, mid-task (it never writes the task's file, which no journal would
     name), printing nothing (before: it finished the task, wrote the file, and printed a
     ``BrokenPipeError`` traceback; here it would wait for ``release`` until :data:`HANG`)."""
-    code = (
-        "import json, sys\n"
-        "from tests.unit import test_run_executor_local as m\n"
-        "if __name__ == '__main__':\n"
-        "    print(json.dumps(m._scenario_parent_to_kill(sys.argv[1])))\n"
-    )
     env = {k: v for k, v in os.environ.items() if k != MARKER}  # unpinned: it spawns a worker
     started = tmp_path / "started"
-    with subprocess.Popen(
-        [sys.executable, "-c", code, str(tmp_path)], env=env, cwd=Path(__file__).parents[2],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    ) as parent:  # fmt: skip
+    with _parent("_scenario_parent_to_kill", tmp_path, env) as parent:
         try:
             with no_hang(HANG):
                 while not started.exists() or not started.read_text():
@@ -685,17 +692,8 @@ def test_forked_workers_stop_when_their_parent_is_killed(tmp_path: Path) -> None
     while the first's pipe was open. kill -9 of the parent while both run a task: each sees
     its pipe end and exits at once, mid-task (a copy keeps no parent's end of a pipe, its
     own or an earlier worker's, or the pipe would never end)."""
-    code = (
-        _AS_THE_COMMAND + "import json, sys\n"
-        "from tests.unit import test_run_executor_local as m\n"
-        "if __name__ == '__main__':\n"
-        "    print(json.dumps(m._scenario_forked_parent_to_kill(sys.argv[1])))\n"
-    )
     env = pinned_environ({k: v for k, v in os.environ.items() if k != MARKER})
-    with subprocess.Popen(
-        [sys.executable, "-c", code, str(tmp_path)], env=env, cwd=Path(__file__).parents[2],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    ) as parent:  # fmt: skip
+    with _parent("_scenario_forked_parent_to_kill", tmp_path, env, _AS_THE_COMMAND) as parent:
         try:
             with no_hang(HANG):
                 while len(list(tmp_path.glob("started-*"))) < 2:
