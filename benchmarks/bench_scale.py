@@ -61,8 +61,10 @@ time.
 
 Disk: ``--imagenet-val`` refuses before it makes anything unless free space covers, at a
 fixed 650 kB a sample (``_VAL_ORIGINAL + 2 * _VAL_OUTPUT + _VAL_DIFF``; 120 kB more with
-parquet input, for the copy and its Arrow file; a tenth to spare and 2 GB left to others:
-38 GB at 50,000), the originals, one benchmark, one diff and the output being written;
+parquet input, for the copy and its Arrow file, and 220 kB more with parquet output, whose
+runs hold their samples twice at their peak, as PNG files and as shards; a tenth to spare
+and 2 GB left to others: 38 GB at 50,000, 50 GB with parquet output), the originals, one
+benchmark, one diff and the output being written;
 after the M run it checks again at the bytes a sample measured there, before the N
 originals are made. Unlike ``--photos``, it cannot keep every output at 50,000 (about
 1 MB a sample per input and format): an output no later run reads (a benchmark once its
@@ -70,6 +72,9 @@ diff is made, an applied benchmark, an older diff, the M run's originals) is rem
 before the next writing run, fewest files first, only when the free space would otherwise
 fall short; each removal is listed in the figures (``removed_before_a_run``), since
 removing 25,000 files costs ext4 system time in the runs of the next minutes (above).
+A command that fails, or free space found short on the way, ends the run: the figures of
+every run before it are still printed, ``failed`` says where it stopped, and the exit
+status is not 0.
 
 Run:  python benchmarks/bench_scale.py [--n 40] [--json]
       python benchmarks/bench_scale.py --photos 10000 [--photos-small 1000] [--steps K]
@@ -550,15 +555,21 @@ _VAL_OUTPUT = 220_000
 _VAL_DIFF = 150_000
 _VAL_RESERVE = 2_000_000_000
 """Free space left to the machine's other users at every moment."""
+_PARQUET_STAGING = 2
+"""A parquet-output run holds its samples twice at its peak: the PNG files the workers
+write, and the shards they are packed into (measured 15 GB for a 9.7 GB benchmark). A
+50,000-sample run that counted them once ran out of disk in its 1-worker `diff apply`."""
 
 
-def _val_need(n: int, per: dict[str, float], parquet_input: bool) -> int:
+def _val_need(n: int, per: dict[str, float], parquet_input: bool, parquet_output: bool) -> int:
     """Disk ``n`` samples hold at once when every spent output is removed first: the
     originals (and their parquet copy, with its Arrow file while it is written), one
     benchmark (read by verify and diff create), one diff (read by apply) and the output
-    being written, with a tenth to spare."""
+    being written (twice, for parquet output: :data:`_PARQUET_STAGING`), with a tenth to
+    spare."""
     originals = per["original"] * (3 if parquet_input else 1)
-    return int(1.1 * n * (originals + 2 * per["output"] + per["diff"])) + _VAL_RESERVE
+    writing = _PARQUET_STAGING if parquet_output else 1
+    return int(1.1 * n * (originals + (1 + writing) * per["output"] + per["diff"])) + _VAL_RESERVE
 
 
 class _Outputs:
@@ -649,7 +660,7 @@ def imagenet_val_figures(opts: argparse.Namespace, tmp: Path) -> dict[str, objec
     if not set(inputs) <= {"folder", "parquet"} or not set(formats) <= {"folder", "parquet"}:
         raise SystemExit("--imagenet-val-inputs and --imagenet-val-formats: folder, parquet")
     per: dict[str, float] = {"original": _VAL_ORIGINAL, "output": _VAL_OUTPUT, "diff": _VAL_DIFF}
-    need = _val_need(max(big, small), per, "parquet" in inputs)
+    need = _val_need(max(big, small), per, "parquet" in inputs, "parquet" in formats)
     free = free_at_start = shutil.disk_usage(tmp).free
     if free < need:
         raise SystemExit(
@@ -672,99 +683,119 @@ def imagenet_val_figures(opts: argparse.Namespace, tmp: Path) -> dict[str, objec
     sizes: dict[str, dict[str, int]] = {}
     measured: dict[str, float] = {}  # kind -> bytes per original sample, at M
     loads = [round(os.getloadavg()[0], 2)]
+    failure: str | None = None
     for n in (small, big):
-        if n == big:
-            # measured at M: refuse before making the N originals if they cannot fit
-            need = _val_need(n, {**per, **measured}, "parquet" in inputs)
-            free = shutil.disk_usage(tmp).free + store.reclaimable()
-            if free < need:
-                raise SystemExit(
-                    f"--imagenet-val {big}: at the {small} samples' {measured} bytes a "
-                    f"sample it needs about {need / 1e9:.0f} GB, and {tmp.parent} has "
-                    f"{free / 1e9:.0f} GB (with what this run can remove)"
-                )
-        rate = {k: measured.get(k, per[k]) for k in per}
-        copies = 3 if "parquet" in inputs else 1
-        store.room(int(1.1 * n * rate["original"] * copies), f"make {n} originals")
-        t0 = time.perf_counter()
-        folder = photo_original(tmp / f"val{n}", n, opts.sklearn, size=VAL_SIZE)
-        setup[f"make {n} JPEG originals"] = round(time.perf_counter() - t0, 1)
-        sizes[str(n)] = {"originals_bytes": store.add(folder)}
-        originals = {"folder": folder}
-        if "parquet" in inputs:
-            t0 = time.perf_counter()
-            originals["parquet"] = hub_parquet(tmp / f"val{n}-hub", folder, tmp / "hf-cache")
-            setup[f"make the {n}-sample parquet copy"] = round(time.perf_counter() - t0, 1)
-            sizes[str(n)]["parquet_copy_bytes"] = store.add(originals["parquet"])
         best: dict[str, tuple[Measured, int, int]] = {}  # label -> (best run, samples, bytes)
-        timed = functools.partial(_timed, store, best)
+        try:
+            if n == big:
+                # measured at M: refuse before making the N originals if they cannot fit
+                need = _val_need(n, {**per, **measured}, "parquet" in inputs, "parquet" in formats)
+                free = shutil.disk_usage(tmp).free + store.reclaimable()
+                if free < need:
+                    raise SystemExit(
+                        f"--imagenet-val {big}: at the {small} samples' {measured} bytes a "
+                        f"sample it needs about {need / 1e9:.0f} GB, and {tmp.parent} has "
+                        f"{free / 1e9:.0f} GB (with what this run can remove)"
+                    )
+            rate = {k: measured.get(k, per[k]) for k in per}
+            copies = 3 if "parquet" in inputs else 1
+            store.room(int(1.1 * n * rate["original"] * copies), f"make {n} originals")
+            t0 = time.perf_counter()
+            folder = photo_original(tmp / f"val{n}", n, opts.sklearn, size=VAL_SIZE)
+            setup[f"make {n} JPEG originals"] = round(time.perf_counter() - t0, 1)
+            sizes[str(n)] = {"originals_bytes": store.add(folder)}
+            originals = {"folder": folder}
+            if "parquet" in inputs:
+                t0 = time.perf_counter()
+                originals["parquet"] = hub_parquet(tmp / f"val{n}-hub", folder, tmp / "hf-cache")
+                setup[f"make the {n}-sample parquet copy"] = round(time.perf_counter() - t0, 1)
+                sizes[str(n)]["parquet_copy_bytes"] = store.add(originals["parquet"])
+            timed = functools.partial(_timed, store, best)
 
-        for inp in inputs:
-            src = str(originals[inp])
-            for fmt in formats:
-                tag = f"[{inp}->{fmt}]"
-                bench: Path | None = None
-                for _ in range(opts.repeat):
-                    for w in (1, 2):
-                        label = f"generate {tag} --workers {w}"
-                        store.room(int(1.1 * n * rate["output"]), label)
-                        out = fresh()
-                        timed(
-                            label,
-                            [
-                                *("generate", "--recipe", "gaussian-noise", "--original", src),
-                                *("--format", fmt, "--out", str(out), "--workers", str(w)),
-                                "-q",
-                            ],
-                            out,
-                            out,
-                        )
-                        if bench is not None:
-                            store.spend(bench)
-                        bench = out
-                assert bench is not None
-                for _ in range(opts.repeat):
-                    timed(f"verify {tag}", ["verify", str(bench), "-q"], None, bench)
-                loads.append(round(os.getloadavg()[0], 2))
-                diff: Path | None = None
-                for _ in range(opts.repeat):
-                    for w in (1, 2):
-                        label = f"diff create {tag} --workers {w}"
-                        store.room(int(1.1 * n * rate["diff"]), label)
-                        out = fresh()
-                        timed(
-                            label,
-                            [
-                                *("diff", "create", "--original", src, "--benchmark", str(bench)),
-                                *("--out", str(out / "d.bdiff"), "--workers", str(w), "-q"),
-                            ],
-                            out,
-                            bench,
-                        )
-                        if diff is not None:
-                            store.spend(diff.parent)
-                        diff = out / "d.bdiff"
-                assert diff is not None
-                store.spend(bench)
-                for _ in range(opts.repeat):
-                    for w in (1, 2):
-                        label = f"diff apply {tag} --workers {w}"
-                        store.room(int(1.1 * n * rate["output"]), label)
-                        out = fresh()
-                        timed(
-                            label,
-                            [
-                                *("diff", "apply", "--original", src, "--diff", str(diff)),
-                                *("--format", fmt, "--out", str(out), "--workers", str(w), "-q"),
-                            ],
-                            out,
-                            out,
-                        )
-                        store.spend(out)
-                store.spend(diff.parent)
-                loads.append(round(os.getloadavg()[0], 2))
-        for path in originals.values():
-            store.spend(path)
+            for inp in inputs:
+                src = str(originals[inp])
+                for fmt in formats:
+                    tag = f"[{inp}->{fmt}]"
+                    writing = _PARQUET_STAGING if fmt == "parquet" else 1
+                    bench: Path | None = None
+                    for _ in range(opts.repeat):
+                        for w in (1, 2):
+                            label = f"generate {tag} --workers {w}"
+                            store.room(int(1.1 * n * rate["output"] * writing), label)
+                            out = fresh()
+                            timed(
+                                label,
+                                [
+                                    *("generate", "--recipe", "gaussian-noise", "--original", src),
+                                    *("--format", fmt, "--out", str(out), "--workers", str(w)),
+                                    "-q",
+                                ],
+                                out,
+                                out,
+                            )
+                            if bench is not None:
+                                store.spend(bench)
+                            bench = out
+                    assert bench is not None
+                    for _ in range(opts.repeat):
+                        timed(f"verify {tag}", ["verify", str(bench), "-q"], None, bench)
+                    loads.append(round(os.getloadavg()[0], 2))
+                    diff: Path | None = None
+                    for _ in range(opts.repeat):
+                        for w in (1, 2):
+                            label = f"diff create {tag} --workers {w}"
+                            store.room(int(1.1 * n * rate["diff"]), label)
+                            out = fresh()
+                            timed(
+                                label,
+                                [
+                                    *(
+                                        "diff",
+                                        "create",
+                                        "--original",
+                                        src,
+                                        "--benchmark",
+                                        str(bench),
+                                    ),
+                                    *("--out", str(out / "d.bdiff"), "--workers", str(w), "-q"),
+                                ],
+                                out,
+                                bench,
+                            )
+                            if diff is not None:
+                                store.spend(diff.parent)
+                            diff = out / "d.bdiff"
+                    assert diff is not None
+                    store.spend(bench)
+                    for _ in range(opts.repeat):
+                        for w in (1, 2):
+                            label = f"diff apply {tag} --workers {w}"
+                            store.room(int(1.1 * n * rate["output"] * writing), label)
+                            out = fresh()
+                            timed(
+                                label,
+                                [
+                                    *("diff", "apply", "--original", src, "--diff", str(diff)),
+                                    *(
+                                        "--format",
+                                        fmt,
+                                        "--out",
+                                        str(out),
+                                        "--workers",
+                                        str(w),
+                                        "-q",
+                                    ),
+                                ],
+                                out,
+                                out,
+                            )
+                            store.spend(out)
+                    store.spend(diff.parent)
+                    loads.append(round(os.getloadavg()[0], 2))
+            for path in originals.values():
+                store.spend(path)
+        except SystemExit as exc:  # a command failed, or the disk is short: keep what ran
+            failure = f"at {n}: {exc}"
         runs[str(n)] = {
             label: {
                 "samples": samples,
@@ -774,13 +805,16 @@ def imagenet_val_figures(opts: argparse.Namespace, tmp: Path) -> dict[str, objec
             }
             for label, (m, samples, held) in best.items()
         }
+        if failure is not None:
+            break
         if n == small:
             for kind, prefix in (("output", "generate"), ("diff", "diff create")):
                 held = [r["out_bytes"] for k, r in runs[str(n)].items() if k.startswith(prefix)]
                 measured[kind] = max(held) / n  # type: ignore[type-var, operator]
             measured["original"] = sizes[str(n)]["originals_bytes"] / n
-    top, low = runs[str(big)], runs[str(small)]
+    top, low = runs.get(str(big), {}), runs.get(str(small), {})
     return {
+        "failed": failure,
         "imagenet_val": big,
         "imagenet_val_small": small,
         "crop": "x".join(map(str, VAL_SIZE)),
@@ -794,11 +828,12 @@ def imagenet_val_figures(opts: argparse.Namespace, tmp: Path) -> dict[str, objec
         "speedup_workers2_over_1": {
             label[: -len(" --workers 1")]: round(r["wall_s"] / top[label[:-1] + "2"]["wall_s"], 2)  # type: ignore[operator]
             for label, r in top.items()
-            if label.endswith("--workers 1")
+            if label.endswith("--workers 1") and label[:-1] + "2" in top
         },
         "rss_ratio_big_over_small": {
             label: round(top[label]["rss_kib"] / low[label]["rss_kib"], 3)  # type: ignore[operator]
             for label in top
+            if label in low
         },
         "disk": {
             "free_at_start_bytes": free_at_start,
@@ -892,6 +927,8 @@ def main() -> None:
             print(json.dumps(val, indent=2, sort_keys=True))
         else:
             print_val_figures(val)
+        if val["failed"]:  # what ran before the failure is printed above
+            raise SystemExit(f"stopped {val['failed']}")
         return
     if opts.photos:
         tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
