@@ -48,8 +48,8 @@ def test_dir_is_the_public_api_and_the_dunders(owner: str) -> None:
 
 
 def test_the_helper_adds_no_import_cost() -> None:
-    """Only the standard library and the package root (``toolchain`` and its errors, which
-    every import of a submodule loads anyway)."""
+    """Only the standard library and the package root (``toolchain``, its errors and its
+    version, which every import of a submodule loads anyway)."""
     code = (
         "import sys; before = set(sys.modules); import toolchain._internal.lazy; "
         "print(' '.join(sorted(set(sys.modules) - before)))"
@@ -57,6 +57,12 @@ def test_the_helper_adds_no_import_cost() -> None:
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
-    ours = {"toolchain", "toolchain._internal", "toolchain._internal.lazy", "toolchain.errors"}
+    ours = {
+        "toolchain",
+        "toolchain._internal",
+        "toolchain._internal.lazy",
+        "toolchain._internal.release",
+        "toolchain.errors",
+    }
     others = set(out.stdout.split()) - ours
     assert {m.split(".")[0].lstrip("_") for m in others} <= sys.stdlib_module_names, others
